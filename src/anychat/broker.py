@@ -1,0 +1,412 @@
+"""Nicks, rooms, presence and fan-out decisions: the rules of the chat, with no I/O at all.
+
+The broker is synchronous. The server glue calls :meth:`Broker.handle` with a session and a
+command and gets back a list of effects (:class:`Deliver`, :class:`Disconnect`) describing what
+should happen; the glue carries them out. Because the broker never awaits, a slow client can never
+slow it down, and every rule here is testable with plain function calls.
+
+A session's ``peer`` is an opaque handle chosen by the glue (the server uses its connection
+object). :class:`Deliver` hands the glue a collection of peers, not nicks, so fan-out needs no
+lookups: a room keeps its members keyed by peer and the glue iterates that mapping directly.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final, Generic, TypeAlias, TypeVar
+
+from . import model as m
+
+__all__ = ["Broker", "Deliver", "Disconnect", "Effect", "Room", "Session", "SessionState"]
+
+P = TypeVar("P")
+
+# Line breaks and NUL cannot cross line-based protocols (RFC 2812 §2.3.1), so no codec may let
+# them into a message that another codec will have to render.
+_UNSENDABLE: Final = re.compile(r"[\x00\r\n]")
+
+
+class SessionState(Enum):
+    #: Connected, no nick yet: only hello, ping and quit are allowed.
+    NEW = "new"
+    #: Registered with a nick: may chat.
+    ACTIVE = "active"
+    #: Left; no longer in any room or nick table.
+    GONE = "gone"
+
+
+@dataclass(eq=False, slots=True)
+class Session(Generic[P]):
+    """The broker's view of one connected client."""
+
+    peer: P
+    address: str = ""
+    nick: str = ""
+    state: SessionState = SessionState.NEW
+    #: Rooms joined, keyed by folded name, in join order.
+    rooms: dict[str, Room[P]] = field(default_factory=dict)
+    #: Where a bare line of text goes (the room joined last), for clients without targets.
+    current: Room[P] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Room(Generic[P]):
+    name: str
+    #: Members keyed by peer, in join order: fan-out iterates this mapping as it is.
+    members: dict[P, Session[P]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver(Generic[P]):
+    """Send ``event`` to every peer in ``to`` except ``skip``.
+
+    ``to`` may be a live view of a room's members: apply effects before calling the broker again.
+    """
+
+    event: m.Event
+    to: Collection[P]
+    skip: P | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect(Generic[P]):
+    """Send ``bye`` to ``peer`` as its last event, then close it."""
+
+    peer: P
+    bye: m.Bye
+
+
+Effect: TypeAlias = "Deliver[P] | Disconnect[P]"
+
+
+class Broker(Generic[P]):
+    """Registration, nicks, rooms and who hears what.
+
+    Args:
+        server_name: Shown to clients in the welcome event.
+        version: Server version, shown in the welcome event.
+        default_rooms: Rooms a client joins on registering (unless it opts out).
+        max_rooms_per_session: Join refusals start past this many rooms.
+        clock: Seconds since the epoch; injectable so tests control message time.
+        first_message_id: Message ids count up from here (a store seeds it past its last id).
+    """
+
+    def __init__(
+        self,
+        *,
+        server_name: str = "anychat",
+        version: str = "0",
+        default_rooms: Iterable[str] = ("#general",),
+        max_rooms_per_session: int = 50,
+        clock: Callable[[], float] = time.time,
+        first_message_id: int = 1,
+    ) -> None:
+        self.server_name = server_name
+        self.version = version
+        self.default_rooms = tuple(default_rooms)
+        self.max_rooms_per_session = max_rooms_per_session
+        self._clock = clock
+        self._next_id = first_message_id
+        self._nicks: dict[str, Session[P]] = {}
+        self._rooms: dict[str, Room[P]] = {}
+        self._sessions: dict[P, Session[P]] = {}
+        self._random = random.Random()
+        bad = [r for r in self.default_rooms if not m.valid_room(r)]
+        if bad:
+            raise ValueError(f"invalid default room names: {', '.join(bad)}")
+
+    # ----------------------------------------------------------------- inspection
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def session(self, peer: P) -> Session[P]:
+        return self._sessions[peer]
+
+    def find_nick(self, nick: str) -> Session[P] | None:
+        return self._nicks.get(m.casefold(nick))
+
+    def find_room(self, name: str) -> Room[P] | None:
+        return self._rooms.get(m.casefold(name))
+
+    def rooms(self) -> list[Room[P]]:
+        return sorted(self._rooms.values(), key=lambda r: m.casefold(r.name))
+
+    def peers(self) -> Collection[P]:
+        return self._sessions.keys()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def connect(self, peer: P, address: str = "") -> Session[P]:
+        """Start tracking a connection; it must register (``Hello``) before chatting."""
+        session = Session(peer=peer, address=address)
+        self._sessions[peer] = session
+        return session
+
+    def disconnect(self, peer: P, reason: str = "") -> list[Effect[P]]:
+        """Forget a connection; tells everyone who shared a room with it. Idempotent."""
+        session = self._sessions.pop(peer, None)
+        if session is None or session.state is SessionState.GONE:
+            return []
+        was_active = session.state is SessionState.ACTIVE
+        audience = self._audience(session) if was_active else set()
+        for room in list(session.rooms.values()):
+            self._leave(session, room)
+        if was_active:
+            del self._nicks[m.casefold(session.nick)]
+        session.state = SessionState.GONE
+        if not audience:
+            return []
+        return [Deliver(m.Quitted(nick=session.nick, reason=reason), audience)]
+
+    # ----------------------------------------------------------------- commands
+
+    def handle(self, peer: P, command: m.Command) -> list[Effect[P]]:
+        """Apply one command from ``peer``; returns what the glue must do about it."""
+        session = self._sessions[peer]
+        if session.state is SessionState.ACTIVE:
+            handler = self._active_handlers.get(type(command))
+        else:
+            handler = self._new_handlers.get(type(command))
+        if handler is None:
+            if isinstance(command, m.Hello):
+                return self._refuse(session, command, m.ErrorCode.ALREADY_REGISTERED,
+                                    "already registered")
+            return self._refuse(session, command, m.ErrorCode.HELLO_REQUIRED,
+                                "say hello with a nick first")
+        return handler(self, session, command)  # type: ignore[arg-type]
+
+    def _hello(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
+        if cmd.nick is None:
+            nick = self._guest_nick()
+        else:
+            problem = self._nick_problem(cmd.nick, session)
+            if problem:
+                return self._refuse(session, cmd, *problem)
+            nick = cmd.nick
+        session.nick = nick
+        session.state = SessionState.ACTIVE
+        self._nicks[m.casefold(nick)] = session
+        peer = session.peer
+        welcome = m.Welcome(nick=nick, server=self.server_name, version=self.version, ref=cmd.ref)
+        effects: list[Effect[P]] = [Deliver(welcome, (peer,))]
+        if cmd.autojoin:
+            for name in self.default_rooms:
+                effects += self._join(session, m.Join(room=name))
+        return effects
+
+    def _nick(self, session: Session[P], cmd: m.Nick) -> list[Effect[P]]:
+        problem = self._nick_problem(cmd.nick, session)
+        if problem:
+            return self._refuse(session, cmd, *problem)
+        old = session.nick
+        del self._nicks[m.casefold(old)]
+        self._nicks[m.casefold(cmd.nick)] = session
+        session.nick = cmd.nick
+        audience = self._audience(session)
+        audience.discard(session.peer)
+        return [
+            Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref), (session.peer,)),
+            Deliver(m.NickChanged(old=old, new=cmd.nick), audience),
+        ]
+
+    def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
+        if not m.valid_room(cmd.room):
+            return self._refuse(
+                session, cmd, m.ErrorCode.INVALID_ROOM,
+                f"invalid room name {cmd.room!r}: '#' then up to {m.MAX_ROOM_LENGTH - 1} "
+                "characters without spaces, commas or colons",
+            )
+        key = m.casefold(cmd.room)
+        room = session.rooms.get(key)
+        if room is not None:  # already there: just make it current
+            session.current = room
+            return [Deliver(self._members(room, cmd.ref), (session.peer,))]
+        if len(session.rooms) >= self.max_rooms_per_session:
+            return self._refuse(session, cmd, m.ErrorCode.TOO_MANY_ROOMS,
+                                f"you are in {len(session.rooms)} rooms, the most allowed")
+        room = self._rooms.get(key)
+        if room is None:
+            room = self._rooms[key] = Room(name=cmd.room)
+        peer = session.peer
+        effects: list[Effect[P]] = []
+        if room.members:
+            effects.append(
+                Deliver(m.Joined(room=room.name, nick=session.nick), room.members, skip=peer)
+            )
+        room.members[peer] = session
+        session.rooms[key] = room
+        session.current = room
+        effects.append(Deliver(m.Joined(room=room.name, nick=session.nick, ref=cmd.ref), (peer,)))
+        effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
+        return effects
+
+    def _part(self, session: Session[P], cmd: m.Part) -> list[Effect[P]]:
+        room = self._my_room(session, cmd.room)
+        if isinstance(room, m.Error):
+            return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        self._leave(session, room)
+        effects: list[Effect[P]] = [
+            Deliver(m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
+                    (session.peer,))
+        ]
+        if room.members:
+            effects.append(Deliver(
+                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
+            ))
+        return effects
+
+    def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
+        text = cmd.text
+        if not text or text.isspace():
+            return self._refuse(session, cmd, m.ErrorCode.EMPTY_MESSAGE, "empty message not sent")
+        if len(text) > m.MAX_TEXT_LENGTH:
+            return self._refuse(session, cmd, m.ErrorCode.TEXT_TOO_LONG,
+                                f"message longer than {m.MAX_TEXT_LENGTH} characters not sent")
+        if _UNSENDABLE.search(text):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND,
+                                "message may not contain line breaks or NUL")
+        target = cmd.target
+        if target is None or m.is_room(target):
+            room = self._my_room(session, target)
+            if isinstance(room, m.Error):
+                return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+            msg = self._message(session, room.name, cmd)
+            return [
+                Deliver(msg, room.members, skip=session.peer),
+                Deliver(m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
+                        (session.peer,)),
+            ]
+        other = self._nicks.get(m.casefold(target))
+        if other is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
+        msg = self._message(session, other.nick, cmd)
+        return [
+            Deliver(msg, (other.peer,)),
+            Deliver(m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref),
+                    (session.peer,)),
+        ]
+
+    def _who(self, session: Session[P], cmd: m.Who) -> list[Effect[P]]:
+        if cmd.room is None:
+            room = self._my_room(session, None)
+            if isinstance(room, m.Error):
+                return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        else:
+            found = self._rooms.get(m.casefold(cmd.room))
+            if found is None:
+                return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM,
+                                    f"no such room {cmd.room}")
+            room = found
+        return [Deliver(self._members(room, cmd.ref), (session.peer,))]
+
+    def _list_rooms(self, session: Session[P], cmd: m.ListRooms) -> list[Effect[P]]:
+        rooms = tuple(m.RoomInfo(name=r.name, members=len(r.members)) for r in self.rooms())
+        return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
+
+    def _ping(self, session: Session[P], cmd: m.Ping) -> list[Effect[P]]:
+        return [Deliver(cmd.reply(), (session.peer,))]
+
+    def _quit(self, session: Session[P], cmd: m.Quit) -> list[Effect[P]]:
+        return [Disconnect(session.peer, m.Bye(code=None, reason="goodbye"))]
+
+    def _invalid(self, session: Session[P], cmd: m.Invalid) -> list[Effect[P]]:
+        return [Deliver(cmd.reply(), (session.peer,))]
+
+    _new_handlers: Final = {
+        m.Hello: _hello,
+        m.Ping: _ping,
+        m.Quit: _quit,
+        m.Invalid: _invalid,
+    }
+    _active_handlers: Final = {
+        m.Nick: _nick,
+        m.Join: _join,
+        m.Part: _part,
+        m.Say: _say,
+        m.Who: _who,
+        m.ListRooms: _list_rooms,
+        m.Ping: _ping,
+        m.Quit: _quit,
+        m.Invalid: _invalid,
+    }
+
+    # ----------------------------------------------------------------- helpers
+
+    def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
+        msg_id = self._next_id
+        self._next_id = msg_id + 1
+        return m.Message(
+            id=msg_id, time=self._clock(), sender=session.nick, target=target, text=cmd.text,
+            kind=cmd.kind,
+        )
+
+    def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
+        return m.Members(room=room.name, nicks=tuple(s.nick for s in room.members.values()),
+                         ref=ref)
+
+    def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
+        """The room ``name`` (or the current room) if the session is in it, else the error."""
+        if name is None:
+            if session.current is None:
+                return m.Error(code=m.ErrorCode.NO_ROOM,
+                               text="you are not in a room; /join #room first")
+            return session.current
+        room = session.rooms.get(m.casefold(name))
+        if room is not None:
+            return room
+        if m.casefold(name) in self._rooms:
+            return m.Error(code=m.ErrorCode.NOT_MEMBER, text=f"you are not in {name}")
+        return m.Error(code=m.ErrorCode.NO_SUCH_ROOM, text=f"no such room {name}")
+
+    def _leave(self, session: Session[P], room: Room[P]) -> None:
+        key = m.casefold(room.name)
+        del room.members[session.peer]
+        del session.rooms[key]
+        if not room.members:
+            del self._rooms[key]
+        if session.current is room:
+            session.current = next(reversed(session.rooms.values()), None)
+
+    def _audience(self, session: Session[P]) -> set[P]:
+        """Everyone who shares a room with ``session``, itself included, each once."""
+        audience = {session.peer}
+        for room in session.rooms.values():
+            audience.update(room.members)
+        return audience
+
+    def _nick_problem(self, nick: str, session: Session[P]) -> tuple[m.ErrorCode, str] | None:
+        if not nick:
+            return m.ErrorCode.INVALID_NICK, "nick may not be empty"
+        if not m.valid_nick(nick):
+            return (
+                m.ErrorCode.INVALID_NICK,
+                f"invalid nick {nick!r}: up to {m.MAX_NICK_LENGTH} letters, digits or "
+                "-_[]{}\\`^| and not starting with a digit or '-'",
+            )
+        holder = self._nicks.get(m.casefold(nick))
+        if holder is not None and holder is not session:
+            return m.ErrorCode.NICK_IN_USE, f"nick {nick} is already in use"
+        return None
+
+    def _guest_nick(self) -> str:
+        while True:
+            nick = f"guest{self._random.randrange(1000, 100000)}"
+            if m.casefold(nick) not in self._nicks:
+                return nick
+
+    @staticmethod
+    def _refuse(
+        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
+    ) -> list[Effect[P]]:
+        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
+
+
+def _with_ref(error: m.Error, ref: m.Ref) -> m.Error:
+    return m.Error(code=error.code, text=error.text, ref=ref)

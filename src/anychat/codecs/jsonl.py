@@ -1,0 +1,319 @@
+"""JSON lines: one JSON object per line, ``"type"`` naming the command or event.
+
+The protocol of the Python client and the CLI; docs/protocol.md documents every field.
+:class:`JsonServerCodec` reads commands and writes events; :class:`JsonClientCodec` is its mirror
+image, used by :mod:`anychat.client` and by scripts that drive a plain socket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Final
+
+from .. import model as m
+from . import DEFAULT_MAX_LINE_BYTES, Inbound
+from ._lines import LineBuffer
+
+__all__ = [
+    "JsonClientCodec",
+    "JsonServerCodec",
+    "command_from_json",
+    "command_to_json",
+    "event_from_json",
+    "event_to_json",
+]
+
+_dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class _BadField(Exception):
+    """A field is missing or has the wrong type; becomes an Invalid/ProtocolError upstream."""
+
+
+def _str(obj: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = obj.get(key, default)
+    if not isinstance(value, str):
+        raise _BadField(f"{key!r} must be a string")
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _BadField(f"{key!r} must be a string or null")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _BadField(f"{key!r} must be an integer")
+    return value
+
+
+def _ref(obj: Mapping[str, Any]) -> m.Ref:
+    value = obj.get("ref")
+    if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
+        return value  # type: ignore[no-any-return]
+    raise _BadField("'ref' must be a string or an integer")
+
+
+def _kind(obj: Mapping[str, Any]) -> m.Kind:
+    try:
+        return m.Kind(obj.get("kind", "plain"))
+    except ValueError:
+        raise _BadField("'kind' must be one of plain, action, notice") from None
+
+
+# ------------------------------------------------------------------------------ commands
+
+_COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
+    "hello": lambda o: m.Hello(
+        nick=_opt_str(o, "nick"), autojoin=bool(o.get("autojoin", True)), ref=_ref(o)
+    ),
+    "join": lambda o: m.Join(room=_str(o, "room"), ref=_ref(o)),
+    "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
+    "say": lambda o: m.Say(target=_opt_str(o, "to"), text=_str(o, "text"), kind=_kind(o), ref=_ref(o)),
+    "nick": lambda o: m.Nick(nick=_str(o, "nick"), ref=_ref(o)),
+    "who": lambda o: m.Who(room=_opt_str(o, "room"), ref=_ref(o)),
+    "rooms": lambda o: m.ListRooms(ref=_ref(o)),
+    "ping": lambda o: m.Ping(token=_str(o, "token", ""), ref=_ref(o)),
+    "quit": lambda o: m.Quit(reason=_str(o, "reason", ""), ref=_ref(o)),
+}
+
+
+def command_from_json(obj: object) -> m.Command:
+    """Validate one decoded JSON value as a command; problems become :class:`~model.Invalid`."""
+    if not isinstance(obj, dict):
+        return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text="each line must be a JSON object")
+    kind = obj.get("type")
+    parser = _COMMAND_PARSERS.get(kind) if isinstance(kind, str) else None
+    ref = obj.get("ref") if isinstance(obj.get("ref"), str | int) else None
+    if parser is None:
+        return m.Invalid(
+            code=m.ErrorCode.UNKNOWN_COMMAND, text=f"unknown command type {kind!r}", ref=ref
+        )
+    try:
+        return parser(obj)
+    except _BadField as exc:
+        return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"{kind}: {exc}", ref=ref)
+
+
+def command_to_json(cmd: m.Command) -> dict[str, Any]:
+    match cmd:
+        case m.Hello(nick=nick, autojoin=autojoin):
+            out: dict[str, Any] = {"type": "hello", "nick": nick}
+            if not autojoin:
+                out["autojoin"] = False
+        case m.Join(room=room):
+            out = {"type": "join", "room": room}
+        case m.Part(room=room, reason=reason):
+            out = {"type": "part", "room": room, "reason": reason}
+        case m.Say(target=target, text=text, kind=kind):
+            out = {"type": "say", "to": target, "text": text, "kind": kind.value}
+        case m.Nick(nick=nick):
+            out = {"type": "nick", "nick": nick}
+        case m.Who(room=room):
+            out = {"type": "who", "room": room}
+        case m.ListRooms():
+            out = {"type": "rooms"}
+        case m.Ping(token=token):
+            out = {"type": "ping", "token": token}
+        case m.Quit(reason=reason):
+            out = {"type": "quit", "reason": reason}
+        case m.Invalid():
+            raise ValueError("Invalid is produced by codecs, never sent")
+    if cmd.ref is not None:
+        out["ref"] = cmd.ref
+    return out
+
+
+# -------------------------------------------------------------------------------- events
+
+
+def event_to_json(event: m.Event) -> dict[str, Any]:  # noqa: PLR0911
+    match event:
+        case m.Message():
+            return {
+                "type": "message",
+                "id": event.id,
+                "time": round(event.time, 6),
+                "from": event.sender,
+                "to": event.target,
+                "text": event.text,
+                "kind": event.kind.value,
+                "history": event.history,
+            }
+        case m.Welcome():
+            out: dict[str, Any] = {
+                "type": "welcome",
+                "nick": event.nick,
+                "server": event.server,
+                "version": event.version,
+                "protocol": event.protocol,
+            }
+        case m.Ack():
+            out = {"type": "ack", "id": event.id, "time": round(event.time, 6), "to": event.target}
+        case m.Joined(room=room, nick=nick):
+            out = {"type": "joined", "room": room, "nick": nick}
+        case m.Parted(room=room, nick=nick, reason=reason):
+            out = {"type": "parted", "room": room, "nick": nick, "reason": reason}
+        case m.Quitted(nick=nick, reason=reason):
+            return {"type": "quit", "nick": nick, "reason": reason}
+        case m.NickChanged(old=old, new=new):
+            out = {"type": "nick", "old": old, "new": new}
+        case m.Members(room=room, nicks=nicks):
+            out = {"type": "members", "room": room, "nicks": list(nicks)}
+        case m.RoomList(rooms=rooms):
+            out = {"type": "rooms", "rooms": [{"name": r.name, "members": r.members} for r in rooms]}
+        case m.Pong(token=token):
+            out = {"type": "pong", "token": token}
+        case m.Error(code=code, text=text):
+            out = {"type": "error", "code": code.value, "text": text}
+        case m.Bye(code=code, reason=reason):
+            return {"type": "bye", "code": code.value if code else None, "reason": reason}
+    if event.ref is not None:
+        out["ref"] = event.ref
+    return out
+
+
+def _error_code(obj: Mapping[str, Any]) -> m.ErrorCode | None:
+    value = obj.get("code")
+    if value is None:
+        return None
+    try:
+        return m.ErrorCode(value)
+    except ValueError:
+        # A newer server may add codes; map them to the generic one instead of failing.
+        return m.ErrorCode.BAD_COMMAND
+
+
+def _float(obj: Mapping[str, Any], key: str) -> float:
+    value = obj.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _BadField(f"{key!r} must be a number")
+    return float(value)
+
+
+_EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
+    "welcome": lambda o: m.Welcome(
+        nick=_str(o, "nick"),
+        server=_str(o, "server"),
+        version=_str(o, "version"),
+        protocol=_int(o, "protocol"),
+        ref=_ref(o),
+    ),
+    "message": lambda o: m.Message(
+        id=_int(o, "id"),
+        time=_float(o, "time"),
+        sender=_str(o, "from"),
+        target=_str(o, "to"),
+        text=_str(o, "text"),
+        kind=_kind(o),
+        history=bool(o.get("history", False)),
+    ),
+    "ack": lambda o: m.Ack(
+        id=_int(o, "id"), time=_float(o, "time"), target=_str(o, "to"), ref=_ref(o)
+    ),
+    "joined": lambda o: m.Joined(room=_str(o, "room"), nick=_str(o, "nick"), ref=_ref(o)),
+    "parted": lambda o: m.Parted(
+        room=_str(o, "room"), nick=_str(o, "nick"), reason=_str(o, "reason", ""), ref=_ref(o)
+    ),
+    "quit": lambda o: m.Quitted(nick=_str(o, "nick"), reason=_str(o, "reason", "")),
+    "nick": lambda o: m.NickChanged(old=_str(o, "old"), new=_str(o, "new"), ref=_ref(o)),
+    "members": lambda o: m.Members(
+        room=_str(o, "room"), nicks=tuple(str(n) for n in o.get("nicks", ())), ref=_ref(o)
+    ),
+    "rooms": lambda o: m.RoomList(
+        rooms=tuple(
+            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members"))
+            for r in o.get("rooms", ())
+        ),
+        ref=_ref(o),
+    ),
+    "pong": lambda o: m.Pong(token=_str(o, "token", ""), ref=_ref(o)),
+    "error": lambda o: m.Error(
+        code=_error_code(o) or m.ErrorCode.BAD_COMMAND, text=_str(o, "text", ""), ref=_ref(o)
+    ),
+    "bye": lambda o: m.Bye(code=_error_code(o), reason=_str(o, "reason", "")),
+}
+
+
+def event_from_json(obj: object) -> m.Event:
+    """Validate one decoded JSON value as an event; raises ``ValueError`` if it is not one."""
+    if not isinstance(obj, dict):
+        raise ValueError("event must be a JSON object")
+    kind = obj.get("type")
+    parser = _EVENT_PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    try:
+        return parser(obj)
+    except (_BadField, TypeError, AttributeError) as exc:
+        raise ValueError(f"bad {kind} event: {exc}") from None
+
+
+# -------------------------------------------------------------------------------- codecs
+
+
+class JsonServerCodec:
+    """Server side: reads commands, writes events."""
+
+    name: ClassVar[str] = "jsonl"
+    encoding_key: ClassVar[str] = "jsonl"
+
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._lines = LineBuffer(max_line_bytes)
+
+    def feed(self, data: bytes) -> list[Inbound]:
+        commands: list[Inbound] = []
+        for raw in self._lines.feed(data):
+            if raw is None:
+                commands.append(
+                    m.Invalid(
+                        code=m.ErrorCode.LINE_TOO_LONG,
+                        text=f"line longer than {self._lines.max_line_bytes} bytes was dropped",
+                    )
+                )
+                continue
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except UnicodeDecodeError:
+                commands.append(
+                    m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
+                )
+                continue
+            except ValueError as exc:
+                commands.append(
+                    m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"line is not valid JSON: {exc}")
+                )
+                continue
+            commands.append(command_from_json(obj))
+        return commands
+
+    def encode(self, event: m.Event) -> bytes:
+        return (_dumps(event_to_json(event)) + "\n").encode()
+
+
+class JsonClientCodec:
+    """Client side: writes commands, reads events. Malformed server output raises ValueError."""
+
+    name: ClassVar[str] = "jsonl"
+
+    def __init__(self, *, max_line_bytes: int = 1 << 20) -> None:
+        self._lines = LineBuffer(max_line_bytes)
+
+    def feed(self, data: bytes) -> list[m.Event]:
+        events: list[m.Event] = []
+        for raw in self._lines.feed(data):
+            if raw is None:
+                raise ValueError("server sent an over-long line")
+            if raw.strip():
+                events.append(event_from_json(json.loads(raw)))
+        return events
+
+    def encode(self, command: m.Command) -> bytes:
+        return (_dumps(command_to_json(command)) + "\n").encode()

@@ -1,0 +1,39 @@
+"""Which protocol a new connection speaks, judged from its first bytes (pure, no I/O).
+
+The server calls :func:`sniff` with everything received so far. ``None`` means "cannot tell yet":
+the server reads more, and a connection that stays silent for a short moment is a person on
+nc/telnet waiting for a greeting (:attr:`Protocol.TEXT`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Final
+
+__all__ = ["Protocol", "sniff"]
+
+
+class Protocol(Enum):
+    #: A person on nc/telnet, or anything we do not recognise.
+    TEXT = "text"
+    #: JSON lines (the Python client, the CLI): the first byte is ``{``.
+    JSONL = "jsonl"
+
+
+#: Leading bytes that identify a protocol; later codecs (IRC, HTTP, TLS) add theirs here.
+_PREFIXES: Final[tuple[tuple[bytes, Protocol], ...]] = ((b"{", Protocol.JSONL),)
+_LONGEST: Final = max(len(prefix) for prefix, _ in _PREFIXES)
+
+
+def sniff(first: bytes) -> Protocol | None:
+    """The protocol ``first`` starts, or ``None`` if more bytes are needed to tell."""
+    data = first.lstrip(b"\r\n\t ")
+    if not data:
+        return None
+    for prefix, protocol in _PREFIXES:
+        if data.startswith(prefix):
+            return protocol
+    complete = b"\n" in data or len(data) >= _LONGEST
+    if not complete and any(prefix.startswith(data) for prefix, _ in _PREFIXES):
+        return None
+    return Protocol.TEXT

@@ -1,0 +1,229 @@
+"""Plain text for people on ``nc`` or ``telnet``: one line per message, ``/commands`` to act.
+
+Input: CRLF or LF; telnet negotiation (IAC sequences) is ignored; a line that does not start with
+``/`` is said to the current room; ``//text`` says ``/text``. Output: human-readable lines such as
+``[12:01] #general <alice> hello``, with every terminal control character in other people's text
+replaced, so nobody can move a reader's cursor or retitle their terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import ClassVar, Final
+
+from .. import model as m
+from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply
+from ._lines import LineBuffer
+
+__all__ = ["HELP", "TextCodec", "neutralize"]
+
+# RFC 854: IAC (255) starts a command; WILL/WONT/DO/DONT (251-254) take one option byte;
+# SB (250) runs to IAC SE (255 240); IAC IAC is a literal 255, which is never valid UTF-8 anyway.
+_TELNET: Final = re.compile(rb"\xff(?:[\xfb-\xfe].?|\xfa.*?\xff\xf0|.?)", re.DOTALL)
+
+# C0 controls, DEL and C1 controls (C1 includes the single-byte CSI) become visible marks.
+_CONTROLS: Final = {c: "\N{REPLACEMENT CHARACTER}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def neutralize(text: str) -> str:
+    """Replace terminal control characters so untrusted text cannot drive a terminal."""
+    return text.translate(_CONTROLS)
+
+
+HELP: Final = "\r\n".join(
+    [
+        "*** Commands:",
+        "***   /nick NAME            change your nick",
+        "***   /join #ROOM           join a room (and make it your current room)",
+        "***   /part [#ROOM] [WHY]   leave a room (default: the current one)",
+        "***   /msg TARGET TEXT      message a nick privately, or a room",
+        "***   /me ACTION            act in the current room (* you waves)",
+        "***   /who [#ROOM]          list the members of a room",
+        "***   /rooms                list the rooms",
+        "***   /ping                 check the server is alive",
+        "***   /help                 this list",
+        "***   /quit [WHY]           leave",
+        "*** Anything else is said to your current room; start with // to say a leading /.",
+    ]
+)
+COMMANDS: Final = ("nick", "join", "part", "msg", "me", "who", "rooms", "ping", "help", "quit")
+
+
+def _room_name(word: str) -> str:
+    """People type ``/join general``; rooms are named ``#general``."""
+    return word if word.startswith("#") else "#" + word
+
+
+def _clock(timestamp: float) -> str:
+    return time.strftime("%H:%M", time.localtime(timestamp))
+
+
+class TextCodec:
+    """Server side of the plain-text protocol for one connection."""
+
+    name: ClassVar[str] = "text"
+    encoding_key: ClassVar[str] = "text"
+
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._lines = LineBuffer(max_line_bytes)
+
+    # ------------------------------------------------------------------ receiving
+
+    def feed(self, data: bytes) -> list[Inbound]:
+        commands: list[Inbound] = []
+        for raw in self._lines.feed(data):
+            if raw is None:
+                commands.append(
+                    m.Invalid(
+                        code=m.ErrorCode.LINE_TOO_LONG,
+                        text=f"line longer than {self._lines.max_line_bytes} bytes was dropped",
+                    )
+                )
+                continue
+            if b"\xff" in raw:
+                raw = _TELNET.sub(b"", raw)
+            try:
+                line = raw.decode().strip("\x00 \t\r")
+            except UnicodeDecodeError:
+                commands.append(
+                    m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
+                )
+                continue
+            if line:
+                commands.append(self._parse(line))
+        return commands
+
+    def _parse(self, line: str) -> Inbound:
+        if not line.startswith("/"):
+            return m.Say(target=None, text=line)
+        if line.startswith("//"):
+            return m.Say(target=None, text=line[1:])
+        verb, _, rest = line[1:].partition(" ")
+        rest = rest.strip()
+        handler = self._handlers.get(verb.lower())
+        if handler is None:
+            return m.Invalid(
+                code=m.ErrorCode.UNKNOWN_COMMAND,
+                text=f"unknown command /{verb}; /help lists the commands",
+            )
+        return handler(self, rest)
+
+    @staticmethod
+    def _usage(text: str) -> m.Invalid:
+        return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"usage: {text}")
+
+    def _nick(self, rest: str) -> Inbound:
+        return m.Nick(nick=rest) if rest and " " not in rest else self._usage("/nick NAME")
+
+    def _join(self, rest: str) -> Inbound:
+        return m.Join(room=_room_name(rest)) if rest and " " not in rest else self._usage(
+            "/join #ROOM"
+        )
+
+    def _part(self, rest: str) -> Inbound:
+        if rest.startswith("#"):
+            room, _, reason = rest.partition(" ")
+            return m.Part(room=room, reason=reason.strip())
+        return m.Part(room=None, reason=rest)
+
+    def _msg(self, rest: str) -> Inbound:
+        target, _, text = rest.partition(" ")
+        text = text.strip()
+        return m.Say(target=target, text=text) if target and text else self._usage(
+            "/msg TARGET TEXT"
+        )
+
+    def _me(self, rest: str) -> Inbound:
+        return m.Say(target=None, text=rest, kind=m.Kind.ACTION) if rest else self._usage(
+            "/me ACTION"
+        )
+
+    def _who(self, rest: str) -> Inbound:
+        return m.Who(room=_room_name(rest) if rest else None)
+
+    def _rooms(self, rest: str) -> Inbound:
+        return m.ListRooms()
+
+    def _ping(self, rest: str) -> Inbound:
+        return m.Ping(token=rest)
+
+    def _help(self, rest: str) -> Inbound:
+        return LocalReply((HELP + "\r\n").encode())
+
+    def _quit(self, rest: str) -> Inbound:
+        return m.Quit(reason=rest)
+
+    _handlers: ClassVar[dict[str, Callable[[TextCodec, str], Inbound]]] = {
+        "nick": _nick,
+        "join": _join,
+        "part": _part,
+        "leave": _part,
+        "msg": _msg,
+        "query": _msg,
+        "me": _me,
+        "who": _who,
+        "names": _who,
+        "rooms": _rooms,
+        "list": _rooms,
+        "ping": _ping,
+        "help": _help,
+        "quit": _quit,
+        "exit": _quit,
+    }
+
+    # -------------------------------------------------------------------- sending
+
+    def encode(self, event: m.Event) -> bytes:
+        return (_render(event) + "\r\n").encode() if not isinstance(event, m.Ack) else b""
+
+
+def _render(event: m.Event) -> str:  # noqa: PLR0911 - one branch per event type reads best
+    match event:
+        case m.Message():
+            return _render_message(event)
+        case m.Welcome(nick=nick, server=server):
+            return (
+                f"*** Welcome to {server}, {nick}! You are in the chat: type a line to talk, "
+                "/help for commands."
+            )
+        case m.Joined(room=room, nick=nick):
+            return f"* {nick} joined {room}"
+        case m.Parted(room=room, nick=nick, reason=reason):
+            return f"* {nick} left {room}" + (f" ({neutralize(reason)})" if reason else "")
+        case m.Quitted(nick=nick, reason=reason):
+            return f"* {nick} quit" + (f" ({neutralize(reason)})" if reason else "")
+        case m.NickChanged(old=old, new=new):
+            return f"* {old} is now known as {new}"
+        case m.Members(room=room, nicks=nicks):
+            return f"* {room} ({len(nicks)}): {', '.join(nicks)}"
+        case m.RoomList(rooms=rooms):
+            if not rooms:
+                return "* no rooms"
+            return "* rooms: " + ", ".join(f"{r.name} ({r.members})" for r in rooms)
+        case m.Pong(token=token):
+            return f"* pong {neutralize(token)}".rstrip()
+        case m.Error(text=text):
+            return f"! {text}"
+        case m.Bye(reason=reason):
+            return f"*** {reason}"
+        case _:  # pragma: no cover - Ack is handled by the caller
+            raise AssertionError(event)
+
+
+def _render_message(msg: m.Message) -> str:
+    stamp = "[" + _clock(msg.time) + "]"
+    if msg.history:
+        stamp += " (history)"
+    text = neutralize(msg.text)
+    if m.is_room(msg.target):
+        where = f"{stamp} {msg.target} "
+        if msg.kind is m.Kind.ACTION:
+            return f"{where}* {msg.sender} {text}"
+        if msg.kind is m.Kind.NOTICE:
+            return f"{where}-{msg.sender}- {text}"
+        return f"{where}<{msg.sender}> {text}"
+    if msg.kind is m.Kind.ACTION:
+        return f"{stamp} *{msg.sender}* * {msg.sender} {text}"
+    return f"{stamp} *{msg.sender}* {text}"

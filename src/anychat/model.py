@@ -1,0 +1,344 @@
+"""The protocol-neutral vocabulary shared by codecs, broker, server and client.
+
+Commands travel from a client to the server (imperative names: ``Join``, ``Say``); events travel
+from the server to clients (facts: ``Joined``, ``Message``). Codecs translate between these and
+bytes; the broker only ever sees these objects, never bytes or sockets. Every class is a frozen,
+slotted, keyword-only dataclass so an instance cannot change after a codec produced it, which is
+what lets the server encode one event once and hand the same bytes to many recipients.
+
+``ref`` is an optional client-chosen correlation value: the server copies it from a command onto
+the reply (ack, error, member list...) so a client can match replies to requests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final, TypeAlias
+
+__all__ = [
+    "MAX_NICK_LENGTH",
+    "MAX_ROOM_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "Bye",
+    "Command",
+    "Error",
+    "ErrorCode",
+    "Event",
+    "Hello",
+    "Invalid",
+    "Join",
+    "Joined",
+    "Kind",
+    "ListRooms",
+    "Members",
+    "Message",
+    "Nick",
+    "NickChanged",
+    "Part",
+    "Parted",
+    "Ping",
+    "Pong",
+    "Quit",
+    "Quitted",
+    "Ref",
+    "RoomInfo",
+    "RoomList",
+    "Say",
+    "Welcome",
+    "Who",
+    "casefold",
+    "is_room",
+    "valid_nick",
+    "valid_room",
+]
+
+#: Bumped whenever a change to the JSON-lines protocol could break an existing client.
+PROTOCOL_VERSION: Final = 1
+#: Fits the IRC NICKLEN most servers advertise, so nicks travel to every codec unchanged.
+MAX_NICK_LENGTH: Final = 30
+MAX_ROOM_LENGTH: Final = 50
+#: Leaves room for the IRC prefix and command within RFC 2812's 512-byte line.
+MAX_TEXT_LENGTH: Final = 400
+
+# Letters, digits and the IRC "special" characters (RFC 2812 §2.3.1), never a digit or '-' first,
+# so every nick is also a valid IRC nick.
+_NICK_RE: Final = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*")
+# RFC 2812 §1.3: channel names exclude space, comma, BELL and NUL; we also exclude the other
+# control characters and ':' so a room name is always a single IRC middle parameter.
+_ROOM_RE: Final = re.compile(r"#[^\x00-\x20,:\x7f]+")
+
+Ref: TypeAlias = str | int | None
+
+
+def casefold(name: str) -> str:
+    """The identity of a nick or room: ASCII case-insensitive (IRC ``CASEMAPPING=ascii``)."""
+    return name.lower()
+
+
+def valid_nick(nick: str) -> bool:
+    return 0 < len(nick) <= MAX_NICK_LENGTH and _NICK_RE.fullmatch(nick) is not None
+
+
+def valid_room(room: str) -> bool:
+    return 1 < len(room) <= MAX_ROOM_LENGTH and _ROOM_RE.fullmatch(room) is not None
+
+
+def is_room(target: str) -> bool:
+    return target.startswith("#")
+
+
+class Kind(str, Enum):
+    """How a message is meant to be shown."""
+
+    #: An ordinary line of chat.
+    PLAIN = "plain"
+    #: ``/me waves``: shown as ``* alice waves``.
+    ACTION = "action"
+    #: Never answered automatically by bots (as IRC NOTICE).
+    NOTICE = "notice"
+
+
+class ErrorCode(str, Enum):
+    """Stable machine-readable error codes; docs/protocol.md describes each one."""
+
+    BAD_COMMAND = "bad_command"
+    UNKNOWN_COMMAND = "unknown_command"
+    LINE_TOO_LONG = "line_too_long"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_NICK = "invalid_nick"
+    NICK_IN_USE = "nick_in_use"
+    INVALID_ROOM = "invalid_room"
+    NO_SUCH_ROOM = "no_such_room"
+    NO_SUCH_NICK = "no_such_nick"
+    NOT_MEMBER = "not_member"
+    NO_ROOM = "no_room"
+    EMPTY_MESSAGE = "empty_message"
+    TEXT_TOO_LONG = "text_too_long"
+    HELLO_REQUIRED = "hello_required"
+    ALREADY_REGISTERED = "already_registered"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    TOO_MANY_ROOMS = "too_many_rooms"
+    SEND_QUEUE_EXCEEDED = "send_queue_exceeded"
+    SHUTDOWN = "shutdown"
+
+
+# ---------------------------------------------------------------- commands (client -> server)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    """Register a connection: choose a nick (``None`` = give me a guest nick)."""
+
+    nick: str | None = None
+    #: Join the server's default rooms after registering (bots may prefer not to).
+    autojoin: bool = True
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Join:
+    room: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Part:
+    """Leave ``room`` (``None`` = the room the client spoke in or joined last)."""
+
+    room: str | None = None
+    reason: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Say:
+    """Send ``text`` to a room or a nick (``None`` = the client's current room)."""
+
+    target: str | None
+    text: str
+    kind: Kind = Kind.PLAIN
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nick:
+    nick: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Who:
+    """Ask for the members of a room (``None`` = the current room)."""
+
+    room: str | None = None
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListRooms:
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping:
+    token: str = ""
+    ref: Ref = None
+
+    def reply(self) -> Pong:
+        return Pong(token=self.token, ref=self.ref)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quit:
+    reason: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invalid:
+    """Produced by a codec for input it could not turn into a command.
+
+    Not an exception: one bad line is answered with an :class:`Error` and the connection lives on.
+    """
+
+    code: ErrorCode
+    text: str
+    ref: Ref = None
+
+    def reply(self) -> Error:
+        return Error(code=self.code, text=self.text, ref=self.ref)
+
+
+Command: TypeAlias = Hello | Join | Part | Say | Nick | Who | ListRooms | Ping | Quit | Invalid
+
+
+# ------------------------------------------------------------------- events (server -> client)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcome:
+    """First event of a registered connection: who you are and what this server is."""
+
+    nick: str
+    server: str
+    version: str
+    protocol: int = PROTOCOL_VERSION
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """A line of chat as the server stored and relayed it."""
+
+    id: int
+    #: Server time, seconds since the epoch (UTC).
+    time: float
+    sender: str
+    #: A room (``#general``) or, for a private message, the recipient's nick.
+    target: str
+    text: str
+    kind: Kind = Kind.PLAIN
+    #: True when replayed from history rather than relayed live.
+    history: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """Tells a sender its message was accepted, with the id and time everyone else sees."""
+
+    id: int
+    time: float
+    target: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Joined:
+    room: str
+    nick: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parted:
+    room: str
+    nick: str
+    reason: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quitted:
+    """``nick`` left the server; sent once to everyone who shared a room with it."""
+
+    nick: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NickChanged:
+    old: str
+    new: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Members:
+    room: str
+    nicks: tuple[str, ...]
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomInfo:
+    name: str
+    members: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomList:
+    rooms: tuple[RoomInfo, ...] = field(default_factory=tuple)
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pong:
+    token: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Error:
+    """A refusal or a complaint about input; the connection stays open."""
+
+    code: ErrorCode
+    text: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bye:
+    """The server is closing this connection, and why. Always the last event."""
+
+    code: ErrorCode | None
+    reason: str
+
+
+Event: TypeAlias = (
+    Welcome
+    | Message
+    | Ack
+    | Joined
+    | Parted
+    | Quitted
+    | NickChanged
+    | Members
+    | RoomList
+    | Pong
+    | Error
+    | Bye
+)

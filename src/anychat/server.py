@@ -1,0 +1,363 @@
+"""The server glue: listener, protocol sniffing, per-connection tasks, effects, shutdown.
+
+This is the only server module that awaits. Everything it does to a chat is decided by the
+:class:`~anychat.broker.Broker`; everything it sends is produced by a codec. Start it with
+``await tg.start(run, config)`` (it reports the bound port) or with the :func:`serve` context
+manager, which yields a :class:`Server` handle.
+
+Resource handling: each accepted socket is owned by exactly one task (:meth:`_Hub.handle`), which
+closes it however that task ends. Error handling: an unexpected exception while serving one client
+is logged with its traceback and closes that client only; the server keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from . import __version__
+from . import model as m
+from .broker import Broker, Deliver, Effect
+from .codecs import LocalReply
+from .codecs.sniff import Protocol, sniff
+from .config import ServerConfig
+from .connection import RECV_BYTES, Connection
+
+if TYPE_CHECKING:
+    from .codecs import Codec
+
+__all__ = ["Server", "ServerStatistics", "run", "serve"]
+
+logger = logging.getLogger("anychat.server")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    connections: int
+    sessions: int
+    rooms: int
+    accepted: int
+    slow_consumers_cut: int
+
+
+class _Hub:
+    """Owns the connections and applies the broker's effects to them."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.broker: Broker[Connection] = Broker(
+            server_name=config.server_name,
+            version=__version__,
+            default_rooms=config.default_rooms,
+            max_rooms_per_session=config.max_rooms_per_session,
+        )
+        self.connections: set[Connection] = set()
+        self._dirty: list[Connection] = []
+        self.accepted = 0
+        self.cut = 0
+        self.stopping = False
+        self._all_closed = anyio.Event()
+
+    def statistics(self) -> ServerStatistics:
+        return ServerStatistics(
+            connections=len(self.connections),
+            sessions=self.broker.session_count,
+            rooms=len(self.broker.rooms()),
+            accepted=self.accepted,
+            slow_consumers_cut=self.cut,
+        )
+
+    # ------------------------------------------------------------------ effects
+
+    def mark_dirty(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+
+    def flush(self) -> None:
+        """One send per touched connection: the end of every received batch calls this."""
+        dirty = self._dirty
+        while dirty:
+            self._dirty = []
+            for conn in dirty:
+                conn.flush()
+            dirty = self._dirty  # a flush may abort a client, whose goodbye dirties others
+
+    def apply(self, effects: Iterable[Effect[Connection]]) -> None:
+        for effect in effects:
+            if isinstance(effect, Deliver):
+                self.deliver(effect.event, effect.to, effect.skip)
+            else:
+                effect.peer.close(effect.bye)
+
+    def deliver(self, event: m.Event, to: Iterable[Connection], skip: Connection | None) -> None:
+        """Encode once per codec, then append the same bytes to every recipient's buffer."""
+        encoded: dict[object, bytes] = {}
+        for conn in to:
+            if conn is skip:
+                continue
+            key = conn.encoding_key
+            data = encoded.get(key)
+            if data is None:
+                data = encoded[key] = conn.codec.encode(event)
+            conn.push(data)
+
+    def receive(self, conn: Connection, data: bytes) -> int:
+        """Feed received bytes through the codec and the broker; returns commands handled."""
+        commands = conn.codec.feed(data)
+        broker = self.broker
+        for command in commands:
+            if conn.closing or conn.closed:
+                break
+            if isinstance(command, LocalReply):
+                conn.push(command.data)
+            else:
+                self.apply(broker.handle(conn, command))
+        return len(commands)
+
+    # ------------------------------------------------------------------ connections
+
+    async def handle(self, sock: socket.socket, address: str) -> None:
+        """Serve one accepted socket until either side ends it."""
+        conn: Connection | None = None
+        try:
+            with suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            protocol, first = await self._sniff(sock)
+            if protocol is None:
+                return
+            codec = self._codec_for(protocol)
+            conn = Connection(
+                sock, codec, address=address,
+                max_queue_bytes=self.config.max_queue_bytes, on_dirty=self.mark_dirty,
+            )
+            if len(self.connections) >= self.config.max_connections or self.stopping:
+                why = "server shutting down" if self.stopping else "too many connections"
+                logger.warning("refusing %s: %s", address, why)
+                code = m.ErrorCode.SHUTDOWN if self.stopping else m.ErrorCode.TOO_MANY_CONNECTIONS
+                conn.close(m.Bye(code=code, reason=f"{why}, try again later"))
+                return
+            self.connections.add(conn)
+            self.broker.connect(conn, address)
+            logger.info("%s connected (%s)", address, codec.name)
+            with conn.scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(conn.run_writer)
+                    if protocol is Protocol.TEXT:
+                        self.apply(self.broker.handle(conn, m.Hello()))
+                    if first:
+                        self.receive(conn, first)
+                    self.flush()
+                    await self._read(conn)
+                    tg.cancel_scope.cancel()
+        except Exception:
+            logger.exception("error serving %s; closing that connection", address)
+        finally:
+            if conn is not None:
+                self._forget(conn)
+            with suppress(OSError):
+                _drain_and_close(sock)
+
+    async def _sniff(self, sock: socket.socket) -> tuple[Protocol | None, bytes]:
+        """Look at the first bytes (or the silence) to pick a codec; ``None`` = peer left."""
+        first = b""
+        with anyio.move_on_after(self.config.sniff_seconds):
+            while True:
+                await anyio.wait_readable(sock)
+                try:
+                    chunk = sock.recv(RECV_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    return None, b""
+                if not chunk:
+                    return None, b""
+                first += chunk
+                protocol = sniff(first)
+                if protocol is not None:
+                    return protocol, first
+        return Protocol.TEXT, first
+
+    def _codec_for(self, protocol: Protocol) -> Codec:
+        from .codecs.jsonl import JsonServerCodec
+        from .codecs.text import TextCodec
+
+        if protocol is Protocol.JSONL:
+            return JsonServerCodec(max_line_bytes=self.config.max_line_bytes)
+        return TextCodec(max_line_bytes=self.config.max_line_bytes)
+
+    async def _read(self, conn: Connection) -> None:
+        """The reader: receive, parse, apply, flush; slowed (never cut) by flood control."""
+        sock = conn.sock
+        rate = self.config.flood_rate
+        burst = float(self.config.flood_burst)
+        tokens = burst
+        last = anyio.current_time()
+        while not conn.closing:
+            await anyio.wait_readable(sock)
+            try:
+                data = sock.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                conn.why_closed = f"connection lost ({exc.strerror or exc})"
+                return
+            if not data:
+                # The peer finished sending (it may still read): let our replies drain first.
+                conn.why_closed = conn.why_closed or "connection closed"
+                if conn.writing:
+                    conn.closing = True
+                    with anyio.move_on_after(self.config.shutdown_grace_seconds):
+                        await anyio.sleep_forever()
+                return
+            handled = self.receive(conn, data)
+            self.flush()
+            if rate:
+                now = anyio.current_time()
+                tokens = min(burst, tokens + (now - last) * rate) - handled
+                last = now
+                if tokens < 0:
+                    # Leave the rest in the kernel: TCP slows the flooder, nothing is dropped.
+                    await anyio.sleep(-tokens / rate)
+        # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
+        await anyio.sleep_forever()
+
+    def _forget(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        conn.closed = True
+        reason = conn.why_closed or "connection closed"
+        if reason.startswith("send queue exceeded"):
+            self.cut += 1
+        session = self.broker.session(conn) if conn in self.broker.peers() else None
+        nick = session.nick if session else ""
+        self.apply(self.broker.disconnect(conn, reason))
+        self.flush()
+        logger.info("%s disconnected%s: %s", conn.address, f" ({nick})" if nick else "", reason)
+        if self.stopping and not self.connections:
+            self._all_closed.set()
+
+    def say_goodbye(self) -> None:
+        """Tell every client the server is going away (best effort, never waits)."""
+        self.stopping = True
+        bye = m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down")
+        for conn in list(self.connections):
+            conn.close(bye)
+        self.flush()
+
+    async def wait_closed(self) -> None:
+        if self.connections:
+            await self._all_closed.wait()
+
+
+def _drain_and_close(sock: socket.socket) -> None:
+    """Close without a TCP reset: unread input at close() would make the kernel send RST,
+    and the peer could then lose the last lines we sent it (our goodbye)."""
+    with suppress(OSError):
+        while sock.recv(RECV_BYTES):
+            pass
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    anyio.notify_closing(sock)
+    sock.close()
+
+
+def _listening_sockets(host: str, port: int) -> list[socket.socket]:
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    family, type_, proto, _, addr = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sockets.append(sock)
+    return sockets
+
+
+async def run(
+    config: ServerConfig, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve until cancelled. ``await tg.start(run, config)`` returns the bound port.
+
+    On cancellation every client is sent a goodbye ("server shutting down") and the server waits
+    up to ``config.shutdown_grace_seconds`` for those goodbyes to go out.
+    """
+    hub = _Hub(config)
+    (listener,) = _listening_sockets(config.host, config.port)
+    port: int = listener.getsockname()[1]
+    try:
+        async with anyio.create_task_group() as tg:
+            logger.info("listening on %s:%d", config.host, port)
+            task_status.started(port)
+            try:
+                await _accept_loop(listener, hub, tg)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    hub.say_goodbye()
+                    with anyio.move_on_after(config.shutdown_grace_seconds):
+                        await hub.wait_closed()
+    finally:
+        anyio.notify_closing(listener)
+        listener.close()
+
+
+async def _accept_loop(listener: socket.socket, hub: _Hub, tg: Any) -> None:
+    while True:
+        await anyio.wait_readable(listener)
+        while True:
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # EMFILE and friends: keep serving who we have
+                logger.error("accept failed: %s", exc)
+                await anyio.sleep(0.1)
+                break
+            sock.setblocking(False)
+            hub.accepted += 1
+            tg.start_soon(hub.handle, sock, f"{addr[0]}:{addr[1]}")
+
+
+class Server:
+    """A running server started by :func:`serve`."""
+
+    def __init__(self, config: ServerConfig, port: int) -> None:
+        self.config = config
+        self.host = config.host
+        self.port = port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+
+@asynccontextmanager
+async def serve(
+    config: ServerConfig | None = None, /, **settings: Any
+) -> AsyncIterator[Server]:
+    """Run a server in the background for the duration of the ``async with`` block.
+
+    Takes a :class:`ServerConfig` or its fields as keyword arguments (``port=0`` picks a free
+    port; read it from the yielded :class:`Server`).
+    """
+    config = (config or ServerConfig(port=0)).merged(**settings)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(run, config)
+        try:
+            yield Server(config, port)
+        finally:
+            tg.cancel_scope.cancel()
