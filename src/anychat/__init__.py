@@ -1,5 +1,83 @@
-"""anychat: a real-time chat server and client library on AnyIO (asyncio or trio)."""
+"""anychat: a real-time chat server and client library on AnyIO (asyncio or trio).
+
+Three ways in::
+
+    async with anychat.serve(port=0) as server: ...          # embed a server
+    async with anychat.connect(host, port, nick="ada") as c:  # talk to one
+    anychat.run_server(port=3000)                            # block and serve (scripts)
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .client import Client as Client
+from .client import connect as connect
+from .config import ServerConfig as ServerConfig
+from .errors import ChatError as ChatError
+from .errors import ConfigError as ConfigError
+from .errors import ConnectError as ConnectError
+from .errors import ConnectionClosed as ConnectionClosed
+from .errors import InvalidNick as InvalidNick
+from .errors import InvalidRoom as InvalidRoom
+from .errors import NickInUse as NickInUse
+from .errors import NoSuchNick as NoSuchNick
+from .errors import NoSuchRoom as NoSuchRoom
+from .errors import NotMember as NotMember
+from .errors import ProtocolError as ProtocolError
+from .errors import Refused as Refused
+from .model import Ack as Ack
+from .model import Bye as Bye
+from .model import Error as Error
+from .model import ErrorCode as ErrorCode
+from .model import Event as Event
+from .model import Joined as Joined
+from .model import Kind as Kind
+from .model import Members as Members
+from .model import Message as Message
+from .model import NickChanged as NickChanged
+from .model import Parted as Parted
+from .model import Quitted as Quitted
+from .model import RoomInfo as RoomInfo
+from .model import RoomList as RoomList
+from .model import Welcome as Welcome
+from .runner import run_server as run_server
+from .server import Server as Server
+from .server import serve as serve
+
+__all__ = (
+    "Ack",
+    "Bye",
+    "ChatError",
+    "Client",
+    "ConfigError",
+    "ConnectError",
+    "ConnectionClosed",
+    "Error",
+    "ErrorCode",
+    "Event",
+    "InvalidNick",
+    "InvalidRoom",
+    "Joined",
+    "Kind",
+    "Members",
+    "Message",
+    "NickChanged",
+    "NickInUse",
+    "NoSuchNick",
+    "NoSuchRoom",
+    "NotMember",
+    "Parted",
+    "ProtocolError",
+    "Quitted",
+    "Refused",
+    "RoomInfo",
+    "RoomList",
+    "Server",
+    "ServerConfig",
+    "Welcome",
+    "__version__",
+    "connect",
+    "run_server",
+    "serve",
+)

@@ -33,7 +33,7 @@ from .connection import RECV_BYTES, Connection
 if TYPE_CHECKING:
     from .codecs import Codec
 
-__all__ = ["Server", "ServerStatistics", "run", "serve"]
+__all__ = ["Server", "ServerStatistics", "open_listener", "run", "serve"]
 
 logger = logging.getLogger("anychat.server")
 
@@ -266,14 +266,12 @@ def _drain_and_close(sock: socket.socket) -> None:
     sock.close()
 
 
-def _listening_sockets(host: str, port: int) -> list[socket.socket]:
+def open_listener(host: str, port: int) -> socket.socket:
+    """Bind and listen; raises ``OSError`` with a message fit for a person."""
     try:
-        infos = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve host {host!r}: {exc.strerror}") from None
-    sockets: list[socket.socket] = []
     family, type_, proto, _, addr = infos[0]
     sock = socket.socket(family, type_, proto)
     try:
@@ -284,20 +282,24 @@ def _listening_sockets(host: str, port: int) -> list[socket.socket]:
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sockets.append(sock)
-    return sockets
+    return sock
 
 
 async def run(
-    config: ServerConfig, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    config: ServerConfig,
+    *,
+    listener: socket.socket | None = None,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``await tg.start(run, config)`` returns the bound port.
 
-    On cancellation every client is sent a goodbye ("server shutting down") and the server waits
-    up to ``config.shutdown_grace_seconds`` for those goodbyes to go out.
+    ``listener`` is a socket from :func:`open_listener` (default: open one from ``config``); the
+    server owns it from here on. On cancellation every client is sent a goodbye ("server shutting
+    down") and the server waits up to ``config.shutdown_grace_seconds`` for those to go out.
     """
     hub = _Hub(config)
-    (listener,) = _listening_sockets(config.host, config.port)
+    if listener is None:
+        listener = open_listener(config.host, config.port)
     port: int = listener.getsockname()[1]
     try:
         async with anyio.create_task_group() as tg:

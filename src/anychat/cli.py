@@ -1,0 +1,179 @@
+"""The ``anychat`` command: a thin Typer layer that parses, builds a config, and runs.
+
+Every failure a user can cause (port in use, unknown host, unreachable server) ends in one clear
+line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sys
+from typing import Annotated
+
+import anyio
+import typer
+
+from . import __version__
+from .config import DEFAULT_PORT, ServerConfig
+from .errors import ChatError
+
+__all__ = ["app", "main"]
+
+_DEFAULTS = ServerConfig()
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="anychat: a real-time chat server and client.",
+)
+
+
+class Backend(str, enum.Enum):
+    asyncio = "asyncio"
+    trio = "trio"
+
+
+class LogLevel(str, enum.Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+HostOption = Annotated[str, typer.Option(envvar="ANYCHAT_HOST", help="Server address.")]
+PortOption = Annotated[
+    int, typer.Option(envvar=["ANYCHAT_PORT", "PORT"], min=0, max=65535, help="Server port.")
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"anychat: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(envvar="ANYCHAT_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(envvar=["ANYCHAT_PORT", "PORT"], min=0, max=65535, help="Port (0 = any)."),
+    ] = DEFAULT_PORT,
+    backend: Annotated[
+        Backend, typer.Option(envvar="ANYCHAT_BACKEND", help="Event loop to run on.")
+    ] = Backend.asyncio,
+    uvloop: Annotated[bool, typer.Option(help="Use uvloop (asyncio backend only).")] = False,
+    log_level: Annotated[
+        LogLevel, typer.Option(envvar="ANYCHAT_LOG_LEVEL", help="Logging detail.")
+    ] = LogLevel.info,
+    server_name: Annotated[
+        str, typer.Option(envvar="ANYCHAT_SERVER_NAME", help="Name shown to clients.")
+    ] = _DEFAULTS.server_name,
+    room: Annotated[
+        list[str] | None,
+        typer.Option(help="Room joined on connect (repeatable). Default: #general."),
+    ] = None,
+    max_connections: Annotated[
+        int, typer.Option(envvar="ANYCHAT_MAX_CONNECTIONS", min=1)
+    ] = _DEFAULTS.max_connections,
+    max_line_bytes: Annotated[
+        int, typer.Option(envvar="ANYCHAT_MAX_LINE_BYTES", min=64)
+    ] = _DEFAULTS.max_line_bytes,
+    max_queue_bytes: Annotated[
+        int,
+        typer.Option(envvar="ANYCHAT_MAX_QUEUE_BYTES", min=1024,
+                     help="Unsent bytes per client before it is cut as too slow."),
+    ] = _DEFAULTS.max_queue_bytes,
+    flood_rate: Annotated[
+        float,
+        typer.Option(envvar="ANYCHAT_FLOOD_RATE", min=0,
+                     help="Commands per second per client before its input is slowed (0 = off)."),
+    ] = _DEFAULTS.flood_rate,
+) -> None:
+    """Run a chat server until interrupted (Ctrl-C or SIGTERM)."""
+    from .runner import run_server
+
+    logging.basicConfig(
+        level=log_level.value.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if uvloop and backend is not Backend.asyncio:
+        raise _fail("--uvloop works only with --backend asyncio", 2)
+    try:
+        config = ServerConfig(
+            host=host,
+            port=port,
+            server_name=server_name,
+            default_rooms=tuple(room) if room else _DEFAULTS.default_rooms,
+            max_connections=max_connections,
+            max_line_bytes=max_line_bytes,
+            max_queue_bytes=max(max_queue_bytes, max_line_bytes),
+            flood_rate=flood_rate,
+        )
+    except ChatError as exc:
+        raise _fail(str(exc), 2) from None
+
+    def started(config: ServerConfig, bound: int) -> None:
+        flavour = backend.value + ("+uvloop" if uvloop else "")
+        typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
+
+    try:
+        run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)
+    except ImportError as exc:
+        raise _fail(f"{backend.value} backend unavailable: {exc}") from None
+    except OSError as exc:
+        raise _fail(exc.strerror or str(exc)) from None
+    typer.echo("anychat: server stopped")
+
+
+@app.command()
+def chat(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = DEFAULT_PORT,
+    nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
+    room: Annotated[str, typer.Option(help="Room to talk in.")] = "#general",
+) -> None:
+    """Chat in your terminal (or send each line of a piped stdin, then exit)."""
+    from .terminal import run_chat
+
+    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room))
+
+
+@app.command()
+def send(
+    text: Annotated[str, typer.Argument(help="The message.")],
+    host: HostOption = "127.0.0.1",
+    port: PortOption = DEFAULT_PORT,
+    room: Annotated[str, typer.Option("--room", "--to", help="Room or nick to send to.")] = "#general",
+    nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
+) -> None:
+    """Send one message and exit (for scripts and cron)."""
+    from . import model
+    from .client import connect
+
+    async def go() -> int:
+        async with connect(host, port, nick=nick, autojoin=False) as client:
+            if model.is_room(room):
+                await client.join(room)
+            ack = await client.send(room, text)
+            return ack.id
+
+    try:
+        msg_id = anyio.run(go)
+    except ChatError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"sent message {msg_id} to {room}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app(prog_name="anychat")
