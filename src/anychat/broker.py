@@ -156,6 +156,7 @@ class Broker(Generic[P]):
             return []
         was_active = session.state is SessionState.ACTIVE
         audience = self._audience(session) if was_active else set()
+        audience.discard(peer)
         for room in list(session.rooms.values()):
             self._leave(session, room)
         if was_active:

@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import model as m
 from .codecs.jsonl import JsonClientCodec
 from .config import DEFAULT_PORT
+from ._groups import unwrap_single
 from .errors import ConnectError, ConnectionClosed, ProtocolError, error_for
 
 __all__ = ["Client", "connect"]
@@ -255,19 +256,23 @@ async def connect(
         raise ConnectError(host, port, exc.strerror or str(exc)) from None
     client = Client(stream, timeout=timeout)
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(client._run_reader)
-            welcome = await client._request(
-                lambda ref: m.Hello(nick=nick, autojoin=autojoin, ref=ref), m.Welcome
-            )
-            client.nick = welcome.nick
-            client.server = welcome.server
-            try:
-                yield client
-            finally:
-                await client.aclose()
-                tg.cancel_scope.cancel()
+        with unwrap_single():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client._run_reader)
+                welcome = await client._request(
+                    lambda ref: m.Hello(nick=nick, autojoin=autojoin, ref=ref), m.Welcome
+                )
+                client.nick = welcome.nick
+                client.server = welcome.server
+                try:
+                    yield client
+                finally:
+                    await client.aclose()
+                    tg.cancel_scope.cancel()
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
+    finally:
+        client._events_in.close()
+        client._events_out.close()
 

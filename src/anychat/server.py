@@ -23,6 +23,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from . import __version__
+from ._groups import unwrap_single
 from . import model as m
 from .broker import Broker, Deliver, Effect
 from .codecs import LocalReply
@@ -357,9 +358,10 @@ async def serve(
     port; read it from the yielded :class:`Server`).
     """
     config = (config or ServerConfig(port=0)).merged(**settings)
-    async with anyio.create_task_group() as tg:
-        port = await tg.start(run, config)
-        try:
-            yield Server(config, port)
-        finally:
-            tg.cancel_scope.cancel()
+    with unwrap_single():
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(run, config)
+            try:
+                yield Server(config, port)
+            finally:
+                tg.cancel_scope.cancel()
