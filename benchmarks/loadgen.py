@@ -174,6 +174,7 @@ class LoadGen:
         timeout: float = 30.0,
         members: list[Client] | None = None,
         source: Client | None = None,
+        room: str = ROOM,
     ) -> None:
         """Send probes from one client until every other member saw one, then drain quietly.
 
@@ -184,7 +185,7 @@ class LoadGen:
         for c in members:
             c.text = bytearray()
         deadline = time.monotonic() + timeout
-        probe = self.template % b"BARRIER"
+        probe = self.adapter.say_template(room) % b"BARRIER"
         while True:
             _send_all(source.sock, probe)
             end = time.monotonic() + 0.05

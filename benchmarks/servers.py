@@ -164,6 +164,20 @@ def all_servers() -> list[ServerSpec]:
     ]
 
 
+def core_busy_seconds() -> list[float]:
+    """Busy (non-idle) seconds of each core since boot, from /proc/stat.
+
+    Compared with the server's own CPU time over the same window, this shows how much of core 0
+    something else took: on a shared machine, a number to read next to every result."""
+    busy = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = [int(x) for x in line.split()[1:]]
+                busy.append((sum(v[:8]) - v[3] - v[4]) / CLOCK_TICKS)
+    return busy
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
