@@ -1,18 +1,26 @@
 """One connected socket: its codec, its outbound buffer, and the task that drains what is left.
 
 The hot path (DESIGN.md, "The hot path, as measured"): fan-out appends the same encoded ``bytes``
-to each recipient's buffer (:meth:`Connection.push`), and the task that did the fan-out flushes
-every touched connection at the end of its received batch with one non-blocking ``send`` each
-(:meth:`Connection.flush`). Only when the kernel's send buffer is full does the connection's
-writer task wake up, wait until the socket is writable and send the rest. So the common case costs
-one append per recipient and one system call per recipient per batch, with no task wake-ups.
+to each recipient's buffer (:attr:`Connection.out`; the server's fan-out loop does the append
+inline, :meth:`Connection.push` is the same for single replies), and the task that did the
+fan-out flushes every touched connection at the end of its received batch with one non-blocking
+``send`` each (:meth:`Connection.flush`). Only when the kernel's send buffer is full does a
+writer task start: it owns what the kernel did not take (the *backlog*), waits until the socket
+is writable, sends, and ends once the backlog is empty. So the common case costs one append per
+recipient and one system call per recipient per batch, with no task wake-ups, and an idle
+connection has no writer task at all.
+
+A connection is in the server's dirty list exactly when :attr:`Connection.out` goes from empty to
+non-empty, so "is it dirty?" costs nothing: it is ``not out``.
 
 The socket is a plain non-blocking :class:`socket.socket` awaited with
 :func:`anyio.wait_readable` / :func:`anyio.wait_writable`, which behave the same on asyncio,
 uvloop and trio.
 
-Slow consumers: the buffer is bounded in bytes. A client whose unsent output passes
-``max_queue_bytes`` is cut ("send queue exceeded"); nobody else waits for it.
+Slow consumers: the backlog is bounded in bytes. A client whose unsent output passes
+``max_queue_bytes`` is cut ("send queue exceeded") when a flush finds it over; nobody else waits
+for it. The check runs once per flush, not once per line, so within one received batch a buffer
+may briefly exceed the bound by that batch's output.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from . import model as m
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
+    from anyio.abc import TaskGroup
+
     from .codecs import Codec
 
 __all__ = ["Connection"]
@@ -42,20 +52,20 @@ class Connection:
     """Output side of one client connection, plus what the server knows about it."""
 
     __slots__ = (
-        "_dirty",
         "_on_dirty",
-        "_wake",
         "address",
+        "backlog",
+        "backlog_bytes",
         "closed",
         "closing",
         "codec",
         "encoding_key",
         "max_queue_bytes",
         "out",
-        "queued_bytes",
         "scope",
         "sent_bytes",
         "sock",
+        "task_group",
         "why_closed",
         "writing",
     )
@@ -74,20 +84,22 @@ class Connection:
         self.encoding_key: Hashable = codec.encoding_key
         self.address = address
         self.max_queue_bytes = max_queue_bytes
-        #: Chunks not yet handed to the kernel, oldest first.
+        #: Chunks queued since the last flush, oldest first. Non-empty means "dirty".
         self.out: list[bytes] = []
-        self.queued_bytes = 0
+        #: What the kernel did not take yet, oldest first; only the writer task sends it.
+        self.backlog: list[bytes] = []
+        self.backlog_bytes = 0
         self.sent_bytes = 0
-        #: True while the writer task owns the buffer (the kernel refused part of a send).
+        #: True while a writer task owns the output (the kernel refused part of a send).
         self.writing = False
-        #: Stop reading; close once the buffer is drained (after a goodbye).
+        #: Stop reading; close once the output is drained (after a goodbye).
         self.closing = False
         #: Nothing more is sent; the connection's task is on its way out.
         self.closed = False
         self.why_closed = ""
         self.scope = anyio.CancelScope()
-        self._wake = anyio.Event()
-        self._dirty = False
+        #: Where the writer task is started when needed (set by the server once it has one).
+        self.task_group: TaskGroup | None = None
         self._on_dirty = on_dirty
 
     def __repr__(self) -> str:
@@ -96,28 +108,26 @@ class Connection:
     # -------------------------------------------------------------- the hot path
 
     def push(self, data: bytes) -> None:
-        """Queue bytes for this client; never blocks. Cuts the client past its queue bound."""
-        if self.closed or not data:
-            return
-        self.out.append(data)
-        self.queued_bytes += len(data)
-        if not self._dirty:
-            self._dirty = True
+        """Queue bytes for this client; never blocks (the fan-out loop inlines this)."""
+        out = self.out
+        if not out:
+            if self.closed or not data:
+                return
             self._on_dirty(self)
-        if self.queued_bytes > self.max_queue_bytes:
-            self.abort(
-                f"send queue exceeded ({self.queued_bytes} bytes unsent)",
-                m.ErrorCode.SEND_QUEUE_EXCEEDED,
-            )
+        out.append(data)
 
     def flush(self) -> None:
-        """Hand everything queued to the kernel now, if it takes it; else wake the writer."""
-        self._dirty = False
-        if self.writing or self.closed or not self.out:
-            return
+        """Hand everything queued to the kernel now if it takes it; else start the writer."""
         out = self.out
+        if not out:
+            return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        if self.closed:
+            return
+        if self.writing:
+            self._to_backlog(data)
+            return
         try:
             sent = self.sock.send(data)
         except (BlockingIOError, InterruptedError):
@@ -125,40 +135,46 @@ class Connection:
         except OSError as exc:
             self.abort(f"connection lost while sending ({exc.strerror or exc})")
             return
-        self.queued_bytes -= sent
         self.sent_bytes += sent
         if sent < len(data):
-            out.append(data[sent:])
             self.writing = True
-            self._wake.set()
+            self._to_backlog(data[sent:] if sent else data)
+            if not self.closed and self.task_group is not None:
+                self.task_group.start_soon(self.run_writer)
         elif self.closing:
             self._finish()
 
+    def _to_backlog(self, data: bytes) -> None:
+        self.backlog.append(data)
+        self.backlog_bytes += len(data)
+        if self.backlog_bytes > self.max_queue_bytes:
+            self.abort(
+                f"send queue exceeded ({self.backlog_bytes} bytes unsent)",
+                m.ErrorCode.SEND_QUEUE_EXCEEDED,
+            )
+
     async def run_writer(self) -> None:
-        """Sends what :meth:`flush` could not; sleeps while the kernel keeps up."""
+        """Sends the backlog as the socket takes it; ends when it is empty."""
         sock = self.sock
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            out = self.out
-            while out:
-                await anyio.wait_writable(sock)
-                data = out[0] if len(out) == 1 else b"".join(out)
-                out.clear()
-                try:
-                    sent = sock.send(data)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError as exc:
-                    self.abort(f"connection lost while sending ({exc.strerror or exc})")
-                    return
-                self.queued_bytes -= sent
-                self.sent_bytes += sent
-                if sent < len(data):
-                    out.insert(0, data[sent:])
-            self.writing = False
-            if self.closing:
-                self._finish()
+        backlog = self.backlog
+        while backlog:
+            await anyio.wait_writable(sock)
+            data = backlog[0] if len(backlog) == 1 else b"".join(backlog)
+            backlog.clear()
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.abort(f"connection lost while sending ({exc.strerror or exc})")
+                return
+            self.sent_bytes += sent
+            if sent < len(data):
+                backlog.append(data[sent:])  # nothing ran since the clear: still the oldest
+            self.backlog_bytes = len(data) - sent
+        self.writing = False
+        if self.closing and not self.closed:
+            self._finish()
 
     # -------------------------------------------------------------- endings
 
@@ -170,6 +186,8 @@ class Connection:
         self.push(self.codec.encode(bye))
         self.closing = True
         self.flush()
+        if not self.writing and not self.closed:
+            self._finish()
 
     def abort(self, reason: str, code: m.ErrorCode | None = None) -> None:
         """Stop at once, dropping unsent output (slow consumer, broken socket)."""
@@ -179,7 +197,8 @@ class Connection:
         self.closed = True
         self.why_closed = reason
         self.out.clear()
-        self.queued_bytes = 0
+        self.backlog.clear()
+        self.backlog_bytes = 0
         if code is not None:
             logger.warning("cutting %s: %s", self.address, reason)
         if code is not None and at_line_boundary:
