@@ -33,6 +33,7 @@ class Peer:
         self.nick = nick
         self.events: list[dict[str, Any]] = []
         self.message_count = 0
+        self.ack_count = 0
         self._buffer = b""
 
     @classmethod
@@ -49,6 +50,7 @@ class Peer:
             event = json.loads(line)
             self.events.append(event)
             self.message_count += event["type"] == "message"
+            self.ack_count += event["type"] == "ack"
 
     async def until(self, done: Callable[[dict[str, Any]], bool], max_bytes: int = 65536) -> None:
         """Read until an event satisfies ``done`` (bounded by the caller's deadline)."""
@@ -83,12 +85,16 @@ def by_sender(messages: list[dict[str, Any]]) -> dict[int, list[int]]:
     return seen
 
 
-async def read_all(peers: list[Peer], count_for: Callable[[Peer], int]) -> None:
-    """Read every peer until it holds ``count_for(peer)`` messages."""
+async def read_all(
+    peers: list[Peer], count_for: Callable[[Peer], int], acks_for: int | None = None
+) -> None:
+    """Read every peer until it holds ``count_for(peer)`` messages (and, for peers that have
+    sent, ``acks_for`` acks)."""
 
     async def one(peer: Peer) -> None:
         want = count_for(peer)
-        while peer.message_count < want:
+        acks = acks_for if acks_for is not None and peer.nick.startswith("s") else 0
+        while peer.message_count < want or peer.ack_count < acks:
             await peer.receive_some()
 
     async with anyio.create_task_group() as tg:
@@ -119,6 +125,7 @@ async def test_several_senders_nothing_lost_duplicated_or_reordered(anyio_backen
                         read_all,
                         everyone,
                         lambda p: MESSAGES * (SENDERS - (p in senders)),
+                        MESSAGES,
                     )
             for peer in everyone:
                 mine = int(peer.nick[1:]) if peer in senders else None
