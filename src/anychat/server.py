@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from . import __version__
@@ -220,10 +221,13 @@ class _Hub:
         tokens = burst
         last = anyio.current_time()
         while not conn.closing:
-            await anyio.wait_readable(sock)
             try:
                 data = sock.recv(RECV_BYTES)
             except (BlockingIOError, InterruptedError):
+                # Only now ask the event loop to watch the socket: a busy client's next batch
+                # is usually there already, and each wait costs registering with the selector
+                # and unregistering again (two system calls per wait on asyncio).
+                await anyio.wait_readable(sock)
                 continue
             except OSError as exc:
                 conn.why_closed = f"connection lost ({exc.strerror or exc})"
@@ -245,6 +249,10 @@ class _Hub:
                 if tokens < 0:
                     # Leave the rest in the kernel: TCP slows the flooder, nothing is dropped.
                     await anyio.sleep(-tokens / rate)
+                    continue
+            # Let everyone else run before reading again: a client that always has more to
+            # send must not starve the others.
+            await anyio.lowlevel.checkpoint()
         # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
         await anyio.sleep_forever()
 
