@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,3 +70,38 @@ def test_fast_routes_cover_the_common_shapes() -> None:
     (odd,) = codec.feed(b'{"type":"say","text":"x","ref":true}\n')
     assert isinstance(odd, m.Invalid)
     assert odd.code is m.ErrorCode.BAD_COMMAND
+
+
+def reference(raw: bytes) -> m.Command:
+    """The general route alone: json.loads on the raw bytes, then full validation."""
+    try:
+        obj = json.loads(raw)
+    except UnicodeDecodeError:
+        return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
+    except ValueError as exc:
+        return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"line is not valid JSON: {exc}")
+    return command_from_json(obj)
+
+
+ODD_LINES = [
+    b'{"type":"say","text":"hi"}  ',
+    b'  {"type":"say","text":"hi"}',
+    b'\xef\xbb\xbf{"type":"say","text":"bom"}',
+    b'{"type":"say","text":"hi"} trailing',
+    b'{"type":"say","text":"\xff"}',
+    b'{"type":"say","text":"hi"',
+    b"NaN",
+    b"[1, 2]",
+    b'"just a string"',
+    b'{"type":"say","text":"a\\u00e9\\ud800"}',
+]
+
+
+@pytest.mark.parametrize("raw", ODD_LINES)
+def test_odd_lines_parse_as_the_general_route_does(raw: bytes) -> None:
+    assert JsonServerCodec().feed(raw + b"\n") == [reference(raw)]
+
+
+@given(raw=st.binary(max_size=40).filter(lambda b: b"\n" not in b and b.strip() != b""))
+def test_any_bytes_parse_as_the_general_route_does(raw: bytes) -> None:
+    assert JsonServerCodec().feed(raw + b"\n") == [reference(raw.removesuffix(b"\r"))]
