@@ -66,6 +66,8 @@ class _Hub:
         self.cut = 0
         self.stopping = False
         self._all_closed = anyio.Event()
+        self._flush_wanted = anyio.Event()
+        self._flush_requested = False
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
@@ -89,6 +91,22 @@ class _Hub:
             for conn in dirty:
                 conn.flush()
             dirty = self._dirty  # a flush may abort a client, whose goodbye dirties others
+
+    def request_flush(self) -> None:
+        """Flush once every reader woken in this round of the event loop has had its turn.
+
+        When several clients' batches arrive together, each recipient then gets one send for
+        all of them instead of one per batch; the price is one task wake-up per round."""
+        if not self._flush_requested:
+            self._flush_requested = True
+            self._flush_wanted.set()
+
+    async def run_flusher(self) -> None:
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted = anyio.Event()
+            self._flush_requested = False
+            self.flush()
 
     def apply(self, effects: Iterable[Effect[Connection]]) -> None:
         for effect in effects:
@@ -234,6 +252,7 @@ class _Hub:
                 return
             if not data:
                 # The peer finished sending (it may still read): let our replies drain first.
+                self.flush()
                 conn.why_closed = conn.why_closed or "connection closed"
                 if conn.writing:
                     conn.closing = True
@@ -241,7 +260,7 @@ class _Hub:
                         await anyio.sleep_forever()
                 return
             handled = self.receive(conn, data)
-            self.flush()
+            self.request_flush()
             if rate:
                 now = anyio.current_time()
                 tokens = min(burst, tokens + (now - last) * rate) - handled
@@ -335,6 +354,7 @@ async def run(
             logger.info("listening on %s:%d", config.host, port)
             task_status.started(port)
             try:
+                tg.start_soon(hub.run_flusher)
                 await _accept_loop(listener, hub, tg)
             finally:
                 with anyio.CancelScope(shield=True):
