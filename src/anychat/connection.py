@@ -98,7 +98,7 @@ class Connection:
         self.closed = False
         self.why_closed = ""
         self.scope = anyio.CancelScope()
-        #: Where the writer task is started when needed (set by the server once it has one).
+        #: Where a writer task is started when needed (the server's task group).
         self.task_group: TaskGroup | None = None
         self._on_dirty = on_dirty
 
@@ -154,10 +154,23 @@ class Connection:
             )
 
     async def run_writer(self) -> None:
-        """Sends the backlog as the socket takes it; ends when it is empty."""
+        """Sends the backlog as the socket takes it; ends when it is empty.
+
+        It runs in the server's task group, not the connection's, so it must never raise: it
+        ends quietly once the connection is closed and cuts only its own client on a surprise.
+        """
+        try:
+            await self._write_backlog()
+        except anyio.ClosedResourceError:
+            pass  # the connection's task closed the socket while we waited
+        except Exception:
+            logger.exception("error sending to %s; closing that connection", self.address)
+            self.abort("internal error while sending")
+
+    async def _write_backlog(self) -> None:
         sock = self.sock
         backlog = self.backlog
-        while backlog:
+        while backlog and not self.closed:
             await anyio.wait_writable(sock)
             data = backlog[0] if len(backlog) == 1 else b"".join(backlog)
             backlog.clear()

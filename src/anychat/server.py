@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from . import __version__
 from ._groups import unwrap_single
@@ -67,6 +67,8 @@ class _Hub:
         self.stopping = False
         self._all_closed = anyio.Event()
         self._flush_wanted = anyio.Event()
+        #: The server's task group: writer tasks start here (set by :func:`run`).
+        self.task_group: TaskGroup | None = None
         self._flush_requested = False
 
     def statistics(self) -> ServerStatistics:
@@ -185,20 +187,27 @@ class _Hub:
             self.connections.add(conn)
             self.broker.connect(conn, address)
             logger.info("%s connected (%s)", address, codec.name)
+            # No task group per connection: a writer task starts (in the server's group) only
+            # if a send falls short, so an idle connection costs one task.
+            conn.task_group = self.task_group
             with conn.scope:
-                async with anyio.create_task_group() as tg:
-                    conn.task_group = tg  # a writer starts only if a send falls short
-                    if protocol is Protocol.TEXT:
-                        self.apply(self.broker.handle(conn, m.Hello()))
-                    if first:
-                        self.receive(conn, first)
-                    self.flush()
-                    await self._read(conn)
-                    tg.cancel_scope.cancel()
+                if protocol is Protocol.TEXT:
+                    self.apply(self.broker.handle(conn, m.Hello()))
+                if first:
+                    self.receive(conn, first)
+                self.flush()
+                await self._read(conn)
+            conn.closing = True  # ended by the client or by conn.scope: no goodbye due
         except Exception:
             logger.exception("error serving %s; closing that connection", address)
+            if conn is not None:
+                conn.closing = True
         finally:
             if conn is not None:
+                if not conn.closing and not conn.closed:
+                    # Cancelled from outside the connection: the server is shutting down. Say
+                    # so now, whichever task the event loop happened to cancel first.
+                    conn.close(m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down"))
                 self._forget(conn)
             with suppress(OSError):
                 _drain_and_close(sock)
@@ -354,6 +363,7 @@ async def run(
             logger.info("listening on %s:%d", config.host, port)
             task_status.started(port)
             try:
+                hub.task_group = tg
                 tg.start_soon(hub.run_flusher)
                 await _accept_loop(listener, hub, tg)
             finally:
