@@ -40,9 +40,23 @@ def main() -> int:
         gen.connect()
         gen.barrier()
         spy = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--rate", "500",
-             "--duration", str(int(args.seconds)), "--output", str(out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(server.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "500",
+                "--duration",
+                str(int(args.seconds)),
+                "--output",
+                str(out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         waiter = threading.Thread(target=spy.wait)
         waiter.start()
@@ -58,8 +72,10 @@ def main() -> int:
     for line in out.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
-                  + ")" for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            for f in stack.split(";")
+        ]
         total += n
         selfs[frames[-1]] += n
         for f in set(frames):
