@@ -247,3 +247,44 @@ async def test_partial_writes_deliver_every_byte_in_order(anyio_backend: str) ->
 async def _until_count(peer: Peer, count: int, max_bytes: int) -> None:
     while peer.message_count < count:
         await peer.receive_some(max_bytes)
+
+
+async def test_one_batch_mixing_messages_and_membership_keeps_order(anyio_backend: str) -> None:
+    # Consecutive messages in one read are fanned out together; a part or join in between
+    # must still reach everyone in its place.
+    async with anychat.serve(port=0, flood_rate=0) as server:
+        ada = await Peer.join(server.port, "ada")
+        bob = await Peer.join(server.port, "bob")
+        lines = [
+            {"type": "say", "to": "#general", "text": "a1"},
+            {"type": "say", "to": "#general", "text": "a2"},
+            {"type": "say", "to": "bob", "text": "private"},
+            {"type": "say", "to": "#general", "text": "a3"},
+            {"type": "part", "room": "#general"},
+            {"type": "say", "to": "#general", "text": "lost: ada is not in the room"},
+            {"type": "join", "room": "#general"},
+            {"type": "say", "to": "#general", "text": "a4"},
+        ]
+        try:
+            with anyio.fail_after(10):
+                await ada.stream.send(b"".join(json.dumps(x).encode() + b"\n" for x in lines))
+                await bob.until(lambda e: e.get("text") == "a4")
+                await ada.until(lambda e: e["type"] == "ack" and e["id"] == bob.events[-1]["id"])
+            seen = [
+                (e["type"], e.get("text") or e.get("nick"))
+                for e in bob.events
+                if e["type"] in ("message", "parted", "joined") and e.get("nick") != "bob"
+            ]
+            assert seen == [
+                ("message", "a1"),
+                ("message", "a2"),
+                ("message", "private"),
+                ("message", "a3"),
+                ("parted", "ada"),
+                ("joined", "ada"),
+                ("message", "a4"),
+            ]
+            errors = [e["code"] for e in ada.events if e["type"] == "error"]
+            assert errors == ["not_member"]
+        finally:
+            await close_all([ada, bob])

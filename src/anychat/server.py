@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["Server", "ServerStatistics", "open_listener", "run", "serve"]
 
 logger = logging.getLogger("anychat.server")
+
+#: Matches no codec's encoding key, so the fan-out loop looks the first one up.
+_NO_KEY: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,27 +121,32 @@ class _Hub:
                 effect.peer.close(effect.bye)  # type: ignore[union-attr]
 
     def deliver(self, event: m.Event, to: Iterable[Connection], skip: Connection | None) -> None:
-        """Encode once per codec, then append the same bytes to every recipient's buffer.
+        """Encode once per codec, then append the same bytes to every recipient's buffer."""
+        self.deliver_many((event,), to, skip)
+
+    def deliver_many(
+        self, events: Sequence[m.Event], to: Iterable[Connection], skip: Connection | None
+    ) -> None:
+        """Fan several events out to the same recipients: one append per recipient for all.
 
         The loop body is the hottest code in the server, so it is :meth:`Connection.push`
         inlined: an identity test, one attribute read, and an append per recipient (plus a
-        dirty-list entry for a buffer that was empty). Encodings are cached per key, with the
-        last one at hand, since a room is usually all one codec.
+        dirty-list entry for a buffer that was empty). Encodings are made once per codec key,
+        with the last one at hand, since a room is usually all one codec.
         """
         dirty = self._dirty
-        key: object = None
+        key: object = _NO_KEY
         data = b""
-        encoded: dict[object, bytes] | None = None
+        encoded: dict[object, bytes] = {}
         for conn in to:
             if conn is skip:
                 continue
-            if conn.encoding_key != key or key is None:
+            if conn.encoding_key is not key:
                 key = conn.encoding_key
-                if encoded is None:
-                    encoded = {}
                 cached = encoded.get(key)
                 if cached is None:
-                    cached = encoded[key] = conn.codec.encode(event)
+                    encode = conn.codec.encode
+                    cached = encoded[key] = b"".join([encode(event) for event in events])
                 data = cached
             if not data:
                 continue
@@ -150,16 +158,52 @@ class _Hub:
             out.append(data)
 
     def receive(self, conn: Connection, data: bytes) -> int:
-        """Feed received bytes through the codec and the broker; returns commands handled."""
+        """Feed received bytes through the codec and the broker; returns commands handled.
+
+        Consecutive messages from this client to one room are fanned out together (one append
+        per member for the whole run instead of one per message). That is safe because a
+        ``Say`` never changes who is in a room, and what is delivered in between only goes to
+        the sender itself (its acks), who is not among the run's recipients; anything else
+        delivers the run first, so every recipient still sees everything in order.
+        """
         commands = conn.codec.feed(data)
         broker = self.broker
+        run: list[m.Event] = []
+        run_to: Collection[Connection] = ()
         for command in commands:
             if conn.closing or conn.closed:
                 break
-            if isinstance(command, LocalReply):
+            if type(command) is LocalReply:
+                if run:
+                    self.deliver_many(run, run_to, conn)
+                    run = []
                 conn.push(command.data)
-            else:
-                self.apply(broker.handle(conn, command))
+                continue
+            if run and type(command) is not m.Say:
+                self.deliver_many(run, run_to, conn)
+                run = []
+            for effect in broker.handle(conn, command):  # type: ignore[arg-type]
+                if type(effect) is not Deliver:
+                    if run:
+                        self.deliver_many(run, run_to, conn)
+                        run = []
+                    effect.peer.close(effect.bye)  # type: ignore[union-attr]
+                    continue
+                to = effect.to
+                if effect.skip is conn and type(command) is m.Say:
+                    if run and to is not run_to:
+                        self.deliver_many(run, run_to, conn)
+                        run = []
+                    run_to = to
+                    run.append(effect.event)
+                elif run and not (type(to) is tuple and len(to) == 1 and to[0] is conn):
+                    self.deliver_many(run, run_to, conn)
+                    run = []
+                    self.deliver(effect.event, to, effect.skip)
+                else:
+                    self.deliver(effect.event, to, effect.skip)
+        if run:
+            self.deliver_many(run, run_to, conn)
         return len(commands)
 
     # ------------------------------------------------------------------ connections
