@@ -156,6 +156,19 @@ def closed_or_fixed(
     return row
 
 
+def _best(tries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run that got the most of its core: on a shared machine, the least disturbed one."""
+    ok = [t for t in tries if "error" not in t]
+    if not ok:
+        return tries[0]
+    best = max(ok, key=lambda t: t["deliveries_per_s"])
+    best["repeats"] = [round(t["deliveries_per_s"]) for t in ok]
+    for t in ok:  # correctness counts from every try, not only the kept one
+        for k in ("lost", "duplicated", "order_errors"):
+            best[k] = max(best[k], t[k])
+    return best
+
+
 def _bound(row: dict[str, Any]) -> str:
     if row["other_load_core0"] > 0.1:
         return "contended"
@@ -243,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--json", metavar="PATH", help="write results as JSON")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each load scenario this many times and keep the least disturbed run",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 1.5, 0.5
@@ -291,9 +310,11 @@ def main(argv: list[str] | None = None) -> int:
                 if kind == "memory":
                     rows.append(memory(spec, args, progress, task))
                 else:
-                    rows.append(
+                    tries = [
                         closed_or_fixed(spec, args, n, rate=rate, progress=progress, task=task)
-                    )
+                        for _ in range(args.repeat)
+                    ]
+                    rows.append(_best(tries))
                 progress.advance(overall)
     print_tables(rows, notes)
     info = machine()
