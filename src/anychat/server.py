@@ -69,10 +69,8 @@ class _Hub:
         self.cut = 0
         self.stopping = False
         self._all_closed = anyio.Event()
-        self._flush_wanted = anyio.Event()
         #: The server's task group: writer tasks start here (set by :func:`run`).
         self.task_group: TaskGroup | None = None
-        self._flush_requested = False
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
@@ -96,22 +94,6 @@ class _Hub:
             for conn in dirty:
                 conn.flush()
             dirty = self._dirty  # a flush may abort a client, whose goodbye dirties others
-
-    def request_flush(self) -> None:
-        """Flush once every reader woken in this round of the event loop has had its turn.
-
-        When several clients' batches arrive together, each recipient then gets one send for
-        all of them instead of one per batch; the price is one task wake-up per round."""
-        if not self._flush_requested:
-            self._flush_requested = True
-            self._flush_wanted.set()
-
-    async def run_flusher(self) -> None:
-        while True:
-            await self._flush_wanted.wait()
-            self._flush_wanted = anyio.Event()
-            self._flush_requested = False
-            self.flush()
 
     def apply(self, effects: Iterable[Effect[Connection]]) -> None:
         for effect in effects:
@@ -313,18 +295,21 @@ class _Hub:
                         await anyio.sleep_forever()
                 return
             handled = self.receive(conn, data)
-            self.request_flush()
             if rate:
                 now = anyio.current_time()
                 tokens = min(burst, tokens + (now - last) * rate) - handled
                 last = now
                 if tokens < 0:
                     # Leave the rest in the kernel: TCP slows the flooder, nothing is dropped.
+                    self.flush()
                     await anyio.sleep(-tokens / rate)
                     continue
-            # Let everyone else run before reading again: a client that always has more to
-            # send must not starve the others.
+            # Let every other reader woken in this round of the event loop run before reading
+            # again (a client that always has more to send must not starve the others), then
+            # flush: when several clients' batches arrive together, each recipient gets one
+            # send for all of them, and the first reader back sends for everyone.
             await anyio.lowlevel.checkpoint()
+            self.flush()
         # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
         await anyio.sleep_forever()
 
@@ -408,7 +393,6 @@ async def run(
             task_status.started(port)
             try:
                 hub.task_group = tg
-                tg.start_soon(hub.run_flusher)
                 await _accept_loop(listener, hub, tg)
             finally:
                 with anyio.CancelScope(shield=True):
