@@ -1,7 +1,7 @@
 """Markdown tables from ``run.py --json`` output, for docs/performance.md.
 
-    python benchmarks/report.py after.json                 # the results of one run
-    python benchmarks/report.py after.json --before before.json   # and a before/after table
+python benchmarks/report.py after.json                 # the results of one run
+python benchmarks/report.py after.json --before before.json   # and a before/after table
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ def results_table(data: dict[str, Any]) -> str:
     rows = [r for r in data["results"] if "deliveries_per_s" in r]
     base = {r["scenario"]: r for r in rows if r["server"] == "tutorial"}
     out = [
-        "| scenario | server | deliveries/s | × tutorial | deliveries per CPU-s | × tutorial "
-        "(CPU) | p50 ms | p99 ms | lost/dup/order | server CPU | peak RSS | others on core 0 |",
+        (
+            "| scenario | server | deliveries/s | × tutorial | deliveries per CPU-s | × tutorial "
+            "(CPU) | p50 ms | p99 ms | lost/dup/order | server CPU | peak RSS | others on core 0 |"
+        ),
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
@@ -61,8 +63,10 @@ def before_after(before: dict[str, Any], after: dict[str, Any]) -> str:
 
     b, a = index(before), index(after)
     out = [
-        "| scenario | server | before: deliveries/s (per CPU-s) | after: deliveries/s "
-        "(per CPU-s) | before → after p99 ms | before → after RSS/conn |",
+        (
+            "| scenario | server | before: deliveries/s (per CPU-s) | after: deliveries/s "
+            "(per CPU-s) | before → after p99 ms | before → after RSS/conn |"
+        ),
         "|---|---|--:|--:|--:|--:|",
     ]
     for key, new in a.items():
