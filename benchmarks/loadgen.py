@@ -288,7 +288,7 @@ class LoadGen:
         duration: float,
         window: int = 0,
         rate: float = 0.0,
-        progress: Callable[[float, float], None] | None = None,
+        progress: Callable[[float, int], None] | None = None,
         on_window: Callable[[bool], None] | None = None,
     ) -> Measurement:
         """Closed loop (``window`` > 0) or fixed ``rate`` messages/s in total; then drain.
