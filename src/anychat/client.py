@@ -131,12 +131,16 @@ class Client:
             if isinstance(event, kind) and predicate(event):
                 return event
 
-    def __aiter__(self) -> AsyncIterator[m.Event]:
-        return self._iterate()
+    def __aiter__(self) -> Client:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[m.Event]:
-        async for event in self._events_out:
-            yield event
+    async def __anext__(self) -> m.Event:
+        # A plain iterator, not an async generator: leaving an ``async for`` early must not
+        # leave a generator for the event loop to finalise (trio warns about those).
+        try:
+            return await self._events_out.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
     # ------------------------------------------------------------- plumbing
 

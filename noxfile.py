@@ -1,0 +1,45 @@
+"""Developer tasks: ``nox`` runs tests on both backends, lint, type check and the examples."""
+
+from __future__ import annotations
+
+import nox
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = False
+
+
+def install(session: nox.Session, *groups: str, extras: str = "", package: bool = True) -> None:
+    if package:
+        session.install("-e", f".[{extras}]" if extras else ".")
+    session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
+
+
+@nox.session
+@nox.parametrize("backend", ["asyncio", "trio"])
+def tests(session: nox.Session, backend: str) -> None:
+    """The test suite with every async test on one backend (the examples included)."""
+    install(session, "test")
+    session.env["ANYCHAT_BACKENDS"] = backend
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    install(session, "lint", package=False)
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install(session, "typecheck", extras="uvloop")
+    session.run("mypy")
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Only the example programs, on both backends."""
+    install(session, "test")
+    session.run("pytest", "tests/test_examples.py", *session.posargs)
