@@ -26,7 +26,8 @@ def running_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Start ``anychat serve --port 0`` and read the bound port from its first line."""
     proc = subprocess.Popen(
         [*ANYCHAT, "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -120,7 +121,9 @@ def test_send_to_unreachable_server_is_one_line() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # bound but not listening: connection refused
         result = subprocess.run(
-            [*ANYCHAT, "send", "--port", str(port), "x"], capture_output=True, timeout=30,
+            [*ANYCHAT, "send", "--port", str(port), "x"],
+            capture_output=True,
+            timeout=30,
             check=False,
         )
     assert result.returncode == 1
@@ -130,8 +133,9 @@ def test_send_to_unreachable_server_is_one_line() -> None:
 
 def test_port_comes_from_the_environment() -> None:
     env = {**os.environ, "ANYCHAT_PORT": "0"}
-    proc = subprocess.Popen([*ANYCHAT, "serve"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(
+        [*ANYCHAT, "serve"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
     try:
         assert proc.stdout is not None
         assert LISTENING.search(proc.stdout.readline())

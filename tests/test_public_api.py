@@ -7,7 +7,8 @@ import anychat
 
 def test_all_lists_every_public_name_and_nothing_else() -> None:
     public = {
-        name for name, obj in vars(anychat).items()
+        name
+        for name, obj in vars(anychat).items()
         if not name.startswith("_") and not inspect.ismodule(obj)
     }
     assert set(anychat.__all__) == public | {"__version__"}

@@ -22,7 +22,12 @@ async def test_room_message_reaches_others_not_the_sender(server: anychat.Server
         ack = await ada.send("#general", "hello")
         for client in (bob, cy):
             msg = await client.wait_for(m.Message)
-            assert (msg.id, msg.sender, msg.target, msg.text) == (ack.id, "ada", "#general", "hello")
+            assert (msg.id, msg.sender, msg.target, msg.text) == (
+                ack.id,
+                "ada",
+                "#general",
+                "hello",
+            )
             assert msg.time == pytest.approx(ack.time)
         # Ada got the ack, not her own message: her next message event is bob's.
         await bob.send("#general", "hi ada")
@@ -89,9 +94,10 @@ async def test_quit_is_announced_with_its_reason(server: anychat.Server) -> None
 
 
 async def test_nc_user_is_greeted_after_silence_and_chats(server: anychat.Server) -> None:
-    async with anychat.connect(*server.address, nick="ada") as ada, await LineClient.open(
-        server.port
-    ) as nc:
+    async with (
+        anychat.connect(*server.address, nick="ada") as ada,
+        await LineClient.open(server.port) as nc,
+    ):
         greeting = await nc.line()
         assert greeting.startswith(b"*** Welcome to anychat, guest")
         guest = greeting.split(b", ")[1].split(b"!")[0].decode()
@@ -219,7 +225,7 @@ async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: str) -> None:
             await flooder.send(lines)
             # Others are served while the flood is being worked through.
             assert await bob.ping() >= 0
-            texts = []
+            texts: list[str] = []
             with anyio.fail_after(20):
                 while len(texts) < count:
                     msg = await ada.wait_for(m.Message)
@@ -236,7 +242,9 @@ async def test_shutdown_tells_every_client(anyio_backend: str) -> None:
         await nc.line_containing(b"Welcome")
     tail = await js.read_to_eof()
     assert json.loads(tail.splitlines()[-1]) == {
-        "type": "bye", "code": "shutdown", "reason": "server shutting down"
+        "type": "bye",
+        "code": "shutdown",
+        "reason": "server shutting down",
     }
     assert (await nc.read_to_eof()).rstrip().endswith(b"*** server shutting down")
     await js.aclose()

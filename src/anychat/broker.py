@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 from . import model as m
 
@@ -82,6 +82,8 @@ class Disconnect(Generic[P]):
 
 
 Effect: TypeAlias = "Deliver[P] | Disconnect[P]"
+# Handlers are looked up by command type, so each one's exact command type is erased here.
+_Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
 class Broker(Generic[P]):
@@ -177,11 +179,13 @@ class Broker(Generic[P]):
             handler = self._new_handlers.get(type(command))
         if handler is None:
             if isinstance(command, m.Hello):
-                return self._refuse(session, command, m.ErrorCode.ALREADY_REGISTERED,
-                                    "already registered")
-            return self._refuse(session, command, m.ErrorCode.HELLO_REQUIRED,
-                                "say hello with a nick first")
-        return handler(self, session, command)  # type: ignore[arg-type]
+                return self._refuse(
+                    session, command, m.ErrorCode.ALREADY_REGISTERED, "already registered"
+                )
+            return self._refuse(
+                session, command, m.ErrorCode.HELLO_REQUIRED, "say hello with a nick first"
+            )
+        return handler(self, session, command)
 
     def _hello(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
         if cmd.nick is None:
@@ -220,7 +224,9 @@ class Broker(Generic[P]):
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
         if not m.valid_room(cmd.room):
             return self._refuse(
-                session, cmd, m.ErrorCode.INVALID_ROOM,
+                session,
+                cmd,
+                m.ErrorCode.INVALID_ROOM,
                 f"invalid room name {cmd.room!r}: '#' then up to {m.MAX_ROOM_LENGTH - 1} "
                 "characters without spaces, commas or colons",
             )
@@ -230,8 +236,12 @@ class Broker(Generic[P]):
             session.current = room
             return [Deliver(self._members(room, cmd.ref), (session.peer,))]
         if len(session.rooms) >= self.max_rooms_per_session:
-            return self._refuse(session, cmd, m.ErrorCode.TOO_MANY_ROOMS,
-                                f"you are in {len(session.rooms)} rooms, the most allowed")
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.TOO_MANY_ROOMS,
+                f"you are in {len(session.rooms)} rooms, the most allowed",
+            )
         room = self._rooms.get(key)
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
@@ -254,13 +264,17 @@ class Broker(Generic[P]):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         self._leave(session, room)
         effects: list[Effect[P]] = [
-            Deliver(m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
-                    (session.peer,))
+            Deliver(
+                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
+                (session.peer,),
+            )
         ]
         if room.members:
-            effects.append(Deliver(
-                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
-            ))
+            effects.append(
+                Deliver(
+                    m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
+                )
+            )
         return effects
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
@@ -268,11 +282,16 @@ class Broker(Generic[P]):
         if not text or text.isspace():
             return self._refuse(session, cmd, m.ErrorCode.EMPTY_MESSAGE, "empty message not sent")
         if len(text) > m.MAX_TEXT_LENGTH:
-            return self._refuse(session, cmd, m.ErrorCode.TEXT_TOO_LONG,
-                                f"message longer than {m.MAX_TEXT_LENGTH} characters not sent")
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.TEXT_TOO_LONG,
+                f"message longer than {m.MAX_TEXT_LENGTH} characters not sent",
+            )
         if _UNSENDABLE.search(text):
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND,
-                                "message may not contain line breaks or NUL")
+            return self._refuse(
+                session, cmd, m.ErrorCode.BAD_COMMAND, "message may not contain line breaks or NUL"
+            )
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -281,8 +300,9 @@ class Broker(Generic[P]):
             msg = self._message(session, room.name, cmd)
             return [
                 Deliver(msg, room.members, skip=session.peer),
-                Deliver(m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
-                        (session.peer,)),
+                Deliver(
+                    m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref), (session.peer,)
+                ),
             ]
         other = self._nicks.get(m.casefold(target))
         if other is None:
@@ -290,8 +310,9 @@ class Broker(Generic[P]):
         msg = self._message(session, other.nick, cmd)
         return [
             Deliver(msg, (other.peer,)),
-            Deliver(m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref),
-                    (session.peer,)),
+            Deliver(
+                m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref), (session.peer,)
+            ),
         ]
 
     def _who(self, session: Session[P], cmd: m.Who) -> list[Effect[P]]:
@@ -302,8 +323,9 @@ class Broker(Generic[P]):
         else:
             found = self._rooms.get(m.casefold(cmd.room))
             if found is None:
-                return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM,
-                                    f"no such room {cmd.room}")
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
+                )
             room = found
         return [Deliver(self._members(room, cmd.ref), (session.peer,))]
 
@@ -320,13 +342,13 @@ class Broker(Generic[P]):
     def _invalid(self, session: Session[P], cmd: m.Invalid) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
 
-    _new_handlers: Final = {
+    _new_handlers: ClassVar[dict[type, _Handler]] = {
         m.Hello: _hello,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
     }
-    _active_handlers: Final = {
+    _active_handlers: ClassVar[dict[type, _Handler]] = {
         m.Nick: _nick,
         m.Join: _join,
         m.Part: _part,
@@ -344,20 +366,26 @@ class Broker(Generic[P]):
         msg_id = self._next_id
         self._next_id = msg_id + 1
         return m.Message(
-            id=msg_id, time=self._clock(), sender=session.nick, target=target, text=cmd.text,
+            id=msg_id,
+            time=self._clock(),
+            sender=session.nick,
+            target=target,
+            text=cmd.text,
             kind=cmd.kind,
         )
 
     def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
-        return m.Members(room=room.name, nicks=tuple(s.nick for s in room.members.values()),
-                         ref=ref)
+        return m.Members(
+            room=room.name, nicks=tuple(s.nick for s in room.members.values()), ref=ref
+        )
 
     def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
         """The room ``name`` (or the current room) if the session is in it, else the error."""
         if name is None:
             if session.current is None:
-                return m.Error(code=m.ErrorCode.NO_ROOM,
-                               text="you are not in a room; /join #room first")
+                return m.Error(
+                    code=m.ErrorCode.NO_ROOM, text="you are not in a room; /join #room first"
+                )
             return session.current
         room = session.rooms.get(m.casefold(name))
         if room is not None:

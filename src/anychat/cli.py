@@ -84,13 +84,19 @@ def serve(
     ] = _DEFAULTS.max_line_bytes,
     max_queue_bytes: Annotated[
         int,
-        typer.Option(envvar="ANYCHAT_MAX_QUEUE_BYTES", min=1024,
-                     help="Unsent bytes per client before it is cut as too slow."),
+        typer.Option(
+            envvar="ANYCHAT_MAX_QUEUE_BYTES",
+            min=1024,
+            help="Unsent bytes per client before it is cut as too slow.",
+        ),
     ] = _DEFAULTS.max_queue_bytes,
     flood_rate: Annotated[
         float,
-        typer.Option(envvar="ANYCHAT_FLOOD_RATE", min=0,
-                     help="Commands per second per client before its input is slowed (0 = off)."),
+        typer.Option(
+            envvar="ANYCHAT_FLOOD_RATE",
+            min=0,
+            help="Commands per second per client before its input is slowed (0 = off).",
+        ),
     ] = _DEFAULTS.flood_rate,
 ) -> None:
     """Run a chat server until interrupted (Ctrl-C or SIGTERM)."""
@@ -148,7 +154,9 @@ def send(
     text: Annotated[str, typer.Argument(help="The message.")],
     host: HostOption = "127.0.0.1",
     port: PortOption = DEFAULT_PORT,
-    room: Annotated[str, typer.Option("--room", "--to", help="Room or nick to send to.")] = "#general",
+    room: Annotated[
+        str, typer.Option("--room", "--to", help="Room or nick to send to.")
+    ] = "#general",
     nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
 ) -> None:
     """Send one message and exit (for scripts and cron)."""

@@ -23,9 +23,9 @@ from anyio.abc import SocketStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import model as m
+from ._groups import unwrap_single
 from .codecs.jsonl import JsonClientCodec
 from .config import DEFAULT_PORT
-from ._groups import unwrap_single
 from .errors import ConnectError, ConnectionClosed, ProtocolError, error_for
 
 __all__ = ["Client", "connect"]
@@ -41,7 +41,7 @@ class _Reply:
 
     __slots__ = ("done", "event", "expect")
 
-    def __init__(self, expect: type[m.Event]) -> None:
+    def __init__(self, expect: type[object]) -> None:
         self.expect = expect
         self.done = anyio.Event()
         self.event: m.Event | None = None
@@ -91,7 +91,9 @@ class Client:
         return members.nicks
 
     async def part(self, room: str, reason: str = "") -> None:
-        parted = await self._request(lambda ref: m.Part(room=room, reason=reason, ref=ref), m.Parted)
+        parted = await self._request(
+            lambda ref: m.Part(room=room, reason=reason, ref=ref), m.Parted
+        )
         self.rooms.discard(parted.room)
 
     async def set_nick(self, nick: str) -> None:
@@ -122,7 +124,9 @@ class Client:
         try:
             return await self._events_out.receive()
         except anyio.EndOfStream:
-            raise ConnectionClosed(self.closed_reason or "connection closed", self.closed_code) from None
+            raise ConnectionClosed(
+                self.closed_reason or "connection closed", self.closed_code
+            ) from None
 
     async def wait_for(self, kind: type[E], predicate: Callable[[E], bool] = lambda e: True) -> E:
         """Skip events until one of type ``kind`` that satisfies ``predicate`` arrives."""
@@ -279,4 +283,3 @@ async def connect(
     finally:
         client._events_in.close()
         client._events_out.close()
-

@@ -33,15 +33,19 @@ def run_server(
     options = {"use_uvloop": True} if use_uvloop and backend == "asyncio" else {}
     listener = open_listener(config.host, config.port)  # errors surface here, plainly
     anyio.run(
-        _serve_until_signalled, config, listener, on_started,
-        backend=backend, backend_options=options,
+        _serve_until_signalled,
+        config,
+        listener,
+        on_started,
+        backend=backend,
+        backend_options=options,
     )
 
 
 async def _serve_until_signalled(
     config: ServerConfig,
     listener: socket.socket,
-    on_started: Callable[[ServerConfig, int], None] | None
+    on_started: Callable[[ServerConfig, int], None] | None,
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:

@@ -23,8 +23,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from . import __version__
-from ._groups import unwrap_single
 from . import model as m
+from ._groups import unwrap_single
 from .broker import Broker, Deliver, Effect
 from .codecs import LocalReply
 from .codecs.sniff import Protocol, sniff
@@ -134,8 +134,11 @@ class _Hub:
                 return
             codec = self._codec_for(protocol)
             conn = Connection(
-                sock, codec, address=address,
-                max_queue_bytes=self.config.max_queue_bytes, on_dirty=self.mark_dirty,
+                sock,
+                codec,
+                address=address,
+                max_queue_bytes=self.config.max_queue_bytes,
+                on_dirty=self.mark_dirty,
             )
             if len(self.connections) >= self.config.max_connections or self.stopping:
                 why = "server shutting down" if self.stopping else "too many connections"
@@ -349,9 +352,7 @@ class Server:
 
 
 @asynccontextmanager
-async def serve(
-    config: ServerConfig | None = None, /, **settings: Any
-) -> AsyncIterator[Server]:
+async def serve(config: ServerConfig | None = None, /, **settings: Any) -> AsyncIterator[Server]:
     """Run a server in the background for the duration of the ``async with`` block.
 
     Takes a :class:`ServerConfig` or its fields as keyword arguments (``port=0`` picks a free

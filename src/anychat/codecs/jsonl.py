@@ -55,7 +55,7 @@ def _int(obj: Mapping[str, Any], key: str) -> int:
 def _ref(obj: Mapping[str, Any]) -> m.Ref:
     value = obj.get("ref")
     if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
-        return value  # type: ignore[no-any-return]
+        return value
     raise _BadField("'ref' must be a string or an integer")
 
 
@@ -74,7 +74,9 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     ),
     "join": lambda o: m.Join(room=_str(o, "room"), ref=_ref(o)),
     "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
-    "say": lambda o: m.Say(target=_opt_str(o, "to"), text=_str(o, "text"), kind=_kind(o), ref=_ref(o)),
+    "say": lambda o: m.Say(
+        target=_opt_str(o, "to"), text=_str(o, "text"), kind=_kind(o), ref=_ref(o)
+    ),
     "nick": lambda o: m.Nick(nick=_str(o, "nick"), ref=_ref(o)),
     "who": lambda o: m.Who(room=_opt_str(o, "room"), ref=_ref(o)),
     "rooms": lambda o: m.ListRooms(ref=_ref(o)),
@@ -132,7 +134,7 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- events
 
 
-def event_to_json(event: m.Event) -> dict[str, Any]:  # noqa: PLR0911
+def event_to_json(event: m.Event) -> dict[str, Any]:
     match event:
         case m.Message():
             return {
@@ -166,7 +168,10 @@ def event_to_json(event: m.Event) -> dict[str, Any]:  # noqa: PLR0911
         case m.Members(room=room, nicks=nicks):
             out = {"type": "members", "room": room, "nicks": list(nicks)}
         case m.RoomList(rooms=rooms):
-            out = {"type": "rooms", "rooms": [{"name": r.name, "members": r.members} for r in rooms]}
+            out = {
+                "type": "rooms",
+                "rooms": [{"name": r.name, "members": r.members} for r in rooms],
+            }
         case m.Pong(token=token):
             out = {"type": "pong", "token": token}
         case m.Error(code=code, text=text):
@@ -227,8 +232,7 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     ),
     "rooms": lambda o: m.RoomList(
         rooms=tuple(
-            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members"))
-            for r in o.get("rooms", ())
+            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members")) for r in o.get("rooms", ())
         ),
         ref=_ref(o),
     ),

@@ -24,7 +24,7 @@ __all__ = ["HELP", "TextCodec", "neutralize"]
 _TELNET: Final = re.compile(rb"\xff(?:[\xfb-\xfe].?|\xfa.*?\xff\xf0|.?)", re.DOTALL)
 
 # C0 controls, DEL and C1 controls (C1 includes the single-byte CSI) become visible marks.
-_CONTROLS: Final = {c: "\N{REPLACEMENT CHARACTER}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROLS: Final = dict.fromkeys([*range(32), *range(127, 160)], "�")
 
 
 def neutralize(text: str) -> str:
@@ -118,8 +118,10 @@ class TextCodec:
         return m.Nick(nick=rest) if rest and " " not in rest else self._usage("/nick NAME")
 
     def _join(self, rest: str) -> Inbound:
-        return m.Join(room=_room_name(rest)) if rest and " " not in rest else self._usage(
-            "/join #ROOM"
+        return (
+            m.Join(room=_room_name(rest))
+            if rest and " " not in rest
+            else self._usage("/join #ROOM")
         )
 
     def _part(self, rest: str) -> Inbound:
@@ -131,13 +133,13 @@ class TextCodec:
     def _msg(self, rest: str) -> Inbound:
         target, _, text = rest.partition(" ")
         text = text.strip()
-        return m.Say(target=target, text=text) if target and text else self._usage(
-            "/msg TARGET TEXT"
+        return (
+            m.Say(target=target, text=text) if target and text else self._usage("/msg TARGET TEXT")
         )
 
     def _me(self, rest: str) -> Inbound:
-        return m.Say(target=None, text=rest, kind=m.Kind.ACTION) if rest else self._usage(
-            "/me ACTION"
+        return (
+            m.Say(target=None, text=rest, kind=m.Kind.ACTION) if rest else self._usage("/me ACTION")
         )
 
     def _who(self, rest: str) -> Inbound:
@@ -179,7 +181,7 @@ class TextCodec:
         return (_render(event) + "\r\n").encode() if not isinstance(event, m.Ack) else b""
 
 
-def _render(event: m.Event) -> str:  # noqa: PLR0911 - one branch per event type reads best
+def _render(event: m.Event) -> str:
     match event:
         case m.Message():
             return _render_message(event)
