@@ -19,9 +19,12 @@ def install(session: nox.Session, *groups: str, extras: str = "", package: bool 
 @nox.session
 @nox.parametrize("backend", ["asyncio", "trio"])
 def tests(session: nox.Session, backend: str) -> None:
-    """The test suite with every async test on one backend (the examples included)."""
-    install(session, "test")
-    session.env["ANYCHAT_BACKENDS"] = backend
+    """The test suite with every async test on one backend family (the examples included).
+
+    The asyncio run covers plain asyncio and asyncio on uvloop.
+    """
+    install(session, "test", extras="uvloop" if backend == "asyncio" else "")
+    session.env["ANYCHAT_BACKENDS"] = "asyncio,uvloop" if backend == "asyncio" else backend
     session.run("pytest", *session.posargs)
 
 

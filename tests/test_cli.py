@@ -44,9 +44,15 @@ def running_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
                 pipe.close()
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-async def test_serve_chats_and_stops_cleanly_on_sigint(backend: str, anyio_backend: str) -> None:
-    with running_server("--backend", backend) as (proc, port):
+@pytest.mark.parametrize(
+    "flags", [["--backend", "asyncio"], ["--backend", "trio"], ["--uvloop"]], ids=" ".join
+)
+async def test_serve_chats_and_stops_cleanly_on_sigint(
+    flags: list[str], anyio_backend: object
+) -> None:
+    if "--uvloop" in flags:
+        pytest.importorskip("uvloop")
+    with running_server(*flags) as (proc, port):
         async with await LineClient.open(port) as js, await LineClient.open(port) as nc:
             await js.send_json(type="hello", nick="js")
             await js.json_event("members")
@@ -102,7 +108,7 @@ def test_bad_settings_fail_without_a_traceback(args: list[str], needle: str) -> 
     assert "Traceback" not in err
 
 
-async def test_send_command_delivers_one_message(anyio_backend: str) -> None:
+async def test_send_command_delivers_one_message(anyio_backend: object) -> None:
     with running_server() as (_proc, port):
         async with await LineClient.open(port) as js:
             await js.send_json(type="hello", nick="js")

@@ -36,7 +36,7 @@ async def test_echo_bot_echoes(server: anychat.Server) -> None:
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_trio_bot_counts(server: anychat.Server, anyio_backend: str) -> None:
+async def test_trio_bot_counts(server: anychat.Server, anyio_backend: object) -> None:
     trio_bot = load("trio_bot")
     async with anychat.connect(*server.address, nick="ada") as ada:
         async with anyio.create_task_group() as tg:
@@ -53,7 +53,7 @@ async def test_trio_bot_counts(server: anychat.Server, anyio_backend: str) -> No
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_embedded_server_runs_inside_an_asyncio_app(anyio_backend: str) -> None:
+async def test_embedded_server_runs_inside_an_asyncio_app(anyio_backend: object) -> None:
     embed = load("embed_server")
     port = await embed.app(0, announcements=1)
     assert port > 0
@@ -74,7 +74,7 @@ async def test_scripts_run_as_programs(server: anychat.Server) -> None:
         assert texts == {"deploy finished", "plain socket"}
 
 
-async def test_send_once_reports_an_unreachable_server(anyio_backend: str) -> None:
+async def test_send_once_reports_an_unreachable_server(anyio_backend: object) -> None:
     async with anychat.serve(port=0) as server:
         port = server.port
     result = await anyio.run_process(

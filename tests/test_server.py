@@ -123,7 +123,7 @@ async def test_text_client_that_types_immediately_is_still_served(server: anycha
 
 
 async def test_bad_input_gets_clear_errors_and_the_connection_lives(
-    anyio_backend: str,
+    anyio_backend: object,
 ) -> None:
     async with anychat.serve(port=0, max_line_bytes=256) as server:
         async with await LineClient.open(server.port) as nc:
@@ -171,7 +171,7 @@ async def test_peer_vanishing_mid_line_disturbs_nobody(server: anychat.Server) -
         assert await ada.who("#general") == ("ada",)
 
 
-async def test_slow_consumer_is_cut_and_the_room_keeps_flowing(anyio_backend: str) -> None:
+async def test_slow_consumer_is_cut_and_the_room_keeps_flowing(anyio_backend: object) -> None:
     async with anychat.serve(port=0, max_queue_bytes=64 * 1024, flood_rate=0) as server:
         async with (
             anychat.connect(*server.address, nick="ada") as ada,
@@ -200,7 +200,7 @@ async def test_slow_consumer_is_cut_and_the_room_keeps_flowing(anyio_backend: st
             await sloth.aclose()
 
 
-async def test_connection_limit_is_a_clear_refusal(anyio_backend: str) -> None:
+async def test_connection_limit_is_a_clear_refusal(anyio_backend: object) -> None:
     async with anychat.serve(port=0, max_connections=1) as server:
         async with anychat.connect(*server.address, nick="ada"):
             extra = await LineClient.open(server.port)
@@ -210,7 +210,7 @@ async def test_connection_limit_is_a_clear_refusal(anyio_backend: str) -> None:
             await extra.aclose()
 
 
-async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: str) -> None:
+async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: object) -> None:
     async with anychat.serve(port=0, flood_rate=2000, flood_burst=20) as server:
         async with (
             anychat.connect(*server.address, nick="ada") as ada,
@@ -233,7 +233,7 @@ async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: str) -> None:
             assert texts == [f"f{i}" for i in range(count)]
 
 
-async def test_shutdown_tells_every_client(anyio_backend: str) -> None:
+async def test_shutdown_tells_every_client(anyio_backend: object) -> None:
     async with anychat.serve(port=0) as server:
         js = await LineClient.open(server.port)
         await js.send_json(type="hello", nick="js")
@@ -251,7 +251,7 @@ async def test_shutdown_tells_every_client(anyio_backend: str) -> None:
     await nc.aclose()
 
 
-async def test_connect_error_names_host_and_port(anyio_backend: str) -> None:
+async def test_connect_error_names_host_and_port(anyio_backend: object) -> None:
     async with anychat.serve(port=0) as server:
         port = server.port
     with pytest.raises(anychat.ConnectError, match=f"127.0.0.1:{port}"):
