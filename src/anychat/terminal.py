@@ -1,0 +1,254 @@
+"""``anychat chat``: chat from a terminal, or send each line of a piped stdin.
+
+Interactive (stdin and stdout are terminals): a prompt_toolkit prompt at the bottom of the
+screen. Incoming lines are printed *above* it while the user types: prompt_toolkit erases the
+prompt, prints, and redraws the prompt with the half-typed line and cursor where they were, so
+nothing the user typed is garbled or lost. Everything printed is formatted text built by
+:mod:`anychat._chatsession` from strings it made safe first; no raw ANSI from other users ever
+reaches the terminal. Tab completes ``/commands``, nicks and rooms; Up/Down walk the input history,
+which is kept in memory only, so private messages never land in a file.
+
+Piped (``printf 'hi\\n' | anychat chat --nick bot``): each line is sent (lines starting with ``/``
+are commands) and its acknowledgement awaited before the next; at the end of the input the client
+leaves and exits 0 (1 if the server refused any line). Incoming messages are printed as plain text.
+
+Both modes run on asyncio, which prompt_toolkit requires, over the same :class:`ChatSession`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+from functools import partial
+from typing import Final, TextIO
+
+import anyio
+import anyio.from_thread
+from anyio.lowlevel import current_token
+from anyio.streams.memory import MemoryObjectReceiveStream
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples, fragment_list_to_text
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.shortcuts import CompleteStyle
+from prompt_toolkit.styles import Style
+
+from . import model as m
+from ._chatsession import COMMANDS, ChatSession, LineKind, error_line, nick_style, notice, safe
+from .errors import ChatError, ConnectionClosed
+
+__all__ = ["run_chat"]
+
+#: In pipe mode, give up (exit 1) after this many failed reconnects in a row: a script should
+#: fail rather than hang. Interactive sessions retry for as long as the user waits.
+PIPE_MAX_ATTEMPTS: Final = 6
+
+STYLE: Final = Style.from_dict(
+    {
+        "time": "ansibrightblack",
+        "room": "ansibrightblack",
+        "notice": "ansibrightblack",
+        "error": "ansired bold",
+        "private": "ansimagenta bold",
+        "action": "italic",
+        "offline": "ansired",
+    }
+)
+
+
+def run_chat(*, host: str, port: int, nick: str | None, room: str) -> int:
+    """Run the terminal client until the user leaves; returns the exit status.
+
+    0: the user left (``/quit``, Ctrl-D, Ctrl-C) or the piped input was all sent. 1: the server
+    could not be reached or refused the nick or room at the start, or (pipe mode) refused a line
+    or stayed away. 130: interrupted by a signal outside the prompt.
+    """
+    interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+    mode = _interactive if interactive else _piped
+    try:
+        return anyio.run(partial(mode, host=host, port=port, nick=nick, room=room))
+    except BaseException as exc:
+        inner = _unwrap(exc)
+        if isinstance(inner, KeyboardInterrupt):
+            return 130
+        if isinstance(inner, ChatError):
+            print(f"anychat: {inner}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+# ---------------------------------------------------------------------- interactive
+
+
+class _PromptSink:
+    """Lines printed above the prompt (prompt_toolkit redraws the prompt under them)."""
+
+    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
+        print_formatted_text(FormattedText(line), style=STYLE)
+
+    def problem(self, line: StyleAndTextTuples) -> None:
+        print_formatted_text(FormattedText(line), style=STYLE)
+
+
+class ChatCompleter(Completer):
+    """Tab completion: ``/commands`` at the start of a line, ``#rooms``, and nicks seen.
+
+    A nick completed at the start of a line gets ``": "`` after it, the usual way to address
+    someone in a room.
+    """
+
+    def __init__(self, chat: ChatSession) -> None:
+        self.chat = chat
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
+        before = document.text_before_cursor
+        if before.startswith("/") and " " not in before:
+            typed = before[1:].lower()
+            for name in COMMANDS:
+                if name.startswith(typed):
+                    yield Completion(f"/{name} ", -len(before), display=f"/{name}")
+            return
+        word = document.get_word_before_cursor(WORD=True)
+        folded = m.casefold(word)
+        if word.startswith("#"):
+            candidates = sorted({*self.chat.rooms, *self.chat.members}, key=m.casefold)
+            suffix = ""
+        else:
+            candidates = self.chat.known_nicks()
+            suffix = ": " if before == word else ""
+        for name in candidates:
+            if m.casefold(name).startswith(folded):
+                yield Completion(safe(name) + suffix, -len(word), display=safe(name))
+
+
+def _prompt(chat: ChatSession) -> StyleAndTextTuples:
+    """``#general ada> ``, or ``(offline) #general ada> `` while reconnecting."""
+    line: StyleAndTextTuples = []
+    if chat.client is None:
+        line.append(("class:offline", "(offline) "))
+    line.append(("class:room", safe(chat.room or "(no room)") + " "))
+    me = chat.me
+    line += [(nick_style(me) + " bold", safe(me)), ("", "> ")]
+    return line
+
+
+async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> int:
+    chat = ChatSession(_PromptSink(), host=host, port=port, nick=nick, room=room)
+    async with anyio.create_task_group() as tg:
+        # The first connection happens before anything is drawn: if it fails, the error is
+        # raised from here and run_chat prints one line.
+        await tg.start(chat.maintain)
+        where = safe(chat.room) if chat.room else "no room"
+        chat.sink.show(
+            notice(f"connected to {host}:{port} as {safe(chat.me)} in {where}; /help for help")
+        )
+        session: PromptSession[str] = PromptSession(
+            completer=ChatCompleter(chat),
+            complete_style=CompleteStyle.READLINE_LIKE,
+            complete_while_typing=False,
+            history=InMemoryHistory(),
+            style=STYLE,
+        )
+        with patch_stdout(raw=True):
+            while True:
+                try:
+                    line = await session.prompt_async(partial(_prompt, chat))
+                except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C
+                    await chat.quit()
+                    break
+                try:
+                    if not await chat.execute(line):
+                        break
+                except ConnectionClosed as exc:
+                    chat.sink.problem(error_line(f"not sent: {safe(exc.reason)}"))
+        tg.cancel_scope.cancel()
+    return 0
+
+
+# ---------------------------------------------------------------------- piped
+
+
+class _PlainSink:
+    """Pipe mode: messages and command results to stdout, problems to stderr, no colour."""
+
+    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
+        if kind in ("message", "info"):
+            _write(sys.stdout, fragment_list_to_text(line))
+
+    def problem(self, line: StyleAndTextTuples) -> None:
+        _write(sys.stderr, fragment_list_to_text(line))
+
+
+def _write(stream: TextIO, text: str) -> None:
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # a closed pipe (``| head``) must not stop the sending
+        pass
+
+
+def _stdin_lines() -> MemoryObjectReceiveStream[str]:
+    """Lines of stdin, read by a daemon thread (stdin may be a pipe, a file or a terminal).
+
+    The thread waits for each line to be taken, so a slow server slows the reading; being a
+    daemon, a thread blocked on a read that never ends does not keep the process alive.
+    """
+    send, receive = anyio.create_memory_object_stream[str](16)
+    token = current_token()
+
+    def pump() -> None:
+        try:
+            if sys.stdin is not None:
+                for raw in sys.stdin.buffer:
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    anyio.from_thread.run(send.send, line, token=token)
+        except (anyio.RunFinishedError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return
+        finally:
+            try:
+                anyio.from_thread.run_sync(send.close, token=token)
+            except anyio.RunFinishedError:
+                pass
+
+    threading.Thread(target=pump, name="anychat-stdin", daemon=True).start()
+    return receive
+
+
+async def _piped(*, host: str, port: int, nick: str | None, room: str) -> int:
+    chat = ChatSession(
+        _PlainSink(), host=host, port=port, nick=nick, room=room, max_attempts=PIPE_MAX_ATTEMPTS
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(chat.maintain)
+        async with _stdin_lines() as lines:
+            async for line in lines:
+                if not await _send_line(chat, line):
+                    break
+        await chat.quit()
+        tg.cancel_scope.cancel()
+    return 1 if chat.failures else 0
+
+
+async def _send_line(chat: ChatSession, line: str) -> bool:
+    """Execute one piped line, retrying it on a new connection if the old one was lost.
+
+    A line whose acknowledgement was lost with the connection is sent again: at least once.
+    """
+    client = chat.client
+    while True:
+        try:
+            return await chat.execute(line)
+        except ConnectionClosed:
+            client = await chat.wait_for_new_client(client)
