@@ -223,10 +223,27 @@ async def test_completion_of_commands_and_nicks(server: anychat.Server) -> None:
         await term.wait_until(lambda: term.cursor_line.endswith("ada> /who"), "completed /who")
         term.type("\r")
         await term.wait_for_text("in #general: bob")
-        term.type("b\t")
+        term.type("\x1b[A")  # Up: the history
+        await term.wait_until(lambda: term.cursor_line.endswith("ada> /who"), "recalled /who")
+        term.type("\x15b\t")  # Ctrl-U clears the line
         await term.wait_until(lambda: term.cursor_line.endswith("ada> bob:"), "completed nick")
         term.type("\x03")  # Ctrl-C leaves too
         assert await term.wait_exit() == 0
+
+
+async def test_sigterm_leaves_and_restores_the_terminal(server: anychat.Server) -> None:
+    async with (
+        anychat.connect(*server.address, nick="bob") as bob,
+        chat_in_terminal(server.port, "--nick", "ada") as term,
+    ):
+        await term.wait_until(_prompt_ready(term, "ada"), "prompt")
+        assert not termios.tcgetattr(term.master)[3] & termios.ICANON  # raw while prompting
+        assert term.process is not None
+        term.process.terminate()
+        assert await term.wait_exit() == 0
+        assert termios.tcgetattr(term.master)[3] & termios.ICANON
+        with anyio.fail_after(DEADLINE):
+            await bob.wait_for(anychat.Quitted, lambda e: e.nick == "ada")
 
 
 async def test_reconnects_and_rejoins_after_the_server_went_away() -> None:
@@ -301,7 +318,7 @@ async def test_pipe_prints_incoming_messages_plainly(server: anychat.Server) -> 
 async def test_pipe_reports_refused_lines(server: anychat.Server) -> None:
     result = await anyio.run_process(
         _chat_command(server.port, "--nick", "bot"),
-        input=b"/msg nobody hi\n/frobnicate\nfine\n",
+        input=b"/msg nobody hi\n/frobnicate\n/help\nfine\n",
         env=_env(),
         check=False,
     )
@@ -310,6 +327,7 @@ async def test_pipe_reports_refused_lines(server: anychat.Server) -> None:
     assert len(errors) == 2
     assert "no such nick nobody" in errors[0]
     assert "unknown command /frobnicate" in errors[1]
+    assert "/join #ROOM" in result.stdout.decode()
 
 
 def test_unreachable_server_is_one_line_and_exit_1() -> None:

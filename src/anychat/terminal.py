@@ -17,6 +17,7 @@ Both modes run on asyncio, which prompt_toolkit requires, over the same :class:`
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from typing import Final, TextIO
 
 import anyio
 import anyio.from_thread
+from anyio.abc import TaskStatus
 from anyio.lowlevel import current_token
 from anyio.streams.memory import MemoryObjectReceiveStream
 from prompt_toolkit import PromptSession, print_formatted_text
@@ -64,7 +66,8 @@ def run_chat(*, host: str, port: int, nick: str | None, room: str) -> int:
 
     0: the user left (``/quit``, Ctrl-D, Ctrl-C) or the piped input was all sent. 1: the server
     could not be reached or refused the nick or room at the start, or (pipe mode) refused a line
-    or stayed away. 130: interrupted by a signal outside the prompt.
+    or stayed away. 128 + N: signal N (SIGINT outside the prompt; SIGTERM or SIGHUP in pipe mode)
+    stopped it before it was done; interactively SIGTERM and SIGHUP leave cleanly with 0.
     """
     interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
     mode = _interactive if interactive else _piped
@@ -150,6 +153,7 @@ async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> 
         # The first connection happens before anything is drawn: if it fails, the error is
         # raised from here and run_chat prints one line.
         await tg.start(chat.maintain)
+        await tg.start(_leave_on_signal, chat, tg.cancel_scope, [])
         where = safe(chat.room) if chat.room else "no room"
         chat.sink.show(
             notice(f"connected to {host}:{port} as {safe(chat.me)} in {where}; /help for help")
@@ -160,6 +164,8 @@ async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> 
             complete_while_typing=False,
             history=InMemoryHistory(),
             style=STYLE,
+            # The sent line is shown once the server acked it, as everyone else sees it.
+            erase_when_done=True,
         )
         with patch_stdout(raw=True):
             while True:
@@ -172,9 +178,29 @@ async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> 
                     if not await chat.execute(line):
                         break
                 except ConnectionClosed as exc:
-                    chat.sink.problem(error_line(f"not sent: {safe(exc.reason)}"))
+                    chat.sink.problem(error_line(f"not sent (Up recalls it): {safe(exc.reason)}"))
         tg.cancel_scope.cancel()
     return 0
+
+
+async def _leave_on_signal(
+    chat: ChatSession,
+    scope: anyio.CancelScope,
+    caught: list[int],
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """SIGTERM or SIGHUP (terminal closed): say goodbye and unwind, which also restores the
+    terminal from the prompt's raw mode instead of leaving it unusable. The signal number is
+    appended to ``caught``."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        task_status.started()
+        async for signum in signals:
+            caught.append(signum)
+            with anyio.move_on_after(1):
+                await chat.quit("terminal closed" if signum == signal.SIGHUP else "")
+            scope.cancel()
+            return
 
 
 # ---------------------------------------------------------------------- piped
@@ -230,14 +256,18 @@ async def _piped(*, host: str, port: int, nick: str | None, room: str) -> int:
     chat = ChatSession(
         _PlainSink(), host=host, port=port, nick=nick, room=room, max_attempts=PIPE_MAX_ATTEMPTS
     )
+    caught: list[int] = []
     async with anyio.create_task_group() as tg:
         await tg.start(chat.maintain)
+        await tg.start(_leave_on_signal, chat, tg.cancel_scope, caught)
         async with _stdin_lines() as lines:
             async for line in lines:
                 if not await _send_line(chat, line):
                     break
         await chat.quit()
         tg.cancel_scope.cancel()
+    if caught:  # interrupted before the input was all sent
+        return 128 + caught[0]
     return 1 if chat.failures else 0
 
 
