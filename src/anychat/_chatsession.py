@@ -437,7 +437,7 @@ class ChatSession:
         if not rest:
             raise Refused("usage: /nick NAME")
         client = self._client()
-        await client.set_nick(rest.split()[0])
+        await client.set_nick(rest)  # the server explains what a nick may be
         self.nick = client.nick
         self.sink.show(notice(f"you are now known as {safe(client.nick)}"))
 

@@ -47,6 +47,8 @@ __all__ = ["run_chat"]
 #: In pipe mode, give up (exit 1) after this many failed reconnects in a row: a script should
 #: fail rather than hang. Interactive sessions retry for as long as the user waits.
 PIPE_MAX_ATTEMPTS: Final = 6
+#: Lines typed ahead of the server's acknowledgements before the prompt waits.
+_MAX_PENDING_LINES: Final = 100
 
 STYLE: Final = Style.from_dict(
     {
@@ -167,20 +169,39 @@ async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> 
             # The sent line is shown once the server acked it, as everyone else sees it.
             erase_when_done=True,
         )
+        # Lines are executed by a worker, one after another, while the prompt stays up: typing
+        # never waits for the server (nor echoes through a terminal in cooked mode meanwhile).
+        lines, pending = anyio.create_memory_object_stream[str](_MAX_PENDING_LINES)
+        tg.start_soon(_execute_lines, chat, pending, tg.cancel_scope)
         with patch_stdout(raw=True):
-            while True:
-                try:
-                    line = await session.prompt_async(partial(_prompt, chat))
-                except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C
-                    await chat.quit()
-                    break
-                try:
-                    if not await chat.execute(line):
+            async with lines:
+                while True:
+                    try:
+                        line = await session.prompt_async(partial(_prompt, chat))
+                    except EOFError:  # Ctrl-D: leave once the lines typed so far are sent
                         break
-                except ConnectionClosed as exc:
-                    chat.sink.problem(error_line(f"not sent (Up recalls it): {safe(exc.reason)}"))
-        tg.cancel_scope.cancel()
+                    except KeyboardInterrupt:  # Ctrl-C: leave now
+                        await chat.quit()
+                        tg.cancel_scope.cancel()
+                        break
+                    await lines.send(line)
+            await anyio.sleep_forever()  # until the worker has finished and cancels
     return 0
+
+
+async def _execute_lines(
+    chat: ChatSession, pending: MemoryObjectReceiveStream[str], scope: anyio.CancelScope
+) -> None:
+    """Execute typed lines in order; leave after ``/quit`` or the end of input."""
+    async with pending:
+        async for line in pending:
+            try:
+                if not await chat.execute(line):
+                    break
+            except ConnectionClosed as exc:
+                chat.sink.problem(error_line(f"not sent (Up recalls it): {safe(exc.reason)}"))
+    await chat.quit()
+    scope.cancel()
 
 
 async def _leave_on_signal(
