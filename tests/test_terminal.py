@@ -315,6 +315,39 @@ async def test_pipe_prints_incoming_messages_plainly(server: anychat.Server) -> 
             assert await proc.wait() == 0
 
 
+async def test_pipe_resends_after_the_server_came_back() -> None:
+    async with anychat.serve(port=0) as first:
+        port = first.port
+        async with anychat.connect(*first.address, nick="listener") as listener:
+            proc = await anyio.open_process(_chat_command(port, "--nick", "bot"), env=_env())
+            assert proc.stdin is not None
+            assert proc.stderr is not None
+            await proc.stdin.send(b"one\n")
+            with anyio.fail_after(DEADLINE):
+                await listener.wait_for(anychat.Message, lambda e: e.text == "one")
+    try:
+        errors = b""
+        with anyio.fail_after(DEADLINE):
+            while b"disconnected" not in errors:
+                errors += await proc.stderr.receive()
+        async with (
+            anychat.serve(port=port),
+            anychat.connect("127.0.0.1", port, nick="listener") as listener,
+        ):
+            await proc.stdin.send(b"two\n")  # sent once the client is back in #general
+            with anyio.fail_after(DEADLINE):
+                msg = await listener.wait_for(anychat.Message)
+            assert (msg.sender, msg.target, msg.text) == ("bot", "#general", "two")
+            await proc.stdin.aclose()
+            with anyio.fail_after(DEADLINE):
+                assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        with anyio.CancelScope(shield=True):
+            await proc.aclose()
+
+
 async def test_pipe_reports_refused_lines(server: anychat.Server) -> None:
     result = await anyio.run_process(
         _chat_command(server.port, "--nick", "bot"),

@@ -262,9 +262,8 @@ class ChatSession:
                 self._set_client(None)
             if self.quitting:
                 return
-            self.sink.problem(
-                error_line(f"disconnected: {safe(reason)}; reconnecting in {delay:g} s")
-            )
+            what = "reconnect failed" if failed else "disconnected"
+            self.sink.problem(error_line(f"{what}: {safe(reason)}; retrying in {delay:g} s"))
             await anyio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
