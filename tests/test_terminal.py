@@ -247,22 +247,25 @@ async def test_sigterm_leaves_and_restores_the_terminal(server: anychat.Server) 
 
 
 async def test_reconnects_and_rejoins_after_the_server_went_away() -> None:
-    async with anychat.serve(port=0) as first:
-        port = first.port
-        term = Terminal()
-        await term.start(port, "--nick", "ada", "--room", "#lobby")
-        await term.wait_until(_prompt_ready(term, "ada"), "prompt")
+    term = Terminal()
     try:
+        async with anychat.serve(port=0) as first:
+            port = first.port
+            await term.start(port, "--nick", "ada", "--room", "#lobby")
+            await term.wait_until(_prompt_ready(term, "ada"), "prompt")
+            term.type("/join #Dev\r")
+            await term.wait_for_text("you are in #Dev")
         await term.wait_for_text("disconnected")
+        await term.wait_until(lambda: "(offline) #Dev ada>" in term.cursor_line, "offline")
         async with anychat.serve(port=port) as second:
-            await term.wait_for_text("reconnected as ada; in #lobby")
+            await term.wait_for_text("reconnected as ada; in #lobby, #Dev")
             async with anychat.connect(*second.address, nick="bob") as bob:
                 assert "ada" in await bob.who("#lobby")
-                await bob.join("#lobby")
-                term.type("still here\r")
+                assert "ada" in await bob.join("#dev")
+                term.type("still here\r")  # to the current room, which is still #Dev
                 with anyio.fail_after(DEADLINE):
                     msg = await bob.wait_for(anychat.Message)
-                assert (msg.sender, msg.target, msg.text) == ("ada", "#lobby", "still here")
+                assert (msg.sender, msg.target, msg.text) == ("ada", "#Dev", "still here")
                 term.type("/quit\r")
                 assert await term.wait_exit() == 0
     finally:

@@ -275,6 +275,7 @@ class ChatSession:
         """
         order = [r for r in self.rooms if r != self.room] + ([self.room] if self.room else [])
         joined: list[str] = []
+        current = None
         for room in order:
             try:
                 nicks = await client.join(room)
@@ -283,11 +284,13 @@ class ChatSession:
                     raise
                 self.sink.problem(error_line(f"cannot rejoin {safe(room)}: {safe(exc.text)}"))
                 continue
-            joined.append(self._canonical(client, room))
-            self.members[joined[-1]] = set(nicks)
-        self.rooms = [r for r in joined if r != self.room] + [r for r in joined if r == self.room]
-        if self.room not in self.rooms:
-            self.room = self.rooms[-1] if self.rooms else None
+            name = self._canonical(client, room)
+            joined.append(name)
+            self.members[name] = set(nicks)
+            if room == self.room:
+                current = name
+        self.rooms = joined
+        self.room = current or (joined[-1] if joined else None)
         self.nick = client.nick
 
     def _set_client(self, client: Client | None) -> None:
