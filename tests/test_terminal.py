@@ -215,10 +215,15 @@ async def test_escape_sequences_from_others_are_neutralised(server: anychat.Serv
 
 async def test_completion_of_commands_and_nicks(server: anychat.Server) -> None:
     async with (
-        anychat.connect(*server.address, nick="bob"),
+        anychat.connect(*server.address, nick="bob") as bob,
         chat_in_terminal(server.port, "--nick", "ada", "--room", "general") as term,
     ):
         await term.wait_until(_prompt_ready(term, "ada"), "prompt")
+        # A paste of several lines sends each; a line longer than the server takes is split.
+        term.type(f"\x1b[200~line one\nline two {'z' * 500}\x1b[201~\r")
+        with anyio.fail_after(DEADLINE):
+            texts = [(await bob.wait_for(anychat.Message)).text for _ in range(3)]
+        assert texts == ["line one", "line two " + "z" * 391, "z" * 109]
         term.type("/wh\t")
         await term.wait_until(lambda: term.cursor_line.endswith("ada> /who"), "completed /who")
         term.type("\r")
@@ -407,6 +412,15 @@ def test_nick_colours_are_stable_and_case_insensitive() -> None:
     assert cs.nick_style("Alice") == cs.nick_style("alice")
     assert len({cs.nick_style(f"user{i}") for i in range(100)}) > 3
     assert "red" not in cs.nick_style("bob")
+
+
+def test_split_text_cuts_at_spaces_within_the_limit() -> None:
+    assert cs.split_text("short") == ["short"]
+    words = " ".join(["word"] * 300)  # 1499 characters
+    pieces = cs.split_text(words)
+    assert all(0 < len(p) <= m.MAX_TEXT_LENGTH for p in pieces)
+    assert " ".join(pieces) == words
+    assert cs.split_text("x" * 1000, 400) == ["x" * 400, "x" * 400, "x" * 200]
 
 
 def test_message_lines() -> None:

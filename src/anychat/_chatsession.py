@@ -13,6 +13,7 @@ none of it may reach the terminal as control characters.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,8 @@ __all__ = ["COMMANDS", "ChatSession", "LineKind", "Sink", "nick_style", "render"
 #: First pause before reconnecting, in seconds; doubled after each failure up to the maximum.
 RECONNECT_INITIAL_SECONDS: Final = 0.5
 RECONNECT_MAX_SECONDS: Final = 10.0
+
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
 #: ``/command`` -> (arguments, what it does); the order is the order of ``/help``.
 COMMANDS: Final = {
@@ -348,6 +351,11 @@ class ChatSession:
         Refusals are shown and counted; a lost connection raises :class:`ConnectionClosed`
         (the caller decides whether to retry the line).
         """
+        if "\n" in line or "\r" in line:  # a paste of several lines: each on its own
+            for part in _LINE_BREAK.split(line):
+                if not await self.execute(part):
+                    return False
+            return True
         if not line.strip():
             return True
         if line.startswith("//") or not line.startswith("/"):
@@ -383,15 +391,21 @@ class ChatSession:
             self._refused("you are not in a room; /join #room first")
             return
         client = self._client()
-        try:
-            ack = await client.send(target, text, kind=kind)
-        except Refused as exc:
-            self._refused(safe(exc.text))
-            return
-        msg = m.Message(
-            id=ack.id, time=ack.time, sender=client.nick, target=ack.target, text=text, kind=kind
-        )
-        self.sink.show(message_line(msg, me=client.nick, room=self.room), "own")
+        for chunk in split_text(text):
+            try:
+                ack = await client.send(target, chunk, kind=kind)
+            except Refused as exc:
+                self._refused(safe(exc.text))
+                return
+            msg = m.Message(
+                id=ack.id,
+                time=ack.time,
+                sender=client.nick,
+                target=ack.target,
+                text=chunk,
+                kind=kind,
+            )
+            self.sink.show(message_line(msg, me=client.nick, room=self.room), "own")
 
     async def _join(self, rest: str) -> None:
         if not rest:
@@ -487,6 +501,21 @@ class ChatSession:
             if m.casefold(name) == m.casefold(room):
                 return name
         return room
+
+
+def split_text(text: str, limit: int = m.MAX_TEXT_LENGTH) -> list[str]:
+    """``text`` in pieces the server accepts (at most ``limit`` characters), cut at spaces
+    where one is near enough to the limit, so a long paste arrives whole instead of refused."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind(" ", limit // 2, limit + 1)
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip(" ")
+    if text or not pieces:
+        pieces.append(text)
+    return pieces
 
 
 def _room_name(word: str) -> str:
