@@ -165,10 +165,17 @@ async def test_typed_line_survives_incoming_message(server: anychat.Server) -> N
         # prompt_toolkit erases the prompt, prints, then redraws the prompt with the half-typed
         # text intact below the message (possibly in a later write: wait for it).
         await term.wait_until(redrawn_below, "prompt redrawn below the message")
-        said = next(line for line in term.lines if "news from bob" in line)
+        row = next(y for y, line in enumerate(term.lines) if "news from bob" in line)
+        said = term.lines[row]
         assert said.endswith("<bob> news from bob")
         assert "hello wor" not in said
         assert sum("hello wor" in line for line in term.lines) == 1
+        # The time is dimmed and the nick has its own colour, the same in every session.
+        cells = term.screen.buffer[row]
+        assert cells[0].fg == "brightblack"
+        nick_at = said.index("<bob>") + 1
+        assert cells[nick_at].fg == cs.nick_style("bob").removeprefix("ansi")
+        assert cells[nick_at + 5].fg == "default"  # the text itself is not coloured
 
         term.type("ld\r")
         with anyio.fail_after(DEADLINE):
