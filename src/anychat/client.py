@@ -14,6 +14,8 @@ buffers without limit.
 from __future__ import annotations
 
 import itertools
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -240,6 +242,18 @@ class Client:
             await self._stream.aclose()
 
 
+def _reason(exc: OSError) -> str:
+    """A short reason for a failed connect ("Connection refused", "Name or service not known").
+
+    anyio wraps the attempts' errors in "All connection attempts failed"; asyncio's own message
+    repeats the address we already name.
+    """
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    if isinstance(cause, socket.gaierror) or not cause.errno or cause.errno < 0:
+        return cause.strerror or str(cause)
+    return os.strerror(cause.errno)
+
+
 @asynccontextmanager
 async def connect(
     host: str = "127.0.0.1",
@@ -261,7 +275,8 @@ async def connect(
     except TimeoutError:
         raise ConnectError(host, port, f"no answer within {timeout} s") from None
     except OSError as exc:
-        raise ConnectError(host, port, exc.strerror or str(exc)) from None
+        # anyio wraps the attempts' errors in "All connection attempts failed": name the cause.
+        raise ConnectError(host, port, _reason(exc)) from None
     client = Client(stream, timeout=timeout)
     try:
         with unwrap_single():
