@@ -83,5 +83,5 @@ async def test_send_once_reports_an_unreachable_server(anyio_backend: object) ->
     )
     assert result.returncode == 1
     assert result.stderr.decode().strip() == (
-        f"send_once: cannot connect to 127.0.0.1:{port}: All connection attempts failed"
+        f"send_once: cannot connect to 127.0.0.1:{port}: Connection refused"
     )
