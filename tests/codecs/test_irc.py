@@ -194,7 +194,9 @@ def test_nick_in_use_during_registration_lets_the_client_try_again() -> None:
         (b"MODE #a +o bob\r\n", ":s 482 ada #a :You're not channel operator"),
         (b"MODE ada\r\n", ":s 221 ada +"),
         (b"MODE bob\r\n", ":s 502 ada :Can't change mode for other users"),
-        (b"MODE ada +i\r\n", None),
+        (b"MODE ada +i\r\n", ":ada!ada@s MODE ada :+i"),
+        (b"MODE ada +iw-x\r\n", ":s 501 ada :Unknown MODE flag"),
+        (b"USERHOST\r\n", ":s 461 ada USERHOST :Not enough parameters"),
         (b"NAMES\r\n", ":s 366 ada * :End of /NAMES list"),
         (b"WHO\r\n", ":s 315 ada * :End of /WHO list"),
         (b"AUTHENTICATE PLAIN\r\n", ":s 904 ada :SASL authentication failed"),
@@ -422,6 +424,26 @@ def test_whois_reply_and_unknown_nick() -> None:
     whois = one(codec.feed(b"WHOIS nobody\r\n"))
     error = m.Error(code=m.ErrorCode.NO_SUCH_NICK, text="", ref=whois.ref)
     assert [line.split()[1] for line in lines(codec, error)] == ["401", "318"]
+
+
+def test_user_modes_are_remembered_and_only_changes_echoed() -> None:
+    codec = registered()
+    assert replies(codec.feed(b"MODE ada +iw\r\nMODE ada +i\r\nMODE ada -w\r\nMODE ada\r\n")) == [
+        ":ada!ada@irc.test MODE ada :+iw",
+        ":ada!ada@irc.test MODE ada :-w",
+        ":irc.test 221 ada +i",
+    ]
+
+
+def test_userhost_answers_from_whois() -> None:
+    codec = registered()
+    bob, nobody = codec.feed(b"USERHOST bob nobody\r\n")
+    assert not isinstance(bob, LocalReply)
+    assert not isinstance(nobody, LocalReply)
+    info = m.UserInfo(nick="bob", away="zzz", ref=bob.ref)
+    assert lines(codec, info) == [":irc.test 302 ada :bob=-bob@irc.test"]
+    missing = m.Error(code=m.ErrorCode.NO_SUCH_NICK, text="", ref=nobody.ref)
+    assert lines(codec, missing) == [":irc.test 302 ada :"]
 
 
 def test_topic_query_and_change() -> None:

@@ -40,6 +40,7 @@ _BEFORE_REGISTRATION: Final = frozenset(
     {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"}
 )
 _MAX_PENDING: Final = 1024
+_USER_MODES: Final = frozenset("iw")
 _BAD_TEXT: Final = str.maketrans({"\r": " ", "\n": " ", "\x00": " "})
 
 
@@ -95,6 +96,7 @@ class IrcCodec:
         self._pending: dict[int, _Pending] = {}
         #: Rooms we are in, folded -> name, learnt from our own join/part replies (for JOIN 0).
         self._rooms: dict[str, str] = {}
+        self._modes: set[str] = set()
 
     # ================================================================== receiving
 
@@ -356,8 +358,32 @@ class IrcCodec:
         if m.casefold(target) != m.casefold(self.nick):
             return [self._reply("502", ":Can't change mode for other users")]
         if len(params) == 1:
-            return [self._reply("221", "+")]
-        return []  # user modes have no meaning here; accepting them silently keeps clients calm
+            return [self._reply("221", "+" + "".join(sorted(self._modes)))]
+        # User modes change nothing here, but clients set +i or +w on connecting and expect
+        # the change echoed back (as ngircd does); unknown letters get 501.
+        changes, sign, adding = "", "", True
+        for char in params[1]:
+            if char in "+-":
+                adding = char == "+"
+            elif char not in _USER_MODES:
+                return [self._reply("501", ":Unknown MODE flag")]
+            elif adding != (char in self._modes):
+                (self._modes.add if adding else self._modes.discard)(char)
+                wanted = "+" if adding else "-"
+                changes += char if sign == wanted else wanted + char
+                sign = wanted
+        if not changes:
+            return []
+        return [LocalReply(f":{self.mask} MODE {self.nick} :{changes}\r\n".encode())]
+
+    def _userhost(self, params: tuple[str, ...]) -> list[Inbound]:
+        if not params:
+            return self._need_params("USERHOST")
+        return [
+            m.Whois(nick=n, ref=self._track(_Pending("userhost", n)))
+            for n in params[:5]  # RFC 2812 §4.8: up to five nicks
+            if m.valid_nick(n)
+        ]
 
     def _ping(self, params: tuple[str, ...]) -> list[Inbound]:
         if not params:
@@ -393,6 +419,7 @@ class IrcCodec:
         "LIST": _list,
         "AWAY": _away,
         "MODE": _mode,
+        "USERHOST": _userhost,
         "PING": _ping,
         "PONG": _pong,
         "QUIT": _quit,

@@ -129,6 +129,8 @@ def _members(c: IrcCodec, event: m.Members) -> list[str]:
 def _user_info(c: IrcCodec, event: m.UserInfo) -> list[str]:
     pending = c.take(event.ref)
     nick = event.nick
+    if pending is not None and pending.verb == "userhost":
+        return [c.num("302", f":{nick}={'-' if event.away else '+'}{nick}@{c.server}")]
     if pending is not None and pending.verb == "who":
         return [
             _who_line(c, "*", nick, event.away),
@@ -182,6 +184,8 @@ def _error(c: IrcCodec, event: m.Error) -> list[str]:
         if numeric is not None:
             code, text = numeric
             return [c.num(code, pending.target, ":" + text)]
+        if pending.verb == "userhost":
+            return [c.num("302", ":")]
         if pending.verb == "whois" and event.code is m.ErrorCode.NO_SUCH_NICK:
             return [
                 c.num("401", pending.target, ":No such nick/channel"),
