@@ -91,7 +91,7 @@ async def test_unregistered_connections_time_out() -> None:
         raw(srv.port) as peer,
     ):
         await peer.send("NICK ada")
-        await peer.until("ERROR :Closing Link: ada (registration timed out)")
+        await peer.until("ERROR :Closing Link: * (registration timed out)")
         await peer.closed()
 
 

@@ -133,7 +133,8 @@ class IrcCodec:
 
     @property
     def me(self) -> str:
-        return self.nick if self.registered else (self.nick or "*")
+        """Who numerics address: ``*`` until registered, as servers do."""
+        return self.nick if self.registered else "*"
 
     @property
     def mask(self) -> str:
@@ -399,6 +400,15 @@ class IrcCodec:
     def _motd(self, params: tuple[str, ...]) -> list[Inbound]:
         return [self._reply("422", ":MOTD File is missing")]
 
+    def _whowas(self, params: tuple[str, ...]) -> list[Inbound]:
+        # Clients ask after a 401 from WHOIS; no history of nicks is kept.
+        if not params or not params[0]:
+            return [self._reply("431", ":No nickname given")]
+        return [
+            self._reply("406", params[0], ":There was no such nickname"),
+            self._reply("369", params[0], ":End of WHOWAS"),
+        ]
+
     def _version(self, params: tuple[str, ...]) -> list[Inbound]:
         return [self._reply("351", f"anychat-{self.version}", self.server, ":")]
 
@@ -425,6 +435,7 @@ class IrcCodec:
         "QUIT": _quit,
         "MOTD": _motd,
         "VERSION": _version,
+        "WHOWAS": _whowas,
     }
 
     # ================================================================== sending
