@@ -451,6 +451,17 @@ def test_userhost_answers_from_whois() -> None:
     assert lines(codec, missing) == [":irc.test 302 ada :"]
 
 
+def test_ison_answers_once_for_all_its_nicks() -> None:
+    codec = registered()
+    asked = codec.feed(b"ISON bob cy dee\r\n")
+    assert [c.nick for c in asked if isinstance(c, m.Whois)] == ["bob", "cy", "dee"]
+    bob, cy, dee = (c.ref for c in asked if not isinstance(c, LocalReply))
+    assert lines(codec, m.UserInfo(nick="Bob", ref=bob)) == []
+    assert lines(codec, m.Error(code=m.ErrorCode.NO_SUCH_NICK, text="", ref=cy)) == []
+    assert lines(codec, m.UserInfo(nick="dee", ref=dee)) == [":irc.test 303 ada :Bob dee"]
+    assert replies(codec.feed(b"ISON 9\r\n")) == [":irc.test 303 ada :"]
+
+
 def test_topic_query_and_change() -> None:
     codec = registered()
     query = one(codec.feed(b"TOPIC #a\r\n"))

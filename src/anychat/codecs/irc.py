@@ -63,6 +63,9 @@ class _Pending(NamedTuple):
     text: str = ""
     kind: m.Kind = m.Kind.PLAIN
     rooms: frozenset[str] = frozenset()
+    #: For ISON: the question's id, and whether this is its last nick.
+    batch: int = 0
+    last: bool = False
 
 
 class IrcCodec:
@@ -97,6 +100,8 @@ class IrcCodec:
         #: Rooms we are in, folded -> name, learnt from our own join/part replies (for JOIN 0).
         self._rooms: dict[str, str] = {}
         self._modes: set[str] = set()
+        #: ISON answers being collected: one 303 line answers all of its nicks.
+        self.ison: dict[int, list[str]] = {}
 
     # ================================================================== receiving
 
@@ -377,6 +382,18 @@ class IrcCodec:
             return []
         return [LocalReply(f":{self.mask} MODE {self.nick} :{changes}\r\n".encode())]
 
+    def _ison(self, params: tuple[str, ...]) -> list[Inbound]:
+        nicks = [n for p in params for n in p.split() if m.valid_nick(n)]
+        if not nicks:
+            return self._need_params("ISON") if not params else [self._reply("303", ":")]
+        batch = self._next_ref
+        self.ison[batch] = []
+        final = len(nicks) - 1
+        return [
+            m.Whois(nick=n, ref=self._track(_Pending("ison", n, batch=batch, last=i == final)))
+            for i, n in enumerate(nicks)
+        ]
+
     def _userhost(self, params: tuple[str, ...]) -> list[Inbound]:
         if not params:
             return self._need_params("USERHOST")
@@ -430,6 +447,7 @@ class IrcCodec:
         "AWAY": _away,
         "MODE": _mode,
         "USERHOST": _userhost,
+        "ISON": _ison,
         "PING": _ping,
         "PONG": _pong,
         "QUIT": _quit,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 from .. import model as m
 
 if TYPE_CHECKING:
-    from .irc import IrcCodec
+    from .irc import IrcCodec, _Pending
 
 __all__ = ["render"]
 
@@ -129,6 +129,8 @@ def _members(c: IrcCodec, event: m.Members) -> list[str]:
 def _user_info(c: IrcCodec, event: m.UserInfo) -> list[str]:
     pending = c.take(event.ref)
     nick = event.nick
+    if pending is not None and pending.verb == "ison":
+        return _ison(c, pending, nick)
     if pending is not None and pending.verb == "userhost":
         return [c.num("302", f":{nick}={'-' if event.away else '+'}{nick}@{c.server}")]
     if pending is not None and pending.verb == "who":
@@ -145,6 +147,19 @@ def _user_info(c: IrcCodec, event: m.UserInfo) -> list[str]:
     lines.append(c.num("317", nick, "0", str(int(event.since)), ":seconds idle, signon time"))
     lines.append(c.num("318", nick, ":End of /WHOIS list"))
     return lines
+
+
+def _ison(c: IrcCodec, pending: _Pending, nick: str | None) -> list[str]:
+    """Replies arrive in the order asked (one client, one broker), so the last one answers."""
+    online = c.ison.get(pending.batch)
+    if online is None:
+        return []
+    if nick is not None:
+        online.append(nick)
+    if not pending.last:
+        return []
+    del c.ison[pending.batch]
+    return [c.num("303", ":" + " ".join(online))]
 
 
 def _room_list(c: IrcCodec, event: m.RoomList) -> list[str]:
@@ -186,6 +201,8 @@ def _error(c: IrcCodec, event: m.Error) -> list[str]:
             return [c.num(code, pending.target, ":" + text)]
         if pending.verb == "userhost":
             return [c.num("302", ":")]
+        if pending.verb == "ison":
+            return _ison(c, pending, None)
         if pending.verb == "whois" and event.code is m.ErrorCode.NO_SUCH_NICK:
             return [
                 c.num("401", pending.target, ":No such nick/channel"),
