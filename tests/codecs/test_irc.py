@@ -184,6 +184,8 @@ def test_nick_in_use_during_registration_lets_the_client_try_again() -> None:
         (b"JOIN\r\n", ":s 461 ada JOIN :Not enough parameters"),
         (b"PRIVMSG\r\n", ":s 411 ada :No recipient given (PRIVMSG)"),
         (b"PRIVMSG #a\r\n", ":s 412 ada :No text to send"),
+        (b"PRIVMSG a,b,c,d,e :x\r\n", ":s 407 ada a,b,c,d,e :Too many recipients (at most 4)"),
+        (b"NOTICE a,b,c,d,e :x\r\n", None),
         (b"NOTICE #a\r\n", None),
         (b"FROB x\r\n", ":s 421 ada FROB :Unknown command"),
         (b"PING\r\n", ":s 409 ada :No origin specified"),

@@ -26,7 +26,7 @@ from typing import ClassVar, Final, NamedTuple
 from .. import model as m
 from . import Inbound, LocalReply
 from ._lines import LineBuffer
-from .irc_parse import MAX_LINE_BYTES, IrcLine, format_line, parse_line
+from .irc_parse import MAX_LINE_BYTES, MAX_TARGETS, IrcLine, format_line, parse_line
 from .irc_render import render
 
 __all__ = ["CAPABILITIES", "IrcCodec"]
@@ -300,9 +300,17 @@ class IrcCodec:
         limit = m.MAX_TEXT_LENGTH
         chunks = [text[i : i + limit] for i in range(0, len(text), limit)]
         out: list[Inbound] = []
-        for target in params[0].split(","):
-            if not target:
-                continue
+        targets = [t for t in params[0].split(",") if t]
+        if len(targets) > MAX_TARGETS:
+            # One line must not fan out without bound; 407 is what servers answer.
+            return (
+                []
+                if kind is m.Kind.NOTICE
+                else [
+                    self._reply("407", params[0], f":Too many recipients (at most {MAX_TARGETS})")
+                ]
+            )
+        for target in targets:
             for chunk in chunks:
                 ref = self._track(_Pending("say", target, chunk, kind))
                 out.append(m.Say(target=target, text=chunk, kind=kind, ref=ref))

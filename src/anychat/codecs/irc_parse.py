@@ -11,10 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["MAX_LINE_BYTES", "IrcLine", "escape_tag", "format_line", "parse_line", "unescape_tag"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "MAX_TARGETS",
+    "IrcLine",
+    "escape_tag",
+    "format_line",
+    "parse_line",
+    "unescape_tag",
+]
 
 #: RFC 2812 §2.3: 512 bytes including the CRLF, not counting IRCv3 tags.
 MAX_LINE_BYTES: Final = 512
+#: Recipients one PRIVMSG/NOTICE may name (ISUPPORT ``MAXTARGETS``).
+MAX_TARGETS: Final = 4
 
 _UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 _ESCAPES: Final = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})

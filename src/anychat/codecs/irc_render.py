@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from .. import model as m
+from .irc_parse import MAX_TARGETS
 
 if TYPE_CHECKING:
     from .irc import IrcCodec, _Pending
@@ -83,7 +84,7 @@ def _welcome(c: IrcCodec, event: m.Welcome) -> list[str]:
     c.nick = event.nick
     isupport = (
         f"AWAYLEN={m.MAX_TOPIC_LENGTH} CASEMAPPING=ascii CHANMODES=b,,,nt "
-        f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# NETWORK={c.network} "
+        f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# MAXTARGETS={MAX_TARGETS} NETWORK={c.network} "
         f"NICKLEN={m.MAX_NICK_LENGTH} PREFIX=(ov)@+ TOPICLEN={m.MAX_TOPIC_LENGTH}"
     )
     return [
