@@ -519,3 +519,55 @@ def test_fanned_out_events_never_depend_on_the_recipient(
     assert ada.encoding_key == bob.encoding_key
     assert ada.encode(event) == bob.encode(event)
     assert b"ada" not in ada.encode(event)
+
+
+# ------------------------------------------------------------------------------- properties
+
+nicks = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
+rooms = st.from_regex(r"#[a-z0-9_.\-]{1,20}", fullmatch=True)
+texts = st.text(max_size=500)
+times = st.floats(min_value=0, max_value=4e9)
+events = st.one_of(
+    st.builds(
+        m.Message,
+        id=st.integers(1),
+        time=times,
+        sender=nicks,
+        target=rooms | nicks,
+        text=texts,
+        kind=st.sampled_from(m.Kind),
+    ),
+    st.builds(m.Joined, room=rooms, nick=nicks),
+    st.builds(m.Parted, room=rooms, nick=nicks, reason=texts),
+    st.builds(m.Quitted, nick=nicks, reason=texts),
+    st.builds(m.NickChanged, old=nicks, new=nicks),
+    st.builds(m.RoomTopic, room=rooms, text=texts, setter=nicks, time=times),
+    st.builds(m.Members, room=rooms, nicks=st.lists(nicks, max_size=80).map(tuple)),
+    st.builds(
+        m.RoomList,
+        rooms=st.lists(
+            st.builds(m.RoomInfo, name=rooms, members=st.integers(0), topic=texts), max_size=5
+        ).map(tuple),
+    ),
+    st.builds(m.Error, code=st.sampled_from(m.ErrorCode), text=texts),
+    st.builds(m.Bye, code=st.none(), reason=texts),
+    st.builds(m.Pong, token=texts),
+    st.builds(m.UserInfo, nick=nicks, rooms=st.lists(rooms, max_size=5).map(tuple), away=texts),
+)
+
+
+@settings(max_examples=400)
+@given(events, st.booleans())
+def test_any_event_renders_as_well_formed_lines(event: m.Event, server_time: bool) -> None:
+    codec = registered("ada", "server-time") if server_time else registered()
+    data = codec.encode(event)
+    assert data == b"" or data.endswith(b"\r\n")
+    for line in data.split(b"\r\n")[:-1]:
+        assert b"\r" not in line
+        assert b"\n" not in line
+        assert b"\x00" not in line
+        body = line.partition(b" ")[2] if line.startswith(b"@") else line
+        if isinstance(event, m.Message | m.Members):
+            assert len(body) <= 510
+        parsed = parse_line(line.decode())
+        assert parsed is not None
