@@ -52,6 +52,9 @@ class Session(Generic[P]):
     rooms: dict[str, Room[P]] = field(default_factory=dict)
     #: Where a bare line of text goes (the room joined last), for clients without targets.
     current: Room[P] | None = None
+    #: Away message ("" = present) and registration time, for whois-style questions.
+    away: str = ""
+    since: float = 0.0
 
 
 @dataclass(eq=False, slots=True)
@@ -59,6 +62,9 @@ class Room(Generic[P]):
     name: str
     #: Members keyed by peer, in join order: fan-out iterates this mapping as it is.
     members: dict[P, Session[P]] = field(default_factory=dict)
+    topic: str = ""
+    topic_setter: str = ""
+    topic_time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +203,7 @@ class Broker(Generic[P]):
             nick = cmd.nick
         session.nick = nick
         session.state = SessionState.ACTIVE
+        session.since = self._clock()
         self._nicks[m.casefold(nick)] = session
         peer = session.peer
         welcome = m.Welcome(nick=nick, server=self.server_name, version=self.version, ref=cmd.ref)
@@ -255,6 +262,8 @@ class Broker(Generic[P]):
         session.rooms[key] = room
         session.current = room
         effects.append(Deliver(m.Joined(room=room.name, nick=session.nick, ref=cmd.ref), (peer,)))
+        if room.topic:
+            effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
         return effects
 
@@ -330,14 +339,57 @@ class Broker(Generic[P]):
         return [Deliver(self._members(room, cmd.ref), (session.peer,))]
 
     def _list_rooms(self, session: Session[P], cmd: m.ListRooms) -> list[Effect[P]]:
-        rooms = tuple(m.RoomInfo(name=r.name, members=len(r.members)) for r in self.rooms())
+        rooms = tuple(
+            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic) for r in self.rooms()
+        )
         return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
+
+    def _topic(self, session: Session[P], cmd: m.Topic) -> list[Effect[P]]:
+        if cmd.text is None:
+            found = self._rooms.get(m.casefold(cmd.room))
+            if found is None:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
+                )
+            return [Deliver(self._topic_of(found, cmd.ref), (session.peer,))]
+        room = self._my_room(session, cmd.room)
+        if isinstance(room, m.Error):
+            return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        problem = _free_text_problem(cmd.text, "topic")
+        if problem:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        room.topic, room.topic_setter, room.topic_time = cmd.text, session.nick, self._clock()
+        return [
+            Deliver(self._topic_of(room, None), room.members, skip=session.peer),
+            Deliver(self._topic_of(room, cmd.ref), (session.peer,)),
+        ]
+
+    def _away(self, session: Session[P], cmd: m.Away) -> list[Effect[P]]:
+        problem = _free_text_problem(cmd.text, "away message")
+        if problem:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        session.away = cmd.text
+        return [Deliver(m.AwayStatus(text=cmd.text, ref=cmd.ref), (session.peer,))]
+
+    def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
+        other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        info = m.UserInfo(
+            nick=other.nick,
+            rooms=tuple(r.name for r in other.rooms.values()),
+            away=other.away,
+            since=other.since,
+            ref=cmd.ref,
+        )
+        return [Deliver(info, (session.peer,))]
 
     def _ping(self, session: Session[P], cmd: m.Ping) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
 
     def _quit(self, session: Session[P], cmd: m.Quit) -> list[Effect[P]]:
-        return [Disconnect(session.peer, m.Bye(code=None, reason="goodbye"))]
+        # The reason becomes the quit message everyone else sees (IRC "QUIT :reason").
+        return [Disconnect(session.peer, m.Bye(code=None, reason=cmd.reason or "goodbye"))]
 
     def _invalid(self, session: Session[P], cmd: m.Invalid) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
@@ -355,6 +407,9 @@ class Broker(Generic[P]):
         m.Say: _say,
         m.Who: _who,
         m.ListRooms: _list_rooms,
+        m.Topic: _topic,
+        m.Away: _away,
+        m.Whois: _whois,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -372,6 +427,12 @@ class Broker(Generic[P]):
             target=target,
             text=cmd.text,
             kind=cmd.kind,
+        )
+
+    @staticmethod
+    def _topic_of(room: Room[P], ref: m.Ref) -> m.RoomTopic:
+        return m.RoomTopic(
+            room=room.name, text=room.topic, setter=room.topic_setter, time=room.topic_time, ref=ref
         )
 
     def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
@@ -435,6 +496,14 @@ class Broker(Generic[P]):
         session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
     ) -> list[Effect[P]]:
         return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
+
+
+def _free_text_problem(text: str, what: str) -> str:
+    if len(text) > m.MAX_TOPIC_LENGTH:
+        return f"{what} longer than {m.MAX_TOPIC_LENGTH} characters"
+    if _UNSENDABLE.search(text):
+        return f"{what} may not contain line breaks or NUL"
+    return ""
 
 
 def _with_ref(error: m.Error, ref: m.Ref) -> m.Error:

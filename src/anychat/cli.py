@@ -98,6 +98,15 @@ def serve(
             help="Commands per second per client before its input is slowed (0 = off).",
         ),
     ] = _DEFAULTS.flood_rate,
+    irc_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ANYCHAT_IRC_PORT",
+            min=0,
+            max=65535,
+            help="Also listen for IRC clients only on this port (e.g. 6667).",
+        ),
+    ] = None,
 ) -> None:
     """Run a chat server until interrupted (Ctrl-C or SIGTERM)."""
     from .runner import run_server
@@ -119,6 +128,7 @@ def serve(
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
+            irc_port=irc_port,
         )
     except ChatError as exc:
         raise _fail(str(exc), 2) from None
@@ -126,6 +136,8 @@ def serve(
     def started(config: ServerConfig, bound: int) -> None:
         flavour = backend.value + ("+uvloop" if uvloop else "")
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
+        if config.irc_port is not None:
+            typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
 
     try:
         run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)

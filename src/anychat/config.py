@@ -43,10 +43,23 @@ class ServerConfig:
     flood_burst: int = 200
     #: How long shutdown waits for goodbye messages to drain.
     shutdown_grace_seconds: float = 1.0
+    #: A dedicated IRC listener (no sniffing) besides the main port; ``None`` = none, 0 = any.
+    irc_port: int | None = None
+    #: Clients that can be pinged (IRC) get a PING after this long without input...
+    idle_ping_seconds: float = 120.0
+    #: ...and are dropped if still silent this long after it.
+    idle_timeout_seconds: float = 60.0
+    #: A connection that has not registered (chosen a nick) by then is dropped.
+    registration_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
+        if self.irc_port is not None and not 0 <= self.irc_port <= 65535:
+            raise ConfigError(f"irc_port must be between 0 and 65535, not {self.irc_port}")
+        for name in ("idle_ping_seconds", "idle_timeout_seconds", "registration_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         for name in ("max_line_bytes", "max_queue_bytes", "max_connections", "flood_burst"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")

@@ -21,8 +21,11 @@ __all__ = [
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
+    "MAX_TOPIC_LENGTH",
     "PROTOCOL_VERSION",
     "Ack",
+    "Away",
+    "AwayStatus",
     "Bye",
     "Command",
     "Error",
@@ -47,9 +50,13 @@ __all__ = [
     "Ref",
     "RoomInfo",
     "RoomList",
+    "RoomTopic",
     "Say",
+    "Topic",
+    "UserInfo",
     "Welcome",
     "Who",
+    "Whois",
     "casefold",
     "is_room",
     "valid_nick",
@@ -63,6 +70,8 @@ MAX_NICK_LENGTH: Final = 30
 MAX_ROOM_LENGTH: Final = 50
 #: Leaves room for the IRC prefix and command within RFC 2812's 512-byte line.
 MAX_TEXT_LENGTH: Final = 400
+#: The IRC ``TOPICLEN`` advertised; also bounds away messages.
+MAX_TOPIC_LENGTH: Final = 300
 
 # Letters, digits and the IRC "special" characters (RFC 2812 §2.3.1), never a digit or '-' first,
 # so every nick is also a valid IRC nick.
@@ -213,7 +222,46 @@ class Invalid:
         return Error(code=self.code, text=self.text, ref=self.ref)
 
 
-Command: TypeAlias = Hello | Join | Part | Say | Nick | Who | ListRooms | Ping | Quit | Invalid
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Topic:
+    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set."""
+
+    room: str
+    text: str | None = None
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Away:
+    """Mark yourself away with a message (``""`` = back again)."""
+
+    text: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Whois:
+    """Ask about one connected nick."""
+
+    nick: str
+    ref: Ref = None
+
+
+Command: TypeAlias = (
+    Hello
+    | Join
+    | Part
+    | Say
+    | Nick
+    | Who
+    | ListRooms
+    | Ping
+    | Quit
+    | Invalid
+    | Topic
+    | Away
+    | Whois
+)
 
 
 # ------------------------------------------------------------------- events (server -> client)
@@ -297,6 +345,7 @@ class Members:
 class RoomInfo:
     name: str
     members: int
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,6 +357,38 @@ class RoomList:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pong:
     token: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomTopic:
+    """A room's topic: the answer to a query, on joining, or (to every member) a change."""
+
+    room: str
+    text: str
+    #: Who set it ("" = never set), and when (seconds since the epoch).
+    setter: str = ""
+    time: float = 0.0
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwayStatus:
+    """Confirms an :class:`Away` command: ``text`` is the away message, ``""`` = back."""
+
+    text: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserInfo:
+    """The answer to :class:`Whois`."""
+
+    nick: str
+    rooms: tuple[str, ...] = ()
+    away: str = ""
+    #: When the nick registered (seconds since the epoch).
+    since: float = 0.0
     ref: Ref = None
 
 
@@ -341,4 +422,7 @@ Event: TypeAlias = (
     | Pong
     | Error
     | Bye
+    | RoomTopic
+    | AwayStatus
+    | UserInfo
 )

@@ -17,6 +17,7 @@ import socket
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,7 +26,7 @@ from anyio.abc import TaskStatus
 from . import __version__
 from . import model as m
 from ._groups import unwrap_single
-from .broker import Broker, Deliver, Effect
+from .broker import Broker, Deliver, Effect, SessionState
 from .codecs import LocalReply
 from .codecs.sniff import Protocol, sniff
 from .config import ServerConfig
@@ -65,6 +66,10 @@ class _Hub:
         self.cut = 0
         self.stopping = False
         self._all_closed = anyio.Event()
+        #: When each connection last sent something, when it connected, and who was pinged.
+        self._heard: dict[Connection, float] = {}
+        self._since: dict[Connection, float] = {}
+        self._pinged: set[Connection] = set()
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
@@ -111,6 +116,9 @@ class _Hub:
     def receive(self, conn: Connection, data: bytes) -> int:
         """Feed received bytes through the codec and the broker; returns commands handled."""
         commands = conn.codec.feed(data)
+        conn.encoding_key = conn.codec.encoding_key  # IRC capabilities may change the bytes
+        self._heard[conn] = anyio.current_time()
+        self._pinged.discard(conn)
         broker = self.broker
         for command in commands:
             if conn.closing or conn.closed:
@@ -123,13 +131,17 @@ class _Hub:
 
     # ------------------------------------------------------------------ connections
 
-    async def handle(self, sock: socket.socket, address: str) -> None:
-        """Serve one accepted socket until either side ends it."""
+    async def handle(
+        self, sock: socket.socket, address: str, protocol: Protocol | None = None
+    ) -> None:
+        """Serve one accepted socket until either side ends it (``protocol``: skip sniffing)."""
         conn: Connection | None = None
         try:
             with suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            protocol, first = await self._sniff(sock)
+            first = b""
+            if protocol is None:
+                protocol, first = await self._sniff(sock)
             if protocol is None:
                 return
             codec = self._codec_for(protocol)
@@ -147,6 +159,7 @@ class _Hub:
                 conn.close(m.Bye(code=code, reason=f"{why}, try again later"))
                 return
             self.connections.add(conn)
+            self._heard[conn] = self._since[conn] = anyio.current_time()
             self.broker.connect(conn, address)
             logger.info("%s connected (%s)", address, codec.name)
             with conn.scope:
@@ -188,11 +201,14 @@ class _Hub:
         return Protocol.TEXT, first
 
     def _codec_for(self, protocol: Protocol) -> Codec:
+        from .codecs.irc import IrcCodec
         from .codecs.jsonl import JsonServerCodec
         from .codecs.text import TextCodec
 
         if protocol is Protocol.JSONL:
             return JsonServerCodec(max_line_bytes=self.config.max_line_bytes)
+        if protocol is Protocol.IRC:
+            return IrcCodec(server_name=self.config.server_name, version=__version__)
         return TextCodec(max_line_bytes=self.config.max_line_bytes)
 
     async def _read(self, conn: Connection) -> None:
@@ -231,8 +247,44 @@ class _Hub:
         # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
         await anyio.sleep_forever()
 
+    async def watch_idle(self) -> None:
+        """One task per server: ping quiet clients, drop silent and unregistered ones.
+
+        Scanning every connection each tick costs far less than a timer per connection, and a
+        tick of a fraction of the shortest timeout keeps every deadline within that fraction.
+        """
+        config = self.config
+        ping_after = config.idle_ping_seconds
+        drop_after = ping_after + config.idle_timeout_seconds
+        register_by = config.registration_timeout_seconds
+        tick = min(ping_after, config.idle_timeout_seconds, register_by, 4.0) / 4
+        while True:
+            await anyio.sleep(tick)
+            now = anyio.current_time()
+            for conn in list(self.connections):
+                if conn.closing or conn.closed:
+                    continue
+                session = self.broker.session(conn) if conn in self.broker.peers() else None
+                if session is not None and session.state is SessionState.NEW:
+                    if now - self._since.get(conn, now) > register_by:
+                        conn.close(m.Bye(code=None, reason="registration timed out"))
+                    continue
+                keepalive = getattr(conn.codec, "keepalive", None)
+                if keepalive is None:
+                    continue
+                quiet = now - self._heard.get(conn, now)
+                if quiet > drop_after and conn in self._pinged:
+                    conn.close(m.Bye(code=None, reason=f"ping timeout: {int(quiet)} seconds"))
+                elif quiet > ping_after and conn not in self._pinged:
+                    self._pinged.add(conn)
+                    conn.push(keepalive(config.server_name))
+            self.flush()
+
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self._heard.pop(conn, None)
+        self._since.pop(conn, None)
+        self._pinged.discard(conn)
         conn.closed = True
         reason = conn.why_closed or "connection closed"
         if reason.startswith("send queue exceeded"):
@@ -293,21 +345,40 @@ async def run(
     config: ServerConfig,
     *,
     listener: socket.socket | None = None,
+    irc_listener: socket.socket | None = None,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``await tg.start(run, config)`` returns the bound port.
 
-    ``listener`` is a socket from :func:`open_listener` (default: open one from ``config``); the
-    server owns it from here on. On cancellation every client is sent a goodbye ("server shutting
+    ``listener`` is a socket from :func:`open_listener` (default: open one from ``config``), and
+    so is ``irc_listener`` for ``config.irc_port`` (IRC only, no sniffing); the server owns
+    both from here on. On cancellation every client is sent a goodbye ("server shutting
     down") and the server waits up to ``config.shutdown_grace_seconds`` for those to go out.
     """
     hub = _Hub(config)
     if listener is None:
-        listener = open_listener(config.host, config.port)
+        try:
+            listener = open_listener(config.host, config.port)
+        except OSError:
+            if irc_listener is not None:
+                irc_listener.close()
+            raise
+    if irc_listener is None and config.irc_port is not None:
+        try:
+            irc_listener = open_listener(config.host, config.irc_port)
+        except OSError:
+            listener.close()
+            raise
     port: int = listener.getsockname()[1]
     try:
         async with anyio.create_task_group() as tg:
             logger.info("listening on %s:%d", config.host, port)
+            tg.start_soon(hub.watch_idle)
+            if irc_listener is not None:
+                logger.info(
+                    "listening for IRC on %s:%d", config.host, irc_listener.getsockname()[1]
+                )
+                tg.start_soon(_accept_loop, irc_listener, hub, tg, Protocol.IRC)
             task_status.started(port)
             try:
                 await _accept_loop(listener, hub, tg)
@@ -317,11 +388,15 @@ async def run(
                     with anyio.move_on_after(config.shutdown_grace_seconds):
                         await hub.wait_closed()
     finally:
-        anyio.notify_closing(listener)
-        listener.close()
+        for sock in (listener, irc_listener):
+            if sock is not None:
+                anyio.notify_closing(sock)
+                sock.close()
 
 
-async def _accept_loop(listener: socket.socket, hub: _Hub, tg: Any) -> None:
+async def _accept_loop(
+    listener: socket.socket, hub: _Hub, tg: Any, protocol: Protocol | None = None
+) -> None:
     while True:
         await anyio.wait_readable(listener)
         while True:
@@ -335,16 +410,18 @@ async def _accept_loop(listener: socket.socket, hub: _Hub, tg: Any) -> None:
                 break
             sock.setblocking(False)
             hub.accepted += 1
-            tg.start_soon(hub.handle, sock, f"{addr[0]}:{addr[1]}")
+            tg.start_soon(hub.handle, sock, f"{addr[0]}:{addr[1]}", protocol)
 
 
 class Server:
     """A running server started by :func:`serve`."""
 
-    def __init__(self, config: ServerConfig, port: int) -> None:
+    def __init__(self, config: ServerConfig, port: int, irc_port: int | None = None) -> None:
         self.config = config
         self.host = config.host
         self.port = port
+        #: The dedicated IRC port, when ``config.irc_port`` asked for one.
+        self.irc_port = irc_port
 
     @property
     def address(self) -> tuple[str, int]:
@@ -359,10 +436,14 @@ async def serve(config: ServerConfig | None = None, /, **settings: Any) -> Async
     port; read it from the yielded :class:`Server`).
     """
     config = (config or ServerConfig(port=0)).merged(**settings)
+    irc_listener = None
+    if config.irc_port is not None:
+        irc_listener = open_listener(config.host, config.irc_port)
+    irc_port = irc_listener.getsockname()[1] if irc_listener is not None else None
     with unwrap_single():
         async with anyio.create_task_group() as tg:
-            port = await tg.start(run, config)
+            port = await tg.start(partial(run, config, irc_listener=irc_listener))
             try:
-                yield Server(config, port)
+                yield Server(config, port, irc_port)
             finally:
                 tg.cancel_scope.cancel()

@@ -82,6 +82,9 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     "rooms": lambda o: m.ListRooms(ref=_ref(o)),
     "ping": lambda o: m.Ping(token=_str(o, "token", ""), ref=_ref(o)),
     "quit": lambda o: m.Quit(reason=_str(o, "reason", ""), ref=_ref(o)),
+    "topic": lambda o: m.Topic(room=_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
+    "away": lambda o: m.Away(text=_str(o, "text", ""), ref=_ref(o)),
+    "whois": lambda o: m.Whois(nick=_str(o, "nick"), ref=_ref(o)),
 }
 
 
@@ -124,6 +127,12 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
             out = {"type": "ping", "token": token}
         case m.Quit(reason=reason):
             out = {"type": "quit", "reason": reason}
+        case m.Topic(room=room, text=text):
+            out = {"type": "topic", "room": room, "text": text}
+        case m.Away(text=text):
+            out = {"type": "away", "text": text}
+        case m.Whois(nick=nick):
+            out = {"type": "whois", "nick": nick}
         case m.Invalid():
             raise ValueError("Invalid is produced by codecs, never sent")
     if cmd.ref is not None:
@@ -178,6 +187,24 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
             out = {"type": "error", "code": code.value, "text": text}
         case m.Bye(code=code, reason=reason):
             return {"type": "bye", "code": code.value if code else None, "reason": reason}
+        case m.RoomTopic(room=room, text=text, setter=setter, time=when):
+            out = {
+                "type": "topic",
+                "room": room,
+                "text": text,
+                "setter": setter,
+                "time": round(when, 6),
+            }
+        case m.AwayStatus(text=text):
+            out = {"type": "away", "text": text}
+        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since):
+            out = {
+                "type": "user",
+                "nick": nick,
+                "rooms": list(rooms),
+                "away": away,
+                "since": round(since, 6),
+            }
     if event.ref is not None:
         out["ref"] = event.ref
     return out
@@ -241,6 +268,21 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         code=_error_code(o) or m.ErrorCode.BAD_COMMAND, text=_str(o, "text", ""), ref=_ref(o)
     ),
     "bye": lambda o: m.Bye(code=_error_code(o), reason=_str(o, "reason", "")),
+    "topic": lambda o: m.RoomTopic(
+        room=_str(o, "room"),
+        text=_str(o, "text", ""),
+        setter=_str(o, "setter", ""),
+        time=float(o.get("time", 0.0)),
+        ref=_ref(o),
+    ),
+    "away": lambda o: m.AwayStatus(text=_str(o, "text", ""), ref=_ref(o)),
+    "user": lambda o: m.UserInfo(
+        nick=_str(o, "nick"),
+        rooms=tuple(str(r) for r in o.get("rooms", ())),
+        away=_str(o, "away", ""),
+        since=float(o.get("since", 0.0)),
+        ref=_ref(o),
+    ),
 }
 
 

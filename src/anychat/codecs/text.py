@@ -210,6 +210,16 @@ def _render(event: m.Event) -> str:
             return f"! {text}"
         case m.Bye(reason=reason):
             return f"*** {reason}"
+        case m.RoomTopic(room=room, text=text, setter=setter):
+            if not text:
+                return f"* {room} has no topic"
+            by = f" (set by {setter})" if setter else ""
+            return f"* topic of {room}: {neutralize(text)}{by}"
+        case m.AwayStatus(text=text):
+            return f"* you are away: {neutralize(text)}" if text else "* you are back"
+        case m.UserInfo(nick=nick, rooms=rooms, away=away):
+            where = ", ".join(rooms) or "no rooms"
+            return f"* {nick} is in {where}" + (f" (away: {neutralize(away)})" if away else "")
         case _:  # pragma: no cover - Ack is handled by the caller
             raise AssertionError(event)
 
