@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,11 +25,13 @@ from anyio.abc import TaskStatus
 
 from . import __version__
 from . import model as m
-from .broker import Broker, Deliver, Effect
+from .broker import Broker, Deliver, Effect, Persist
 from .codecs import LocalReply
 from .codecs.sniff import Protocol, sniff
 from .config import ServerConfig
 from .connection import RECV_BYTES, Connection
+from .services import Services
+from .store import Store, open_store
 
 if TYPE_CHECKING:
     from .codecs import Codec
@@ -50,14 +53,25 @@ class ServerStatistics:
 class _Hub:
     """Owns the connections and applies the broker's effects to them."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        *,
+        first_message_id: int = 1,
+        registered: Iterable[str] = (),
+    ) -> None:
         self.config = config
         self.broker: Broker[Connection] = Broker(
             server_name=config.server_name,
             version=__version__,
             default_rooms=config.default_rooms,
             max_rooms_per_session=config.max_rooms_per_session,
+            first_message_id=first_message_id,
+            registered=registered,
+            require_login=config.require_login,
         )
+        self.services = Services(self, store, first_message_id=first_message_id)
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
         self.accepted = 0
@@ -92,6 +106,8 @@ class _Hub:
         for effect in effects:
             if isinstance(effect, Deliver):
                 self.deliver(effect.event, effect.to, effect.skip)
+            elif isinstance(effect, Persist):
+                self.services.persist(effect)
             else:
                 effect.peer.close(effect.bye)
 
@@ -107,15 +123,23 @@ class _Hub:
                 data = encoded[key] = conn.codec.encode(event)
             conn.push(data)
 
-    def receive(self, conn: Connection, data: bytes) -> int:
-        """Feed received bytes through the codec and the broker; returns commands handled."""
+    async def receive(self, conn: Connection, data: bytes) -> int:
+        """Feed received bytes through the codec and the broker; returns commands handled.
+
+        Commands that wait for a password check or the store (``Services.handlers``) are awaited
+        in order, after flushing what earlier commands produced.
+        """
         commands = conn.codec.feed(data)
         broker = self.broker
+        slow = self.services.handlers
         for command in commands:
             if conn.closing or conn.closed:
                 break
             if isinstance(command, LocalReply):
                 conn.push(command.data)
+            elif type(command) in slow:
+                self.flush()
+                await slow[type(command)](conn, command)
             else:
                 self.apply(broker.handle(conn, command))
         return len(commands)
@@ -149,9 +173,9 @@ class _Hub:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(conn.run_writer)
                     if protocol is Protocol.TEXT:
-                        self.apply(self.broker.handle(conn, m.Hello()))
+                        await self.services.hello(conn, m.Hello())
                     if first:
-                        self.receive(conn, first)
+                        await self.receive(conn, first)
                     self.flush()
                     await self._read(conn)
                     tg.cancel_scope.cancel()
@@ -215,7 +239,7 @@ class _Hub:
                     with anyio.move_on_after(self.config.shutdown_grace_seconds):
                         await anyio.sleep_forever()
                 return
-            handled = self.receive(conn, data)
+            handled = await self.receive(conn, data)
             self.flush()
             if rate:
                 now = anyio.current_time()
@@ -289,20 +313,38 @@ async def run(
     config: ServerConfig,
     *,
     listener: socket.socket | None = None,
+    store: Store | None = None,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``await tg.start(run, config)`` returns the bound port.
 
     ``listener`` is a socket from :func:`open_listener` (default: open one from ``config``); the
-    server owns it from here on. On cancellation every client is sent a goodbye ("server shutting
-    down") and the server waits up to ``config.shutdown_grace_seconds`` for those to go out.
+    server owns it from here on. ``store`` overrides ``config.database_url`` (the caller then
+    owns it). On cancellation every client is sent a goodbye ("server shutting down"), the server
+    waits up to ``config.shutdown_grace_seconds`` for those to go out, and messages still waiting
+    for the disk are written before the store closes.
     """
-    hub = _Hub(config)
-    if listener is None:
-        listener = open_listener(config.host, config.port)
+    async with AsyncExitStack() as stack:
+        if store is None:
+            store = await stack.enter_async_context(open_store(config.database_url))
+        last_id = await store.last_message_id()
+        registered = [account.nick for account in await store.list_accounts()]
+        hub = _Hub(config, store, first_message_id=last_id + 1, registered=registered)
+        logger.info("store %s: %d messages so far, %d accounts", config.database_url, last_id,
+                    len(registered))
+        if listener is None:
+            listener = open_listener(config.host, config.port)
+        await _run_hub(hub, listener, task_status)
+
+
+async def _run_hub(
+    hub: _Hub, listener: socket.socket, task_status: TaskStatus[int]
+) -> None:
+    config = hub.config
     port: int = listener.getsockname()[1]
     try:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(hub.services.committer.run)
             logger.info("listening on %s:%d", config.host, port)
             task_status.started(port)
             try:
@@ -349,16 +391,17 @@ class Server:
 
 @asynccontextmanager
 async def serve(
-    config: ServerConfig | None = None, /, **settings: Any
+    config: ServerConfig | None = None, /, *, store: Store | None = None, **settings: Any
 ) -> AsyncIterator[Server]:
     """Run a server in the background for the duration of the ``async with`` block.
 
     Takes a :class:`ServerConfig` or its fields as keyword arguments (``port=0`` picks a free
-    port; read it from the yielded :class:`Server`).
+    port; read it from the yielded :class:`Server`). ``store`` replaces the one
+    ``database_url`` names (tests pass a shared or failing one).
     """
     config = (config or ServerConfig(port=0)).merged(**settings)
     async with anyio.create_task_group() as tg:
-        port = await tg.start(run, config)
+        port = await tg.start(partial(run, config, store=store))
         try:
             yield Server(config, port)
         finally:
