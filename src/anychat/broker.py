@@ -353,6 +353,11 @@ class Broker(Generic[P]):
                         m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref)),
             ]
         other = self._nicks.get(m.casefold(target))
+        if other is None and m.casefold(target) in self._registered:
+            # An account that is offline: stored for it to read (history) when it logs in.
+            msg = self._message(session, target, cmd)
+            return [Persist(msg, session.peer,
+                            m.Ack(id=msg.id, time=msg.time, target=target, ref=cmd.ref))]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
         msg = self._message(session, other.nick, cmd)

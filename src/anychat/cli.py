@@ -15,7 +15,7 @@ import anyio
 import typer
 
 from . import __version__
-from .config import DEFAULT_PORT, ServerConfig
+from .config import DEFAULT_DATABASE_URL, DEFAULT_PORT, ServerConfig, load_env_file
 from .errors import ChatError
 
 __all__ = ["app", "main"]
@@ -33,6 +33,11 @@ app = typer.Typer(
 class Backend(str, enum.Enum):
     asyncio = "asyncio"
     trio = "trio"
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    production = "production"
 
 
 class LogLevel(str, enum.Enum):
@@ -92,6 +97,31 @@ def serve(
         typer.Option(envvar="ANYCHAT_FLOOD_RATE", min=0,
                      help="Commands per second per client before its input is slowed (0 = off)."),
     ] = _DEFAULTS.flood_rate,
+    database_url: Annotated[
+        str,
+        typer.Option(envvar="ANYCHAT_DATABASE_URL",
+                     help="Accounts and history: sqlite:///path/file.db or memory://."),
+    ] = DEFAULT_DATABASE_URL,
+    secret: Annotated[
+        str | None,
+        typer.Option(envvar=["ANYCHAT_SECRET", "JWT_SECRET"], show_default=False,
+                     help="Signs login tokens (32+ characters; prefer the variable to the flag). "
+                     "Development: random per run if unset. Production: required."),
+    ] = None,
+    env: Annotated[
+        Environment, typer.Option(envvar="ANYCHAT_ENV", help="development or production.")
+    ] = Environment.development,
+    history_length: Annotated[
+        int, typer.Option(envvar="ANYCHAT_HISTORY_LENGTH", min=0,
+                          help="Messages replayed to a client joining a room.")
+    ] = _DEFAULTS.history_length,
+    require_login: Annotated[
+        bool, typer.Option(envvar="ANYCHAT_REQUIRE_LOGIN", help="Refuse guests.")
+    ] = _DEFAULTS.require_login,
+    token_ttl: Annotated[
+        float, typer.Option(envvar="ANYCHAT_TOKEN_TTL", min=1,
+                            help="Seconds a login token stays valid.")
+    ] = _DEFAULTS.token_ttl_seconds,
 ) -> None:
     """Run a chat server until interrupted (Ctrl-C or SIGTERM)."""
     from .runner import run_server
@@ -113,6 +143,12 @@ def serve(
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
+            database_url=database_url,
+            secret=secret or None,
+            environment=env.value,
+            history_length=history_length,
+            require_login=require_login,
+            token_ttl_seconds=token_ttl,
         )
     except ChatError as exc:
         raise _fail(str(exc), 2) from None
@@ -120,6 +156,7 @@ def serve(
     def started(config: ServerConfig, bound: int) -> None:
         flavour = backend.value + ("+uvloop" if uvloop else "")
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
+        typer.echo(f"anychat: storing accounts and history in {config.database_url}")
 
     try:
         run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)
@@ -127,6 +164,8 @@ def serve(
         raise _fail(f"{backend.value} backend unavailable: {exc}") from None
     except OSError as exc:
         raise _fail(exc.strerror or str(exc)) from None
+    except ChatError as exc:
+        raise _fail(str(exc)) from None
     typer.echo("anychat: server stopped")
 
 
@@ -175,5 +214,12 @@ def version() -> None:
     typer.echo(__version__)
 
 
+from .admin import history_app, users_app  # the subcommands attach to the app above
+
+app.add_typer(users_app, name="users")
+app.add_typer(history_app, name="history")
+
+
 def main() -> None:
+    load_env_file()  # .env fills in what the environment does not set; flags override both
     app(prog_name="anychat")
