@@ -180,3 +180,23 @@ def test_jsonl_round_trips_new_commands_and_events() -> None:
     assert len(bad) == 3
     assert all(isinstance(x, m.Invalid) for x in bad)
     assert {x.code for x in bad if isinstance(x, m.Invalid)} == {m.ErrorCode.BAD_COMMAND}
+
+
+def test_token_file_is_private_and_round_trips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anychat.tokenfile import forget_token, load_token, save_token, token_path
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    assert load_token("h", 1, "alice") is None
+    save_token("h", 1, "Alice", "t1")
+    save_token("h", 2, "alice", "t2")
+    path = token_path()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert load_token("h", 1, "ALICE") == "t1"
+    forget_token("h", 1, "alice")
+    assert load_token("h", 1, "alice") is None
+    assert load_token("h", 2, "alice") == "t2"
+    path.write_text("garbage")
+    assert load_token("h", 2, "alice") is None
