@@ -39,8 +39,8 @@ from .model import Bye as Bye
 from .model import Error as Error
 from .model import ErrorCode as ErrorCode
 from .model import Event as Event
-from .model import Joined as Joined
 from .model import HistoryPage as HistoryPage
+from .model import Joined as Joined
 from .model import Kind as Kind
 from .model import LoggedIn as LoggedIn
 from .model import Members as Members
@@ -66,9 +66,9 @@ __all__ = (
     "Error",
     "ErrorCode",
     "Event",
+    "HistoryPage",
     "InvalidNick",
     "InvalidRoom",
-    "HistoryPage",
     "Joined",
     "Kind",
     "LoggedIn",
@@ -94,8 +94,8 @@ __all__ = (
     "StoreUnavailable",
     "TokenExpired",
     "TokenInvalid",
-    "Welcome",
     "WeakPassword",
+    "Welcome",
     "__version__",
     "connect",
     "run_server",
