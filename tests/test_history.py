@@ -245,3 +245,46 @@ async def _serve_until(url: str, port: int, *, task_status: anyio.abc.TaskStatus
         finally:
             if "running" in locals():
                 running.stopped.set()
+
+
+class GatedStore(MemoryStore):
+    """Holds the first write until released, and records the size of every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = anyio.Event()
+        self.writing = anyio.Event()
+        self.batches: list[int] = []
+
+    async def append_messages(self, messages: Sequence[m.Message]) -> None:
+        self.batches.append(len(messages))
+        self.writing.set()
+        await self.gate.wait()
+        await super().append_messages(messages)
+
+
+async def test_group_commit_batches_what_arrives_during_a_commit() -> None:
+    store = GatedStore()
+    gated: Store = store
+    with anyio.fail_after(10):
+        async with (
+            anychat.serve(port=0, store=gated) as srv,
+            anychat.connect(*srv.address, nick="bob") as bob,
+            anyio.create_task_group() as tg,
+        ):
+            acks: list[int] = []
+
+            async def send(nick: str, text: str) -> None:
+                async with anychat.connect(*srv.address, nick=nick) as client:
+                    acks.append((await client.send("#general", text)).id)
+
+            tg.start_soon(send, "first", "first")
+            await store.writing.wait()  # the first transaction is "on disk" now
+            for i in range(5):
+                tg.start_soon(send, f"s{i}", f"during {i}")
+            live = {(await bob.wait_for(m.Message)).text for _ in range(6)}
+            assert len(live) == 6  # delivered live while the disk was busy
+            assert acks == []  # but nobody was acked before the commit
+            store.gate.set()
+    assert sorted(acks) == list(range(1, 7))
+    assert store.batches == [1, 5]  # the five that waited share one transaction
