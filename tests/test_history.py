@@ -185,7 +185,10 @@ async def test_sqlite_write_failure_mid_run(tmp_path: Path) -> None:
         await store.aclose()
 
 
-async def test_reconnect_fetches_exactly_what_was_missed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("new_secret", [False, True], ids=["same-secret", "new-secret"])
+async def test_reconnect_fetches_exactly_what_was_missed(tmp_path: Path, new_secret: bool) -> None:
+    """After a server restart the client logs in again (by token, or by password when the
+    restarted server no longer accepts the token) and gets the missed messages exactly once."""
     url = f"sqlite:///{tmp_path / 'chat.db'}"
     async with anyio.create_task_group() as tg:
         first = await tg.start(_serve_until, url, 0)
@@ -210,7 +213,7 @@ async def test_reconnect_fetches_exactly_what_was_missed(tmp_path: Path) -> None
                 assert (await ann.wait_for(m.Message)).text == "dm1"
                 first.stop()
                 await first.stopped.wait()
-                second = await tg.start(_serve_until, url, port)
+                second = await tg.start(_serve_until, url, port, "n" * 40 if new_secret else SECRET)
                 async with anychat.connect("127.0.0.1", port, nick="bob2") as bob2:
                     for text in ("m2", "m3"):
                         await bob2.send("#general", text)
@@ -235,10 +238,12 @@ class _Running:
         self.scope.cancel()
 
 
-async def _serve_until(url: str, port: int, *, task_status: anyio.abc.TaskStatus[_Running]) -> None:
+async def _serve_until(
+    url: str, port: int, secret: str = SECRET, *, task_status: anyio.abc.TaskStatus[_Running]
+) -> None:
     with anyio.CancelScope() as scope:
         try:
-            async with anychat.serve(port=port, database_url=url, secret=SECRET) as srv:
+            async with anychat.serve(port=port, database_url=url, secret=secret) as srv:
                 running = _Running(srv.port, scope)
                 task_status.started(running)
                 await anyio.sleep_forever()

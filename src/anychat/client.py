@@ -27,7 +27,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from . import model as m
 from .codecs.jsonl import JsonClientCodec
 from .config import DEFAULT_PORT
-from .errors import ChatError, ConnectError, ConnectionClosed, ProtocolError, Refused, error_for
+from .errors import (
+    ChatError,
+    ConnectError,
+    ConnectionClosed,
+    LoginFailed,
+    ProtocolError,
+    Refused,
+    error_for,
+)
 
 __all__ = ["Client", "connect"]
 
@@ -354,6 +362,14 @@ class Client:
                 hello = m.Hello(nick=self.nick, autojoin=False)
             try:
                 await self._request(lambda ref: dataclasses.replace(hello, ref=ref), m.Welcome,
+                                    internal=True)
+            except LoginFailed:
+                if hello.token is None or self._password is None:
+                    raise
+                # The token no longer works (expired, or the server's secret changed): the
+                # password still does.
+                retry = m.Hello(nick=self.nick, password=self._password, autojoin=False)
+                await self._request(lambda ref: dataclasses.replace(retry, ref=ref), m.Welcome,
                                     internal=True)
             except Refused:
                 if hello.password is not None or hello.token is not None:
