@@ -93,6 +93,21 @@ async def test_private_history_is_only_for_its_two_parties(server: anychat.Serve
                 "secret for bob",
                 "secret for ann",
             ]
+            # "cy" is a guest when ann writes to it; whoever registers cy later cannot read it.
+            async with anychat.connect(*address, nick="cy") as cy:
+                await ann.send("cy", "for the guest cy")
+                await cy.wait_for(m.Message)
+            async with anychat.connect(*address, nick="cy") as cy:
+                await cy.register("cy's new password")
+                assert await cy.history("ann") == []
+                assert await cy.history("cy") == []
+                await ann.send("cy", "for the account cy")
+                assert [x.text for x in await cy.history("ann")] == ["for the account cy"]
+                assert [x.text for x in await cy.history("cy", after=0)] == ["for the account cy"]
+            assert [x.text for x in await ann.history("cy")] == [
+                "for the guest cy",
+                "for the account cy",
+            ]
 
 
 async def test_ack_means_stored_and_ids_continue_after_restart(tmp_path: Path) -> None:

@@ -24,10 +24,12 @@ def msg(msg_id: int, sender: str, target: str, text: str = "hi") -> m.Message:
 
 
 async def test_accounts_round_trip(store: Store) -> None:
-    assert await store.create_account(Account(nick="Alice", password_hash="h1", created=5.0))
+    assert await store.create_account(
+        Account(nick="Alice", password_hash="h1", created=5.0, since_id=7)
+    )
     assert not await store.create_account(Account(nick="ALICE", password_hash="h2"))
     found = await store.get_account("alice")
-    assert found == Account(nick="Alice", password_hash="h1", created=5.0)
+    assert found == Account(nick="Alice", password_hash="h1", created=5.0, since_id=7)
     assert "h1" not in repr(found)
     assert await store.set_password("aLiCe", "h3")
     assert not await store.set_password("bob", "h3")
@@ -112,7 +114,7 @@ async def test_sqlite_reopens_with_data_and_schema_version(tmp_path: Path) -> No
 
     db = sqlite3.connect(tmp_path / "sub" / "chat.db")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         db.execute("PRAGMA user_version = 99")
         db.commit()
@@ -138,3 +140,22 @@ def test_store_urls() -> None:
     for bad in ("postgres://x", "chat.db", "sqlite://", "sqlite:///"):
         with pytest.raises(ConfigError, match="ANYCHAT_DATABASE_URL"):
             parse_url(bad)
+
+
+async def test_sqlite_migrates_an_old_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    from anychat.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        db.execute("INSERT INTO accounts VALUES ('ann', 'Ann', 'h', 1.0)")
+        db.commit()
+    finally:
+        db.close()
+    async with open_store(f"sqlite:///{path}") as store:
+        assert await store.get_account("ann") == Account(
+            nick="Ann", password_hash="h", created=1.0, since_id=0
+        )

@@ -74,8 +74,11 @@ def add_user(
     async def go() -> bool:
         password_hash = await hash_password_async(password)
         async with open_store(database_url) as store:
+            since_id = await store.last_message_id() + 1
             return await store.create_account(
-                Account(nick=nick, password_hash=password_hash, created=time.time())
+                Account(
+                    nick=nick, password_hash=password_hash, created=time.time(), since_id=since_id
+                )
             )
 
     if not _run(go):

@@ -238,7 +238,12 @@ class Services:
         password_hash = await hash_password_async(cmd.password)
         try:
             created = await self.store.create_account(
-                Account(nick=nick, password_hash=password_hash, created=time.time())
+                Account(
+                    nick=nick,
+                    password_hash=password_hash,
+                    created=time.time(),
+                    since_id=broker.next_message_id,
+                )
             )
         except StoreError as exc:
             logger.error("cannot create account %s: %s", nick, exc)
@@ -303,9 +308,18 @@ class Services:
             return
         await self.committer.wait_settled(broker.next_message_id - 1)
         try:
+            after = cmd.after
+            since_id = 0
+            if viewer is not None:
+                # Private messages from before the account existed belonged to guests.
+                account = await self.store.get_account(viewer)
+                since_id = account.since_id if account else broker.next_message_id
+                if after is not None:
+                    after = max(after, since_id - 1)
             page = await self.store.history(
-                target, viewer=viewer, before=cmd.before, after=cmd.after, limit=cmd.limit
+                target, viewer=viewer, before=cmd.before, after=after, limit=cmd.limit
             )
+            page = [msg for msg in page if msg.id >= since_id]
         except StoreError as exc:
             logger.error("cannot read history: %s", exc)
             self._error(

@@ -33,9 +33,12 @@ class Account:
     #: An Argon2 PHC string; the password itself is never stored.
     password_hash: str = ""
     created: float = 0.0
+    #: The first message id of the account's private history: a nick may have been used by
+    #: guests before it was registered, and their private messages are not the owner's.
+    since_id: int = 0
 
     def __repr__(self) -> str:  # the hash stays out of logs too
-        return f"Account(nick={self.nick!r}, created={self.created!r})"
+        return f"Account(nick={self.nick!r}, created={self.created!r}, since_id={self.since_id!r})"
 
 
 class Store(Protocol):

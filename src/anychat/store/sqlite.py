@@ -55,6 +55,10 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX messages_by_target ON messages (target_key, id);
     CREATE INDEX messages_by_sender ON messages (sender_key, id);
     """,
+    # 2: where an account's private history starts.
+    """
+    ALTER TABLE accounts ADD COLUMN since_id INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _COLUMNS: Final = "id, time, sender, target, text, kind"
@@ -144,9 +148,15 @@ class SqliteStore:
     async def create_account(self, account: Account) -> bool:
         def create(db: sqlite3.Connection) -> bool:
             cur = db.execute(
-                "INSERT OR IGNORE INTO accounts (nick_key, nick, password_hash, created) "
-                "VALUES (?, ?, ?, ?)",
-                (m.casefold(account.nick), account.nick, account.password_hash, account.created),
+                "INSERT OR IGNORE INTO accounts (nick_key, nick, password_hash, created, since_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    m.casefold(account.nick),
+                    account.nick,
+                    account.password_hash,
+                    account.created,
+                    account.since_id,
+                ),
             )
             return cur.rowcount == 1
 
@@ -155,11 +165,13 @@ class SqliteStore:
     async def get_account(self, nick: str) -> Account | None:
         def get(db: sqlite3.Connection) -> Account | None:
             row = db.execute(
-                "SELECT nick, password_hash, created FROM accounts WHERE nick_key = ?",
+                "SELECT nick, password_hash, created, since_id FROM accounts WHERE nick_key = ?",
                 (m.casefold(nick),),
             ).fetchone()
             return (
-                None if row is None else Account(nick=row[0], password_hash=row[1], created=row[2])
+                None
+                if row is None
+                else Account(nick=row[0], password_hash=row[1], created=row[2], since_id=row[3])
             )
 
         return await self._run(get)
@@ -167,9 +179,11 @@ class SqliteStore:
     async def list_accounts(self) -> list[Account]:
         def list_(db: sqlite3.Connection) -> list[Account]:
             rows = db.execute(
-                "SELECT nick, password_hash, created FROM accounts ORDER BY nick_key"
+                "SELECT nick, password_hash, created, since_id FROM accounts ORDER BY nick_key"
             ).fetchall()
-            return [Account(nick=r[0], password_hash=r[1], created=r[2]) for r in rows]
+            return [
+                Account(nick=r[0], password_hash=r[1], created=r[2], since_id=r[3]) for r in rows
+            ]
 
         return await self._run(list_)
 
