@@ -51,8 +51,10 @@ async def _send(stream: SocketStream, messages: int, window: int, nick: str) -> 
     sent = acked = errors = 0
     tail = b""
     while acked + errors < messages:
-        burst = b"".join(line % (nick.encode(), sent + i) for i in range(
-            min(window - (sent - acked - errors), messages - sent)))
+        burst = b"".join(
+            line % (nick.encode(), sent + i)
+            for i in range(min(window - (sent - acked - errors), messages - sent))
+        )
         if burst:
             sent += burst.count(b"\n")
             await stream.send(burst)
@@ -92,9 +94,24 @@ async def _run_load(port: int, args: argparse.Namespace) -> tuple[float, int]:
 async def _measure(url: str, args: argparse.Namespace) -> tuple[float, int]:
     env = {**os.environ, "ANYCHAT_SECRET": "b" * 40}
     proc = await anyio.open_process(
-        [sys.executable, "-m", "anychat", "serve", "--port", "0", "--database-url", url,
-         "--flood-rate", "0", "--history-length", "0", "--log-level", "warning",
-         "--backend", args.backend],
+        [
+            sys.executable,
+            "-m",
+            "anychat",
+            "serve",
+            "--port",
+            "0",
+            "--database-url",
+            url,
+            "--flood-rate",
+            "0",
+            "--history-length",
+            "0",
+            "--log-level",
+            "warning",
+            "--backend",
+            args.backend,
+        ],
         env=env,
     )
     try:

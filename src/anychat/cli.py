@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -156,7 +157,10 @@ def serve(
     def started(config: ServerConfig, bound: int) -> None:
         flavour = backend.value + ("+uvloop" if uvloop else "")
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
-        typer.echo(f"anychat: storing accounts and history in {config.database_url}")
+        where = config.database_url
+        if where.startswith("sqlite:///"):
+            where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
+        typer.echo(f"anychat: storing accounts and history in {where}")
 
     try:
         run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)
