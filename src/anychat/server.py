@@ -325,6 +325,8 @@ async def run(
     for the disk are written before the store closes.
     """
     async with AsyncExitStack() as stack:
+        if listener is not None:  # ours from here on, even if the store fails to open
+            stack.callback(listener.close)
         if store is None:
             store = await stack.enter_async_context(open_store(config.database_url))
         last_id = await store.last_message_id()
