@@ -108,3 +108,26 @@ async def test_production_refuses_a_weak_secret(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert b"ANYCHAT_SECRET" in result.stderr
     assert b"well-known default" in result.stderr
+
+
+async def test_unreadable_database_is_one_clear_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 50)
+    result = await anyio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "anychat",
+            "serve",
+            "--port",
+            "0",
+            "--database-url",
+            f"sqlite:///{junk}",
+        ],
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode().strip().splitlines()[-1] == (
+        f"anychat: cannot open database {junk}: file is not a database"
+    )
+    assert b"Traceback" not in result.stderr

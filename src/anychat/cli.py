@@ -170,7 +170,23 @@ def serve(
         raise _fail(exc.strerror or str(exc)) from None
     except ChatError as exc:
         raise _fail(str(exc)) from None
+    except BaseExceptionGroup as group:  # a store that fails to open, from inside a task group
+        error = _chat_error_in(group)
+        if error is None:
+            raise
+        raise _fail(str(error)) from None
     typer.echo("anychat: server stopped")
+
+
+def _chat_error_in(exc: BaseException) -> ChatError | None:
+    if isinstance(exc, ChatError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _chat_error_in(inner)
+            if found is not None:
+                return found
+    return None
 
 
 @app.command()
