@@ -98,10 +98,13 @@ class Committer(Generic[P]):
     async def _commit_some(self) -> None:
         batch = self._pending[:MAX_BATCH]
         del self._pending[:MAX_BATCH]
-        error: StoreError | None = None
+        error: Exception | None = None
         try:
             await self._store.append_messages([p.message for p in batch])
         except StoreError as exc:
+            error = exc
+        except Exception as exc:  # a store bug must not take the server down with it
+            logger.exception("unexpected error from the message store")
             error = exc
         self.batches += 1
         results: list[tuple[P, Any]] = []
