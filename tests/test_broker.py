@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from anychat import model as m
-from anychat.broker import Broker, Deliver, Disconnect, Effect
+from anychat.broker import Broker, Deliver, Disconnect, Effect, Persist
 
 
 class Peer:
@@ -26,6 +26,8 @@ def inbox(effects: list[Effect[Peer]]) -> dict[str, list[m.Event]]:
             for peer in effect.to:
                 if peer is not effect.skip:
                     got.setdefault(peer.name, []).append(effect.event)
+        elif isinstance(effect, Persist):  # the glue acks once the message is stored
+            got.setdefault(effect.peer.name, []).append(effect.ack)
     return got
 
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,9 +24,11 @@ LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+) \((\S+)\)")
 
 @contextmanager
 def running_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """Start ``anychat serve --port 0`` and read the bound port from its first line."""
+    """Start ``anychat serve --port 0`` on a fresh database; read the port from its output."""
+    scratch = tempfile.TemporaryDirectory()
+    database = f"sqlite:///{scratch.name}/chat.db"
     proc = subprocess.Popen(
-        [*ANYCHAT, "serve", "--port", "0", *args],
+        [*ANYCHAT, "serve", "--port", "0", "--database-url", database, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -42,6 +45,7 @@ def running_server(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         for pipe in (proc.stdout, proc.stderr):
             if pipe:
                 pipe.close()
+        scratch.cleanup()
 
 
 @pytest.mark.parametrize(
@@ -138,7 +142,7 @@ def test_send_to_unreachable_server_is_one_line() -> None:
 
 
 def test_port_comes_from_the_environment() -> None:
-    env = {**os.environ, "ANYCHAT_PORT": "0"}
+    env = {**os.environ, "ANYCHAT_PORT": "0", "ANYCHAT_DATABASE_URL": "memory://"}
     proc = subprocess.Popen(
         [*ANYCHAT, "serve"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     )

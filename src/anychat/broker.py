@@ -22,7 +22,16 @@ from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 from . import model as m
 
-__all__ = ["Broker", "Deliver", "Disconnect", "Effect", "Room", "Session", "SessionState"]
+__all__ = [
+    "Broker",
+    "Deliver",
+    "Disconnect",
+    "Effect",
+    "Persist",
+    "Room",
+    "Session",
+    "SessionState",
+]
 
 P = TypeVar("P")
 
@@ -55,6 +64,8 @@ class Session(Generic[P]):
     #: Away message ("" = present) and registration time, for whois-style questions.
     away: str = ""
     since: float = 0.0
+    #: Folded nick of the account this session logged in to ("" = a guest).
+    account: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -87,7 +98,19 @@ class Disconnect(Generic[P]):
     bye: m.Bye
 
 
-Effect: TypeAlias = "Deliver[P] | Disconnect[P]"
+@dataclass(frozen=True, slots=True)
+class Persist(Generic[P]):
+    """Store ``message``, then send ``ack`` to ``peer`` (an ack promises the message is stored).
+
+    The message itself was already delivered live; only the sender's ack waits for the disk.
+    """
+
+    message: m.Message
+    peer: P
+    ack: m.Ack
+
+
+Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P]"
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
@@ -102,6 +125,8 @@ class Broker(Generic[P]):
         max_rooms_per_session: Join refusals start past this many rooms.
         clock: Seconds since the epoch; injectable so tests control message time.
         first_message_id: Message ids count up from here (a store seeds it past its last id).
+        registered: Nicks that belong to accounts: only a session logged in to one may use it.
+        require_login: Refuse guests.
     """
 
     def __init__(
@@ -113,6 +138,8 @@ class Broker(Generic[P]):
         max_rooms_per_session: int = 50,
         clock: Callable[[], float] = time.time,
         first_message_id: int = 1,
+        registered: Iterable[str] = (),
+        require_login: bool = False,
     ) -> None:
         self.server_name = server_name
         self.version = version
@@ -124,6 +151,8 @@ class Broker(Generic[P]):
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
         self._random = random.Random()
+        self._registered = {m.casefold(nick) for nick in registered}
+        self.require_login = require_login
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
             raise ValueError(f"invalid default room names: {', '.join(bad)}")
@@ -148,6 +177,47 @@ class Broker(Generic[P]):
 
     def peers(self) -> Collection[P]:
         return self._sessions.keys()
+
+    @property
+    def next_message_id(self) -> int:
+        """The id the next message will get: every lower id is already assigned."""
+        return self._next_id
+
+    # ----------------------------------------------------------------- accounts
+
+    def is_registered(self, nick: str) -> bool:
+        return m.casefold(nick) in self._registered
+
+    def add_registered(self, nick: str) -> None:
+        self._registered.add(m.casefold(nick))
+
+    def remove_registered(self, nick: str) -> None:
+        self._registered.discard(m.casefold(nick))
+
+    def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
+        """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
+
+        A registered session takes the account's nick (an older session holding it, a ghost of
+        a dropped connection, is disconnected). A new session still has to say hello.
+        """
+        session = self._sessions[peer]
+        key = m.casefold(nick)
+        self._registered.add(key)
+        session.account = key
+        if session.state is not SessionState.ACTIVE or session.nick == nick:
+            return []
+        effects = self._take_over(session, nick)
+        return effects + self._nick(session, m.Nick(nick=nick, ref=ref))
+
+    def _take_over(self, session: Session[P], nick: str) -> list[Effect[P]]:
+        """Disconnect another session holding ``nick`` if it is logged in to the same account."""
+        holder = self._nicks.get(m.casefold(nick))
+        if holder is None or holder is session or not session.account:
+            return []  # guests never take a nick over: only the account's owner can
+        if holder.account != session.account:
+            return []
+        bye = m.Bye(code=m.ErrorCode.LOGGED_IN_ELSEWHERE, reason="logged in from elsewhere")
+        return [*self.disconnect(holder.peer, bye.reason), Disconnect(holder.peer, bye)]
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -194,9 +264,18 @@ class Broker(Generic[P]):
         return handler(self, session, command)
 
     def _hello(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
+        effects: list[Effect[P]] = []
+        if self.require_login and (cmd.nick is None or session.account != m.casefold(cmd.nick)):
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.LOGIN_REQUIRED,
+                "this server requires an account: log in (/login NICK PASSWORD)",
+            )
         if cmd.nick is None:
             nick = self._guest_nick()
         else:
+            effects += self._take_over(session, cmd.nick)
             problem = self._nick_problem(cmd.nick, session)
             if problem:
                 return self._refuse(session, cmd, *problem)
@@ -207,13 +286,20 @@ class Broker(Generic[P]):
         self._nicks[m.casefold(nick)] = session
         peer = session.peer
         welcome = m.Welcome(nick=nick, server=self.server_name, version=self.version, ref=cmd.ref)
-        effects: list[Effect[P]] = [Deliver(welcome, (peer,))]
+        effects.append(Deliver(welcome, (peer,)))
         if cmd.autojoin:
             for name in self.default_rooms:
                 effects += self._join(session, m.Join(room=name))
         return effects
 
     def _nick(self, session: Session[P], cmd: m.Nick) -> list[Effect[P]]:
+        if session.account and m.casefold(cmd.nick) != session.account:
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.NICK_REGISTERED,
+                "you are logged in: your nick is your account's",
+            )
         problem = self._nick_problem(cmd.nick, session)
         if problem:
             return self._refuse(session, cmd, *problem)
@@ -309,18 +395,28 @@ class Broker(Generic[P]):
             msg = self._message(session, room.name, cmd)
             return [
                 Deliver(msg, room.members, skip=session.peer),
-                Deliver(
-                    m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref), (session.peer,)
+                Persist(
+                    msg,
+                    session.peer,
+                    m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
                 ),
             ]
         other = self._nicks.get(m.casefold(target))
+        if other is None and m.casefold(target) in self._registered:
+            # An account that is offline: stored for it to read (history) when it logs in.
+            msg = self._message(session, target, cmd)
+            return [
+                Persist(
+                    msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=target, ref=cmd.ref)
+                )
+            ]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
         msg = self._message(session, other.nick, cmd)
         return [
             Deliver(msg, (other.peer,)),
-            Deliver(
-                m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref), (session.peer,)
+            Persist(
+                msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref)
             ),
         ]
 
@@ -480,6 +576,11 @@ class Broker(Generic[P]):
                 f"invalid nick {nick!r}: up to {m.MAX_NICK_LENGTH} letters, digits or "
                 "-_[]{}\\`^| and not starting with a digit or '-'",
             )
+        if m.casefold(nick) in self._registered and session.account != m.casefold(nick):
+            return (
+                m.ErrorCode.NICK_REGISTERED,
+                f"nick {nick} is registered: log in (/login {nick} PASSWORD) or pick another",
+            )
         holder = self._nicks.get(m.casefold(nick))
         if holder is not None and holder is not session:
             return m.ErrorCode.NICK_IN_USE, f"nick {nick} is already in use"
@@ -488,7 +589,7 @@ class Broker(Generic[P]):
     def _guest_nick(self) -> str:
         while True:
             nick = f"guest{self._random.randrange(1000, 100000)}"
-            if m.casefold(nick) not in self._nicks:
+            if m.casefold(nick) not in self._nicks and m.casefold(nick) not in self._registered:
                 return nick
 
     @staticmethod

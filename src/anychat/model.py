@@ -32,11 +32,15 @@ __all__ = [
     "ErrorCode",
     "Event",
     "Hello",
+    "History",
+    "HistoryPage",
     "Invalid",
     "Join",
     "Joined",
     "Kind",
     "ListRooms",
+    "LoggedIn",
+    "Login",
     "Members",
     "Message",
     "Nick",
@@ -48,6 +52,7 @@ __all__ = [
     "Quit",
     "Quitted",
     "Ref",
+    "Register",
     "RoomInfo",
     "RoomList",
     "RoomTopic",
@@ -133,6 +138,20 @@ class ErrorCode(str, Enum):
     TOO_MANY_ROOMS = "too_many_rooms"
     SEND_QUEUE_EXCEEDED = "send_queue_exceeded"
     SHUTDOWN = "shutdown"
+    #: The nick belongs to an account: log in, or pick another nick.
+    NICK_REGISTERED = "nick_registered"
+    #: This server admits only logged-in users.
+    LOGIN_REQUIRED = "login_required"
+    #: Wrong nick or password (deliberately vague: the same for every cause).
+    LOGIN_FAILED = "login_failed"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_INVALID = "token_invalid"
+    WEAK_PASSWORD = "weak_password"
+    ACCOUNT_EXISTS = "account_exists"
+    #: The message store failed: the message was relayed live but not saved.
+    STORE_UNAVAILABLE = "store_unavailable"
+    #: Goodbye to an older connection when its account logs in again (a dropped link's ghost).
+    LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
 
 
 # ---------------------------------------------------------------- commands (client -> server)
@@ -146,6 +165,10 @@ class Hello:
     #: Join the server's default rooms after registering (bots may prefer not to).
     autojoin: bool = True
     ref: Ref = None
+    #: Log in to the account ``nick`` with its password, or with a token from :class:`LoggedIn`
+    #: (then ``nick`` may be ``None``). Never shown in reprs, so never in logs.
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,6 +255,14 @@ class Topic:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Register:
+    """Claim the current nick as an account protected by ``password``."""
+
+    password: str = field(repr=False)
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Away:
     """Mark yourself away with a message (``""`` = back again)."""
 
@@ -240,10 +271,36 @@ class Away:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Login:
+    """Log in to account ``nick`` (password) or to the account a token names (``nick`` optional)."""
+
+    nick: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Whois:
     """Ask about one connected nick."""
 
     nick: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class History:
+    """Ask for stored messages of a room, or of a private conversation with a nick.
+
+    ``target`` ``None`` = the current room; your own nick = all your private messages. Without
+    ``after`` the page is the newest ``limit`` messages older than ``before`` (if given); with
+    ``after`` it is the oldest ``limit`` messages newer than it. Pages are in id order.
+    """
+
+    target: str | None = None
+    before: int | None = None
+    after: int | None = None
+    limit: int = 50
     ref: Ref = None
 
 
@@ -261,6 +318,9 @@ Command: TypeAlias = (
     | Topic
     | Away
     | Whois
+    | Register
+    | Login
+    | History
 )
 
 
@@ -409,8 +469,30 @@ class Bye:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedIn:
+    """The connection is now logged in to account ``nick``; ``token`` logs in next time."""
+
+    nick: str
+    token: str = field(repr=False)
+    #: Seconds since the epoch when the token stops working.
+    expires: float = 0.0
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryPage:
+    """Reply to :class:`History`: stored messages in id order, each marked ``history``."""
+
+    target: str
+    messages: tuple[Message, ...] = ()
+    ref: Ref = None
+
+
 Event: TypeAlias = (
     Welcome
+    | LoggedIn
+    | HistoryPage
     | Message
     | Ack
     | Joined

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -26,11 +26,13 @@ from anyio.abc import TaskStatus
 from . import __version__
 from . import model as m
 from ._groups import unwrap_single
-from .broker import Broker, Deliver, Effect, SessionState
+from .broker import Broker, Deliver, Effect, Persist, SessionState
 from .codecs import LocalReply
 from .codecs.sniff import Protocol, sniff
 from .config import ServerConfig
 from .connection import RECV_BYTES, Connection
+from .services import Services
+from .store import Store, open_store
 
 if TYPE_CHECKING:
     from .codecs import Codec
@@ -52,14 +54,25 @@ class ServerStatistics:
 class _Hub:
     """Owns the connections and applies the broker's effects to them."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        *,
+        first_message_id: int = 1,
+        registered: Iterable[str] = (),
+    ) -> None:
         self.config = config
         self.broker: Broker[Connection] = Broker(
             server_name=config.server_name,
             version=__version__,
             default_rooms=config.default_rooms,
             max_rooms_per_session=config.max_rooms_per_session,
+            first_message_id=first_message_id,
+            registered=registered,
+            require_login=config.require_login,
         )
+        self.services = Services(self, store, first_message_id=first_message_id)
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
         self.accepted = 0
@@ -98,6 +111,8 @@ class _Hub:
         for effect in effects:
             if isinstance(effect, Deliver):
                 self.deliver(effect.event, effect.to, effect.skip)
+            elif isinstance(effect, Persist):
+                self.services.persist(effect)
             else:
                 effect.peer.close(effect.bye)
 
@@ -113,18 +128,26 @@ class _Hub:
                 data = encoded[key] = conn.codec.encode(event)
             conn.push(data)
 
-    def receive(self, conn: Connection, data: bytes) -> int:
-        """Feed received bytes through the codec and the broker; returns commands handled."""
+    async def receive(self, conn: Connection, data: bytes) -> int:
+        """Feed received bytes through the codec and the broker; returns commands handled.
+
+        Commands that wait for a password check or the store (``Services.handlers``) are awaited
+        in order, after flushing what earlier commands produced.
+        """
         commands = conn.codec.feed(data)
         conn.encoding_key = conn.codec.encoding_key  # IRC capabilities may change the bytes
         self._heard[conn] = anyio.current_time()
         self._pinged.discard(conn)
         broker = self.broker
+        slow = self.services.handlers
         for command in commands:
             if conn.closing or conn.closed:
                 break
             if isinstance(command, LocalReply):
                 conn.push(command.data)
+            elif type(command) in slow:
+                self.flush()
+                await slow[type(command)](conn, command)
             else:
                 self.apply(broker.handle(conn, command))
         return len(commands)
@@ -166,9 +189,9 @@ class _Hub:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(conn.run_writer)
                     if protocol is Protocol.TEXT:
-                        self.apply(self.broker.handle(conn, m.Hello()))
+                        await self.services.hello(conn, m.Hello())
                     if first:
-                        self.receive(conn, first)
+                        await self.receive(conn, first)
                     self.flush()
                     await self._read(conn)
                     tg.cancel_scope.cancel()
@@ -235,7 +258,7 @@ class _Hub:
                     with anyio.move_on_after(self.config.shutdown_grace_seconds):
                         await anyio.sleep_forever()
                 return
-            handled = self.receive(conn, data)
+            handled = await self.receive(conn, data)
             self.flush()
             if rate:
                 now = anyio.current_time()
@@ -346,32 +369,53 @@ async def run(
     *,
     listener: socket.socket | None = None,
     irc_listener: socket.socket | None = None,
+    store: Store | None = None,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``await tg.start(run, config)`` returns the bound port.
 
     ``listener`` is a socket from :func:`open_listener` (default: open one from ``config``), and
-    so is ``irc_listener`` for ``config.irc_port`` (IRC only, no sniffing); the server owns
-    both from here on. On cancellation every client is sent a goodbye ("server shutting
-    down") and the server waits up to ``config.shutdown_grace_seconds`` for those to go out.
+    so is ``irc_listener`` for ``config.irc_port`` (IRC only, no sniffing); the server owns both
+    from here on. ``store`` overrides ``config.database_url`` (the caller then owns it). On
+    cancellation every client is sent a goodbye ("server shutting down"), the server waits up to
+    ``config.shutdown_grace_seconds`` for those to go out, and messages still waiting for the
+    disk are written before the store closes.
     """
-    hub = _Hub(config)
-    if listener is None:
-        try:
+    async with AsyncExitStack() as stack:
+        for given in (listener, irc_listener):
+            if given is not None:  # ours from here on, even if the store fails to open
+                stack.callback(given.close)
+        if store is None:
+            store = await stack.enter_async_context(open_store(config.database_url))
+        last_id = await store.last_message_id()
+        registered = [account.nick for account in await store.list_accounts()]
+        hub = _Hub(config, store, first_message_id=last_id + 1, registered=registered)
+        logger.info(
+            "store %s: %d messages so far, %d accounts",
+            config.database_url,
+            last_id,
+            len(registered),
+        )
+        if listener is None:
             listener = open_listener(config.host, config.port)
-        except OSError:
-            if irc_listener is not None:
-                irc_listener.close()
-            raise
-    if irc_listener is None and config.irc_port is not None:
-        try:
+            stack.callback(listener.close)
+        if irc_listener is None and config.irc_port is not None:
             irc_listener = open_listener(config.host, config.irc_port)
-        except OSError:
-            listener.close()
-            raise
+            stack.callback(irc_listener.close)
+        await _run_hub(hub, listener, irc_listener, task_status)
+
+
+async def _run_hub(
+    hub: _Hub,
+    listener: socket.socket,
+    irc_listener: socket.socket | None,
+    task_status: TaskStatus[int],
+) -> None:
+    config = hub.config
     port: int = listener.getsockname()[1]
     try:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(hub.services.committer.run)
             logger.info("listening on %s:%d", config.host, port)
             tg.start_soon(hub.watch_idle)
             if irc_listener is not None:
@@ -429,11 +473,14 @@ class Server:
 
 
 @asynccontextmanager
-async def serve(config: ServerConfig | None = None, /, **settings: Any) -> AsyncIterator[Server]:
+async def serve(
+    config: ServerConfig | None = None, /, *, store: Store | None = None, **settings: Any
+) -> AsyncIterator[Server]:
     """Run a server in the background for the duration of the ``async with`` block.
 
     Takes a :class:`ServerConfig` or its fields as keyword arguments (``port=0`` picks a free
-    port; read it from the yielded :class:`Server`).
+    port; read it from the yielded :class:`Server`). ``store`` replaces the one
+    ``database_url`` names (tests pass a shared or failing one).
     """
     config = (config or ServerConfig(port=0)).merged(**settings)
     irc_listener = None
@@ -442,7 +489,7 @@ async def serve(config: ServerConfig | None = None, /, **settings: Any) -> Async
     irc_port = irc_listener.getsockname()[1] if irc_listener is not None else None
     with unwrap_single():
         async with anyio.create_task_group() as tg:
-            port = await tg.start(partial(run, config, irc_listener=irc_listener))
+            port = await tg.start(partial(run, config, irc_listener=irc_listener, store=store))
             try:
                 yield Server(config, port, irc_port)
             finally:

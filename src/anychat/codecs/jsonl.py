@@ -52,6 +52,10 @@ def _int(obj: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
+    return None if obj.get(key) is None else _int(obj, key)
+
+
 def _ref(obj: Mapping[str, Any]) -> m.Ref:
     value = obj.get("ref")
     if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
@@ -70,7 +74,25 @@ def _kind(obj: Mapping[str, Any]) -> m.Kind:
 
 _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     "hello": lambda o: m.Hello(
-        nick=_opt_str(o, "nick"), autojoin=bool(o.get("autojoin", True)), ref=_ref(o)
+        nick=_opt_str(o, "nick"),
+        autojoin=bool(o.get("autojoin", True)),
+        ref=_ref(o),
+        password=_opt_str(o, "password"),
+        token=_opt_str(o, "token"),
+    ),
+    "register": lambda o: m.Register(password=_str(o, "password"), ref=_ref(o)),
+    "login": lambda o: m.Login(
+        nick=_opt_str(o, "nick"),
+        password=_opt_str(o, "password"),
+        token=_opt_str(o, "token"),
+        ref=_ref(o),
+    ),
+    "history": lambda o: m.History(
+        target=_opt_str(o, "to"),
+        before=_opt_int(o, "before"),
+        after=_opt_int(o, "after"),
+        limit=50 if o.get("limit") is None else _int(o, "limit"),
+        ref=_ref(o),
     ),
     "join": lambda o: m.Join(room=_str(o, "room"), ref=_ref(o)),
     "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
@@ -111,6 +133,24 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
             out: dict[str, Any] = {"type": "hello", "nick": nick}
             if not autojoin:
                 out["autojoin"] = False
+            if cmd.password is not None:
+                out["password"] = cmd.password
+            if cmd.token is not None:
+                out["token"] = cmd.token
+        case m.Register(password=password):
+            out = {"type": "register", "password": password}
+        case m.Login(nick=nick, password=password, token=token):
+            out = {"type": "login", "nick": nick}
+            if password is not None:
+                out["password"] = password
+            if token is not None:
+                out["token"] = token
+        case m.History(target=target, before=before, after=after, limit=limit):
+            out = {"type": "history", "to": target, "limit": limit}
+            if before is not None:
+                out["before"] = before
+            if after is not None:
+                out["after"] = after
         case m.Join(room=room):
             out = {"type": "join", "room": room}
         case m.Part(room=room, reason=reason):
@@ -143,21 +183,34 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- events
 
 
+def _message_to_json(event: m.Message) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": event.id,
+        "time": round(event.time, 6),
+        "from": event.sender,
+        "to": event.target,
+        "text": event.text,
+        "kind": event.kind.value,
+        "history": event.history,
+    }
+
+
 def event_to_json(event: m.Event) -> dict[str, Any]:
+    out: dict[str, Any]
     match event:
         case m.Message():
-            return {
-                "type": "message",
-                "id": event.id,
-                "time": round(event.time, 6),
-                "from": event.sender,
-                "to": event.target,
-                "text": event.text,
-                "kind": event.kind.value,
-                "history": event.history,
+            return _message_to_json(event)
+        case m.LoggedIn(nick=nick, token=token, expires=expires):
+            out = {"type": "logged_in", "nick": nick, "token": token, "expires": expires}
+        case m.HistoryPage(target=target, messages=messages):
+            out = {
+                "type": "history",
+                "to": target,
+                "messages": [_message_to_json(msg) for msg in messages],
             }
         case m.Welcome():
-            out: dict[str, Any] = {
+            out = {
                 "type": "welcome",
                 "nick": event.nick,
                 "server": event.server,
@@ -228,6 +281,18 @@ def _float(obj: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
+def _message(o: Mapping[str, Any]) -> m.Message:
+    return m.Message(
+        id=_int(o, "id"),
+        time=_float(o, "time"),
+        sender=_str(o, "from"),
+        target=_str(o, "to"),
+        text=_str(o, "text"),
+        kind=_kind(o),
+        history=bool(o.get("history", False)),
+    )
+
+
 _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     "welcome": lambda o: m.Welcome(
         nick=_str(o, "nick"),
@@ -236,14 +301,14 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         protocol=_int(o, "protocol"),
         ref=_ref(o),
     ),
-    "message": lambda o: m.Message(
-        id=_int(o, "id"),
-        time=_float(o, "time"),
-        sender=_str(o, "from"),
+    "message": _message,
+    "logged_in": lambda o: m.LoggedIn(
+        nick=_str(o, "nick"), token=_str(o, "token"), expires=_float(o, "expires"), ref=_ref(o)
+    ),
+    "history": lambda o: m.HistoryPage(
         target=_str(o, "to"),
-        text=_str(o, "text"),
-        kind=_kind(o),
-        history=bool(o.get("history", False)),
+        messages=tuple(_message(x) for x in o.get("messages", ())),
+        ref=_ref(o),
     ),
     "ack": lambda o: m.Ack(
         id=_int(o, "id"), time=_float(o, "time"), target=_str(o, "to"), ref=_ref(o)

@@ -42,13 +42,30 @@ HELP: Final = "\r\n".join(
         "***   /me ACTION            act in the current room (* you waves)",
         "***   /who [#ROOM]          list the members of a room",
         "***   /rooms                list the rooms",
+        "***   /register PASSWORD    claim your current nick with a password",
+        "***   /login NICK PASSWORD  log in to your account",
+        "***   /history [TARGET] [BEFORE-ID]  earlier messages of a room or a private chat",
         "***   /ping                 check the server is alive",
         "***   /help                 this list",
         "***   /quit [WHY]           leave",
         "*** Anything else is said to your current room; start with // to say a leading /.",
     ]
 )
-COMMANDS: Final = ("nick", "join", "part", "msg", "me", "who", "rooms", "ping", "help", "quit")
+COMMANDS: Final = (
+    "nick",
+    "join",
+    "part",
+    "msg",
+    "me",
+    "who",
+    "rooms",
+    "ping",
+    "help",
+    "quit",
+    "register",
+    "login",
+    "history",
+)
 
 
 def _room_name(word: str) -> str:
@@ -148,6 +165,27 @@ class TextCodec:
     def _rooms(self, rest: str) -> Inbound:
         return m.ListRooms()
 
+    def _register(self, rest: str) -> Inbound:
+        return m.Register(password=rest) if rest else self._usage("/register PASSWORD")
+
+    def _login(self, rest: str) -> Inbound:
+        nick, _, password = rest.partition(" ")
+        if not nick or not password:
+            return self._usage("/login NICK PASSWORD")
+        return m.Login(nick=nick, password=password)
+
+    def _history(self, rest: str) -> Inbound:
+        words = rest.split()
+        target: str | None = None
+        before: int | None = None
+        if words and not words[0].isdigit():
+            target = words.pop(0)
+        if words and words[0].isdigit() and len(words) == 1:
+            before = int(words[0])
+        elif words:
+            return self._usage("/history [#ROOM or NICK] [BEFORE-ID]")
+        return m.History(target=target, before=before, limit=20)
+
     def _ping(self, rest: str) -> Inbound:
         return m.Ping(token=rest)
 
@@ -170,6 +208,9 @@ class TextCodec:
         "rooms": _rooms,
         "list": _rooms,
         "ping": _ping,
+        "register": _register,
+        "login": _login,
+        "history": _history,
         "help": _help,
         "quit": _quit,
         "exit": _quit,
@@ -185,6 +226,15 @@ def _render(event: m.Event) -> str:
     match event:
         case m.Message():
             return _render_message(event)
+        case m.LoggedIn(nick=nick):
+            return f"*** You are logged in as {nick}."
+        case m.HistoryPage(target=target, messages=messages):
+            if not messages:
+                return f"*** no earlier messages in {target}"
+            lines = [f"*** history of {target}, messages {messages[0].id}-{messages[-1].id}:"]
+            lines += [_render_message(msg) for msg in messages]
+            lines.append(f"*** /history {target} {messages[0].id} for earlier ones")
+            return "\r\n".join(lines)
         case m.Welcome(nick=nick, server=server):
             return (
                 f"*** Welcome to {server}, {nick}! You are in the chat: type a line to talk, "
