@@ -6,6 +6,7 @@ The peer is the real ``irc`` package (its ``connect(..., sasl_login=...)`` perfo
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -175,3 +176,53 @@ async def test_require_login_refuses_guests_and_admits_accounts(tmp_path: Path) 
         async with irc_peer(port, "ada", password=PASSWORD) as ada_pass:
             welcome = await ada_pass.wait_for("welcome")
             assert welcome.target == "ada"
+
+
+async def test_sasl_after_registration_takes_the_account_nick(
+    accounts_server: anychat.Server,
+) -> None:
+    async with (
+        anychat.connect("127.0.0.1", accounts_server.port, nick="bob") as bob,
+        irc_peer(irc_port(accounts_server), "visitor") as peer,
+    ):
+        await peer.wait_for("welcome")
+        await peer.call("join", "#lab")
+        await peer.wait_for("endofnames")
+        await bob.join("#lab")
+        await peer.wait_for("join", lambda e: e.source.nick == "bob")
+        await peer.call("send_raw", "AUTHENTICATE PLAIN")
+        await peer.wait_for("authenticate", lambda e: e.target == "+")
+        await peer.call("send_raw", f"AUTHENTICATE {plain_payload('ada', PASSWORD)}")
+        logged = await peer.wait_for("loggedin")
+        assert logged.arguments[:2] == ["visitor!visitor@anychat", "ada"]
+        await peer.wait_for("saslsuccess")
+        own = await peer.wait_for("nick")
+        assert (own.source.nick, own.target) == ("visitor", "ada")
+        assert peer.conn.get_nickname() == "ada"
+        with anyio.fail_after(DEADLINE):
+            changed = await bob.wait_for(m.NickChanged)
+        assert (changed.old, changed.new) == ("visitor", "ada")
+        # Logged in, the nick is the account's.
+        await peer.call("nick", "someone")
+        refused = await peer.wait_for("nicknameinuse")
+        assert refused.arguments[0] == "someone"
+        notice = await peer.wait_for("privnotice")
+        assert "logged in as ada" in notice.arguments[0]
+
+
+def plain_payload(authcid: str, password: str) -> str:
+    return base64.b64encode(f"\0{authcid}\0{password}".encode()).decode()
+
+
+async def test_sasl_login_replaces_the_accounts_ghost(accounts_server: anychat.Server) -> None:
+    async with anychat.connect(
+        "127.0.0.1", accounts_server.port, nick="ada", password=PASSWORD
+    ) as ghost:
+        async with irc_peer(
+            irc_port(accounts_server), "ada", sasl_login="ada", password=PASSWORD
+        ) as ada:
+            welcome = await ada.wait_for("welcome")
+            assert welcome.target == "ada"
+            with anyio.fail_after(DEADLINE):
+                bye = await ghost.wait_for(m.Bye)
+            assert bye.code is m.ErrorCode.LOGGED_IN_ELSEWHERE
