@@ -17,6 +17,7 @@ import pytest
 import anychat
 from anychat import model as m
 
+from .helpers import LineClient
 from .test_irc_interop import DEADLINE, IrcPeer, irc_peer
 
 pytestmark = pytest.mark.timeout(30)
@@ -226,3 +227,21 @@ async def test_sasl_login_replaces_the_accounts_ghost(accounts_server: anychat.S
             with anyio.fail_after(DEADLINE):
                 bye = await ghost.wait_for(m.Bye)
             assert bye.code is m.ErrorCode.LOGGED_IN_ELSEWHERE
+
+
+async def test_client_vanishing_during_the_password_check_harms_nothing(
+    accounts_server: anychat.Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="anychat")
+    port = irc_port(accounts_server)
+    async with await LineClient.open(port) as raw:
+        await raw.send(
+            b"CAP LS 302\r\nNICK ada\r\nUSER a 0 * :a\r\nCAP REQ sasl\r\nAUTHENTICATE PLAIN\r\n"
+        )
+        await raw.line_containing(b"AUTHENTICATE +")
+        await raw.send(f"AUTHENTICATE {plain_payload('ada', PASSWORD)}\r\n".encode())
+    # Gone before (or while) the password was checked: the next login is not disturbed.
+    async with irc_peer(port, "ada", sasl_login="ada", password=PASSWORD) as ada:
+        welcome = await ada.wait_for("welcome")
+        assert welcome.target == "ada"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
