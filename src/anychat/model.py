@@ -278,6 +278,9 @@ class Login:
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     ref: Ref = None
+    #: A connection that has not said hello yet also registers with the account's nick; with
+    #: ``False`` it only logs in and says hello later (IRC's SASL runs before registration).
+    hello: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

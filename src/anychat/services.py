@@ -186,6 +186,14 @@ class Services:
     # -------------------------------------------------------------- commands
 
     async def hello(self, conn: Connection, cmd: m.Hello) -> None:
+        await self._hello(conn, cmd)
+        # Some protocols end the connection on a refused registration (IRC closes after a wrong
+        # server password, as IRC servers do); their codec says so with a goodbye.
+        bye: m.Bye | None = getattr(conn.codec, "hangup", None)
+        if bye is not None and not conn.closed:
+            conn.close(bye)
+
+    async def _hello(self, conn: Connection, cmd: m.Hello) -> None:
         broker = self.hub.broker
         session = broker.session(conn)
         account = None
@@ -209,7 +217,7 @@ class Services:
     async def login(self, conn: Connection, cmd: m.Login) -> None:
         broker = self.hub.broker
         session = broker.session(conn)
-        if session.state is SessionState.NEW:
+        if session.state is SessionState.NEW and cmd.hello:
             await self.hello(
                 conn,
                 m.Hello(nick=cmd.nick, password=cmd.password or "", token=cmd.token, ref=cmd.ref),

@@ -6,6 +6,12 @@ input), and :meth:`IrcCodec.encode` renders model events as IRC lines. Registrat
 USER, ``CAP LS 302``/``REQ``/``END``) runs here and ends in one ``Hello(autojoin=False)``: IRC
 clients choose their own channels.
 
+Accounts: SASL PLAIN (``AUTHENTICATE``) becomes a ``Login(hello=False)`` that the server checks
+against the store like any login, and registration then uses the account's nick; a ``PASS``
+before registration is the account password of the nick the client registers with, carried in
+the ``Hello``. A refusal the client cannot recover from (a wrong ``PASS``, a server that admits
+only accounts) sets :attr:`IrcCodec.hangup`, which the glue sends as the last word.
+
 Replies need context the model does not carry (a 401 names the nick that was missing; an
 ``echo-message`` repeats the text that was sent). The codec therefore tags each command with its
 own ``ref`` and remembers what it asked; the broker copies the ref onto its answer.
@@ -28,11 +34,12 @@ from . import Inbound, LocalReply
 from ._lines import LineBuffer
 from .irc_parse import MAX_LINE_BYTES, MAX_TARGETS, IrcLine, format_line, parse_line
 from .irc_render import render
+from .irc_sasl import PlainExchange, SaslRefused
 
 __all__ = ["CAPABILITIES", "IrcCodec"]
 
-#: What ``CAP LS`` offers. SASL is not offered until accounts exist (see docs/irc.md).
-CAPABILITIES: Final = ("echo-message", "multi-prefix", "server-time")
+#: What ``CAP LS`` offers (``sasl`` as ``sasl=PLAIN`` to clients of ``CAP LS 302``).
+CAPABILITIES: Final = ("echo-message", "multi-prefix", "sasl", "server-time")
 #: IRCv3 message-tags: up to 4094 bytes of tags may precede the 512-byte RFC line.
 DEFAULT_IRC_LINE_BYTES: Final = 4096 + MAX_LINE_BYTES
 #: Commands allowed before registration completes (RFC 2812 §3.1; IRCv3 capability negotiation).
@@ -89,6 +96,12 @@ class IrcCodec:
         self.nick = ""
         self.user: str | None = None
         self.password: str | None = None
+        #: The account this connection logged in to (learnt from the server's answer).
+        self.account: str | None = None
+        #: A goodbye the glue must send and close with (a refusal that ends the connection).
+        self.hangup: m.Bye | None = None
+        self._sasl: PlainExchange | None = None
+        self._cap_302 = False
         #: Welcome seen; ``hello_sent`` is true from our Hello until the broker refuses it, so
         #: lines that follow NICK/USER in the same batch reach the broker in order.
         self.registered = False
@@ -183,8 +196,12 @@ class IrcCodec:
         if self.hello_sent or self._negotiating or not self.nick or self.user is None:
             return []
         self.hello_sent = True
-        ref = self._track(_Pending("hello", self.nick))
-        return [m.Hello(nick=self.nick, autojoin=False, ref=ref)]
+        # After SASL the nick is the account's, as for every logged-in client (a client that
+        # ends CAP before the SASL answer arrives registers with its NICK, checked as usual).
+        nick = self.account or self.nick
+        ref = self._track(_Pending("hello", nick))
+        password = None if self.account else self.password
+        return [m.Hello(nick=nick, autojoin=False, ref=ref, password=password)]
 
     def _cap(self, params: tuple[str, ...]) -> list[Inbound]:
         if not params:
@@ -193,7 +210,11 @@ class IrcCodec:
         if sub == "LS":
             if not self.hello_sent:
                 self._negotiating = True
-            return [self._cap_reply("LS", " ".join(CAPABILITIES))]
+            version = params[1] if len(params) > 1 else ""
+            self._cap_302 = self._cap_302 or (version.isdigit() and int(version) >= 302)
+            # IRCv3: capability values only for clients that announced 302.
+            offered = (f"{c}=PLAIN" if c == "sasl" and self._cap_302 else c for c in CAPABILITIES)
+            return [self._cap_reply("LS", " ".join(offered))]
         if sub == "LIST":
             return [self._cap_reply("LIST", " ".join(sorted(self.caps)))]
         if sub == "REQ":
@@ -225,8 +246,10 @@ class IrcCodec:
             return [self._reply("462", ":You may not reregister")]
         if not params:
             return self._need_params("PASS")
-        # Accounts will check this (and SASL PLAIN) once a store exists; for now it is kept only.
-        self.password = params[0]
+        # The account password of the nick this client registers with, checked at registration.
+        # Some clients (Python's ``irc``) send a password with spaces without the ':' it needs:
+        # the words are the password, not extra parameters (those are for server links only).
+        self.password = " ".join(params)
         return []
 
     def _user(self, params: tuple[str, ...]) -> list[Inbound]:
@@ -253,8 +276,36 @@ class IrcCodec:
         return [m.Nick(nick=nick, ref=self._track(_Pending("nick", nick)))]
 
     def _authenticate(self, params: tuple[str, ...]) -> list[Inbound]:
-        # SASL is not advertised until accounts exist; answer as a server without the mechanism.
-        return [self._reply("904", ":SASL authentication failed")]
+        """IRCv3 SASL: ``AUTHENTICATE PLAIN``, ``+`` from us, then the credentials in chunks."""
+        if not params or not params[0]:
+            return self._need_params("AUTHENTICATE")
+        arg = params[0]
+        if arg == "*":
+            self._sasl = None
+            return [self._reply("906", ":SASL authentication aborted")]
+        exchange = self._sasl
+        if exchange is None:
+            if self.account:
+                return [self._reply("907", ":You have already authenticated using SASL")]
+            if arg.upper() != "PLAIN":
+                return [
+                    self._reply("908", "PLAIN", ":are available SASL mechanisms"),
+                    self._reply("904", ":SASL authentication failed"),
+                ]
+            self._sasl = PlainExchange()
+            return [LocalReply(b"AUTHENTICATE +\r\n")]
+        try:
+            credentials = exchange.feed(arg)
+        except SaslRefused as exc:
+            self._sasl = None
+            return [self._reply(exc.numeric, ":" + exc.text)]
+        if credentials is None:
+            return []
+        self._sasl = None
+        ref = self._track(_Pending("sasl", credentials.authcid))
+        return [
+            m.Login(nick=credentials.authcid, password=credentials.password, hello=False, ref=ref)
+        ]
 
     # ----------------------------------------------------------------- chat commands
 

@@ -82,6 +82,7 @@ def _welcome(c: IrcCodec, event: m.Welcome) -> list[str]:
     c.take(event.ref)
     c.registered = True
     c.nick = event.nick
+    c.password = None  # checked (or not needed): no reason to keep it
     isupport = (
         f"AWAYLEN={m.MAX_TOPIC_LENGTH} CASEMAPPING=ascii CHANMODES=b,,,nt "
         f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# MAXTARGETS={MAX_TARGETS} NETWORK={c.network} "
@@ -189,6 +190,65 @@ def _topic(c: IrcCodec, event: m.RoomTopic) -> list[str]:
     return [f":{c.mask_of(event.setter)} TOPIC {event.room} :{c.clean(event.text)}"]
 
 
+def _logged_in(c: IrcCodec, event: m.LoggedIn) -> list[str]:
+    """900 RPL_LOGGEDIN, and 903 when it answers SASL (a PASS login is answered by 001)."""
+    pending = c.take(event.ref, final=False)
+    c.account = event.nick
+    lines = [
+        c.num(
+            "900",
+            c.mask_of(c.nick or "*"),
+            event.nick,
+            f":You are now logged in as {event.nick}",
+        )
+    ]
+    if pending is not None and pending.verb == "sasl":
+        lines.append(c.num("903", ":SASL authentication successful"))
+        if not c.registered or m.casefold(c.nick) == m.casefold(event.nick):
+            c.take(event.ref)  # else the nick change to the account's answers it too
+    return lines
+
+
+def _account_error(c: IrcCodec, pending: _Pending, event: m.Error) -> list[str] | None:
+    """Refusals about accounts, as servers with services answer them; ``None``: not one."""
+    if pending.verb == "sasl":
+        # The same for every cause (unknown account, wrong password, store down).
+        return [c.num("904", ":SASL authentication failed")]
+    code = event.code
+    if pending.verb == "hello" and code is m.ErrorCode.LOGIN_REQUIRED:
+        c.hangup = m.Bye(code=code, reason="Access denied: this server admits only accounts")
+        return [
+            c.num(
+                "NOTICE",
+                ":This server admits only registered users: log in with SASL PLAIN, or send "
+                "your account password with PASS before NICK and USER",
+            ),
+            c.num("464", ":Password required"),
+        ]
+    if pending.verb == "hello" and code in (
+        m.ErrorCode.LOGIN_FAILED,
+        m.ErrorCode.STORE_UNAVAILABLE,
+    ):
+        # RFC 2812 §4.1.1: a wrong connection password ends the connection.
+        c.hangup = m.Bye(code=code, reason="Access denied: bad password")
+        if code is m.ErrorCode.STORE_UNAVAILABLE:
+            return [c.num("NOTICE", ":" + event.text)]
+        return [c.num("464", ":Password incorrect")]
+    if pending.verb in ("hello", "nick") and code is m.ErrorCode.NICK_REGISTERED:
+        if c.account:
+            hint = f"You are logged in as {c.account}: your nick is your account's"
+        else:
+            hint = (
+                f"{pending.target} is a registered nick: log in to it with SASL PLAIN (or PASS "
+                "before NICK and USER), or choose another nick"
+            )
+        return [
+            c.num("433", pending.target, ":Nickname is already in use"),
+            c.num("NOTICE", ":" + hint),
+        ]
+    return None
+
+
 def _error(c: IrcCodec, event: m.Error) -> list[str]:
     pending = c.take(event.ref)
     if pending is not None:
@@ -196,6 +256,9 @@ def _error(c: IrcCodec, event: m.Error) -> list[str]:
             return []  # RFC 2812 §3.3.2: never answer a NOTICE automatically
         if pending.verb == "hello":
             c.hello_sent = False  # back to waiting for a usable NICK
+        account_lines = _account_error(c, pending, event)
+        if account_lines is not None:
+            return account_lines
         numeric = _ERROR_NUMERICS.get((pending.verb, event.code))
         if numeric is not None:
             code, text = numeric
@@ -243,6 +306,8 @@ def render(c: IrcCodec, event: m.Event) -> list[str]:
             return _members(c, event)
         case m.Welcome():
             return _welcome(c, event)
+        case m.LoggedIn():
+            return _logged_in(c, event)
         case m.Error():
             return _error(c, event)
         case m.RoomTopic():
