@@ -46,3 +46,14 @@ def examples(session: nox.Session) -> None:
     """Only the example programs, on both backends."""
     install(session, "test")
     session.run("pytest", "tests/test_examples.py", *session.posargs)
+
+
+@nox.session
+def irssi(session: nox.Session) -> None:
+    """Opt-in: a real irssi, driven through tmux, chats and logs in with SASL.
+
+    Needs Debian's irssi and tmux (``apt-get install irssi tmux``); not in the default run.
+    """
+    install(session, "test")
+    session.env["ANYCHAT_IRSSI_SMOKE"] = "1"
+    session.run("pytest", "tests/test_irssi_smoke.py", *session.posargs)
