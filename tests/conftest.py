@@ -1,7 +1,12 @@
-"""Shared fixtures: every async test runs on each backend in ANYCHAT_BACKENDS (default both)."""
+"""Shared fixtures: every async test runs on each backend in ANYCHAT_BACKENDS.
+
+ANYCHAT_BACKENDS is a comma-separated list of ``asyncio``, ``uvloop`` (asyncio on uvloop) and
+``trio``; by default every one that is installed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import AsyncIterator
 
@@ -9,12 +14,20 @@ import pytest
 
 import anychat
 
-BACKENDS = os.environ.get("ANYCHAT_BACKENDS", "asyncio,trio").split(",")
+_ALL = {
+    "asyncio": ("asyncio", {}),
+    "uvloop": ("asyncio", {"use_uvloop": True}),
+    "trio": ("trio", {}),
+}
+_INSTALLED = [
+    name for name in _ALL if name != "uvloop" or importlib.util.find_spec("uvloop") is not None
+]
+BACKENDS = os.environ.get("ANYCHAT_BACKENDS", ",".join(_INSTALLED)).split(",")
 
 
-@pytest.fixture(params=BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(params=[pytest.param(_ALL[name], id=name) for name in BACKENDS])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -211,9 +211,9 @@ def tiny_server_send_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink each accepted socket's kernel send buffer, so most sends are partial."""
     handle = server_module._Hub.handle
 
-    async def small_buffer_handle(self: Any, sock: socket.socket, address: str) -> None:
+    async def small_buffer_handle(self: Any, sock: socket.socket, *args: Any) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        await handle(self, sock, address)
+        await handle(self, sock, *args)
 
     monkeypatch.setattr(server_module._Hub, "handle", small_buffer_handle)
 

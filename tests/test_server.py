@@ -22,7 +22,12 @@ async def test_room_message_reaches_others_not_the_sender(server: anychat.Server
         ack = await ada.send("#general", "hello")
         for client in (bob, cy):
             msg = await client.wait_for(m.Message)
-            assert (msg.id, msg.sender, msg.target, msg.text) == (ack.id, "ada", "#general", "hello")
+            assert (msg.id, msg.sender, msg.target, msg.text) == (
+                ack.id,
+                "ada",
+                "#general",
+                "hello",
+            )
             assert msg.time == pytest.approx(ack.time)
         # Ada got the ack, not her own message: her next message event is bob's.
         await bob.send("#general", "hi ada")
@@ -89,9 +94,10 @@ async def test_quit_is_announced_with_its_reason(server: anychat.Server) -> None
 
 
 async def test_nc_user_is_greeted_after_silence_and_chats(server: anychat.Server) -> None:
-    async with anychat.connect(*server.address, nick="ada") as ada, await LineClient.open(
-        server.port
-    ) as nc:
+    async with (
+        anychat.connect(*server.address, nick="ada") as ada,
+        await LineClient.open(server.port) as nc,
+    ):
         greeting = await nc.line()
         assert greeting.startswith(b"*** Welcome to anychat, guest")
         guest = greeting.split(b", ")[1].split(b"!")[0].decode()
@@ -117,7 +123,7 @@ async def test_text_client_that_types_immediately_is_still_served(server: anycha
 
 
 async def test_bad_input_gets_clear_errors_and_the_connection_lives(
-    anyio_backend: str,
+    anyio_backend: object,
 ) -> None:
     async with anychat.serve(port=0, max_line_bytes=256) as server:
         async with await LineClient.open(server.port) as nc:
@@ -165,7 +171,7 @@ async def test_peer_vanishing_mid_line_disturbs_nobody(server: anychat.Server) -
         assert await ada.who("#general") == ("ada",)
 
 
-async def test_slow_consumer_is_cut_and_the_room_keeps_flowing(anyio_backend: str) -> None:
+async def test_slow_consumer_is_cut_and_the_room_keeps_flowing(anyio_backend: object) -> None:
     async with anychat.serve(port=0, max_queue_bytes=64 * 1024, flood_rate=0) as server:
         async with (
             anychat.connect(*server.address, nick="ada") as ada,
@@ -194,7 +200,7 @@ async def test_slow_consumer_is_cut_and_the_room_keeps_flowing(anyio_backend: st
             await sloth.aclose()
 
 
-async def test_connection_limit_is_a_clear_refusal(anyio_backend: str) -> None:
+async def test_connection_limit_is_a_clear_refusal(anyio_backend: object) -> None:
     async with anychat.serve(port=0, max_connections=1) as server:
         async with anychat.connect(*server.address, nick="ada"):
             extra = await LineClient.open(server.port)
@@ -204,7 +210,7 @@ async def test_connection_limit_is_a_clear_refusal(anyio_backend: str) -> None:
             await extra.aclose()
 
 
-async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: str) -> None:
+async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: object) -> None:
     async with anychat.serve(port=0, flood_rate=2000, flood_burst=20) as server:
         async with (
             anychat.connect(*server.address, nick="ada") as ada,
@@ -219,7 +225,7 @@ async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: str) -> None:
             await flooder.send(lines)
             # Others are served while the flood is being worked through.
             assert await bob.ping() >= 0
-            texts = []
+            texts: list[str] = []
             with anyio.fail_after(20):
                 while len(texts) < count:
                     msg = await ada.wait_for(m.Message)
@@ -227,7 +233,7 @@ async def test_flood_is_slowed_but_nothing_is_lost(anyio_backend: str) -> None:
             assert texts == [f"f{i}" for i in range(count)]
 
 
-async def test_shutdown_tells_every_client(anyio_backend: str) -> None:
+async def test_shutdown_tells_every_client(anyio_backend: object) -> None:
     async with anychat.serve(port=0) as server:
         js = await LineClient.open(server.port)
         await js.send_json(type="hello", nick="js")
@@ -236,14 +242,16 @@ async def test_shutdown_tells_every_client(anyio_backend: str) -> None:
         await nc.line_containing(b"Welcome")
     tail = await js.read_to_eof()
     assert json.loads(tail.splitlines()[-1]) == {
-        "type": "bye", "code": "shutdown", "reason": "server shutting down"
+        "type": "bye",
+        "code": "shutdown",
+        "reason": "server shutting down",
     }
     assert (await nc.read_to_eof()).rstrip().endswith(b"*** server shutting down")
     await js.aclose()
     await nc.aclose()
 
 
-async def test_connect_error_names_host_and_port(anyio_backend: str) -> None:
+async def test_connect_error_names_host_and_port(anyio_backend: object) -> None:
     async with anychat.serve(port=0) as server:
         port = server.port
     with pytest.raises(anychat.ConnectError, match=f"127.0.0.1:{port}"):

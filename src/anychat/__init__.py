@@ -20,19 +20,29 @@ from .errors import ConnectError as ConnectError
 from .errors import ConnectionClosed as ConnectionClosed
 from .errors import InvalidNick as InvalidNick
 from .errors import InvalidRoom as InvalidRoom
+from .errors import LoginFailed as LoginFailed
+from .errors import LoginRequired as LoginRequired
 from .errors import NickInUse as NickInUse
+from .errors import NickRegistered as NickRegistered
 from .errors import NoSuchNick as NoSuchNick
 from .errors import NoSuchRoom as NoSuchRoom
 from .errors import NotMember as NotMember
 from .errors import ProtocolError as ProtocolError
 from .errors import Refused as Refused
+from .errors import StoreError as StoreError
+from .errors import StoreUnavailable as StoreUnavailable
+from .errors import TokenExpired as TokenExpired
+from .errors import TokenInvalid as TokenInvalid
+from .errors import WeakPassword as WeakPassword
 from .model import Ack as Ack
 from .model import Bye as Bye
 from .model import Error as Error
 from .model import ErrorCode as ErrorCode
 from .model import Event as Event
+from .model import HistoryPage as HistoryPage
 from .model import Joined as Joined
 from .model import Kind as Kind
+from .model import LoggedIn as LoggedIn
 from .model import Members as Members
 from .model import Message as Message
 from .model import NickChanged as NickChanged
@@ -56,14 +66,19 @@ __all__ = (
     "Error",
     "ErrorCode",
     "Event",
+    "HistoryPage",
     "InvalidNick",
     "InvalidRoom",
     "Joined",
     "Kind",
+    "LoggedIn",
+    "LoginFailed",
+    "LoginRequired",
     "Members",
     "Message",
     "NickChanged",
     "NickInUse",
+    "NickRegistered",
     "NoSuchNick",
     "NoSuchRoom",
     "NotMember",
@@ -75,6 +90,11 @@ __all__ = (
     "RoomList",
     "Server",
     "ServerConfig",
+    "StoreError",
+    "StoreUnavailable",
+    "TokenExpired",
+    "TokenInvalid",
+    "WeakPassword",
     "Welcome",
     "__version__",
     "connect",

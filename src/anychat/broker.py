@@ -18,11 +18,20 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 from . import model as m
 
-__all__ = ["Broker", "Deliver", "Disconnect", "Effect", "Room", "Session", "SessionState"]
+__all__ = [
+    "Broker",
+    "Deliver",
+    "Disconnect",
+    "Effect",
+    "Persist",
+    "Room",
+    "Session",
+    "SessionState",
+]
 
 P = TypeVar("P")
 
@@ -52,6 +61,11 @@ class Session(Generic[P]):
     rooms: dict[str, Room[P]] = field(default_factory=dict)
     #: Where a bare line of text goes (the room joined last), for clients without targets.
     current: Room[P] | None = None
+    #: Away message ("" = present) and registration time, for whois-style questions.
+    away: str = ""
+    since: float = 0.0
+    #: Folded nick of the account this session logged in to ("" = a guest).
+    account: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -59,6 +73,9 @@ class Room(Generic[P]):
     name: str
     #: Members keyed by peer, in join order: fan-out iterates this mapping as it is.
     members: dict[P, Session[P]] = field(default_factory=dict)
+    topic: str = ""
+    topic_setter: str = ""
+    topic_time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +98,21 @@ class Disconnect(Generic[P]):
     bye: m.Bye
 
 
-Effect: TypeAlias = "Deliver[P] | Disconnect[P]"
+@dataclass(frozen=True, slots=True)
+class Persist(Generic[P]):
+    """Store ``message``, then send ``ack`` to ``peer`` (an ack promises the message is stored).
+
+    The message itself was already delivered live; only the sender's ack waits for the disk.
+    """
+
+    message: m.Message
+    peer: P
+    ack: m.Ack
+
+
+Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P]"
+# Handlers are looked up by command type, so each one's exact command type is erased here.
+_Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
 class Broker(Generic[P]):
@@ -94,6 +125,8 @@ class Broker(Generic[P]):
         max_rooms_per_session: Join refusals start past this many rooms.
         clock: Seconds since the epoch; injectable so tests control message time.
         first_message_id: Message ids count up from here (a store seeds it past its last id).
+        registered: Nicks that belong to accounts: only a session logged in to one may use it.
+        require_login: Refuse guests.
     """
 
     def __init__(
@@ -105,6 +138,8 @@ class Broker(Generic[P]):
         max_rooms_per_session: int = 50,
         clock: Callable[[], float] = time.time,
         first_message_id: int = 1,
+        registered: Iterable[str] = (),
+        require_login: bool = False,
     ) -> None:
         self.server_name = server_name
         self.version = version
@@ -116,6 +151,8 @@ class Broker(Generic[P]):
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
         self._random = random.Random()
+        self._registered = {m.casefold(nick) for nick in registered}
+        self.require_login = require_login
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
             raise ValueError(f"invalid default room names: {', '.join(bad)}")
@@ -140,6 +177,47 @@ class Broker(Generic[P]):
 
     def peers(self) -> Collection[P]:
         return self._sessions.keys()
+
+    @property
+    def next_message_id(self) -> int:
+        """The id the next message will get: every lower id is already assigned."""
+        return self._next_id
+
+    # ----------------------------------------------------------------- accounts
+
+    def is_registered(self, nick: str) -> bool:
+        return m.casefold(nick) in self._registered
+
+    def add_registered(self, nick: str) -> None:
+        self._registered.add(m.casefold(nick))
+
+    def remove_registered(self, nick: str) -> None:
+        self._registered.discard(m.casefold(nick))
+
+    def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
+        """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
+
+        A registered session takes the account's nick (an older session holding it, a ghost of
+        a dropped connection, is disconnected). A new session still has to say hello.
+        """
+        session = self._sessions[peer]
+        key = m.casefold(nick)
+        self._registered.add(key)
+        session.account = key
+        if session.state is not SessionState.ACTIVE or session.nick == nick:
+            return []
+        effects = self._take_over(session, nick)
+        return effects + self._nick(session, m.Nick(nick=nick, ref=ref))
+
+    def _take_over(self, session: Session[P], nick: str) -> list[Effect[P]]:
+        """Disconnect another session holding ``nick`` if it is logged in to the same account."""
+        holder = self._nicks.get(m.casefold(nick))
+        if holder is None or holder is session or not session.account:
+            return []  # guests never take a nick over: only the account's owner can
+        if holder.account != session.account:
+            return []
+        bye = m.Bye(code=m.ErrorCode.LOGGED_IN_ELSEWHERE, reason="logged in from elsewhere")
+        return [*self.disconnect(holder.peer, bye.reason), Disconnect(holder.peer, bye)]
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -177,32 +255,51 @@ class Broker(Generic[P]):
             handler = self._new_handlers.get(type(command))
         if handler is None:
             if isinstance(command, m.Hello):
-                return self._refuse(session, command, m.ErrorCode.ALREADY_REGISTERED,
-                                    "already registered")
-            return self._refuse(session, command, m.ErrorCode.HELLO_REQUIRED,
-                                "say hello with a nick first")
-        return handler(self, session, command)  # type: ignore[arg-type]
+                return self._refuse(
+                    session, command, m.ErrorCode.ALREADY_REGISTERED, "already registered"
+                )
+            return self._refuse(
+                session, command, m.ErrorCode.HELLO_REQUIRED, "say hello with a nick first"
+            )
+        return handler(self, session, command)
 
     def _hello(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
+        effects: list[Effect[P]] = []
+        if self.require_login and (cmd.nick is None or session.account != m.casefold(cmd.nick)):
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.LOGIN_REQUIRED,
+                "this server requires an account: log in (/login NICK PASSWORD)",
+            )
         if cmd.nick is None:
             nick = self._guest_nick()
         else:
+            effects += self._take_over(session, cmd.nick)
             problem = self._nick_problem(cmd.nick, session)
             if problem:
                 return self._refuse(session, cmd, *problem)
             nick = cmd.nick
         session.nick = nick
         session.state = SessionState.ACTIVE
+        session.since = self._clock()
         self._nicks[m.casefold(nick)] = session
         peer = session.peer
         welcome = m.Welcome(nick=nick, server=self.server_name, version=self.version, ref=cmd.ref)
-        effects: list[Effect[P]] = [Deliver(welcome, (peer,))]
+        effects.append(Deliver(welcome, (peer,)))
         if cmd.autojoin:
             for name in self.default_rooms:
                 effects += self._join(session, m.Join(room=name))
         return effects
 
     def _nick(self, session: Session[P], cmd: m.Nick) -> list[Effect[P]]:
+        if session.account and m.casefold(cmd.nick) != session.account:
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.NICK_REGISTERED,
+                "you are logged in: your nick is your account's",
+            )
         problem = self._nick_problem(cmd.nick, session)
         if problem:
             return self._refuse(session, cmd, *problem)
@@ -220,7 +317,9 @@ class Broker(Generic[P]):
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
         if not m.valid_room(cmd.room):
             return self._refuse(
-                session, cmd, m.ErrorCode.INVALID_ROOM,
+                session,
+                cmd,
+                m.ErrorCode.INVALID_ROOM,
                 f"invalid room name {cmd.room!r}: '#' then up to {m.MAX_ROOM_LENGTH - 1} "
                 "characters without spaces, commas or colons",
             )
@@ -230,8 +329,12 @@ class Broker(Generic[P]):
             session.current = room
             return [Deliver(self._members(room, cmd.ref), (session.peer,))]
         if len(session.rooms) >= self.max_rooms_per_session:
-            return self._refuse(session, cmd, m.ErrorCode.TOO_MANY_ROOMS,
-                                f"you are in {len(session.rooms)} rooms, the most allowed")
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.TOO_MANY_ROOMS,
+                f"you are in {len(session.rooms)} rooms, the most allowed",
+            )
         room = self._rooms.get(key)
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
@@ -245,6 +348,8 @@ class Broker(Generic[P]):
         session.rooms[key] = room
         session.current = room
         effects.append(Deliver(m.Joined(room=room.name, nick=session.nick, ref=cmd.ref), (peer,)))
+        if room.topic:
+            effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
         return effects
 
@@ -254,13 +359,17 @@ class Broker(Generic[P]):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         self._leave(session, room)
         effects: list[Effect[P]] = [
-            Deliver(m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
-                    (session.peer,))
+            Deliver(
+                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
+                (session.peer,),
+            )
         ]
         if room.members:
-            effects.append(Deliver(
-                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
-            ))
+            effects.append(
+                Deliver(
+                    m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
+                )
+            )
         return effects
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
@@ -268,11 +377,16 @@ class Broker(Generic[P]):
         if not text or text.isspace():
             return self._refuse(session, cmd, m.ErrorCode.EMPTY_MESSAGE, "empty message not sent")
         if len(text) > m.MAX_TEXT_LENGTH:
-            return self._refuse(session, cmd, m.ErrorCode.TEXT_TOO_LONG,
-                                f"message longer than {m.MAX_TEXT_LENGTH} characters not sent")
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.TEXT_TOO_LONG,
+                f"message longer than {m.MAX_TEXT_LENGTH} characters not sent",
+            )
         if _UNSENDABLE.search(text):
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND,
-                                "message may not contain line breaks or NUL")
+            return self._refuse(
+                session, cmd, m.ErrorCode.BAD_COMMAND, "message may not contain line breaks or NUL"
+            )
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -281,17 +395,29 @@ class Broker(Generic[P]):
             msg = self._message(session, room.name, cmd)
             return [
                 Deliver(msg, room.members, skip=session.peer),
-                Deliver(m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
-                        (session.peer,)),
+                Persist(
+                    msg,
+                    session.peer,
+                    m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
+                ),
             ]
         other = self._nicks.get(m.casefold(target))
+        if other is None and m.casefold(target) in self._registered:
+            # An account that is offline: stored for it to read (history) when it logs in.
+            msg = self._message(session, target, cmd)
+            return [
+                Persist(
+                    msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=target, ref=cmd.ref)
+                )
+            ]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
         msg = self._message(session, other.nick, cmd)
         return [
             Deliver(msg, (other.peer,)),
-            Deliver(m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref),
-                    (session.peer,)),
+            Persist(
+                msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref)
+            ),
         ]
 
     def _who(self, session: Session[P], cmd: m.Who) -> list[Effect[P]]:
@@ -302,37 +428,84 @@ class Broker(Generic[P]):
         else:
             found = self._rooms.get(m.casefold(cmd.room))
             if found is None:
-                return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM,
-                                    f"no such room {cmd.room}")
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
+                )
             room = found
         return [Deliver(self._members(room, cmd.ref), (session.peer,))]
 
     def _list_rooms(self, session: Session[P], cmd: m.ListRooms) -> list[Effect[P]]:
-        rooms = tuple(m.RoomInfo(name=r.name, members=len(r.members)) for r in self.rooms())
+        rooms = tuple(
+            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic) for r in self.rooms()
+        )
         return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
+
+    def _topic(self, session: Session[P], cmd: m.Topic) -> list[Effect[P]]:
+        if cmd.text is None:
+            found = self._rooms.get(m.casefold(cmd.room))
+            if found is None:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
+                )
+            return [Deliver(self._topic_of(found, cmd.ref), (session.peer,))]
+        room = self._my_room(session, cmd.room)
+        if isinstance(room, m.Error):
+            return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        problem = _free_text_problem(cmd.text, "topic")
+        if problem:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        room.topic, room.topic_setter, room.topic_time = cmd.text, session.nick, self._clock()
+        return [
+            Deliver(self._topic_of(room, None), room.members, skip=session.peer),
+            Deliver(self._topic_of(room, cmd.ref), (session.peer,)),
+        ]
+
+    def _away(self, session: Session[P], cmd: m.Away) -> list[Effect[P]]:
+        problem = _free_text_problem(cmd.text, "away message")
+        if problem:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        session.away = cmd.text
+        return [Deliver(m.AwayStatus(text=cmd.text, ref=cmd.ref), (session.peer,))]
+
+    def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
+        other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        info = m.UserInfo(
+            nick=other.nick,
+            rooms=tuple(r.name for r in other.rooms.values()),
+            away=other.away,
+            since=other.since,
+            ref=cmd.ref,
+        )
+        return [Deliver(info, (session.peer,))]
 
     def _ping(self, session: Session[P], cmd: m.Ping) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
 
     def _quit(self, session: Session[P], cmd: m.Quit) -> list[Effect[P]]:
-        return [Disconnect(session.peer, m.Bye(code=None, reason="goodbye"))]
+        # The reason becomes the quit message everyone else sees (IRC "QUIT :reason").
+        return [Disconnect(session.peer, m.Bye(code=None, reason=cmd.reason or "goodbye"))]
 
     def _invalid(self, session: Session[P], cmd: m.Invalid) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
 
-    _new_handlers: Final = {
+    _new_handlers: ClassVar[dict[type, _Handler]] = {
         m.Hello: _hello,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
     }
-    _active_handlers: Final = {
+    _active_handlers: ClassVar[dict[type, _Handler]] = {
         m.Nick: _nick,
         m.Join: _join,
         m.Part: _part,
         m.Say: _say,
         m.Who: _who,
         m.ListRooms: _list_rooms,
+        m.Topic: _topic,
+        m.Away: _away,
+        m.Whois: _whois,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -344,20 +517,32 @@ class Broker(Generic[P]):
         msg_id = self._next_id
         self._next_id = msg_id + 1
         return m.Message(
-            id=msg_id, time=self._clock(), sender=session.nick, target=target, text=cmd.text,
+            id=msg_id,
+            time=self._clock(),
+            sender=session.nick,
+            target=target,
+            text=cmd.text,
             kind=cmd.kind,
         )
 
+    @staticmethod
+    def _topic_of(room: Room[P], ref: m.Ref) -> m.RoomTopic:
+        return m.RoomTopic(
+            room=room.name, text=room.topic, setter=room.topic_setter, time=room.topic_time, ref=ref
+        )
+
     def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
-        return m.Members(room=room.name, nicks=tuple(s.nick for s in room.members.values()),
-                         ref=ref)
+        return m.Members(
+            room=room.name, nicks=tuple(s.nick for s in room.members.values()), ref=ref
+        )
 
     def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
         """The room ``name`` (or the current room) if the session is in it, else the error."""
         if name is None:
             if session.current is None:
-                return m.Error(code=m.ErrorCode.NO_ROOM,
-                               text="you are not in a room; /join #room first")
+                return m.Error(
+                    code=m.ErrorCode.NO_ROOM, text="you are not in a room; /join #room first"
+                )
             return session.current
         room = session.rooms.get(m.casefold(name))
         if room is not None:
@@ -391,6 +576,11 @@ class Broker(Generic[P]):
                 f"invalid nick {nick!r}: up to {m.MAX_NICK_LENGTH} letters, digits or "
                 "-_[]{}\\`^| and not starting with a digit or '-'",
             )
+        if m.casefold(nick) in self._registered and session.account != m.casefold(nick):
+            return (
+                m.ErrorCode.NICK_REGISTERED,
+                f"nick {nick} is registered: log in (/login {nick} PASSWORD) or pick another",
+            )
         holder = self._nicks.get(m.casefold(nick))
         if holder is not None and holder is not session:
             return m.ErrorCode.NICK_IN_USE, f"nick {nick} is already in use"
@@ -399,7 +589,7 @@ class Broker(Generic[P]):
     def _guest_nick(self) -> str:
         while True:
             nick = f"guest{self._random.randrange(1000, 100000)}"
-            if m.casefold(nick) not in self._nicks:
+            if m.casefold(nick) not in self._nicks and m.casefold(nick) not in self._registered:
                 return nick
 
     @staticmethod
@@ -407,6 +597,14 @@ class Broker(Generic[P]):
         session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
     ) -> list[Effect[P]]:
         return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
+
+
+def _free_text_problem(text: str, what: str) -> str:
+    if len(text) > m.MAX_TOPIC_LENGTH:
+        return f"{what} longer than {m.MAX_TOPIC_LENGTH} characters"
+    if _UNSENDABLE.search(text):
+        return f"{what} may not contain line breaks or NUL"
+    return ""
 
 
 def _with_ref(error: m.Error, ref: m.Ref) -> m.Error:

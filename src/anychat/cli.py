@@ -9,13 +9,14 @@ from __future__ import annotations
 import enum
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import anyio
 import typer
 
 from . import __version__
-from .config import DEFAULT_PORT, ServerConfig
+from .config import DEFAULT_DATABASE_URL, DEFAULT_PORT, ServerConfig, load_env_file
 from .errors import ChatError
 
 __all__ = ["app", "main"]
@@ -33,6 +34,11 @@ app = typer.Typer(
 class Backend(str, enum.Enum):
     asyncio = "asyncio"
     trio = "trio"
+
+
+class Environment(enum.StrEnum):
+    development = "development"
+    production = "production"
 
 
 class LogLevel(str, enum.Enum):
@@ -84,14 +90,63 @@ def serve(
     ] = _DEFAULTS.max_line_bytes,
     max_queue_bytes: Annotated[
         int,
-        typer.Option(envvar="ANYCHAT_MAX_QUEUE_BYTES", min=1024,
-                     help="Unsent bytes per client before it is cut as too slow."),
+        typer.Option(
+            envvar="ANYCHAT_MAX_QUEUE_BYTES",
+            min=1024,
+            help="Unsent bytes per client before it is cut as too slow.",
+        ),
     ] = _DEFAULTS.max_queue_bytes,
     flood_rate: Annotated[
         float,
-        typer.Option(envvar="ANYCHAT_FLOOD_RATE", min=0,
-                     help="Commands per second per client before its input is slowed (0 = off)."),
+        typer.Option(
+            envvar="ANYCHAT_FLOOD_RATE",
+            min=0,
+            help="Commands per second per client before its input is slowed (0 = off).",
+        ),
     ] = _DEFAULTS.flood_rate,
+    irc_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ANYCHAT_IRC_PORT",
+            min=0,
+            max=65535,
+            help="Also listen for IRC clients only on this port (e.g. 6667).",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str,
+        typer.Option(
+            envvar="ANYCHAT_DATABASE_URL",
+            help="Accounts and history: sqlite:///path/file.db or memory://.",
+        ),
+    ] = DEFAULT_DATABASE_URL,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar=["ANYCHAT_SECRET", "JWT_SECRET"],
+            show_default=False,
+            help="Signs login tokens (32+ characters; prefer the variable to the flag). "
+            "Development: random per run if unset. Production: required.",
+        ),
+    ] = None,
+    env: Annotated[
+        Environment, typer.Option(envvar="ANYCHAT_ENV", help="development or production.")
+    ] = Environment.development,
+    history_length: Annotated[
+        int,
+        typer.Option(
+            envvar="ANYCHAT_HISTORY_LENGTH",
+            min=0,
+            help="Messages replayed to a client joining a room.",
+        ),
+    ] = _DEFAULTS.history_length,
+    require_login: Annotated[
+        bool, typer.Option(envvar="ANYCHAT_REQUIRE_LOGIN", help="Refuse guests.")
+    ] = _DEFAULTS.require_login,
+    token_ttl: Annotated[
+        float,
+        typer.Option(envvar="ANYCHAT_TOKEN_TTL", min=1, help="Seconds a login token stays valid."),
+    ] = _DEFAULTS.token_ttl_seconds,
 ) -> None:
     """Run a chat server until interrupted (Ctrl-C or SIGTERM)."""
     from .runner import run_server
@@ -113,6 +168,13 @@ def serve(
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
+            irc_port=irc_port,
+            database_url=database_url,
+            secret=secret or None,
+            environment=env.value,
+            history_length=history_length,
+            require_login=require_login,
+            token_ttl_seconds=token_ttl,
         )
     except ChatError as exc:
         raise _fail(str(exc), 2) from None
@@ -120,6 +182,12 @@ def serve(
     def started(config: ServerConfig, bound: int) -> None:
         flavour = backend.value + ("+uvloop" if uvloop else "")
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
+        if config.irc_port is not None:
+            typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
+        where = config.database_url
+        if where.startswith("sqlite:///"):
+            where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
+        typer.echo(f"anychat: storing accounts and history in {where}")
 
     try:
         run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)
@@ -127,7 +195,25 @@ def serve(
         raise _fail(f"{backend.value} backend unavailable: {exc}") from None
     except OSError as exc:
         raise _fail(exc.strerror or str(exc)) from None
+    except ChatError as exc:
+        raise _fail(str(exc)) from None
+    except BaseExceptionGroup as group:  # a store that fails to open, from inside a task group
+        error = _chat_error_in(group)
+        if error is None:
+            raise
+        raise _fail(str(error)) from None
     typer.echo("anychat: server stopped")
+
+
+def _chat_error_in(exc: BaseException) -> ChatError | None:
+    if isinstance(exc, ChatError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _chat_error_in(inner)
+            if found is not None:
+                return found
+    return None
 
 
 @app.command()
@@ -148,7 +234,9 @@ def send(
     text: Annotated[str, typer.Argument(help="The message.")],
     host: HostOption = "127.0.0.1",
     port: PortOption = DEFAULT_PORT,
-    room: Annotated[str, typer.Option("--room", "--to", help="Room or nick to send to.")] = "#general",
+    room: Annotated[
+        str, typer.Option("--room", "--to", help="Room or nick to send to.")
+    ] = "#general",
     nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
 ) -> None:
     """Send one message and exit (for scripts and cron)."""
@@ -175,5 +263,12 @@ def version() -> None:
     typer.echo(__version__)
 
 
+from .admin import history_app, users_app  # noqa: E402 - the subcommands attach to the app above
+
+app.add_typer(users_app, name="users")
+app.add_typer(history_app, name="history")
+
+
 def main() -> None:
+    load_env_file()  # .env fills in what the environment does not set; flags override both
     app(prog_name="anychat")

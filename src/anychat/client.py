@@ -13,9 +13,13 @@ buffers without limit.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TypeVar
 
 import anyio
@@ -23,10 +27,18 @@ from anyio.abc import SocketStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import model as m
+from ._groups import unwrap_single
 from .codecs.jsonl import JsonClientCodec
 from .config import DEFAULT_PORT
-from ._groups import unwrap_single
-from .errors import ConnectError, ConnectionClosed, ProtocolError, error_for
+from .errors import (
+    ChatError,
+    ConnectError,
+    ConnectionClosed,
+    LoginFailed,
+    ProtocolError,
+    Refused,
+    error_for,
+)
 
 __all__ = ["Client", "connect"]
 
@@ -34,6 +46,8 @@ E = TypeVar("E", bound=m.Event)
 
 #: Events queued for the application before the reader stops reading (and TCP pushes back).
 EVENT_QUEUE_SIZE = 10_000
+#: History page size used to catch up after a reconnect (the server's maximum).
+MAX_PAGE = 500
 
 
 class _Reply:
@@ -41,7 +55,7 @@ class _Reply:
 
     __slots__ = ("done", "event", "expect")
 
-    def __init__(self, expect: type[m.Event]) -> None:
+    def __init__(self, expect: type[object]) -> None:
         self.expect = expect
         self.done = anyio.Event()
         self.event: m.Event | None = None
@@ -50,8 +64,27 @@ class _Reply:
 class Client:
     """A connected, registered chat client. Create it with :func:`connect`."""
 
-    def __init__(self, stream: SocketStream, *, timeout: float) -> None:
+    def __init__(
+        self,
+        stream: SocketStream,
+        *,
+        timeout: float,
+        reconnect: bool = False,
+        reconnect_delay: float = 0.5,
+        address: tuple[str, int] | None = None,
+        password: str | None = None,
+    ) -> None:
         self._stream = stream
+        self._reconnect = reconnect
+        self._reconnect_delay = reconnect_delay
+        self._address = address
+        self._password = password
+        #: Messages held back while resuming, merged with the missed ones in id order.
+        self._buffer: list[m.Message] | None = None
+        #: Between a drop and a completed resume: application requests fail fast.
+        self._down = False
+        self._closing = False
+        self._broken = False
         self._codec = JsonClientCodec()
         self._timeout = timeout
         self._send_lock = anyio.Lock()
@@ -71,6 +104,10 @@ class Client:
         self.server = ""
         #: Rooms we are in, as the server named them.
         self.rooms: set[str] = set()
+        #: The login token from the server (after a password login or a registration).
+        self.token: str | None = None
+        #: The highest message id this client has seen (received, or acked for its own).
+        self.last_id = 0
 
     # ------------------------------------------------------------- requests
 
@@ -91,7 +128,9 @@ class Client:
         return members.nicks
 
     async def part(self, room: str, reason: str = "") -> None:
-        parted = await self._request(lambda ref: m.Part(room=room, reason=reason, ref=ref), m.Parted)
+        parted = await self._request(
+            lambda ref: m.Part(room=room, reason=reason, ref=ref), m.Parted
+        )
         self.rooms.discard(parted.room)
 
     async def set_nick(self, nick: str) -> None:
@@ -105,6 +144,43 @@ class Client:
     async def list_rooms(self) -> tuple[m.RoomInfo, ...]:
         listing = await self._request(lambda ref: m.ListRooms(ref=ref), m.RoomList)
         return listing.rooms
+
+    async def register(self, password: str) -> str:
+        """Claim the current nick with ``password``; returns the login token."""
+        logged = await self._request(lambda ref: m.Register(password=password, ref=ref), m.LoggedIn)
+        return logged.token
+
+    async def login(
+        self, nick: str | None = None, password: str | None = None, *, token: str | None = None
+    ) -> str:
+        """Log in to an account (password, or a token); returns a fresh token.
+
+        Raises:
+            LoginFailed: Wrong nick or password (TokenExpired, TokenInvalid for tokens).
+        """
+        logged = await self._request(
+            lambda ref: m.Login(nick=nick, password=password, token=token, ref=ref), m.LoggedIn
+        )
+        return logged.token
+
+    async def history(
+        self,
+        target: str | None = None,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[m.Message]:
+        """Stored messages of a room (or of the private chat with a nick), in id order.
+
+        Without ``after``: the newest ``limit`` older than ``before``; with ``after``: the oldest
+        ``limit`` newer than it. Your own nick as ``target`` gives all your private messages.
+        """
+        page = await self._request(
+            lambda ref: m.History(target=target, before=before, after=after, limit=limit, ref=ref),
+            m.HistoryPage,
+        )
+        return list(page.messages)
 
     async def ping(self) -> float:
         """Round-trip time to the server in seconds."""
@@ -122,7 +198,9 @@ class Client:
         try:
             return await self._events_out.receive()
         except anyio.EndOfStream:
-            raise ConnectionClosed(self.closed_reason or "connection closed", self.closed_code) from None
+            raise ConnectionClosed(
+                self.closed_reason or "connection closed", self.closed_code
+            ) from None
 
     async def wait_for(self, kind: type[E], predicate: Callable[[E], bool] = lambda e: True) -> E:
         """Skip events until one of type ``kind`` that satisfies ``predicate`` arrives."""
@@ -131,12 +209,16 @@ class Client:
             if isinstance(event, kind) and predicate(event):
                 return event
 
-    def __aiter__(self) -> AsyncIterator[m.Event]:
-        return self._iterate()
+    def __aiter__(self) -> Client:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[m.Event]:
-        async for event in self._events_out:
-            yield event
+    async def __anext__(self) -> m.Event:
+        # A plain iterator, not an async generator: leaving an ``async for`` early must not
+        # leave a generator for the event loop to finalise (trio warns about those).
+        try:
+            return await self._events_out.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
     # ------------------------------------------------------------- plumbing
 
@@ -150,7 +232,11 @@ class Client:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise ConnectionClosed(f"connection lost: {exc}") from exc
 
-    async def _request(self, make: Callable[[m.Ref], m.Command], expect: type[E]) -> E:
+    async def _request(
+        self, make: Callable[[m.Ref], m.Command], expect: type[E], *, internal: bool = False
+    ) -> E:
+        if self._down and not internal:
+            raise ConnectionClosed("connection lost; reconnecting")
         ref = next(self._refs)
         reply = self._pending[ref] = _Reply(expect)
         try:
@@ -181,16 +267,26 @@ class Client:
                 self.rooms.add(room)
             case m.Parted(room=room, nick=nick) if nick == self.nick:
                 self.rooms.discard(room)
+            case m.LoggedIn(nick=nick, token=token):
+                self.nick = nick
+                self.token = token
+            case m.Message(id=msg_id) | m.Ack(id=msg_id) if msg_id > self.last_id:
+                self.last_id = msg_id
 
-    async def _run_reader(self) -> None:
+    async def _read_stream(self) -> None:
+        """Read one connection until it ends; replies go to their callers, the rest is queued."""
         try:
             async for data in self._stream:
                 try:
                     events = self._codec.feed(data)
                 except ValueError as exc:
                     self.closed_reason = f"server broke the protocol: {exc}"
+                    self._broken = True
                     return
                 for event in events:
+                    if self._buffer is not None and isinstance(event, m.Message):
+                        self._buffer.append(event)  # resuming: merged in id order later
+                        continue
                     self._track(event)
                     ref = getattr(event, "ref", None)
                     if ref is not None:
@@ -204,15 +300,129 @@ class Client:
                     if isinstance(event, m.Bye):
                         self.closed_reason = event.reason
                         self.closed_code = event.code
+                        if self._reconnect and self._may_reconnect():
+                            continue  # the application sees the reconnect, not the goodbye
                     await self._events_in.send(event)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.closed_reason = self.closed_reason or f"connection lost: {exc}"
         finally:
             self.closed_reason = self.closed_reason or "server closed the connection"
+            for reply in self._pending.values():
+                reply.done.set()
+
+    def _may_reconnect(self) -> bool:
+        return not (
+            self._closing
+            or self._broken
+            or self.closed_code in (m.ErrorCode.LOGGED_IN_ELSEWHERE, m.ErrorCode.LOGIN_REQUIRED)
+        )
+
+    async def _run_reader(self) -> None:
+        """The reader task; with ``reconnect`` it redials after a drop and resumes."""
+        try:
+            resume = False
+            while True:
+                async with anyio.create_task_group() as tg:
+                    if resume:
+                        tg.start_soon(self._resume)
+                    await self._read_stream()
+                    tg.cancel_scope.cancel()
+                self._buffer = None
+                if not (self._reconnect and self._may_reconnect()):
+                    return
+                self._down = True
+                await anyio.aclose_forcefully(self._stream)
+                if not await self._redial():
+                    return
+                resume = True
+        finally:
             self._events_in.close()
             for reply in self._pending.values():
                 reply.done.set()
             self._reader_done.set()
+
+    async def _redial(self) -> bool:
+        """Connect again, with growing pauses; False if the client was closed meanwhile."""
+        assert self._address is not None
+        delay = self._reconnect_delay
+        while not self._closing:
+            await anyio.sleep(delay)
+            try:
+                with anyio.fail_after(self._timeout):
+                    self._stream = await anyio.connect_tcp(*self._address)
+            except (OSError, TimeoutError):
+                delay = min(delay * 2, 10.0)
+                continue
+            self._codec = JsonClientCodec()
+            self._buffer = []
+            self.closed_reason = None
+            self.closed_code = None
+            return True
+        return False
+
+    async def _resume(self) -> None:
+        """Log in again, rejoin, and queue exactly the messages missed since ``last_id``."""
+        since = self.last_id
+        try:
+            if self.token is not None:
+                hello = m.Hello(nick=self.nick, token=self.token, autojoin=False)
+            elif self._password is not None:
+                hello = m.Hello(nick=self.nick, password=self._password, autojoin=False)
+            else:
+                hello = m.Hello(nick=self.nick, autojoin=False)
+            try:
+                await self._request(
+                    lambda ref: dataclasses.replace(hello, ref=ref), m.Welcome, internal=True
+                )
+            except LoginFailed:
+                if hello.token is None or self._password is None:
+                    raise
+                # The token no longer works (expired, or the server's secret changed): the
+                # password still does.
+                retry = m.Hello(nick=self.nick, password=self._password, autojoin=False)
+                await self._request(
+                    lambda ref: dataclasses.replace(retry, ref=ref), m.Welcome, internal=True
+                )
+            except Refused:
+                if hello.password is not None or hello.token is not None:
+                    raise
+                await self._request(
+                    lambda ref: m.Hello(autojoin=False, ref=ref), m.Welcome, internal=True
+                )
+            missed: dict[int, m.Message] = {}
+            targets = sorted(self.rooms)
+            for room in targets:
+                await self._request(partial(_join, room), m.Members, internal=True)
+            if self.token is not None:
+                targets.append(self.nick)
+            for target in targets:
+                after = since
+                while True:
+                    page = await self._request(
+                        partial(_catch_up, target, after), m.HistoryPage, internal=True
+                    )
+                    for msg in page.messages:
+                        missed[msg.id] = msg
+                    if len(page.messages) < MAX_PAGE:
+                        break
+                    after = page.messages[-1].id
+        except Refused as exc:
+            # Cannot log in again (token expired, account gone...): stop for good.
+            self.closed_reason = f"cannot resume after reconnecting: {exc}"
+            self._closing = True
+            await anyio.aclose_forcefully(self._stream)
+            return
+        except ConnectionClosed:
+            return  # dropped again; the reader loop redials
+        buffered = self._buffer or []
+        self._buffer = None
+        for msg in buffered:
+            missed.setdefault(msg.id, msg)
+        for msg_id in sorted(missed):
+            if msg_id > since:
+                self._track(missed[msg_id])
+                await self._events_in.send(missed[msg_id])
+        self._down = False
 
     async def aclose(self, reason: str = "") -> None:
         """Say goodbye, wait briefly for the server's goodbye, and close.
@@ -220,6 +430,7 @@ class Client:
         Leaving the ``async with`` block of :func:`connect` does this.
         """
         with anyio.CancelScope(shield=True):
+            self._closing = True
             # Nobody reads events any more: a reader blocked on a full queue must not hang us.
             self._events_out.close()
             if self.closed_reason is None:
@@ -232,6 +443,26 @@ class Client:
             await self._stream.aclose()
 
 
+def _reason(exc: OSError) -> str:
+    """A short reason for a failed connect ("Connection refused", "Name or service not known").
+
+    anyio wraps the attempts' errors in "All connection attempts failed"; asyncio's own message
+    repeats the address we already name.
+    """
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    if isinstance(cause, socket.gaierror) or not cause.errno or cause.errno < 0:
+        return cause.strerror or str(cause)
+    return os.strerror(cause.errno)
+
+
+def _join(room: str, ref: m.Ref) -> m.Command:
+    return m.Join(room=room, ref=ref)
+
+
+def _catch_up(target: str, after: int, ref: m.Ref) -> m.Command:
+    return m.History(target=target, after=after, limit=MAX_PAGE, ref=ref)
+
+
 @asynccontextmanager
 async def connect(
     host: str = "127.0.0.1",
@@ -240,12 +471,23 @@ async def connect(
     nick: str | None = None,
     autojoin: bool = True,
     timeout: float = 10.0,
+    password: str | None = None,
+    token: str | None = None,
+    reconnect: bool = False,
+    reconnect_delay: float = 0.5,
 ) -> AsyncIterator[Client]:
     """Connect, register with ``nick`` (a guest nick if ``None``) and yield the client.
 
+    With ``password`` (or a ``token`` from an earlier login, ``client.token``) the client logs
+    in to the account ``nick``. With ``reconnect=True`` a dropped connection (or a server
+    restart) is redialled with growing pauses; the client logs in again, rejoins its rooms and
+    queues exactly the messages it missed since the last id it saw, in id order, before any new
+    ones. Requests made while it is reconnecting raise :class:`ConnectionClosed`.
+
     Raises:
         ConnectError: The server could not be reached.
-        NickInUse, InvalidNick: The server refused the nick.
+        NickInUse, InvalidNick, NickRegistered: The server refused the nick.
+        LoginFailed: Wrong nick or password (TokenExpired, TokenInvalid for a token).
     """
     try:
         with anyio.fail_after(timeout):
@@ -253,26 +495,47 @@ async def connect(
     except TimeoutError:
         raise ConnectError(host, port, f"no answer within {timeout} s") from None
     except OSError as exc:
-        raise ConnectError(host, port, exc.strerror or str(exc)) from None
-    client = Client(stream, timeout=timeout)
+        # anyio wraps the attempts' errors in "All connection attempts failed": name the cause.
+        raise ConnectError(host, port, _reason(exc)) from None
+    client = Client(
+        stream,
+        timeout=timeout,
+        reconnect=reconnect,
+        reconnect_delay=reconnect_delay,
+        address=(host, port),
+        password=password,
+    )
+    refused: ChatError | None = None
     try:
         with unwrap_single():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(client._run_reader)
-                welcome = await client._request(
-                    lambda ref: m.Hello(nick=nick, autojoin=autojoin, ref=ref), m.Welcome
-                )
-                client.nick = welcome.nick
-                client.server = welcome.server
                 try:
-                    yield client
-                finally:
-                    await client.aclose()
+                    welcome = await client._request(
+                        lambda ref: m.Hello(
+                            nick=nick, autojoin=autojoin, password=password, token=token, ref=ref
+                        ),
+                        m.Welcome,
+                    )
+                except ChatError as exc:  # raised plainly below, not inside an exception group
+                    refused = exc
+                    client._closing = True
                     tg.cancel_scope.cancel()
+                else:
+                    client.nick = welcome.nick
+                    client.server = welcome.server
+                    try:
+                        yield client
+                    finally:
+                        await client.aclose()
+                        tg.cancel_scope.cancel()
     except BaseException:
-        await anyio.aclose_forcefully(stream)
+        await anyio.aclose_forcefully(client._stream)
         raise
     finally:
         client._events_in.close()
         client._events_out.close()
-
+    if refused is not None:
+        client._events_out.close()
+        await anyio.aclose_forcefully(client._stream)
+        raise refused

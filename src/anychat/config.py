@@ -7,16 +7,54 @@ the same fields as keyword arguments. Every limit is named with its unit.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
 
 from .codecs import DEFAULT_MAX_LINE_BYTES
 from .errors import ConfigError
 from .model import valid_room
 
-__all__ = ["DEFAULT_PORT", "ServerConfig"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_PORT",
+    "MIN_SECRET_LENGTH",
+    "ServerConfig",
+    "load_env_file",
+]
 
 DEFAULT_PORT = 3000
+#: What ``anychat serve`` uses when nothing is configured: a file in the working directory.
+#: (The library default is ``memory://``, so embedding a server in a test writes no files.)
+DEFAULT_DATABASE_URL: Final = "sqlite:///anychat.db"
+MIN_SECRET_LENGTH: Final = 32
+#: Secrets that appear in examples and tutorials: production refuses them.
+_KNOWN_SECRETS: Final = frozenset(
+    {
+        "secret",
+        "changeme",
+        "change-me",
+        "change_me",
+        "development",
+        "dev",
+        "test",
+        "password",
+        "your-secret-key",
+        "anychat",
+    }
+)
+
+
+def load_env_file(path: str | os.PathLike[str] = ".env") -> bool:
+    """Load ``KEY=value`` lines from a ``.env`` file into the environment without overriding
+    variables already set, which gives the order: CLI flag > environment > .env > default.
+    Returns whether a file was read."""
+    if not Path(path).is_file():
+        return False
+    from dotenv import load_dotenv
+
+    return load_dotenv(path, override=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,10 +81,38 @@ class ServerConfig:
     flood_burst: int = 200
     #: How long shutdown waits for goodbye messages to drain.
     shutdown_grace_seconds: float = 1.0
+    #: A dedicated IRC listener (no sniffing) besides the main port; ``None`` = none, 0 = any.
+    irc_port: int | None = None
+    #: Clients that can be pinged (IRC) get a PING after this long without input...
+    idle_ping_seconds: float = 120.0
+    #: ...and are dropped if still silent this long after it.
+    idle_timeout_seconds: float = 60.0
+    #: A connection that has not registered (chosen a nick) by then is dropped.
+    registration_timeout_seconds: float = 60.0
+    #: Where accounts and history live: ``memory://`` or ``sqlite:///path/to/file.db``.
+    database_url: str = "memory://"
+    #: ``development`` or ``production``; production insists on a real ``secret``.
+    environment: str = "development"
+    #: Signs login tokens (HS256). ``None`` in development: a random one per run (with a warning).
+    secret: str | None = field(default=None, repr=False)
+    #: How long a login token works.
+    token_ttl_seconds: float = 7 * 24 * 3600.0
+    #: Messages replayed to a client joining a room (0 = none).
+    history_length: int = 50
+    #: Refuse guests: every connection must log in.
+    require_login: bool = False
+    #: First delay after a failed login; it doubles per failure up to the cap.
+    login_delay_seconds: float = 0.25
+    login_delay_cap_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
+        if self.irc_port is not None and not 0 <= self.irc_port <= 65535:
+            raise ConfigError(f"irc_port must be between 0 and 65535, not {self.irc_port}")
+        for name in ("idle_ping_seconds", "idle_timeout_seconds", "registration_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         for name in ("max_line_bytes", "max_queue_bytes", "max_connections", "flood_burst"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
@@ -57,6 +123,35 @@ class ServerConfig:
         bad = [room for room in self.default_rooms if not valid_room(room)]
         if bad:
             raise ConfigError(f"invalid default room name(s): {', '.join(bad)}")
+        if self.environment not in ("development", "production"):
+            raise ConfigError(
+                f"ANYCHAT_ENV must be development or production, not {self.environment!r}"
+            )
+        if self.history_length < 0 or self.token_ttl_seconds <= 0:
+            raise ConfigError("history_length must be >= 0 and token_ttl_seconds positive")
+        if self.login_delay_seconds < 0 or self.login_delay_cap_seconds < 0:
+            raise ConfigError("login delays may not be negative")
+        from .store import parse_url
+
+        parse_url(self.database_url)
+        if self.environment == "production":
+            problem = self.secret_problem()
+            if problem:
+                raise ConfigError(
+                    f"ANYCHAT_SECRET (or JWT_SECRET) {problem}: production needs a random secret "
+                    f"of at least {MIN_SECRET_LENGTH} characters, e.g. from "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+
+    def secret_problem(self) -> str | None:
+        """What is wrong with the configured secret for production use, if anything."""
+        if not self.secret:
+            return "is not set"
+        if self.secret.lower() in _KNOWN_SECRETS:
+            return "is a well-known default"
+        if len(self.secret) < MIN_SECRET_LENGTH:
+            return f"is too short ({len(self.secret)} characters)"
+        return None
 
     def merged(self, **overrides: Any) -> ServerConfig:
         """A copy with every override that is not ``None`` applied."""

@@ -18,12 +18,20 @@ __all__ = [
     "ConnectionClosed",
     "InvalidNick",
     "InvalidRoom",
+    "LoginFailed",
+    "LoginRequired",
     "NickInUse",
+    "NickRegistered",
     "NoSuchNick",
     "NoSuchRoom",
     "NotMember",
     "ProtocolError",
     "Refused",
+    "StoreError",
+    "StoreUnavailable",
+    "TokenExpired",
+    "TokenInvalid",
+    "WeakPassword",
     "error_for",
 ]
 
@@ -34,6 +42,10 @@ class ChatError(Exception):
 
 class ConfigError(ChatError, ValueError):
     """A setting is missing or has a value that cannot work."""
+
+
+class StoreError(ChatError):
+    """The message or account store failed (disk full, file unreadable, database corrupt...)."""
 
 
 class ConnectError(ChatError, OSError):
@@ -96,9 +108,59 @@ class NotMember(Refused):
     code = ErrorCode.NOT_MEMBER
 
 
+class NickRegistered(Refused):
+    """The nick belongs to an account: log in (``password=``) or pick another nick."""
+
+    code = ErrorCode.NICK_REGISTERED
+
+
+class LoginRequired(Refused):
+    code = ErrorCode.LOGIN_REQUIRED
+
+
+class LoginFailed(Refused):
+    """Wrong nick or password; the server does not say which."""
+
+    code = ErrorCode.LOGIN_FAILED
+
+
+class TokenExpired(LoginFailed):
+    code = ErrorCode.TOKEN_EXPIRED
+
+
+class TokenInvalid(LoginFailed):
+    """The token was tampered with, signed by another server, or is not a token at all."""
+
+    code = ErrorCode.TOKEN_INVALID
+
+
+class WeakPassword(Refused):
+    code = ErrorCode.WEAK_PASSWORD
+
+
+class StoreUnavailable(Refused):
+    """The server relayed the message live but could not store it (its disk failed)."""
+
+    code = ErrorCode.STORE_UNAVAILABLE
+
+
 _BY_CODE: Final[dict[ErrorCode, type[Refused]]] = {
     cls.code: cls
-    for cls in (NickInUse, InvalidNick, InvalidRoom, NoSuchNick, NoSuchRoom, NotMember)
+    for cls in (
+        NickInUse,
+        InvalidNick,
+        InvalidRoom,
+        NoSuchNick,
+        NoSuchRoom,
+        NotMember,
+        NickRegistered,
+        LoginRequired,
+        LoginFailed,
+        TokenExpired,
+        TokenInvalid,
+        WeakPassword,
+        StoreUnavailable,
+    )
     if cls.code is not None
 }
 

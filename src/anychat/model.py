@@ -21,19 +21,26 @@ __all__ = [
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
+    "MAX_TOPIC_LENGTH",
     "PROTOCOL_VERSION",
     "Ack",
+    "Away",
+    "AwayStatus",
     "Bye",
     "Command",
     "Error",
     "ErrorCode",
     "Event",
     "Hello",
+    "History",
+    "HistoryPage",
     "Invalid",
     "Join",
     "Joined",
     "Kind",
     "ListRooms",
+    "LoggedIn",
+    "Login",
     "Members",
     "Message",
     "Nick",
@@ -45,11 +52,16 @@ __all__ = [
     "Quit",
     "Quitted",
     "Ref",
+    "Register",
     "RoomInfo",
     "RoomList",
+    "RoomTopic",
     "Say",
+    "Topic",
+    "UserInfo",
     "Welcome",
     "Who",
+    "Whois",
     "casefold",
     "is_room",
     "valid_nick",
@@ -63,6 +75,8 @@ MAX_NICK_LENGTH: Final = 30
 MAX_ROOM_LENGTH: Final = 50
 #: Leaves room for the IRC prefix and command within RFC 2812's 512-byte line.
 MAX_TEXT_LENGTH: Final = 400
+#: The IRC ``TOPICLEN`` advertised; also bounds away messages.
+MAX_TOPIC_LENGTH: Final = 300
 
 # Letters, digits and the IRC "special" characters (RFC 2812 §2.3.1), never a digit or '-' first,
 # so every nick is also a valid IRC nick.
@@ -124,6 +138,20 @@ class ErrorCode(str, Enum):
     TOO_MANY_ROOMS = "too_many_rooms"
     SEND_QUEUE_EXCEEDED = "send_queue_exceeded"
     SHUTDOWN = "shutdown"
+    #: The nick belongs to an account: log in, or pick another nick.
+    NICK_REGISTERED = "nick_registered"
+    #: This server admits only logged-in users.
+    LOGIN_REQUIRED = "login_required"
+    #: Wrong nick or password (deliberately vague: the same for every cause).
+    LOGIN_FAILED = "login_failed"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_INVALID = "token_invalid"
+    WEAK_PASSWORD = "weak_password"
+    ACCOUNT_EXISTS = "account_exists"
+    #: The message store failed: the message was relayed live but not saved.
+    STORE_UNAVAILABLE = "store_unavailable"
+    #: Goodbye to an older connection when its account logs in again (a dropped link's ghost).
+    LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
 
 
 # ---------------------------------------------------------------- commands (client -> server)
@@ -137,6 +165,10 @@ class Hello:
     #: Join the server's default rooms after registering (bots may prefer not to).
     autojoin: bool = True
     ref: Ref = None
+    #: Log in to the account ``nick`` with its password, or with a token from :class:`LoggedIn`
+    #: (then ``nick`` may be ``None``). Never shown in reprs, so never in logs.
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,7 +245,86 @@ class Invalid:
         return Error(code=self.code, text=self.text, ref=self.ref)
 
 
-Command: TypeAlias = Hello | Join | Part | Say | Nick | Who | ListRooms | Ping | Quit | Invalid
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Topic:
+    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set."""
+
+    room: str
+    text: str | None = None
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Register:
+    """Claim the current nick as an account protected by ``password``."""
+
+    password: str = field(repr=False)
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Away:
+    """Mark yourself away with a message (``""`` = back again)."""
+
+    text: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Login:
+    """Log in to account ``nick`` (password) or to the account a token names (``nick`` optional)."""
+
+    nick: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    ref: Ref = None
+    #: A connection that has not said hello yet also registers with the account's nick; with
+    #: ``False`` it only logs in and says hello later (IRC's SASL runs before registration).
+    hello: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Whois:
+    """Ask about one connected nick."""
+
+    nick: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class History:
+    """Ask for stored messages of a room, or of a private conversation with a nick.
+
+    ``target`` ``None`` = the current room; your own nick = all your private messages. Without
+    ``after`` the page is the newest ``limit`` messages older than ``before`` (if given); with
+    ``after`` it is the oldest ``limit`` messages newer than it. Pages are in id order.
+    """
+
+    target: str | None = None
+    before: int | None = None
+    after: int | None = None
+    limit: int = 50
+    ref: Ref = None
+
+
+Command: TypeAlias = (
+    Hello
+    | Join
+    | Part
+    | Say
+    | Nick
+    | Who
+    | ListRooms
+    | Ping
+    | Quit
+    | Invalid
+    | Topic
+    | Away
+    | Whois
+    | Register
+    | Login
+    | History
+)
 
 
 # ------------------------------------------------------------------- events (server -> client)
@@ -297,6 +408,7 @@ class Members:
 class RoomInfo:
     name: str
     members: int
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,6 +420,38 @@ class RoomList:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pong:
     token: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomTopic:
+    """A room's topic: the answer to a query, on joining, or (to every member) a change."""
+
+    room: str
+    text: str
+    #: Who set it ("" = never set), and when (seconds since the epoch).
+    setter: str = ""
+    time: float = 0.0
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwayStatus:
+    """Confirms an :class:`Away` command: ``text`` is the away message, ``""`` = back."""
+
+    text: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserInfo:
+    """The answer to :class:`Whois`."""
+
+    nick: str
+    rooms: tuple[str, ...] = ()
+    away: str = ""
+    #: When the nick registered (seconds since the epoch).
+    since: float = 0.0
     ref: Ref = None
 
 
@@ -328,8 +472,30 @@ class Bye:
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedIn:
+    """The connection is now logged in to account ``nick``; ``token`` logs in next time."""
+
+    nick: str
+    token: str = field(repr=False)
+    #: Seconds since the epoch when the token stops working.
+    expires: float = 0.0
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryPage:
+    """Reply to :class:`History`: stored messages in id order, each marked ``history``."""
+
+    target: str
+    messages: tuple[Message, ...] = ()
+    ref: Ref = None
+
+
 Event: TypeAlias = (
     Welcome
+    | LoggedIn
+    | HistoryPage
     | Message
     | Ack
     | Joined
@@ -341,4 +507,7 @@ Event: TypeAlias = (
     | Pong
     | Error
     | Bye
+    | RoomTopic
+    | AwayStatus
+    | UserInfo
 )

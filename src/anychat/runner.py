@@ -32,20 +32,35 @@ def run_server(
     config = (config or ServerConfig()).merged(**settings)
     options = {"use_uvloop": True} if use_uvloop and backend == "asyncio" else {}
     listener = open_listener(config.host, config.port)  # errors surface here, plainly
+    irc_listener = None
+    if config.irc_port is not None:
+        try:
+            irc_listener = open_listener(config.host, config.irc_port)
+        except OSError:
+            listener.close()
+            raise
     anyio.run(
-        _serve_until_signalled, config, listener, on_started,
-        backend=backend, backend_options=options,
+        _serve_until_signalled,
+        config,
+        listener,
+        irc_listener,
+        on_started,
+        backend=backend,
+        backend_options=options,
     )
 
 
 async def _serve_until_signalled(
     config: ServerConfig,
     listener: socket.socket,
-    on_started: Callable[[ServerConfig, int], None] | None
+    irc_listener: socket.socket | None,
+    on_started: Callable[[ServerConfig, int], None] | None,
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
-            port = await tg.start(partial(run, config, listener=listener))
+            port = await tg.start(
+                partial(run, config, listener=listener, irc_listener=irc_listener)
+            )
             if on_started is not None:
                 on_started(config, port)
             async for _ in signals:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,13 +25,15 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
 from . import __version__
-from ._groups import unwrap_single
 from . import model as m
-from .broker import Broker, Deliver, Effect
+from ._groups import unwrap_single
+from .broker import Broker, Deliver, Effect, Persist, SessionState
 from .codecs import LocalReply
 from .codecs.sniff import Protocol, sniff
 from .config import ServerConfig
 from .connection import RECV_BYTES, Connection
+from .services import Services
+from .store import Store, open_store
 
 if TYPE_CHECKING:
     from .codecs import Codec
@@ -55,14 +58,25 @@ class ServerStatistics:
 class _Hub:
     """Owns the connections and applies the broker's effects to them."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        *,
+        first_message_id: int = 1,
+        registered: Iterable[str] = (),
+    ) -> None:
         self.config = config
         self.broker: Broker[Connection] = Broker(
             server_name=config.server_name,
             version=__version__,
             default_rooms=config.default_rooms,
             max_rooms_per_session=config.max_rooms_per_session,
+            first_message_id=first_message_id,
+            registered=registered,
+            require_login=config.require_login,
         )
+        self.services = Services(self, store, first_message_id=first_message_id)
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
         self.accepted = 0
@@ -71,6 +85,10 @@ class _Hub:
         self._all_closed = anyio.Event()
         #: The server's task group: writer tasks start here (set by :func:`run`).
         self.task_group: TaskGroup | None = None
+        #: When each connection last sent something, when it connected, and who was pinged.
+        self._heard: dict[Connection, float] = {}
+        self._since: dict[Connection, float] = {}
+        self._pinged: set[Connection] = set()
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
@@ -99,6 +117,8 @@ class _Hub:
         for effect in effects:
             if type(effect) is Deliver:
                 self.deliver(effect.event, effect.to, effect.skip)
+            elif isinstance(effect, Persist):
+                self.services.persist(effect)
             else:
                 effect.peer.close(effect.bye)  # type: ignore[union-attr]
 
@@ -139,8 +159,11 @@ class _Hub:
                 dirty.append(conn)
             out.append(data)
 
-    def receive(self, conn: Connection, data: bytes) -> int:
+    async def receive(self, conn: Connection, data: bytes) -> int:
         """Feed received bytes through the codec and the broker; returns commands handled.
+
+        Commands that wait for a password check or the store (``Services.handlers``) are awaited
+        in order, after flushing what earlier commands produced.
 
         Consecutive messages from this client to one room are fanned out together (one append
         per member for the whole run instead of one per message). That is safe because a
@@ -149,13 +172,17 @@ class _Hub:
         delivers the run first, so every recipient still sees everything in order.
         """
         commands = conn.codec.feed(data)
+        conn.encoding_key = conn.codec.encoding_key  # IRC capabilities may change the bytes
+        self._heard[conn] = anyio.current_time()
+        self._pinged.discard(conn)
         broker = self.broker
+        slow = self.services.handlers
         run: list[m.Event] = []
         run_to: Collection[Connection] = ()
         for command in commands:
             if conn.closing or conn.closed:
                 break
-            if type(command) is LocalReply:
+            if isinstance(command, LocalReply):
                 if run:
                     self.deliver_many(run, run_to, conn)
                     run = []
@@ -164,8 +191,15 @@ class _Hub:
             if run and type(command) is not m.Say:
                 self.deliver_many(run, run_to, conn)
                 run = []
-            for effect in broker.handle(conn, command):  # type: ignore[arg-type]
+            if type(command) in slow:
+                self.flush()
+                await slow[type(command)](conn, command)
+                continue
+            for effect in broker.handle(conn, command):
                 if type(effect) is not Deliver:
+                    if type(effect) is Persist:
+                        self.services.persist(effect)  # delivers nothing: the run goes on
+                        continue
                     if run:
                         self.deliver_many(run, run_to, conn)
                         run = []
@@ -190,19 +224,26 @@ class _Hub:
 
     # ------------------------------------------------------------------ connections
 
-    async def handle(self, sock: socket.socket, address: str) -> None:
-        """Serve one accepted socket until either side ends it."""
+    async def handle(
+        self, sock: socket.socket, address: str, protocol: Protocol | None = None
+    ) -> None:
+        """Serve one accepted socket until either side ends it (``protocol``: skip sniffing)."""
         conn: Connection | None = None
         try:
             with suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            protocol, first = await self._sniff(sock)
+            first = b""
+            if protocol is None:
+                protocol, first = await self._sniff(sock)
             if protocol is None:
                 return
             codec = self._codec_for(protocol)
             conn = Connection(
-                sock, codec, address=address,
-                max_queue_bytes=self.config.max_queue_bytes, on_dirty=self.mark_dirty,
+                sock,
+                codec,
+                address=address,
+                max_queue_bytes=self.config.max_queue_bytes,
+                on_dirty=self.mark_dirty,
             )
             if len(self.connections) >= self.config.max_connections or self.stopping:
                 why = "server shutting down" if self.stopping else "too many connections"
@@ -211,6 +252,7 @@ class _Hub:
                 conn.close(m.Bye(code=code, reason=f"{why}, try again later"))
                 return
             self.connections.add(conn)
+            self._heard[conn] = self._since[conn] = anyio.current_time()
             self.broker.connect(conn, address)
             logger.info("%s connected (%s)", address, codec.name)
             # No task group per connection: a writer task starts (in the server's group) only
@@ -218,9 +260,9 @@ class _Hub:
             conn.task_group = self.task_group
             with conn.scope:
                 if protocol is Protocol.TEXT:
-                    self.apply(self.broker.handle(conn, m.Hello()))
+                    await self.services.hello(conn, m.Hello())
                 if first:
-                    self.receive(conn, first)
+                    await self.receive(conn, first)
                 self.flush()
                 await self._read(conn)
             conn.closing = True  # ended by the client or by conn.scope: no goodbye due
@@ -259,11 +301,14 @@ class _Hub:
         return Protocol.TEXT, first
 
     def _codec_for(self, protocol: Protocol) -> Codec:
+        from .codecs.irc import IrcCodec
         from .codecs.jsonl import JsonServerCodec
         from .codecs.text import TextCodec
 
         if protocol is Protocol.JSONL:
             return JsonServerCodec(max_line_bytes=self.config.max_line_bytes)
+        if protocol is Protocol.IRC:
+            return IrcCodec(server_name=self.config.server_name, version=__version__)
         return TextCodec(max_line_bytes=self.config.max_line_bytes)
 
     async def _read(self, conn: Connection) -> None:
@@ -294,7 +339,7 @@ class _Hub:
                     with anyio.move_on_after(self.config.shutdown_grace_seconds):
                         await anyio.sleep_forever()
                 return
-            handled = self.receive(conn, data)
+            handled = await self.receive(conn, data)
             if rate:
                 now = anyio.current_time()
                 tokens = min(burst, tokens + (now - last) * rate) - handled
@@ -313,8 +358,44 @@ class _Hub:
         # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
         await anyio.sleep_forever()
 
+    async def watch_idle(self) -> None:
+        """One task per server: ping quiet clients, drop silent and unregistered ones.
+
+        Scanning every connection each tick costs far less than a timer per connection, and a
+        tick of a fraction of the shortest timeout keeps every deadline within that fraction.
+        """
+        config = self.config
+        ping_after = config.idle_ping_seconds
+        drop_after = ping_after + config.idle_timeout_seconds
+        register_by = config.registration_timeout_seconds
+        tick = min(ping_after, config.idle_timeout_seconds, register_by, 4.0) / 4
+        while True:
+            await anyio.sleep(tick)
+            now = anyio.current_time()
+            for conn in list(self.connections):
+                if conn.closing or conn.closed:
+                    continue
+                session = self.broker.session(conn) if conn in self.broker.peers() else None
+                if session is not None and session.state is SessionState.NEW:
+                    if now - self._since.get(conn, now) > register_by:
+                        conn.close(m.Bye(code=None, reason="registration timed out"))
+                    continue
+                keepalive = getattr(conn.codec, "keepalive", None)
+                if keepalive is None:
+                    continue
+                quiet = now - self._heard.get(conn, now)
+                if quiet > drop_after and conn in self._pinged:
+                    conn.close(m.Bye(code=None, reason=f"ping timeout: {int(quiet)} seconds"))
+                elif quiet > ping_after and conn not in self._pinged:
+                    self._pinged.add(conn)
+                    conn.push(keepalive(config.server_name))
+            self.flush()
+
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self._heard.pop(conn, None)
+        self._since.pop(conn, None)
+        self._pinged.discard(conn)
         conn.closed = True
         reason = conn.why_closed or "connection closed"
         if reason.startswith("send queue exceeded"):
@@ -375,24 +456,64 @@ async def run(
     config: ServerConfig,
     *,
     listener: socket.socket | None = None,
+    irc_listener: socket.socket | None = None,
+    store: Store | None = None,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``await tg.start(run, config)`` returns the bound port.
 
-    ``listener`` is a socket from :func:`open_listener` (default: open one from ``config``); the
-    server owns it from here on. On cancellation every client is sent a goodbye ("server shutting
-    down") and the server waits up to ``config.shutdown_grace_seconds`` for those to go out.
+    ``listener`` is a socket from :func:`open_listener` (default: open one from ``config``), and
+    so is ``irc_listener`` for ``config.irc_port`` (IRC only, no sniffing); the server owns both
+    from here on. ``store`` overrides ``config.database_url`` (the caller then owns it). On
+    cancellation every client is sent a goodbye ("server shutting down"), the server waits up to
+    ``config.shutdown_grace_seconds`` for those to go out, and messages still waiting for the
+    disk are written before the store closes.
     """
-    hub = _Hub(config)
-    if listener is None:
-        listener = open_listener(config.host, config.port)
+    async with AsyncExitStack() as stack:
+        for given in (listener, irc_listener):
+            if given is not None:  # ours from here on, even if the store fails to open
+                stack.callback(given.close)
+        if store is None:
+            store = await stack.enter_async_context(open_store(config.database_url))
+        last_id = await store.last_message_id()
+        registered = [account.nick for account in await store.list_accounts()]
+        hub = _Hub(config, store, first_message_id=last_id + 1, registered=registered)
+        logger.info(
+            "store %s: %d messages so far, %d accounts",
+            config.database_url,
+            last_id,
+            len(registered),
+        )
+        if listener is None:
+            listener = open_listener(config.host, config.port)
+            stack.callback(listener.close)
+        if irc_listener is None and config.irc_port is not None:
+            irc_listener = open_listener(config.host, config.irc_port)
+            stack.callback(irc_listener.close)
+        await _run_hub(hub, listener, irc_listener, task_status)
+
+
+async def _run_hub(
+    hub: _Hub,
+    listener: socket.socket,
+    irc_listener: socket.socket | None,
+    task_status: TaskStatus[int],
+) -> None:
+    config = hub.config
     port: int = listener.getsockname()[1]
     try:
         async with anyio.create_task_group() as tg:
+            hub.task_group = tg
+            tg.start_soon(hub.services.committer.run)
             logger.info("listening on %s:%d", config.host, port)
+            tg.start_soon(hub.watch_idle)
+            if irc_listener is not None:
+                logger.info(
+                    "listening for IRC on %s:%d", config.host, irc_listener.getsockname()[1]
+                )
+                tg.start_soon(_accept_loop, irc_listener, hub, tg, Protocol.IRC)
             task_status.started(port)
             try:
-                hub.task_group = tg
                 await _accept_loop(listener, hub, tg)
             finally:
                 with anyio.CancelScope(shield=True):
@@ -400,11 +521,15 @@ async def run(
                     with anyio.move_on_after(config.shutdown_grace_seconds):
                         await hub.wait_closed()
     finally:
-        anyio.notify_closing(listener)
-        listener.close()
+        for sock in (listener, irc_listener):
+            if sock is not None:
+                anyio.notify_closing(sock)
+                sock.close()
 
 
-async def _accept_loop(listener: socket.socket, hub: _Hub, tg: Any) -> None:
+async def _accept_loop(
+    listener: socket.socket, hub: _Hub, tg: Any, protocol: Protocol | None = None
+) -> None:
     while True:
         await anyio.wait_readable(listener)
         while True:
@@ -418,16 +543,18 @@ async def _accept_loop(listener: socket.socket, hub: _Hub, tg: Any) -> None:
                 break
             sock.setblocking(False)
             hub.accepted += 1
-            tg.start_soon(hub.handle, sock, f"{addr[0]}:{addr[1]}")
+            tg.start_soon(hub.handle, sock, f"{addr[0]}:{addr[1]}", protocol)
 
 
 class Server:
     """A running server started by :func:`serve`."""
 
-    def __init__(self, config: ServerConfig, port: int) -> None:
+    def __init__(self, config: ServerConfig, port: int, irc_port: int | None = None) -> None:
         self.config = config
         self.host = config.host
         self.port = port
+        #: The dedicated IRC port, when ``config.irc_port`` asked for one.
+        self.irc_port = irc_port
 
     @property
     def address(self) -> tuple[str, int]:
@@ -436,18 +563,23 @@ class Server:
 
 @asynccontextmanager
 async def serve(
-    config: ServerConfig | None = None, /, **settings: Any
+    config: ServerConfig | None = None, /, *, store: Store | None = None, **settings: Any
 ) -> AsyncIterator[Server]:
     """Run a server in the background for the duration of the ``async with`` block.
 
     Takes a :class:`ServerConfig` or its fields as keyword arguments (``port=0`` picks a free
-    port; read it from the yielded :class:`Server`).
+    port; read it from the yielded :class:`Server`). ``store`` replaces the one
+    ``database_url`` names (tests pass a shared or failing one).
     """
     config = (config or ServerConfig(port=0)).merged(**settings)
+    irc_listener = None
+    if config.irc_port is not None:
+        irc_listener = open_listener(config.host, config.irc_port)
+    irc_port = irc_listener.getsockname()[1] if irc_listener is not None else None
     with unwrap_single():
         async with anyio.create_task_group() as tg:
-            port = await tg.start(run, config)
+            port = await tg.start(partial(run, config, irc_listener=irc_listener, store=store))
             try:
-                yield Server(config, port)
+                yield Server(config, port, irc_port)
             finally:
                 tg.cancel_scope.cancel()

@@ -15,7 +15,7 @@ COMMANDS: list[m.Command] = [
     m.Join(room="#general", ref="j"),
     m.Part(room="#general", reason="bye", ref=2),
     m.Part(room=None),
-    m.Say(target="#general", text="héllo \"world\" ✓", ref=3),
+    m.Say(target="#general", text='héllo "world" ✓', ref=3),
     m.Say(target="bob", text="psst", kind=m.Kind.ACTION),
     m.Say(target=None, text="here"),
     m.Nick(nick="bob"),
@@ -28,8 +28,9 @@ COMMANDS: list[m.Command] = [
 EVENTS: list[m.Event] = [
     m.Welcome(nick="ada", server="anychat", version="1.0", ref=1),
     m.Message(id=7, time=1700000000.25, sender="ada", target="#general", text="hi ✓"),
-    m.Message(id=8, time=1.5, sender="ada", target="bob", text="x", kind=m.Kind.NOTICE,
-              history=True),
+    m.Message(
+        id=8, time=1.5, sender="ada", target="bob", text="x", kind=m.Kind.NOTICE, history=True
+    ),
     m.Ack(id=7, time=1700000000.25, target="#general", ref=3),
     m.Joined(room="#general", nick="ada"),
     m.Parted(room="#general", nick="ada", reason="bye", ref=2),
@@ -58,8 +59,14 @@ def test_wire_format_of_a_message_is_documented_shape() -> None:
     line = JsonServerCodec().encode(EVENTS[1])
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == {
-        "type": "message", "id": 7, "time": 1700000000.25, "from": "ada", "to": "#general",
-        "text": "hi ✓", "kind": "plain", "history": False,
+        "type": "message",
+        "id": 7,
+        "time": 1700000000.25,
+        "from": "ada",
+        "to": "#general",
+        "text": "hi ✓",
+        "kind": "plain",
+        "history": False,
     }
 
 

@@ -89,7 +89,11 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
 
 def message(**kw: object) -> m.Message:
     fields: dict[str, object] = {
-        "id": 1, "time": 0.0, "sender": "ada", "target": "#general", "text": "hi",
+        "id": 1,
+        "time": 0.0,
+        "sender": "ada",
+        "target": "#general",
+        "text": "hi",
     }
     fields.update(kw)
     return m.Message(**fields)  # type: ignore[arg-type]

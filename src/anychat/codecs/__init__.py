@@ -39,9 +39,11 @@ class Codec(Protocol):
     #: Short protocol name, used in logs and statistics ("text", "jsonl").
     name: ClassVar[str]
 
-    #: Codecs with equal ``encoding_key`` turn any event into identical bytes, so the server
-    #: encodes a fanned-out event once per key rather than once per recipient.
-    encoding_key: Hashable
+    @property
+    def encoding_key(self) -> Hashable:
+        """Codecs with equal keys turn any event into identical bytes, so the server encodes a
+        fanned-out event once per key rather than once per recipient."""
+        ...
 
     def feed(self, data: bytes) -> list[Inbound]:
         """Parse received bytes; returns every complete command (or complaint) so far."""

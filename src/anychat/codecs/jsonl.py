@@ -59,10 +59,14 @@ def _int(obj: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
+    return None if obj.get(key) is None else _int(obj, key)
+
+
 def _ref(obj: Mapping[str, Any]) -> m.Ref:
     value = obj.get("ref")
     if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
-        return value  # type: ignore[no-any-return]
+        return value
     raise _BadField("'ref' must be a string or an integer")
 
 
@@ -77,16 +81,39 @@ def _kind(obj: Mapping[str, Any]) -> m.Kind:
 
 _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     "hello": lambda o: m.Hello(
-        nick=_opt_str(o, "nick"), autojoin=bool(o.get("autojoin", True)), ref=_ref(o)
+        nick=_opt_str(o, "nick"),
+        autojoin=bool(o.get("autojoin", True)),
+        ref=_ref(o),
+        password=_opt_str(o, "password"),
+        token=_opt_str(o, "token"),
+    ),
+    "register": lambda o: m.Register(password=_str(o, "password"), ref=_ref(o)),
+    "login": lambda o: m.Login(
+        nick=_opt_str(o, "nick"),
+        password=_opt_str(o, "password"),
+        token=_opt_str(o, "token"),
+        ref=_ref(o),
+    ),
+    "history": lambda o: m.History(
+        target=_opt_str(o, "to"),
+        before=_opt_int(o, "before"),
+        after=_opt_int(o, "after"),
+        limit=50 if o.get("limit") is None else _int(o, "limit"),
+        ref=_ref(o),
     ),
     "join": lambda o: m.Join(room=_str(o, "room"), ref=_ref(o)),
     "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
-    "say": lambda o: m.Say(target=_opt_str(o, "to"), text=_str(o, "text"), kind=_kind(o), ref=_ref(o)),
+    "say": lambda o: m.Say(
+        target=_opt_str(o, "to"), text=_str(o, "text"), kind=_kind(o), ref=_ref(o)
+    ),
     "nick": lambda o: m.Nick(nick=_str(o, "nick"), ref=_ref(o)),
     "who": lambda o: m.Who(room=_opt_str(o, "room"), ref=_ref(o)),
     "rooms": lambda o: m.ListRooms(ref=_ref(o)),
     "ping": lambda o: m.Ping(token=_str(o, "token", ""), ref=_ref(o)),
     "quit": lambda o: m.Quit(reason=_str(o, "reason", ""), ref=_ref(o)),
+    "topic": lambda o: m.Topic(room=_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
+    "away": lambda o: m.Away(text=_str(o, "text", ""), ref=_ref(o)),
+    "whois": lambda o: m.Whois(nick=_str(o, "nick"), ref=_ref(o)),
 }
 
 
@@ -113,6 +140,24 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
             out: dict[str, Any] = {"type": "hello", "nick": nick}
             if not autojoin:
                 out["autojoin"] = False
+            if cmd.password is not None:
+                out["password"] = cmd.password
+            if cmd.token is not None:
+                out["token"] = cmd.token
+        case m.Register(password=password):
+            out = {"type": "register", "password": password}
+        case m.Login(nick=nick, password=password, token=token):
+            out = {"type": "login", "nick": nick}
+            if password is not None:
+                out["password"] = password
+            if token is not None:
+                out["token"] = token
+        case m.History(target=target, before=before, after=after, limit=limit):
+            out = {"type": "history", "to": target, "limit": limit}
+            if before is not None:
+                out["before"] = before
+            if after is not None:
+                out["after"] = after
         case m.Join(room=room):
             out = {"type": "join", "room": room}
         case m.Part(room=room, reason=reason):
@@ -129,6 +174,12 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
             out = {"type": "ping", "token": token}
         case m.Quit(reason=reason):
             out = {"type": "quit", "reason": reason}
+        case m.Topic(room=room, text=text):
+            out = {"type": "topic", "room": room, "text": text}
+        case m.Away(text=text):
+            out = {"type": "away", "text": text}
+        case m.Whois(nick=nick):
+            out = {"type": "whois", "nick": nick}
         case m.Invalid():
             raise ValueError("Invalid is produced by codecs, never sent")
     if cmd.ref is not None:
@@ -139,21 +190,34 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- events
 
 
-def event_to_json(event: m.Event) -> dict[str, Any]:  # noqa: PLR0911
+def _message_to_json(event: m.Message) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": event.id,
+        "time": round(event.time, 6),
+        "from": event.sender,
+        "to": event.target,
+        "text": event.text,
+        "kind": event.kind.value,
+        "history": event.history,
+    }
+
+
+def event_to_json(event: m.Event) -> dict[str, Any]:
+    out: dict[str, Any]
     match event:
         case m.Message():
-            return {
-                "type": "message",
-                "id": event.id,
-                "time": round(event.time, 6),
-                "from": event.sender,
-                "to": event.target,
-                "text": event.text,
-                "kind": event.kind.value,
-                "history": event.history,
+            return _message_to_json(event)
+        case m.LoggedIn(nick=nick, token=token, expires=expires):
+            out = {"type": "logged_in", "nick": nick, "token": token, "expires": expires}
+        case m.HistoryPage(target=target, messages=messages):
+            out = {
+                "type": "history",
+                "to": target,
+                "messages": [_message_to_json(msg) for msg in messages],
             }
         case m.Welcome():
-            out: dict[str, Any] = {
+            out = {
                 "type": "welcome",
                 "nick": event.nick,
                 "server": event.server,
@@ -173,13 +237,34 @@ def event_to_json(event: m.Event) -> dict[str, Any]:  # noqa: PLR0911
         case m.Members(room=room, nicks=nicks):
             out = {"type": "members", "room": room, "nicks": list(nicks)}
         case m.RoomList(rooms=rooms):
-            out = {"type": "rooms", "rooms": [{"name": r.name, "members": r.members} for r in rooms]}
+            out = {
+                "type": "rooms",
+                "rooms": [{"name": r.name, "members": r.members} for r in rooms],
+            }
         case m.Pong(token=token):
             out = {"type": "pong", "token": token}
         case m.Error(code=code, text=text):
             out = {"type": "error", "code": code.value, "text": text}
         case m.Bye(code=code, reason=reason):
             return {"type": "bye", "code": code.value if code else None, "reason": reason}
+        case m.RoomTopic(room=room, text=text, setter=setter, time=when):
+            out = {
+                "type": "topic",
+                "room": room,
+                "text": text,
+                "setter": setter,
+                "time": round(when, 6),
+            }
+        case m.AwayStatus(text=text):
+            out = {"type": "away", "text": text}
+        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since):
+            out = {
+                "type": "user",
+                "nick": nick,
+                "rooms": list(rooms),
+                "away": away,
+                "since": round(since, 6),
+            }
     if event.ref is not None:
         out["ref"] = event.ref
     return out
@@ -203,6 +288,18 @@ def _float(obj: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
+def _message(o: Mapping[str, Any]) -> m.Message:
+    return m.Message(
+        id=_int(o, "id"),
+        time=_float(o, "time"),
+        sender=_str(o, "from"),
+        target=_str(o, "to"),
+        text=_str(o, "text"),
+        kind=_kind(o),
+        history=bool(o.get("history", False)),
+    )
+
+
 _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     "welcome": lambda o: m.Welcome(
         nick=_str(o, "nick"),
@@ -211,14 +308,14 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         protocol=_int(o, "protocol"),
         ref=_ref(o),
     ),
-    "message": lambda o: m.Message(
-        id=_int(o, "id"),
-        time=_float(o, "time"),
-        sender=_str(o, "from"),
+    "message": _message,
+    "logged_in": lambda o: m.LoggedIn(
+        nick=_str(o, "nick"), token=_str(o, "token"), expires=_float(o, "expires"), ref=_ref(o)
+    ),
+    "history": lambda o: m.HistoryPage(
         target=_str(o, "to"),
-        text=_str(o, "text"),
-        kind=_kind(o),
-        history=bool(o.get("history", False)),
+        messages=tuple(_message(x) for x in o.get("messages", ())),
+        ref=_ref(o),
     ),
     "ack": lambda o: m.Ack(
         id=_int(o, "id"), time=_float(o, "time"), target=_str(o, "to"), ref=_ref(o)
@@ -234,8 +331,7 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     ),
     "rooms": lambda o: m.RoomList(
         rooms=tuple(
-            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members"))
-            for r in o.get("rooms", ())
+            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members")) for r in o.get("rooms", ())
         ),
         ref=_ref(o),
     ),
@@ -244,6 +340,21 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         code=_error_code(o) or m.ErrorCode.BAD_COMMAND, text=_str(o, "text", ""), ref=_ref(o)
     ),
     "bye": lambda o: m.Bye(code=_error_code(o), reason=_str(o, "reason", "")),
+    "topic": lambda o: m.RoomTopic(
+        room=_str(o, "room"),
+        text=_str(o, "text", ""),
+        setter=_str(o, "setter", ""),
+        time=float(o.get("time", 0.0)),
+        ref=_ref(o),
+    ),
+    "away": lambda o: m.AwayStatus(text=_str(o, "text", ""), ref=_ref(o)),
+    "user": lambda o: m.UserInfo(
+        nick=_str(o, "nick"),
+        rooms=tuple(str(r) for r in o.get("rooms", ())),
+        away=_str(o, "away", ""),
+        since=float(o.get("since", 0.0)),
+        ref=_ref(o),
+    ),
 }
 
 

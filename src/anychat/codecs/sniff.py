@@ -18,16 +18,24 @@ class Protocol(Enum):
     TEXT = "text"
     #: JSON lines (the Python client, the CLI): the first byte is ``{``.
     JSONL = "jsonl"
+    #: An IRC client: its first line is a registration verb (compared case-insensitively).
+    IRC = "irc"
 
 
 #: Leading bytes that identify a protocol; later codecs (IRC, HTTP, TLS) add theirs here.
-_PREFIXES: Final[tuple[tuple[bytes, Protocol], ...]] = ((b"{", Protocol.JSONL),)
+_PREFIXES: Final[tuple[tuple[bytes, Protocol], ...]] = (
+    (b"{", Protocol.JSONL),
+    (b"CAP ", Protocol.IRC),
+    (b"NICK ", Protocol.IRC),
+    (b"USER ", Protocol.IRC),
+    (b"PASS ", Protocol.IRC),
+)
 _LONGEST: Final = max(len(prefix) for prefix, _ in _PREFIXES)
 
 
 def sniff(first: bytes) -> Protocol | None:
     """The protocol ``first`` starts, or ``None`` if more bytes are needed to tell."""
-    data = first.lstrip(b"\r\n\t ")
+    data = first.lstrip(b"\r\n\t ")[:_LONGEST].upper()
     if not data:
         return None
     for prefix, protocol in _PREFIXES:

@@ -24,7 +24,7 @@ __all__ = ["HELP", "TextCodec", "neutralize"]
 _TELNET: Final = re.compile(rb"\xff(?:[\xfb-\xfe].?|\xfa.*?\xff\xf0|.?)", re.DOTALL)
 
 # C0 controls, DEL and C1 controls (C1 includes the single-byte CSI) become visible marks.
-_CONTROLS: Final = {c: "\N{REPLACEMENT CHARACTER}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROLS: Final = dict.fromkeys([*range(32), *range(127, 160)], "�")
 
 
 def neutralize(text: str) -> str:
@@ -42,13 +42,30 @@ HELP: Final = "\r\n".join(
         "***   /me ACTION            act in the current room (* you waves)",
         "***   /who [#ROOM]          list the members of a room",
         "***   /rooms                list the rooms",
+        "***   /register PASSWORD    claim your current nick with a password",
+        "***   /login NICK PASSWORD  log in to your account",
+        "***   /history [TARGET] [BEFORE-ID]  earlier messages of a room or a private chat",
         "***   /ping                 check the server is alive",
         "***   /help                 this list",
         "***   /quit [WHY]           leave",
         "*** Anything else is said to your current room; start with // to say a leading /.",
     ]
 )
-COMMANDS: Final = ("nick", "join", "part", "msg", "me", "who", "rooms", "ping", "help", "quit")
+COMMANDS: Final = (
+    "nick",
+    "join",
+    "part",
+    "msg",
+    "me",
+    "who",
+    "rooms",
+    "ping",
+    "help",
+    "quit",
+    "register",
+    "login",
+    "history",
+)
 
 
 def _room_name(word: str) -> str:
@@ -118,8 +135,10 @@ class TextCodec:
         return m.Nick(nick=rest) if rest and " " not in rest else self._usage("/nick NAME")
 
     def _join(self, rest: str) -> Inbound:
-        return m.Join(room=_room_name(rest)) if rest and " " not in rest else self._usage(
-            "/join #ROOM"
+        return (
+            m.Join(room=_room_name(rest))
+            if rest and " " not in rest
+            else self._usage("/join #ROOM")
         )
 
     def _part(self, rest: str) -> Inbound:
@@ -131,13 +150,13 @@ class TextCodec:
     def _msg(self, rest: str) -> Inbound:
         target, _, text = rest.partition(" ")
         text = text.strip()
-        return m.Say(target=target, text=text) if target and text else self._usage(
-            "/msg TARGET TEXT"
+        return (
+            m.Say(target=target, text=text) if target and text else self._usage("/msg TARGET TEXT")
         )
 
     def _me(self, rest: str) -> Inbound:
-        return m.Say(target=None, text=rest, kind=m.Kind.ACTION) if rest else self._usage(
-            "/me ACTION"
+        return (
+            m.Say(target=None, text=rest, kind=m.Kind.ACTION) if rest else self._usage("/me ACTION")
         )
 
     def _who(self, rest: str) -> Inbound:
@@ -145,6 +164,27 @@ class TextCodec:
 
     def _rooms(self, rest: str) -> Inbound:
         return m.ListRooms()
+
+    def _register(self, rest: str) -> Inbound:
+        return m.Register(password=rest) if rest else self._usage("/register PASSWORD")
+
+    def _login(self, rest: str) -> Inbound:
+        nick, _, password = rest.partition(" ")
+        if not nick or not password:
+            return self._usage("/login NICK PASSWORD")
+        return m.Login(nick=nick, password=password)
+
+    def _history(self, rest: str) -> Inbound:
+        words = rest.split()
+        target: str | None = None
+        before: int | None = None
+        if words and not words[0].isdigit():
+            target = words.pop(0)
+        if words and words[0].isdigit() and len(words) == 1:
+            before = int(words[0])
+        elif words:
+            return self._usage("/history [#ROOM or NICK] [BEFORE-ID]")
+        return m.History(target=target, before=before, limit=20)
 
     def _ping(self, rest: str) -> Inbound:
         return m.Ping(token=rest)
@@ -168,6 +208,9 @@ class TextCodec:
         "rooms": _rooms,
         "list": _rooms,
         "ping": _ping,
+        "register": _register,
+        "login": _login,
+        "history": _history,
         "help": _help,
         "quit": _quit,
         "exit": _quit,
@@ -179,10 +222,19 @@ class TextCodec:
         return (_render(event) + "\r\n").encode() if not isinstance(event, m.Ack) else b""
 
 
-def _render(event: m.Event) -> str:  # noqa: PLR0911 - one branch per event type reads best
+def _render(event: m.Event) -> str:
     match event:
         case m.Message():
             return _render_message(event)
+        case m.LoggedIn(nick=nick):
+            return f"*** You are logged in as {nick}."
+        case m.HistoryPage(target=target, messages=messages):
+            if not messages:
+                return f"*** no earlier messages in {target}"
+            lines = [f"*** history of {target}, messages {messages[0].id}-{messages[-1].id}:"]
+            lines += [_render_message(msg) for msg in messages]
+            lines.append(f"*** /history {target} {messages[0].id} for earlier ones")
+            return "\r\n".join(lines)
         case m.Welcome(nick=nick, server=server):
             return (
                 f"*** Welcome to {server}, {nick}! You are in the chat: type a line to talk, "
@@ -208,6 +260,16 @@ def _render(event: m.Event) -> str:  # noqa: PLR0911 - one branch per event type
             return f"! {text}"
         case m.Bye(reason=reason):
             return f"*** {reason}"
+        case m.RoomTopic(room=room, text=text, setter=setter):
+            if not text:
+                return f"* {room} has no topic"
+            by = f" (set by {setter})" if setter else ""
+            return f"* topic of {room}: {neutralize(text)}{by}"
+        case m.AwayStatus(text=text):
+            return f"* you are away: {neutralize(text)}" if text else "* you are back"
+        case m.UserInfo(nick=nick, rooms=rooms, away=away):
+            where = ", ".join(rooms) or "no rooms"
+            return f"* {nick} is in {where}" + (f" (away: {neutralize(away)})" if away else "")
         case _:  # pragma: no cover - Ack is handled by the caller
             raise AssertionError(event)
 

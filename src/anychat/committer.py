@@ -1,0 +1,146 @@
+"""Group commit: messages that arrive while one transaction commits share the next one.
+
+The broker delivers a message live at once and asks (with a :class:`~anychat.broker.Persist`
+effect) for the sender's ack to wait until the message is stored. The committer collects those
+requests; its task writes everything collected so far in one ``append_messages`` call (one
+transaction, one fsync), then hands the acks back to the server. While that write is in progress,
+new requests pile up and go into the next one. An idle server commits each message on its own
+with no added latency; a busy one pays one fsync per batch instead of one per message.
+
+When the store fails (disk full, file gone), the senders of that batch get an ``Error`` with the
+stable code ``store_unavailable`` instead of an ack, the failure is logged once per outage (not
+once per message), and live chat carries on; the first batch that commits again logs the recovery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import anyio
+
+from . import model as m
+from .broker import Persist
+from .errors import StoreError
+from .store import Store
+
+__all__ = ["Committer"]
+
+logger = logging.getLogger("anychat.store")
+
+P = TypeVar("P")
+
+#: Upper bound of one transaction, so a huge backlog still commits in bounded steps.
+MAX_BATCH = 5000
+
+
+class Committer(Generic[P]):
+    """Owns the queue of messages waiting for the disk and the task that writes them.
+
+    Args:
+        store: Where messages go.
+        settle: Called after each batch with ``(peer, event)`` pairs: the ack, or an error event
+            when the batch could not be stored. Runs in the committer's task; must not block.
+        settled_id: The last id already in the store.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settle: Callable[[list[tuple[P, m.Event]]], None],
+        *,
+        settled_id: int = 0,
+    ) -> None:
+        self._store = store
+        self._settle = settle
+        self._pending: list[Persist[P]] = []
+        self._wake = anyio.Event()
+        #: Every message id up to this one has been written or has failed for good.
+        self.settled_id = settled_id
+        self._waiters: list[tuple[int, anyio.Event]] = []
+        self.failing = False
+        self.batches = 0
+        self.committed = 0
+        self.failed = 0
+
+    def persist(self, effect: Persist[P]) -> None:
+        """Queue one message (never blocks; called from the broker's effects)."""
+        self._pending.append(effect)
+        self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def wait_settled(self, message_id: int) -> None:
+        """Wait until every message up to ``message_id`` is stored (or has failed)."""
+        if message_id <= self.settled_id:
+            return
+        event = anyio.Event()
+        self._waiters.append((message_id, event))
+        await event.wait()
+
+    async def run(self) -> None:
+        """The committer task: runs until cancelled, then writes what is still queued."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                while self._pending:
+                    await self._commit_some()
+        finally:
+            if self._pending:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    while self._pending:
+                        await self._commit_some()
+
+    async def _commit_some(self) -> None:
+        batch = self._pending[:MAX_BATCH]
+        del self._pending[:MAX_BATCH]
+        error: Exception | None = None
+        try:
+            await self._store.append_messages([p.message for p in batch])
+        except StoreError as exc:
+            error = exc
+        except Exception as exc:  # a store bug must not take the server down with it
+            logger.exception("unexpected error from the message store")
+            error = exc
+        self.batches += 1
+        results: list[tuple[P, Any]] = []
+        if error is None:
+            self.committed += len(batch)
+            if self.failing:
+                self.failing = False
+                logger.warning("message store recovered; messages are being stored again")
+            results = [(p.peer, p.ack) for p in batch]
+        else:
+            self.failed += len(batch)
+            if not self.failing:
+                self.failing = True
+                logger.error(
+                    "message store failed: %s; chat continues live, but messages are not "
+                    "stored and their senders are told so until it recovers",
+                    error,
+                )
+            results = [
+                (
+                    p.peer,
+                    m.Error(
+                        code=m.ErrorCode.STORE_UNAVAILABLE,
+                        text="message delivered live but not stored: the server cannot write its "
+                        "history right now",
+                        ref=p.ack.ref,
+                    ),
+                )
+                for p in batch
+            ]
+        self.settled_id = max(self.settled_id, batch[-1].message.id)
+        self._settle(results)
+        still = []
+        for upto, event in self._waiters:
+            if upto <= self.settled_id:
+                event.set()
+            else:
+                still.append((upto, event))
+        self._waiters = still

@@ -1,0 +1,140 @@
+"""Accounts and message history behind one narrow interface, so the backend is a URL away.
+
+``memory://`` serves tests and throwaway servers; ``sqlite:///path`` is the embedded, durable
+default. The interface is deliberately small (create/get/list/delete an account, append a batch of
+messages in one transaction, read a page of history, the last id) so a Redis store can implement it
+with hashes and streams later. Implementations raise :class:`~anychat.errors.StoreError` for every
+failure of the medium, never a driver exception.
+
+History visibility is decided here, in one place: a room's history is the room's messages; a
+nick's history is the private conversation between that nick and the viewer (and the viewer's own
+nick means all of the viewer's private messages). Nobody reads somebody else's private messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from .. import model as m
+from ..errors import ConfigError
+
+__all__ = ["MAX_HISTORY_LIMIT", "Account", "Store", "open_store", "parse_url", "visible"]
+
+#: The largest page a history query returns, whatever the caller asks for.
+MAX_HISTORY_LIMIT: Final = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    nick: str
+    #: An Argon2 PHC string; the password itself is never stored.
+    password_hash: str = ""
+    created: float = 0.0
+    #: The first message id of the account's private history: a nick may have been used by
+    #: guests before it was registered, and their private messages are not the owner's.
+    since_id: int = 0
+
+    def __repr__(self) -> str:  # the hash stays out of logs too
+        return f"Account(nick={self.nick!r}, created={self.created!r}, since_id={self.since_id!r})"
+
+
+class Store(Protocol):
+    """What the server needs from persistent storage. Every method may raise StoreError."""
+
+    async def create_account(self, account: Account) -> bool:
+        """Add an account; ``False`` if the nick (case-insensitively) already has one."""
+        ...
+
+    async def get_account(self, nick: str) -> Account | None: ...
+
+    async def list_accounts(self) -> list[Account]: ...
+
+    async def set_password(self, nick: str, password_hash: str) -> bool:
+        """``False`` if there is no such account."""
+        ...
+
+    async def delete_account(self, nick: str) -> bool:
+        """``False`` if there is no such account."""
+        ...
+
+    async def append_messages(self, messages: Sequence[m.Message]) -> None:
+        """Store a batch atomically: when this returns, every message in it is durable."""
+        ...
+
+    async def history(
+        self,
+        target: str,
+        *,
+        viewer: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[m.Message]:
+        """A page of messages in id order, each with ``history=True`` (see :mod:`anychat.model`
+        ``History`` for the paging rules). A nick ``target`` needs a ``viewer``."""
+        ...
+
+    async def last_message_id(self) -> int:
+        """The highest stored message id (0 when empty), to seed the broker's counter."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def visible(msg: m.Message, target: str, viewer: str | None) -> bool:
+    """Whether ``msg`` belongs to the history of ``target`` as seen by ``viewer``."""
+    key = m.casefold(target)
+    if m.is_room(target):
+        return m.casefold(msg.target) == key
+    if m.is_room(msg.target) or viewer is None:
+        return False
+    me = m.casefold(viewer)
+    sender, to = m.casefold(msg.sender), m.casefold(msg.target)
+    if key == me:
+        return me in (sender, to)
+    return (sender, to) in ((me, key), (key, me))
+
+
+def check_query(target: str, viewer: str | None, limit: int) -> int:
+    """Validate a history query; returns the effective limit."""
+    if not m.is_room(target) and viewer is None:
+        raise ValueError("private history needs a viewer")
+    return max(0, min(limit, MAX_HISTORY_LIMIT))
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``(scheme, rest)`` for a store URL; ConfigError naming the setting when unusable."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("memory", "sqlite"):
+        raise ConfigError(
+            f"ANYCHAT_DATABASE_URL: unsupported store URL {url!r} "
+            "(use sqlite:///path/to/file.db or memory://)"
+        )
+    if scheme == "sqlite":
+        # sqlite:///relative.db and sqlite:////abs/path.db, as SQLAlchemy spells them.
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(f"ANYCHAT_DATABASE_URL: {url!r} names no file (sqlite:///chat.db)")
+        rest = rest[1:]
+    return scheme, rest
+
+
+@asynccontextmanager
+async def open_store(url: str) -> AsyncIterator[Store]:
+    """Open the store a URL names and close it afterwards (backends are imported lazily)."""
+    scheme, rest = parse_url(url)
+    store: Store
+    if scheme == "memory":
+        from .memory import MemoryStore
+
+        store = MemoryStore()
+    else:
+        from .sqlite import SqliteStore
+
+        store = await SqliteStore.open(rest)
+    try:
+        yield store
+    finally:
+        await store.aclose()

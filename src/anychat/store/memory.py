@@ -1,0 +1,108 @@
+"""The memory store: dicts and a list, for tests and servers that need no history after a stop.
+
+It answers every query exactly as the SQLite store does (the shared contract tests check), so a
+test on ``memory://`` says something true about ``sqlite:///``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections.abc import Sequence
+
+from .. import model as m
+from ..errors import StoreError
+from . import Account, check_query, visible
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._accounts: dict[str, Account] = {}
+        self._messages: list[m.Message] = []
+        self._ids: list[int] = []
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+
+    async def create_account(self, account: Account) -> bool:
+        self._check()
+        key = m.casefold(account.nick)
+        if key in self._accounts:
+            return False
+        self._accounts[key] = account
+        return True
+
+    async def get_account(self, nick: str) -> Account | None:
+        self._check()
+        return self._accounts.get(m.casefold(nick))
+
+    async def list_accounts(self) -> list[Account]:
+        self._check()
+        return sorted(self._accounts.values(), key=lambda a: m.casefold(a.nick))
+
+    async def set_password(self, nick: str, password_hash: str) -> bool:
+        self._check()
+        key = m.casefold(nick)
+        account = self._accounts.get(key)
+        if account is None:
+            return False
+        self._accounts[key] = dataclasses.replace(account, password_hash=password_hash)
+        return True
+
+    async def delete_account(self, nick: str) -> bool:
+        self._check()
+        return self._accounts.pop(m.casefold(nick), None) is not None
+
+    async def append_messages(self, messages: Sequence[m.Message]) -> None:
+        self._check()
+        last = self._ids[-1] if self._ids else 0
+        for msg in messages:
+            if msg.id <= last:
+                raise StoreError(f"message id {msg.id} is not above the last stored id {last}")
+            last = msg.id
+        for msg in messages:
+            self._messages.append(dataclasses.replace(msg, history=True))
+            self._ids.append(msg.id)
+
+    async def history(
+        self,
+        target: str,
+        *,
+        viewer: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[m.Message]:
+        self._check()
+        limit = check_query(target, viewer, limit)
+        out: list[m.Message] = []
+        if limit == 0:
+            return out
+        if after is not None:
+            start = bisect.bisect_right(self._ids, after)
+            end = len(self._ids) if before is None else bisect.bisect_left(self._ids, before)
+            for msg in self._messages[start:end]:
+                if visible(msg, target, viewer):
+                    out.append(msg)
+                    if len(out) == limit:
+                        break
+            return out
+        end = len(self._ids) if before is None else bisect.bisect_left(self._ids, before)
+        for msg in reversed(self._messages[:end]):
+            if visible(msg, target, viewer):
+                out.append(msg)
+                if len(out) == limit:
+                    break
+        out.reverse()
+        return out
+
+    async def last_message_id(self) -> int:
+        self._check()
+        return self._ids[-1] if self._ids else 0
+
+    async def aclose(self) -> None:
+        self._closed = True

@@ -1,0 +1,287 @@
+"""The SQLite store: the embedded, durable default (``sqlite:///path/to/chat.db``).
+
+Off the event loop: one connection, used only through :func:`anyio.to_thread.run_sync` under a
+``CapacityLimiter(1)``, so exactly one worker thread touches it at a time and neither asyncio nor
+trio ever blocks on the disk. Calls are not abandoned on cancellation: a commit that started
+finishes (or fails) before its caller sees the cancellation, so an ack is never sent for a
+transaction that may still roll back.
+
+Durability: WAL journal with ``synchronous=FULL``. WAL alone (``NORMAL``) survives a killed process
+but may lose the last transactions on power loss or an OS crash; ``FULL`` fsyncs the WAL on every
+commit, so an acknowledged message survives both. The cost is one fsync per *transaction*, and the
+server's group commit puts every message that arrived during the previous fsync into the next
+transaction, so the cost per message shrinks as load grows (see ``benchmarks/store_bench.py``).
+
+Schema changes are numbered migrations tracked in ``PRAGMA user_version``; opening a database runs
+the ones it lacks, each in its own transaction, and refuses a database from a newer release.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final, TypeVar
+
+import anyio
+
+from .. import model as m
+from ..errors import StoreError
+from . import Account, check_query
+
+__all__ = ["MIGRATIONS", "SqliteStore"]
+
+T = TypeVar("T")
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: accounts and messages. *_key columns hold casefolded names for lookups.
+    """
+    CREATE TABLE accounts (
+        nick_key TEXT PRIMARY KEY,
+        nick TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        sender TEXT NOT NULL,
+        sender_key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        target_key TEXT NOT NULL,
+        text TEXT NOT NULL,
+        kind TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_target ON messages (target_key, id);
+    CREATE INDEX messages_by_sender ON messages (sender_key, id);
+    """,
+    # 2: where an account's private history starts.
+    """
+    ALTER TABLE accounts ADD COLUMN since_id INTEGER NOT NULL DEFAULT 0;
+    """,
+)
+
+_COLUMNS: Final = "id, time, sender, target, text, kind"
+
+
+def _row_to_message(row: tuple[int, float, str, str, str, str]) -> m.Message:
+    return m.Message(
+        id=row[0],
+        time=row[1],
+        sender=row[2],
+        target=row[3],
+        text=row[4],
+        kind=m.Kind(row[5]),
+        history=True,
+    )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"database schema version {version} is newer than this anychat supports "
+            f"({len(MIGRATIONS)}); upgrade anychat"
+        )
+    for number in range(version, len(MIGRATIONS)):
+        # executescript commits first, so BEGIN/COMMIT make each migration all-or-nothing.
+        db.executescript(
+            f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;"
+        )
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly one transaction.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{path}: cannot use WAL journal mode (got {mode})")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        _migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+class SqliteStore:
+    """Use :func:`anychat.store.open_store` (``sqlite:///path``) or :meth:`open`."""
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self._db: sqlite3.Connection | None = db
+        self.path = path
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        try:
+            db = await anyio.to_thread.run_sync(_connect, path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot open database {path}: {exc.strerror or exc}") from exc
+        return cls(db, path)
+
+    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            db = self._db
+            if db is None:
+                raise StoreError("store is closed")
+            try:
+                return func(db)
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise StoreError(f"database {self.path}: {exc}") from exc
+
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    # ------------------------------------------------------------------ accounts
+
+    async def create_account(self, account: Account) -> bool:
+        def create(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO accounts (nick_key, nick, password_hash, created, since_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    m.casefold(account.nick),
+                    account.nick,
+                    account.password_hash,
+                    account.created,
+                    account.since_id,
+                ),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(create)
+
+    async def get_account(self, nick: str) -> Account | None:
+        def get(db: sqlite3.Connection) -> Account | None:
+            row = db.execute(
+                "SELECT nick, password_hash, created, since_id FROM accounts WHERE nick_key = ?",
+                (m.casefold(nick),),
+            ).fetchone()
+            return (
+                None
+                if row is None
+                else Account(nick=row[0], password_hash=row[1], created=row[2], since_id=row[3])
+            )
+
+        return await self._run(get)
+
+    async def list_accounts(self) -> list[Account]:
+        def list_(db: sqlite3.Connection) -> list[Account]:
+            rows = db.execute(
+                "SELECT nick, password_hash, created, since_id FROM accounts ORDER BY nick_key"
+            ).fetchall()
+            return [
+                Account(nick=r[0], password_hash=r[1], created=r[2], since_id=r[3]) for r in rows
+            ]
+
+        return await self._run(list_)
+
+    async def set_password(self, nick: str, password_hash: str) -> bool:
+        def set_(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "UPDATE accounts SET password_hash = ? WHERE nick_key = ?",
+                (password_hash, m.casefold(nick)),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(set_)
+
+    async def delete_account(self, nick: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM accounts WHERE nick_key = ?", (m.casefold(nick),))
+            return cur.rowcount == 1
+
+        return await self._run(delete)
+
+    # ------------------------------------------------------------------ messages
+
+    async def append_messages(self, messages: Sequence[m.Message]) -> None:
+        rows = [
+            (
+                msg.id,
+                msg.time,
+                msg.sender,
+                m.casefold(msg.sender),
+                msg.target,
+                m.casefold(msg.target),
+                msg.text,
+                msg.kind.value,
+            )
+            for msg in messages
+        ]
+
+        def append(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+
+        if rows:
+            await self._run(append)
+
+    async def history(
+        self,
+        target: str,
+        *,
+        viewer: str | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[m.Message]:
+        limit = check_query(target, viewer, limit)
+        key = m.casefold(target)
+        args: list[object]
+        if m.is_room(target):
+            where, args = "target_key = ?", [key]
+        else:
+            me = m.casefold(viewer or "")
+            if key == me:
+                where = "(target_key = ? OR (sender_key = ? AND target_key NOT LIKE '#%'))"
+                args = [me, me]
+            else:
+                where = (
+                    "((sender_key = ? AND target_key = ?) OR (sender_key = ? AND target_key = ?))"
+                )
+                args = [me, key, key, me]
+        if before is not None:
+            where += " AND id < ?"
+            args.append(before)
+        if after is not None:
+            where += " AND id > ?"
+            args.append(after)
+        order = "ASC" if after is not None else "DESC"
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY id {order} LIMIT ?"
+        params = (*args, limit)
+
+        def query(db: sqlite3.Connection) -> list[m.Message]:
+            rows = db.execute(sql, params).fetchall()
+            if order == "DESC":
+                rows.reverse()
+            return [_row_to_message(r) for r in rows]
+
+        return await self._run(query)
+
+    async def last_message_id(self) -> int:
+        def last(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
+
+        return await self._run(last)
+
+    async def aclose(self) -> None:
+        def close(db: sqlite3.Connection) -> None:
+            db.close()
+
+        if self._db is not None:
+            with anyio.CancelScope(shield=True):
+                await self._run(close)
+            self._db = None

@@ -1,0 +1,305 @@
+"""``anychat chat``: chat from a terminal, or send each line of a piped stdin.
+
+Interactive (stdin and stdout are terminals): a prompt_toolkit prompt at the bottom of the
+screen. Incoming lines are printed *above* it while the user types: prompt_toolkit erases the
+prompt, prints, and redraws the prompt with the half-typed line and cursor where they were, so
+nothing the user typed is garbled or lost. Everything printed is formatted text built by
+:mod:`anychat._chatsession` from strings it made safe first; no raw ANSI from other users ever
+reaches the terminal. Tab completes ``/commands``, nicks and rooms; Up/Down walk the input history,
+which is kept in memory only, so private messages never land in a file.
+
+Piped (``printf 'hi\\n' | anychat chat --nick bot``): each line is sent (lines starting with ``/``
+are commands) and its acknowledgement awaited before the next; at the end of the input the client
+leaves and exits 0 (1 if the server refused any line). Incoming messages are printed as plain text.
+
+Both modes run on asyncio, which prompt_toolkit requires, over the same :class:`ChatSession`.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from functools import partial
+from typing import Final, TextIO
+
+import anyio
+import anyio.from_thread
+from anyio.abc import TaskStatus
+from anyio.lowlevel import current_token
+from anyio.streams.memory import MemoryObjectReceiveStream
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples, fragment_list_to_text
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.shortcuts import CompleteStyle
+from prompt_toolkit.styles import Style
+
+from . import model as m
+from ._chatsession import COMMANDS, ChatSession, LineKind, error_line, nick_style, notice, safe
+from .errors import ChatError, ConnectionClosed
+
+__all__ = ["run_chat"]
+
+#: In pipe mode, give up (exit 1) after this many failed reconnects in a row: a script should
+#: fail rather than hang. Interactive sessions retry for as long as the user waits.
+PIPE_MAX_ATTEMPTS: Final = 6
+#: Lines typed ahead of the server's acknowledgements before the prompt waits.
+_MAX_PENDING_LINES: Final = 100
+
+STYLE: Final = Style.from_dict(
+    {
+        "time": "ansibrightblack",
+        "room": "ansibrightblack",
+        "notice": "ansibrightblack",
+        "error": "ansired bold",
+        "private": "ansimagenta bold",
+        "action": "italic",
+        "offline": "ansired",
+    }
+)
+
+
+def run_chat(*, host: str, port: int, nick: str | None, room: str) -> int:
+    """Run the terminal client until the user leaves; returns the exit status.
+
+    0: the user left (``/quit``, Ctrl-D, Ctrl-C) or the piped input was all sent. 1: the server
+    could not be reached or refused the nick or room at the start, or (pipe mode) refused a line
+    or stayed away. 128 + N: signal N (SIGINT outside the prompt; SIGTERM or SIGHUP in pipe mode)
+    stopped it before it was done; interactively SIGTERM and SIGHUP leave cleanly with 0.
+    """
+    interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+    mode = _interactive if interactive else _piped
+    try:
+        return anyio.run(partial(mode, host=host, port=port, nick=nick, room=room))
+    except BaseException as exc:
+        inner = _unwrap(exc)
+        if isinstance(inner, KeyboardInterrupt):
+            return 130
+        if isinstance(inner, ChatError):
+            print(f"anychat: {inner}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+# ---------------------------------------------------------------------- interactive
+
+
+class _PromptSink:
+    """Lines printed above the prompt (prompt_toolkit redraws the prompt under them)."""
+
+    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
+        print_formatted_text(FormattedText(line), style=STYLE)
+
+    def problem(self, line: StyleAndTextTuples) -> None:
+        print_formatted_text(FormattedText(line), style=STYLE)
+
+
+class ChatCompleter(Completer):
+    """Tab completion: ``/commands`` at the start of a line, ``#rooms``, and nicks seen.
+
+    A nick completed at the start of a line gets ``": "`` after it, the usual way to address
+    someone in a room.
+    """
+
+    def __init__(self, chat: ChatSession) -> None:
+        self.chat = chat
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
+        before = document.text_before_cursor
+        if before.startswith("/") and " " not in before:
+            typed = before[1:].lower()
+            for name in COMMANDS:
+                if name.startswith(typed):
+                    yield Completion(f"/{name} ", -len(before), display=f"/{name}")
+            return
+        word = document.get_word_before_cursor(WORD=True)
+        folded = m.casefold(word)
+        if word.startswith("#"):
+            candidates = sorted({*self.chat.rooms, *self.chat.members}, key=m.casefold)
+            suffix = ""
+        else:
+            candidates = self.chat.known_nicks()
+            suffix = ": " if before == word else ""
+        for name in candidates:
+            if m.casefold(name).startswith(folded):
+                yield Completion(safe(name) + suffix, -len(word), display=safe(name))
+
+
+def _prompt(chat: ChatSession) -> StyleAndTextTuples:
+    """``#general ada> ``, or ``(offline) #general ada> `` while reconnecting."""
+    line: StyleAndTextTuples = []
+    if chat.client is None:
+        line.append(("class:offline", "(offline) "))
+    line.append(("class:room", safe(chat.room or "(no room)") + " "))
+    me = chat.me
+    line += [(nick_style(me) + " bold", safe(me)), ("", "> ")]
+    return line
+
+
+async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> int:
+    chat = ChatSession(_PromptSink(), host=host, port=port, nick=nick, room=room)
+    async with anyio.create_task_group() as tg:
+        # The first connection happens before anything is drawn: if it fails, the error is
+        # raised from here and run_chat prints one line.
+        await tg.start(chat.maintain)
+        await tg.start(_leave_on_signal, chat, tg.cancel_scope, [])
+        where = safe(chat.room) if chat.room else "no room"
+        chat.sink.show(
+            notice(f"connected to {host}:{port} as {safe(chat.me)} in {where}; /help for help")
+        )
+        session: PromptSession[str] = PromptSession(
+            completer=ChatCompleter(chat),
+            complete_style=CompleteStyle.READLINE_LIKE,
+            complete_while_typing=False,
+            history=InMemoryHistory(),
+            style=STYLE,
+            # The sent line is shown once the server acked it, as everyone else sees it.
+            erase_when_done=True,
+        )
+        # Lines are executed by a worker, one after another, while the prompt stays up: typing
+        # never waits for the server (nor echoes through a terminal in cooked mode meanwhile).
+        lines, pending = anyio.create_memory_object_stream[str](_MAX_PENDING_LINES)
+        tg.start_soon(_execute_lines, chat, pending, tg.cancel_scope)
+        with patch_stdout(raw=True):
+            async with lines:
+                while True:
+                    try:
+                        line = await session.prompt_async(partial(_prompt, chat))
+                    except EOFError:  # Ctrl-D: leave once the lines typed so far are sent
+                        break
+                    except KeyboardInterrupt:  # Ctrl-C: leave now
+                        await chat.quit()
+                        tg.cancel_scope.cancel()
+                        break
+                    await lines.send(line)
+            await anyio.sleep_forever()  # until the worker has finished and cancels
+    return 0
+
+
+async def _execute_lines(
+    chat: ChatSession, pending: MemoryObjectReceiveStream[str], scope: anyio.CancelScope
+) -> None:
+    """Execute typed lines in order; leave after ``/quit`` or the end of input."""
+    async with pending:
+        async for line in pending:
+            try:
+                if not await chat.execute(line):
+                    break
+            except ConnectionClosed as exc:
+                chat.sink.problem(error_line(f"not sent (Up recalls it): {safe(exc.reason)}"))
+    await chat.quit()
+    scope.cancel()
+
+
+async def _leave_on_signal(
+    chat: ChatSession,
+    scope: anyio.CancelScope,
+    caught: list[int],
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """SIGTERM or SIGHUP (terminal closed): say goodbye and unwind, which also restores the
+    terminal from the prompt's raw mode instead of leaving it unusable. The signal number is
+    appended to ``caught``."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        task_status.started()
+        async for signum in signals:
+            caught.append(signum)
+            with anyio.move_on_after(1):
+                await chat.quit("terminal closed" if signum == signal.SIGHUP else "")
+            scope.cancel()
+            return
+
+
+# ---------------------------------------------------------------------- piped
+
+
+class _PlainSink:
+    """Pipe mode: messages and command results to stdout, problems to stderr, no colour."""
+
+    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
+        if kind in ("message", "info"):
+            _write(sys.stdout, fragment_list_to_text(line))
+
+    def problem(self, line: StyleAndTextTuples) -> None:
+        _write(sys.stderr, fragment_list_to_text(line))
+
+
+def _write(stream: TextIO, text: str) -> None:
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # a closed pipe (``| head``) must not stop the sending
+        pass
+
+
+def _stdin_lines() -> MemoryObjectReceiveStream[str]:
+    """Lines of stdin, read by a daemon thread (stdin may be a pipe, a file or a terminal).
+
+    The thread waits for each line to be taken, so a slow server slows the reading; being a
+    daemon, a thread blocked on a read that never ends does not keep the process alive.
+    """
+    send, receive = anyio.create_memory_object_stream[str](16)
+    token = current_token()
+
+    def pump() -> None:
+        try:
+            if sys.stdin is not None:
+                for raw in sys.stdin.buffer:
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    anyio.from_thread.run(send.send, line, token=token)
+        except (anyio.RunFinishedError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return
+        finally:
+            try:
+                anyio.from_thread.run_sync(send.close, token=token)
+            except anyio.RunFinishedError:
+                pass
+
+    threading.Thread(target=pump, name="anychat-stdin", daemon=True).start()
+    return receive
+
+
+async def _piped(*, host: str, port: int, nick: str | None, room: str) -> int:
+    chat = ChatSession(
+        _PlainSink(), host=host, port=port, nick=nick, room=room, max_attempts=PIPE_MAX_ATTEMPTS
+    )
+    caught: list[int] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(chat.maintain)
+        await tg.start(_leave_on_signal, chat, tg.cancel_scope, caught)
+        async with _stdin_lines() as lines:
+            async for line in lines:
+                if not await _send_line(chat, line):
+                    break
+        await chat.quit()
+        tg.cancel_scope.cancel()
+    if caught:  # interrupted before the input was all sent
+        return 128 + caught[0]
+    return 1 if chat.failures else 0
+
+
+async def _send_line(chat: ChatSession, line: str) -> bool:
+    """Execute one piped line, retrying it on a new connection if the old one was lost.
+
+    A line whose acknowledgement was lost with the connection is sent again: at least once.
+    """
+    client = chat.client
+    while True:
+        try:
+            return await chat.execute(line)
+        except ConnectionClosed:
+            client = await chat.wait_for_new_client(client)

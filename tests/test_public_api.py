@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import inspect
+
+import anychat
+
+
+def test_all_lists_every_public_name_and_nothing_else() -> None:
+    public = {
+        name
+        for name, obj in vars(anychat).items()
+        if not name.startswith("_") and not inspect.ismodule(obj) and name != "annotations"
+    }
+    assert set(anychat.__all__) == public | {"__version__"}
+    assert isinstance(anychat.__all__, tuple)
+
+
+def test_every_error_is_a_chat_error() -> None:
+    for name in anychat.__all__:
+        obj = getattr(anychat, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, anychat.ChatError), name

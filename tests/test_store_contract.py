@@ -1,0 +1,161 @@
+"""One contract, every store: memory and SQLite must answer every query identically."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from anychat import model as m
+from anychat.errors import ConfigError, StoreError
+from anychat.store import Account, Store, open_store, parse_url
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
+    async with open_store(url) as opened:
+        yield opened
+
+
+def msg(msg_id: int, sender: str, target: str, text: str = "hi") -> m.Message:
+    return m.Message(id=msg_id, time=1000.0 + msg_id, sender=sender, target=target, text=text)
+
+
+async def test_accounts_round_trip(store: Store) -> None:
+    assert await store.create_account(
+        Account(nick="Alice", password_hash="h1", created=5.0, since_id=7)
+    )
+    assert not await store.create_account(Account(nick="ALICE", password_hash="h2"))
+    found = await store.get_account("alice")
+    assert found == Account(nick="Alice", password_hash="h1", created=5.0, since_id=7)
+    assert "h1" not in repr(found)
+    assert await store.set_password("aLiCe", "h3")
+    assert not await store.set_password("bob", "h3")
+    assert (await store.get_account("Alice")).password_hash == "h3"  # type: ignore[union-attr]
+    await store.create_account(Account(nick="bob", password_hash="x"))
+    assert [a.nick for a in await store.list_accounts()] == ["Alice", "bob"]
+    assert await store.delete_account("ALICE")
+    assert not await store.delete_account("alice")
+    assert await store.get_account("alice") is None
+
+
+async def test_last_message_id_and_room_paging(store: Store) -> None:
+    assert await store.last_message_id() == 0
+    await store.append_messages([msg(i, "ann", "#General", f"m{i}") for i in range(1, 11)])
+    await store.append_messages([msg(11, "bob", "#other")])
+    assert await store.last_message_id() == 11
+    latest = await store.history("#general", limit=3)
+    assert [x.id for x in latest] == [8, 9, 10]
+    assert all(x.history for x in latest)
+    assert latest[0] == m.Message(
+        id=8, time=1008.0, sender="ann", target="#General", text="m8", history=True
+    )
+    assert [x.id for x in await store.history("#GENERAL", before=8, limit=3)] == [5, 6, 7]
+    assert [x.id for x in await store.history("#general", after=8, limit=5)] == [9, 10]
+    assert [x.id for x in await store.history("#general", after=2, before=6)] == [3, 4, 5]
+    assert [x.id for x in await store.history("#other")] == [11]
+    assert await store.history("#general", limit=0) == []
+    assert await store.history("#nowhere") == []
+
+
+async def test_private_messages_only_for_their_two_parties(store: Store) -> None:
+    await store.append_messages(
+        [
+            msg(1, "ann", "bob", "ann to bob"),
+            msg(2, "bob", "ann", "bob to ann"),
+            msg(3, "eve", "bob", "eve to bob"),
+            msg(4, "ann", "#room", "public"),
+        ]
+    )
+    assert [x.id for x in await store.history("bob", viewer="Ann")] == [1, 2]
+    assert [x.id for x in await store.history("ann", viewer="bob")] == [1, 2]
+    assert [x.id for x in await store.history("BOB", viewer="bob")] == [1, 2, 3]
+    assert [x.id for x in await store.history("ann", viewer="eve")] == []
+    assert [x.id for x in await store.history("bob", viewer="eve")] == [3]
+    assert [x.id for x in await store.history("eve", viewer="eve")] == [3]
+    with pytest.raises(ValueError, match="viewer"):
+        await store.history("bob")
+
+
+async def test_message_ids_must_increase(store: Store) -> None:
+    await store.append_messages([msg(5, "a", "#r")])
+    with pytest.raises(StoreError):
+        await store.append_messages([msg(5, "a", "#r")])
+    assert [x.id for x in await store.history("#r")] == [5]
+
+
+async def test_kinds_and_unicode_survive(store: Store) -> None:
+    action = m.Message(
+        id=1, time=1.5, sender="ann", target="#r", text="wave 👋 ünïcode", kind=m.Kind.ACTION
+    )
+    await store.append_messages([action])
+    (back,) = await store.history("#r")
+    assert back.kind is m.Kind.ACTION
+    assert back.text == action.text
+
+
+async def test_closed_store_raises_store_error(tmp_path: Path) -> None:
+    for url in ("memory://", f"sqlite:///{tmp_path / 'x.db'}"):
+        async with open_store(url) as store:
+            pass
+        with pytest.raises(StoreError):
+            await store.last_message_id()
+
+
+async def test_sqlite_reopens_with_data_and_schema_version(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sub' / 'chat.db'}"
+    async with open_store(url) as store:
+        await store.append_messages([msg(1, "a", "#r")])
+    async with open_store(url) as store:
+        assert await store.last_message_id() == 1
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "sub" / "chat.db")
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.execute("PRAGMA user_version = 99")
+        db.commit()
+    finally:
+        db.close()
+    with pytest.raises(StoreError, match="newer"):
+        async with open_store(url):
+            pass
+
+
+async def test_sqlite_garbage_file_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        async with open_store(f"sqlite:///{path}"):
+            pass
+
+
+def test_store_urls() -> None:
+    assert parse_url("sqlite:///chat.db") == ("sqlite", "chat.db")
+    assert parse_url("sqlite:////abs/chat.db") == ("sqlite", "/abs/chat.db")
+    assert parse_url("memory://") == ("memory", "")
+    for bad in ("postgres://x", "chat.db", "sqlite://", "sqlite:///"):
+        with pytest.raises(ConfigError, match="ANYCHAT_DATABASE_URL"):
+            parse_url(bad)
+
+
+async def test_sqlite_migrates_an_old_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    from anychat.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        db.execute("INSERT INTO accounts VALUES ('ann', 'Ann', 'h', 1.0)")
+        db.commit()
+    finally:
+        db.close()
+    async with open_store(f"sqlite:///{path}") as store:
+        assert await store.get_account("ann") == Account(
+            nick="Ann", password_hash="h", created=1.0, since_id=0
+        )
