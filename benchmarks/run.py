@@ -257,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--json", metavar="PATH", help="write results as JSON")
     parser.add_argument(
+        "--anychat-database",
+        default="",
+        help="anychat's store (default: SQLite in a temporary directory; e.g. memory://)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -270,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = args.servers.split(",")
     specs = [s for s in all_servers() if s.name in wanted]
+    for spec in specs:
+        spec.database_url = args.anychat_database
     notes: list[str] = ["anychat runs with --flood-rate 0 (flood control off)."]
     for spec in list(specs):
         why = spec.available()

@@ -74,6 +74,7 @@ class ServerSpec:
     uvloop: bool = False
     note: str = ""
     extra_args: list[str] = field(default_factory=list)
+    database_url: str = ""
 
     def available(self) -> str | None:
         """None when the server can run here, else why not."""
@@ -118,6 +119,10 @@ class ServerSpec:
             "0",
             "--max-connections",
             str(max_connections),
+            # The shipped default store (SQLite) in the run's temporary directory, unless the
+            # benchmark was given another (``--anychat-database memory://``).
+            "--database-url",
+            self.database_url or f"sqlite:///{tmpdir / 'chat.db'}",
         ]
         if self.uvloop:
             cmd.append("--uvloop")
@@ -196,7 +201,7 @@ class RunningServer:
         cmd = spec.command(self.port, tmpdir, max_connections)
         if pin:
             cmd = ["taskset", "-c", "0", *cmd]
-        self._log = open(tmpdir / "server.log", "wb")  # noqa: SIM115
+        self._log = open(tmpdir / "server.log", "wb")
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
