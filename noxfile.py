@@ -57,3 +57,13 @@ def irssi(session: nox.Session) -> None:
     install(session, "test")
     session.env["ANYCHAT_IRSSI_SMOKE"] = "1"
     session.run("pytest", "tests/test_irssi_smoke.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Opt-in: the fan-out benchmark against the tutorial server (and ngircd when installed).
+
+    Pass arguments through: ``nox -s bench -- --quick`` or ``-- --repeat 2 --json out.json``.
+    """
+    install(session, "bench", extras="uvloop")
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -29,9 +29,7 @@ _dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).enco
 _loads: Final = json.loads
 # The C scanner behind json.loads, without its per-call detours (encoding detection, the
 # whitespace regex): one call per line on the hot path. Lines it cannot take whole go the long way.
-_scan: Final[Callable[[str, int], tuple[Any, int]]] = (
-    json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-)
+_scan: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 class _BadField(Exception):
