@@ -115,6 +115,21 @@ async def test_pipe_login_reads_the_password_from_the_environment(tmp_path: Path
     assert stat.S_IMODE(_token_file(tmp_path).stat().st_mode) == 0o600
 
 
+async def test_registered_nick_without_login_says_how_to_log_in(tmp_path: Path) -> None:
+    async with anychat.serve(port=0, secret=SECRET) as server:
+        await _register(server, "ada")
+        result = await anyio.run_process(
+            _chat_command(server.port, "--nick", "ada"),
+            input=b"hi\n",
+            env=_env(XDG_CONFIG_HOME=str(tmp_path)),
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        "anychat: nick ada is registered: add --login to log in"
+    ]
+
+
 async def test_register_and_login_keep_the_password_off_screen_and_out_of_history(
     tmp_path: Path,
 ) -> None:
@@ -179,10 +194,9 @@ async def test_reconnect_shows_what_was_missed_exactly_once(tmp_path: Path) -> N
     each missed message once, the ones it saw before not again."""
     url = f"sqlite:///{tmp_path / 'chat.db'}"
     env = _env(XDG_CONFIG_HOME=str(tmp_path / "config"))
-    settings = {"database_url": url, "secret": SECRET}
     term = Terminal()
     try:
-        async with anychat.serve(port=0, **settings) as first:
+        async with anychat.serve(port=0, database_url=url, secret=SECRET) as first:
             port = first.port
             await _register(first, "ada")
             await term.start(port, "--nick", "ada", "--login", "--room", "#lobby", env=env)
@@ -197,7 +211,7 @@ async def test_reconnect_shows_what_was_missed_exactly_once(tmp_path: Path) -> N
                 await term.wait_for_text("<ada> my own line")
         await term.wait_for_text("disconnected")
         async with (
-            anychat.serve(port=0, **settings) as meanwhile,
+            anychat.serve(port=0, database_url=url, secret=SECRET) as meanwhile,
             anychat.connect(*meanwhile.address, nick="bob", autojoin=False) as bob,
         ):
             await bob.join("#lobby")
@@ -207,7 +221,7 @@ async def test_reconnect_shows_what_was_missed_exactly_once(tmp_path: Path) -> N
             await bob.send("#elsewhere", "not for ada")
             await bob.send("ada", "missed privately")
         async with (
-            anychat.serve(port=port, **settings) as second,
+            anychat.serve(port=port, database_url=url, secret=SECRET) as second,
             anychat.connect(*second.address, nick="bob", autojoin=False) as bob,
         ):
             await term.wait_for_text("reconnected as ada; in #lobby")
@@ -230,6 +244,31 @@ async def test_reconnect_shows_what_was_missed_exactly_once(tmp_path: Path) -> N
             assert "[earlier]" not in screen
             term.type("/quit\r")
             assert await term.wait_exit() == 0
+    finally:
+        await term.aclose()
+
+
+async def test_refused_token_on_reconnect_falls_back_to_a_guest(tmp_path: Path) -> None:
+    """A server that comes back with another secret refuses the token; the prompt is up, so the
+    client carries on as a guest and says how to log in again."""
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    env = _env(XDG_CONFIG_HOME=str(tmp_path / "config"))
+    term = Terminal()
+    try:
+        async with anychat.serve(port=0, database_url=url, secret=SECRET) as first:
+            port = first.port
+            await _register(first, "ada")
+            await term.start(port, "--nick", "ada", "--login", env=env)
+            await term.wait_for_text("password for ada:")
+            term.type(PASSWORD + "\r")
+            await term.wait_until(_prompt_ready(term, "ada"), "prompt")
+        await term.wait_for_text("disconnected")
+        async with anychat.serve(port=port, database_url=url, secret="another-secret-" + "y" * 30):
+            await term.wait_for_text("cannot log in as ada again; using a guest nick")
+            await term.wait_for_text("reconnected as guest")
+            term.type("/quit\r")
+            assert await term.wait_exit() == 0
+        assert not json.loads(_token_file(tmp_path / "config").read_text())
     finally:
         await term.aclose()
 

@@ -55,7 +55,7 @@ from ._chatsession import (
     notice,
     safe,
 )
-from .errors import ChatError, ConnectionClosed
+from .errors import ChatError, ConnectionClosed, NickRegistered
 
 __all__ = ["run_chat"]
 
@@ -98,6 +98,9 @@ def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool =
         inner = _unwrap(exc)
         if isinstance(inner, KeyboardInterrupt):
             return 130
+        if isinstance(inner, NickRegistered) and nick:
+            print(f"anychat: nick {nick} is registered: add --login to log in", file=sys.stderr)
+            return 1
         if isinstance(inner, ChatError):
             print(f"anychat: {inner}", file=sys.stderr)
             return 1
