@@ -153,8 +153,17 @@ async def test_register_and_login_keep_the_password_off_screen_and_out_of_histor
         await term.wait_for_text("!! ")
         term.type("/quit\r")
         assert await term.wait_exit() == 0
+        # Also not echoed by the terminal itself while a line was printed above the prompt.
         assert secret.encode() not in term.raw
         assert b"wrong-password" not in term.raw
+        async with chat_in_terminal(server.port, env=env) as guest:  # a guest nick at first
+            await guest.wait_until(lambda: guest.cursor_line.endswith(">"), "prompt")
+            guest.type(f"/login ada {secret}\r")
+            await guest.wait_for_text("logged in as ada")
+            await guest.wait_until(_prompt_ready(guest, "ada"), "prompt as ada")
+            guest.type("/quit\r")
+            assert await guest.wait_exit() == 0
+            assert secret.encode() not in guest.raw
 
 
 async def test_history_is_dimmed_and_marked(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Final, TextIO
 
@@ -39,6 +40,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples, fragment_list_to_text
 from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import Input
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.styles import Style
@@ -168,9 +170,37 @@ class _SecretFreeHistory(InMemoryHistory):
             super().append_string(string)
 
 
-async def _ask_password(nick: str) -> str:
+def _quiet_terminal() -> tuple[Input | None, AbstractContextManager[None]]:
+    """Terminal input that never lets the terminal echo keys, and the mode to hold meanwhile.
+
+    prompt_toolkit switches the terminal back to cooked mode (echo on) while it prints above the
+    prompt, and leaves it cooked between two prompts; a key pressed in that instant is echoed by
+    the terminal itself, unmasked, so part of a password typed after ``/login`` could show. The
+    input returned stays raw while printing, and the context returned keeps the echo off
+    between prompts (signals stay on there, so Ctrl-C still stops a slow first connection).
+    ``(None, nullcontext())`` where this does not apply (Windows' console).
+    """
+    if sys.platform == "win32":
+        return None, nullcontext()
+    import termios
+
+    from prompt_toolkit.input.vt100 import Vt100Input, raw_mode
+
+    class QuietInput(Vt100Input):
+        def cooked_mode(self) -> AbstractContextManager[None]:
+            return nullcontext()  # printing needs no cooked mode; the echo would leak keys
+
+    class NoEcho(raw_mode):
+        @classmethod
+        def _patch_lflag(cls, attrs: int) -> int:
+            return attrs & ~(termios.ECHO | termios.ICANON)
+
+    return QuietInput(sys.stdin), NoEcho(sys.stdin.fileno())
+
+
+async def _ask_password(nick: str, *, quiet: Input | None = None) -> str:
     """The password, typed without echo (and erased from the screen once entered)."""
-    session: PromptSession[str] = PromptSession(erase_when_done=True)
+    session: PromptSession[str] = PromptSession(erase_when_done=True, input=quiet)
     try:
         return await session.prompt_async(f"password for {safe(nick)}: ", is_password=True)
     except EOFError:
@@ -189,10 +219,16 @@ def _prompt(chat: ChatSession) -> StyleAndTextTuples:
 
 
 async def _interactive(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
-    credentials = Credentials(host, port, login=login, ask=_ask_password)
+    quiet, no_echo = _quiet_terminal()
+    credentials = Credentials(host, port, login=login, ask=partial(_ask_password, quiet=quiet))
     chat = ChatSession(
         _PromptSink(), host=host, port=port, nick=nick, room=room, credentials=credentials
     )
+    with no_echo:
+        return await _chat_at_prompt(chat, host=host, port=port, quiet=quiet)
+
+
+async def _chat_at_prompt(chat: ChatSession, *, host: str, port: int, quiet: Input | None) -> int:
     async with anyio.create_task_group() as tg:
         # The first connection happens before anything is drawn: if it fails, the error is
         # raised from here and run_chat prints one line.
@@ -212,6 +248,7 @@ async def _interactive(*, host: str, port: int, nick: str | None, room: str, log
             style=STYLE,
             # The sent line is shown once the server acked it, as everyone else sees it.
             erase_when_done=True,
+            input=quiet,
         )
         # Lines are executed by a worker, one after another, while the prompt stays up: typing
         # never waits for the server (nor echoes through a terminal in cooked mode meanwhile).
