@@ -290,3 +290,21 @@ def test_secret_lines_are_recognised() -> None:
     assert not is_secret("/registered")
     assert not is_secret("register hunter2")
     assert not is_secret("/who")
+
+
+def test_history_lines_are_all_dim_and_dated_when_old() -> None:
+    from anychat import _chatsession as cs
+    from anychat import model as m
+
+    old = m.Message(id=1, time=0.0, sender="bob", target="#general", text="hi", history=True)
+    line = cs.message_line(old, me="ada", room="#general")
+    assert [style for style, *_ in line[1:]] == ["class:history"] * (len(line) - 1)
+    text = "".join(fragment[1] for fragment in line)
+    assert text.endswith(" [earlier] <bob> hi")
+    assert text.startswith(("1970-01-01 ", "1969-12-31 "))  # not today: the date too
+    live = cs.message_line(
+        m.Message(id=2, time=0.0, sender="bob", target="#general", text="hi"),
+        me="ada",
+        room="#general",
+    )
+    assert "class:history" not in {style for style, *_ in live}

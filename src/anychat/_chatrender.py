@@ -104,7 +104,7 @@ def message_line(msg: m.Message, *, me: str, room: str | None) -> StyleAndTextTu
     if msg.history:  # replayed, not live: dimmed from end to end, and said so
         stamp, rest = line[:1], line[1:]
         line = [*stamp, ("class:history", "[earlier] ")]
-        line += [("class:history", text) for _, text, *_ in rest]
+        line += [("class:history", fragment[1]) for fragment in rest]
     return line
 
 

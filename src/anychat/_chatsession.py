@@ -3,8 +3,9 @@
 :class:`ChatSession` keeps the connection alive (reconnecting with exponential backoff and
 rejoining the rooms it was in), tracks who is where (for nick completion), maps ``/commands`` typed
 by a person onto :class:`~anychat.client.Client` calls, and turns everything worth showing into
-prompt_toolkit formatted text (drawn by :mod:`anychat._chatrender`). It never writes to the terminal itself: it hands lines to a
-:class:`Sink`, so the interactive prompt and the pipe mode share all of it.
+prompt_toolkit formatted text (with :mod:`anychat._chatrender`). It never writes to the terminal
+itself: it hands lines to a :class:`Sink`, so the interactive prompt and the pipe mode share all
+of it.
 
 It shows each message once: replayed history, a page fetched after a reconnect and live
 delivery can overlap, and a per-room high-water mark of message ids drops the repeats.
