@@ -30,11 +30,13 @@ COLUMNS, ROWS = 100, 30
 DEADLINE = 10
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.pop("ANYCHAT_PASSWORD", None)
     # No cursor-position requests: the emulator does not answer them.
     env.update(TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1", LC_ALL="C.UTF-8")
     env.pop("NO_COLOR", None)
+    env.update(extra)
     return env
 
 
@@ -55,13 +57,13 @@ class Terminal:
         self.process: Process | None = None
         self.closed = False
 
-    async def start(self, port: int, *args: str) -> None:
+    async def start(self, port: int, *args: str, env: dict[str, str] | None = None) -> None:
         self.process = await anyio.open_process(
             _chat_command(port, *args),
             stdin=self.slave,
             stdout=self.slave,
             stderr=self.slave,
-            env=_env(),
+            env=env or _env(),
         )
         os.close(self.slave)  # the child has it; EOF on the master once the child is gone
         self.slave = -1
@@ -127,10 +129,12 @@ class Terminal:
 
 
 @asynccontextmanager
-async def chat_in_terminal(port: int, *args: str) -> AsyncIterator[Terminal]:
+async def chat_in_terminal(
+    port: int, *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[Terminal]:
     term = Terminal()
     try:
-        await term.start(port, *args)
+        await term.start(port, *args, env=env)
         yield term
     finally:
         await term.aclose()

@@ -3,20 +3,20 @@
 :class:`ChatSession` keeps the connection alive (reconnecting with exponential backoff and
 rejoining the rooms it was in), tracks who is where (for nick completion), maps ``/commands`` typed
 by a person onto :class:`~anychat.client.Client` calls, and turns everything worth showing into
-prompt_toolkit formatted text. It never writes to the terminal itself: it hands lines to a
-:class:`Sink`, so the interactive prompt and the pipe mode share all of it.
+prompt_toolkit formatted text (with :mod:`anychat._chatrender`). It never writes to the terminal
+itself: it hands lines to a :class:`Sink`, so the interactive prompt and the pipe mode share all
+of it.
 
-Everything that came from the server is passed through :func:`safe` before it is shown: other
-people choose their messages (and, within the server's rules, their nicks and room names), and
-none of it may reach the terminal as control characters.
+It shows each message once: replayed history, a page fetched after a reconnect and live
+delivery can overlap, and a per-room high-water mark of message ids drops the repeats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-import time
-import zlib
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Final, Literal, Protocol, TypeAlias
 
 import anyio
@@ -24,15 +24,35 @@ from anyio.abc import TaskStatus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from . import model as m
-from .client import Client, connect
-from .codecs.text import neutralize
-from .errors import ChatError, ConnectionClosed, NickInUse, Refused
+from ._chatlogin import Credentials
+from ._chatrender import error_line, message_line, nick_style, notice, render, safe
+from .client import MAX_PAGE, Client
+from .errors import ChatError, ConnectionClosed, LoginFailed, NickInUse, NickRegistered, Refused
 
-__all__ = ["COMMANDS", "ChatSession", "LineKind", "Sink", "nick_style", "render", "safe"]
+# The drawing helpers are re-exported: the terminal module and the tests take them from here.
+__all__ = [
+    "COMMANDS",
+    "ChatSession",
+    "LineKind",
+    "Sink",
+    "error_line",
+    "is_secret",
+    "message_line",
+    "nick_style",
+    "notice",
+    "render",
+    "safe",
+]
 
 #: First pause before reconnecting, in seconds; doubled after each failure up to the maximum.
 RECONNECT_INITIAL_SECONDS: Final = 0.5
 RECONNECT_MAX_SECONDS: Final = 10.0
+
+#: Pages of missed messages fetched after a reconnect, at most (``/history`` reaches further).
+CATCH_UP_MAX_PAGES: Final = 10
+
+#: Commands whose arguments hold a password: masked while typed, never kept in the input history.
+SECRET_COMMANDS: Final = ("register", "login")
 
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
@@ -45,115 +65,18 @@ COMMANDS: Final = {
     "nick": ("NAME", "change your nick"),
     "who": ("[#ROOM]", "list the members of a room"),
     "rooms": ("", "list the rooms"),
+    "history": ("[#ROOM|NICK] [ID]", "earlier messages (before message ID)"),
+    "register": ("PASSWORD", "claim your nick with a password"),
+    "login": ("NICK PASSWORD", "log in to your account"),
     "help": ("", "this list"),
     "quit": ("[REASON]", "leave (Ctrl-D does too)"),
 }
 
-# Nick colours: no red (errors), magenta (private messages) or grey (presence notices).
-_PALETTE: Final = (
-    "ansigreen",
-    "ansiyellow",
-    "ansiblue",
-    "ansicyan",
-    "ansibrightgreen",
-    "ansibrightyellow",
-    "ansibrightblue",
-    "ansibrightcyan",
-    "ansibrightmagenta",
-)
 
-# Bidirectional overrides and isolates reorder what follows them on screen, which can make a line
-# read differently from what was sent; they are shown as visible marks like control characters.
-_BIDI: Final = dict.fromkeys(
-    [*range(0x202A, 0x202F), *range(0x2066, 0x206A)], "\N{REPLACEMENT CHARACTER}"
-)
-
-
-def safe(text: str) -> str:
-    """``text`` from another user, made harmless for a terminal.
-
-    C0 and C1 control characters, DEL (so also ESC and the one-byte CSI: no escape sequence can
-    get through) and bidirectional overrides become U+FFFD.
-    """
-    return neutralize(text).translate(_BIDI)
-
-
-def nick_style(nick: str) -> str:
-    """A colour for ``nick`` that is the same in every session (CRC-32, not the salted ``hash``)."""
-    return _PALETTE[zlib.crc32(m.casefold(nick).encode()) % len(_PALETTE)]
-
-
-def clock(timestamp: float | None = None) -> str:
-    return time.strftime("%H:%M", time.localtime(timestamp))
-
-
-def _stamp(timestamp: float | None = None) -> StyleAndTextTuples:
-    return [("class:time", clock(timestamp) + " ")]
-
-
-def notice(text: str) -> StyleAndTextTuples:
-    """A dimmed line about presence or the connection (already made safe by the caller)."""
-    return [*_stamp(), ("class:notice", "-- " + text)]
-
-
-def error_line(text: str) -> StyleAndTextTuples:
-    return [*_stamp(), ("class:error", "!! " + text)]
-
-
-def _nick(nick: str, me: str) -> tuple[str, str]:
-    style = nick_style(nick)
-    if m.casefold(nick) == m.casefold(me):
-        style += " bold"
-    return style, safe(nick)
-
-
-def message_line(msg: m.Message, *, me: str, room: str | None) -> StyleAndTextTuples:
-    """``12:01 <alice> hi``, ``12:01 * alice waves``, ``12:01 [private] <bob> psst``.
-
-    The room is named when it is not the current one; ``me`` sent it if the sender is us.
-    """
-    line = _stamp(msg.time)
-    if msg.history:
-        line.append(("class:notice", "[earlier] "))
-    if m.is_room(msg.target):
-        if room is None or m.casefold(msg.target) != m.casefold(room):
-            line.append(("class:room", safe(msg.target) + " "))
-    elif m.casefold(msg.sender) == m.casefold(me):
-        line.append(("class:private", f"[private to {safe(msg.target)}] "))
-    else:
-        line.append(("class:private", "[private] "))
-    text = safe(msg.text)
-    if msg.kind is m.Kind.ACTION:
-        line += [("class:action", "* "), _nick(msg.sender, me), ("class:action", " " + text)]
-    elif msg.kind is m.Kind.NOTICE:
-        line += [("", "-"), _nick(msg.sender, me), ("", "- " + text)]
-    else:
-        line += [("", "<"), _nick(msg.sender, me), ("", "> " + text)]
-    return line
-
-
-def render(event: m.Event, *, me: str, room: str | None) -> StyleAndTextTuples | None:
-    """The line to show for an unsolicited event, or ``None`` for events not shown."""
-    match event:
-        case m.Message():
-            return message_line(event, me=me, room=room)
-        case m.Joined(room=where, nick=nick):
-            return notice(f"{safe(nick)} joined {safe(where)}")
-        case m.Parted(room=where, nick=nick, reason=reason):
-            return notice(f"{safe(nick)} left {safe(where)}" + _why(reason))
-        case m.Quitted(nick=nick, reason=reason):
-            return notice(f"{safe(nick)} quit" + _why(reason))
-        case m.NickChanged(old=old, new=new):
-            return notice(f"{safe(old)} is now known as {safe(new)}")
-        case m.Members(room=where, nicks=nicks):
-            return notice(f"in {safe(where)}: {', '.join(safe(n) for n in nicks)}")
-        case m.Error(text=text):
-            return error_line(safe(text))
-    return None
-
-
-def _why(reason: str) -> str:
-    return f" ({safe(reason)})" if reason else ""
+def is_secret(line: str) -> bool:
+    """True for a typed line that carries a password (``/login ada hunter2``)."""
+    name = line[1:].split(" ", 1)[0].lower() if line.startswith("/") else ""
+    return name in SECRET_COMMANDS
 
 
 def help_lines() -> list[StyleAndTextTuples]:
@@ -191,10 +114,13 @@ class ChatSession:
         nick: str | None,
         room: str,
         max_attempts: int | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.sink = sink
         self.host = host
         self.port = port
+        #: Tokens and passwords: how each connection logs in.
+        self.credentials = credentials or Credentials(host, port)
         #: The nick to register with (``None`` = a guest nick); follows nick changes.
         self.nick = nick
         #: Rooms we are in, in the order joined; :attr:`room` is where plain lines go.
@@ -209,6 +135,13 @@ class ChatSession:
         #: Lines refused by the server (pipe mode turns this into the exit status).
         self.failures = 0
         self.quitting = False
+        #: The highest message id seen (shown, or acked for our own): a reconnect fetches what
+        #: came after it.
+        self.last_id = 0
+        #: Room (casefolded; ``""`` for private messages) -> the highest message id shown there,
+        #: so a message that arrives twice (replayed on rejoin, or live while catching up) is
+        #: shown once.
+        self._shown: dict[str, int] = {}
         self._max_attempts = max_attempts
         self._changed = anyio.Event()
 
@@ -230,8 +163,12 @@ class ChatSession:
         failed = 0
         while True:
             try:
-                async with connect(self.host, self.port, nick=self.nick, autojoin=False) as client:
+                async with AsyncExitStack() as stack:
+                    client = await self.credentials.open(stack, self.nick, may_ask=first)
+                    since = self.last_id
                     await self._rejoin(client, strict=first)
+                    if not first:
+                        await self._catch_up(client, since)
                     self._set_client(client)
                     if first:
                         first = False
@@ -251,6 +188,18 @@ class ChatSession:
                 # Our old connection may still hold the nick until the server notices it is gone.
                 self.sink.problem(
                     error_line(f"nick {safe(self.nick or '')} is taken; using a guest nick")
+                )
+                self.nick = None
+                continue
+            except (NickRegistered, LoginFailed):
+                if first:
+                    raise
+                # The saved login no longer works and the prompt is up: carry on as a guest.
+                self.sink.problem(
+                    error_line(
+                        f"cannot log in as {safe(self.nick or '')} again; using a guest nick "
+                        "(/login NICK PASSWORD to log in)"
+                    )
                 )
                 self.nick = None
                 continue
@@ -296,6 +245,29 @@ class ChatSession:
         self.room = current or (joined[-1] if joined else None)
         self.nick = client.nick
 
+    async def _catch_up(self, client: Client, since: int) -> None:
+        """Show exactly what was said in our rooms (and to us) after ``since``, while we were
+        away: the messages we saw are not shown again, none in between is skipped."""
+        targets = list(self.rooms)
+        if self.credentials.token is not None:
+            targets.append(client.nick)  # our private messages (stored for accounts)
+        missed: dict[int, m.Message] = {}
+        for target in targets:
+            # Everything up to ``since`` in a room we were in has been seen already.
+            key = _key(target)
+            self._shown[key] = max(self._shown.get(key, 0), since)
+            after = since
+            for _ in range(CATCH_UP_MAX_PAGES):
+                page = await client.history(target, after=after, limit=MAX_PAGE)
+                missed.update((msg.id, msg) for msg in page)
+                if len(page) < MAX_PAGE:
+                    break
+                after = page[-1].id
+        if missed:
+            self.sink.show(notice(f"{len(missed)} new while you were away:"), "presence")
+        for msg_id in sorted(missed):
+            self._show_message(dataclasses.replace(missed[msg_id], history=False))
+
     def _set_client(self, client: Client | None) -> None:
         self.client = client
         self._changed.set()
@@ -310,6 +282,9 @@ class ChatSession:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, event: m.Event) -> None:
+        if isinstance(event, m.Message):
+            self._show_message(event)
+            return
         self._track(event)
         line = render(event, me=self.me, room=self.room)
         if line is not None:
@@ -317,6 +292,16 @@ class ChatSession:
                 self.sink.problem(line)
             else:
                 self.sink.show(line, "message" if isinstance(event, m.Message) else "presence")
+
+    def _show_message(self, msg: m.Message) -> None:
+        """Show a message from the server unless it was shown already."""
+        key = _key(msg.target)
+        if msg.id <= self._shown.get(key, 0):
+            return
+        self._shown[key] = msg.id
+        self.last_id = max(self.last_id, msg.id)
+        self._track(msg)
+        self.sink.show(message_line(msg, me=self.me, room=self.room), "message")
 
     def _track(self, event: m.Event) -> None:
         match event:
@@ -397,6 +382,7 @@ class ChatSession:
             except Refused as exc:
                 self._refused(safe(exc.text))
                 return
+            self.last_id = max(self.last_id, ack.id)
             msg = m.Message(
                 id=ack.id,
                 time=ack.time,
@@ -472,6 +458,53 @@ class ChatSession:
         listing = ", ".join(f"{safe(r.name)} ({r.members})" for r in rooms) or "none"
         self.sink.show(notice(f"rooms: {listing}"))
 
+    async def _history(self, rest: str) -> None:
+        """``/history [#ROOM|NICK] [ID]``: the page of messages before ``ID`` (or the newest)."""
+        words = rest.split()
+        target: str | None = self.room
+        before: int | None = None
+        if words and not words[0].isdigit():
+            target = words.pop(0)
+        if words:
+            if len(words) > 1 or not words[0].isdigit():
+                raise Refused("usage: /history [#ROOM|NICK] [ID]")
+            before = int(words[0])
+        if target is None:
+            raise Refused("usage: /history #ROOM|NICK [ID]")
+        page = await self._client().history(target, before=before)
+        if not page:
+            self.sink.show(notice(f"no earlier messages in {safe(target)}"))
+            return
+        for msg in page:
+            self.sink.show(
+                message_line(dataclasses.replace(msg, history=True), me=self.me, room=self.room),
+                "message",
+            )
+        self.sink.show(
+            notice(f"/history {safe(target)} {page[0].id} shows the messages before these")
+        )
+
+    async def _register(self, rest: str) -> None:
+        if not rest:
+            raise Refused("usage: /register PASSWORD")
+        client = self._client()
+        token = await client.register(rest)
+        self._logged_in(client, token)
+
+    async def _login(self, rest: str) -> None:
+        nick, _, password = rest.partition(" ")
+        if not nick or not password:
+            raise Refused("usage: /login NICK PASSWORD")
+        client = self._client()
+        token = await client.login(nick, password)
+        self._logged_in(client, token)
+
+    def _logged_in(self, client: Client, token: str) -> None:
+        """Keep the token for reconnects and the next run."""
+        self.nick = client.nick
+        self.credentials.keep(client, token)
+        self.sink.show(notice(f"logged in as {safe(client.nick)}; this terminal stays logged in"))
+
     async def _help(self, rest: str) -> None:
         for line in help_lines():
             self.sink.show(line)
@@ -491,6 +524,9 @@ class ChatSession:
         "nick": _nick,
         "who": _who,
         "rooms": _rooms,
+        "history": _history,
+        "register": _register,
+        "login": _login,
         "help": _help,
     }
 
@@ -516,6 +552,12 @@ def split_text(text: str, limit: int = m.MAX_TEXT_LENGTH) -> list[str]:
     if text or not pieces:
         pieces.append(text)
     return pieces
+
+
+def _key(target: str) -> str:
+    """Where a message was said, for telling repeats apart: its room, or ``""`` for private
+    messages (ids only grow, so one high-water mark per room and one for private suffices)."""
+    return m.casefold(target) if m.is_room(target) else ""
 
 
 def _room_name(word: str) -> str:

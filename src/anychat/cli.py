@@ -222,11 +222,21 @@ def chat(
     port: PortOption = DEFAULT_PORT,
     nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
     room: Annotated[str, typer.Option(help="Room to talk in.")] = "#general",
+    login: Annotated[
+        bool,
+        typer.Option(
+            "--login",
+            help="Log in to the account NICK: with the token saved by the last login, else ask "
+            "for the password (read from ANYCHAT_PASSWORD when stdin is not a terminal).",
+        ),
+    ] = False,
 ) -> None:
     """Chat in your terminal (or send each line of a piped stdin, then exit)."""
     from .terminal import run_chat
 
-    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room))
+    if login and not nick:
+        raise _fail("--login needs --nick (the account to log in to)")
+    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login))
 
 
 @app.command()

@@ -12,6 +12,10 @@ Piped (``printf 'hi\\n' | anychat chat --nick bot``): each line is sent (lines s
 are commands) and its acknowledgement awaited before the next; at the end of the input the client
 leaves and exits 0 (1 if the server refused any line). Incoming messages are printed as plain text.
 
+Logging in (``--login``, or a token saved by an earlier login): see :mod:`anychat._chatlogin`.
+The password is asked for without echo; lines typed with ``/register`` or ``/login`` are masked
+while typed, erased once sent, and never kept in the input history.
+
 Both modes run on asyncio, which prompt_toolkit requires, over the same :class:`ChatSession`.
 """
 
@@ -21,6 +25,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Final, TextIO
 
@@ -32,15 +37,27 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples, fragment_list_to_text
 from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import Input
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.styles import Style
 
 from . import model as m
-from ._chatsession import COMMANDS, ChatSession, LineKind, error_line, nick_style, notice, safe
-from .errors import ChatError, ConnectionClosed
+from ._chatlogin import Credentials, LoginCancelled, password_from_environment
+from ._chatsession import (
+    COMMANDS,
+    ChatSession,
+    LineKind,
+    error_line,
+    is_secret,
+    nick_style,
+    notice,
+    safe,
+)
+from .errors import ChatError, ConnectionClosed, NickRegistered
 
 __all__ = ["run_chat"]
 
@@ -59,26 +76,33 @@ STYLE: Final = Style.from_dict(
         "private": "ansimagenta bold",
         "action": "italic",
         "offline": "ansired",
+        "history": "ansibrightblack",
     }
 )
 
 
-def run_chat(*, host: str, port: int, nick: str | None, room: str) -> int:
+def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool = False) -> int:
     """Run the terminal client until the user leaves; returns the exit status.
 
     0: the user left (``/quit``, Ctrl-D, Ctrl-C) or the piped input was all sent. 1: the server
     could not be reached or refused the nick or room at the start, or (pipe mode) refused a line
     or stayed away. 128 + N: signal N (SIGINT outside the prompt; SIGTERM or SIGHUP in pipe mode)
     stopped it before it was done; interactively SIGTERM and SIGHUP leave cleanly with 0.
+
+    ``login``: log in to the account ``nick``, with the saved token or else a password (asked
+    for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode).
     """
     interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
     mode = _interactive if interactive else _piped
     try:
-        return anyio.run(partial(mode, host=host, port=port, nick=nick, room=room))
+        return anyio.run(partial(mode, host=host, port=port, nick=nick, room=room, login=login))
     except BaseException as exc:
         inner = _unwrap(exc)
         if isinstance(inner, KeyboardInterrupt):
             return 130
+        if isinstance(inner, NickRegistered) and nick:
+            print(f"anychat: nick {nick} is registered: add --login to log in", file=sys.stderr)
+            return 1
         if isinstance(inner, ChatError):
             print(f"anychat: {inner}", file=sys.stderr)
             return 1
@@ -138,6 +162,51 @@ class ChatCompleter(Completer):
                 yield Completion(safe(name) + suffix, -len(word), display=safe(name))
 
 
+class _SecretFreeHistory(InMemoryHistory):
+    """Input history (Up/Down) without the lines that carry a password."""
+
+    def append_string(self, string: str) -> None:
+        if not is_secret(string):
+            super().append_string(string)
+
+
+def _quiet_terminal() -> tuple[Input | None, AbstractContextManager[None]]:
+    """Terminal input that never lets the terminal echo keys, and the mode to hold meanwhile.
+
+    prompt_toolkit switches the terminal back to cooked mode (echo on) while it prints above the
+    prompt, and leaves it cooked between two prompts; a key pressed in that instant is echoed by
+    the terminal itself, unmasked, so part of a password typed after ``/login`` could show. The
+    input returned stays raw while printing, and the context returned keeps the echo off
+    between prompts (signals stay on there, so Ctrl-C still stops a slow first connection).
+    ``(None, nullcontext())`` where this does not apply (Windows' console).
+    """
+    if sys.platform == "win32":
+        return None, nullcontext()
+    import termios
+
+    from prompt_toolkit.input.vt100 import Vt100Input, raw_mode
+
+    class QuietInput(Vt100Input):
+        def cooked_mode(self) -> AbstractContextManager[None]:
+            return nullcontext()  # printing needs no cooked mode; the echo would leak keys
+
+    class NoEcho(raw_mode):
+        @classmethod
+        def _patch_lflag(cls, attrs: int) -> int:
+            return attrs & ~(termios.ECHO | termios.ICANON)
+
+    return QuietInput(sys.stdin), NoEcho(sys.stdin.fileno())
+
+
+async def _ask_password(nick: str, *, quiet: Input | None = None) -> str:
+    """The password, typed without echo (and erased from the screen once entered)."""
+    session: PromptSession[str] = PromptSession(erase_when_done=True, input=quiet)
+    try:
+        return await session.prompt_async(f"password for {safe(nick)}: ", is_password=True)
+    except EOFError:
+        raise LoginCancelled("no password given") from None
+
+
 def _prompt(chat: ChatSession) -> StyleAndTextTuples:
     """``#general ada> ``, or ``(offline) #general ada> `` while reconnecting."""
     line: StyleAndTextTuples = []
@@ -149,8 +218,17 @@ def _prompt(chat: ChatSession) -> StyleAndTextTuples:
     return line
 
 
-async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> int:
-    chat = ChatSession(_PromptSink(), host=host, port=port, nick=nick, room=room)
+async def _interactive(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
+    quiet, no_echo = _quiet_terminal()
+    credentials = Credentials(host, port, login=login, ask=partial(_ask_password, quiet=quiet))
+    chat = ChatSession(
+        _PromptSink(), host=host, port=port, nick=nick, room=room, credentials=credentials
+    )
+    with no_echo:
+        return await _chat_at_prompt(chat, host=host, port=port, quiet=quiet)
+
+
+async def _chat_at_prompt(chat: ChatSession, *, host: str, port: int, quiet: Input | None) -> int:
     async with anyio.create_task_group() as tg:
         # The first connection happens before anything is drawn: if it fails, the error is
         # raised from here and run_chat prints one line.
@@ -164,10 +242,13 @@ async def _interactive(*, host: str, port: int, nick: str | None, room: str) -> 
             completer=ChatCompleter(chat),
             complete_style=CompleteStyle.READLINE_LIKE,
             complete_while_typing=False,
-            history=InMemoryHistory(),
+            history=_SecretFreeHistory(),
+            # A password typed after /register or /login shows as stars.
+            is_password=Condition(lambda: is_secret(session.default_buffer.text)),
             style=STYLE,
             # The sent line is shown once the server acked it, as everyone else sees it.
             erase_when_done=True,
+            input=quiet,
         )
         # Lines are executed by a worker, one after another, while the prompt stays up: typing
         # never waits for the server (nor echoes through a terminal in cooked mode meanwhile).
@@ -273,9 +354,16 @@ def _stdin_lines() -> MemoryObjectReceiveStream[str]:
     return receive
 
 
-async def _piped(*, host: str, port: int, nick: str | None, room: str) -> int:
+async def _piped(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
+    credentials = Credentials(host, port, login=login, ask=password_from_environment)
     chat = ChatSession(
-        _PlainSink(), host=host, port=port, nick=nick, room=room, max_attempts=PIPE_MAX_ATTEMPTS
+        _PlainSink(),
+        host=host,
+        port=port,
+        nick=nick,
+        room=room,
+        max_attempts=PIPE_MAX_ATTEMPTS,
+        credentials=credentials,
     )
     caught: list[int] = []
     async with anyio.create_task_group() as tg:

@@ -1,0 +1,132 @@
+"""How the terminal client draws what the server says: formatted text, made safe first.
+
+Everything that came from the server goes through :func:`safe`: other people choose their
+messages (and, within the server's rules, their nicks and room names), and none of it may reach
+the terminal as control characters. Lines are prompt_toolkit formatted text with style classes
+(``class:time``, ``class:history``...); the terminal module maps them to colours.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Final
+
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+
+from . import model as m
+from .codecs.text import neutralize
+
+__all__ = ["clock", "error_line", "message_line", "nick_style", "notice", "render", "safe"]
+
+# Nick colours: no red (errors), magenta (private messages) or grey (presence notices).
+_PALETTE: Final = (
+    "ansigreen",
+    "ansiyellow",
+    "ansiblue",
+    "ansicyan",
+    "ansibrightgreen",
+    "ansibrightyellow",
+    "ansibrightblue",
+    "ansibrightcyan",
+    "ansibrightmagenta",
+)
+
+# Bidirectional overrides and isolates reorder what follows them on screen, which can make a line
+# read differently from what was sent; they are shown as visible marks like control characters.
+_BIDI: Final = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A)], "\N{REPLACEMENT CHARACTER}"
+)
+
+
+def safe(text: str) -> str:
+    """``text`` from another user, made harmless for a terminal.
+
+    C0 and C1 control characters, DEL (so also ESC and the one-byte CSI: no escape sequence can
+    get through) and bidirectional overrides become U+FFFD.
+    """
+    return neutralize(text).translate(_BIDI)
+
+
+def nick_style(nick: str) -> str:
+    """A colour for ``nick`` that is the same in every session (CRC-32, not the salted ``hash``)."""
+    return _PALETTE[zlib.crc32(m.casefold(nick).encode()) % len(_PALETTE)]
+
+
+def clock(timestamp: float | None = None) -> str:
+    return time.strftime("%H:%M", time.localtime(timestamp))
+
+
+def _stamp(timestamp: float | None = None, *, dated: bool = False) -> StyleAndTextTuples:
+    """``12:01 ``; ``dated``: ``2026-11-27 12:01 `` for a time that was not today."""
+    if dated and timestamp is not None:
+        if time.localtime(timestamp)[:3] != time.localtime()[:3]:
+            return [("class:time", time.strftime("%Y-%m-%d %H:%M ", time.localtime(timestamp)))]
+    return [("class:time", clock(timestamp) + " ")]
+
+
+def notice(text: str) -> StyleAndTextTuples:
+    """A dimmed line about presence or the connection (already made safe by the caller)."""
+    return [*_stamp(), ("class:notice", "-- " + text)]
+
+
+def error_line(text: str) -> StyleAndTextTuples:
+    return [*_stamp(), ("class:error", "!! " + text)]
+
+
+def _nick(nick: str, me: str) -> tuple[str, str]:
+    style = nick_style(nick)
+    if m.casefold(nick) == m.casefold(me):
+        style += " bold"
+    return style, safe(nick)
+
+
+def message_line(msg: m.Message, *, me: str, room: str | None) -> StyleAndTextTuples:
+    """``12:01 <alice> hi``, ``12:01 * alice waves``, ``12:01 [private] <bob> psst``.
+
+    The room is named when it is not the current one; ``me`` sent it if the sender is us.
+    """
+    line = _stamp(msg.time, dated=msg.history)
+    if m.is_room(msg.target):
+        if room is None or m.casefold(msg.target) != m.casefold(room):
+            line.append(("class:room", safe(msg.target) + " "))
+    elif m.casefold(msg.sender) == m.casefold(me):
+        line.append(("class:private", f"[private to {safe(msg.target)}] "))
+    else:
+        line.append(("class:private", "[private] "))
+    text = safe(msg.text)
+    if msg.kind is m.Kind.ACTION:
+        line += [("class:action", "* "), _nick(msg.sender, me), ("class:action", " " + text)]
+    elif msg.kind is m.Kind.NOTICE:
+        line += [("", "-"), _nick(msg.sender, me), ("", "- " + text)]
+    else:
+        line += [("", "<"), _nick(msg.sender, me), ("", "> " + text)]
+    if msg.history:  # replayed, not live: dimmed from end to end, and said so
+        stamp, rest = line[:1], line[1:]
+        line = [*stamp, ("class:history", "[earlier] ")]
+        line += [("class:history", fragment[1]) for fragment in rest]
+    return line
+
+
+def render(event: m.Event, *, me: str, room: str | None) -> StyleAndTextTuples | None:
+    """The line to show for an unsolicited event, or ``None`` for events not shown."""
+    match event:
+        case m.Message():
+            return message_line(event, me=me, room=room)
+        case m.Joined(room=where, nick=nick):
+            return notice(f"{safe(nick)} joined {safe(where)}")
+        case m.Parted(room=where, nick=nick, reason=reason):
+            return notice(f"{safe(nick)} left {safe(where)}" + _why(reason))
+        case m.Quitted(nick=nick, reason=reason):
+            return notice(f"{safe(nick)} quit" + _why(reason))
+        case m.NickChanged(old=old, new=new):
+            return notice(f"{safe(old)} is now known as {safe(new)}")
+        case m.Members(room=where, nicks=nicks):
+            return notice(f"in {safe(where)}: {', '.join(safe(n) for n in nicks)}")
+        case m.Error(text=text):
+            return error_line(safe(text))
+    return None
+
+
+def _why(reason: str) -> str:
+    return f" ({safe(reason)})" if reason else ""
