@@ -159,10 +159,6 @@ class Broker(Generic[P]):
 
     # ----------------------------------------------------------------- inspection
 
-    @property
-    def session_count(self) -> int:
-        return len(self._sessions)
-
     def session(self, peer: P) -> Session[P]:
         return self._sessions[peer]
 

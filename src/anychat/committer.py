@@ -60,18 +60,11 @@ class Committer(Generic[P]):
         self.settled_id = settled_id
         self._waiters: list[tuple[int, anyio.Event]] = []
         self.failing = False
-        self.batches = 0
-        self.committed = 0
-        self.failed = 0
 
     def persist(self, effect: Persist[P]) -> None:
         """Queue one message (never blocks; called from the broker's effects)."""
         self._pending.append(effect)
         self._wake.set()
-
-    @property
-    def backlog(self) -> int:
-        return len(self._pending)
 
     async def wait_settled(self, message_id: int) -> None:
         """Wait until every message up to ``message_id`` is stored (or has failed)."""
@@ -106,16 +99,13 @@ class Committer(Generic[P]):
         except Exception as exc:  # a store bug must not take the server down with it
             logger.exception("unexpected error from the message store")
             error = exc
-        self.batches += 1
         results: list[tuple[P, Any]] = []
         if error is None:
-            self.committed += len(batch)
             if self.failing:
                 self.failing = False
                 logger.warning("message store recovered; messages are being stored again")
             results = [(p.peer, p.ack) for p in batch]
         else:
-            self.failed += len(batch)
             if not self.failing:
                 self.failing = True
                 logger.error(

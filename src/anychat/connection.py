@@ -63,7 +63,6 @@ class Connection:
         "max_queue_bytes",
         "out",
         "scope",
-        "sent_bytes",
         "sock",
         "task_group",
         "why_closed",
@@ -89,7 +88,6 @@ class Connection:
         #: What the kernel did not take yet, oldest first; only the writer task sends it.
         self.backlog: list[bytes] = []
         self.backlog_bytes = 0
-        self.sent_bytes = 0
         #: True while a writer task owns the output (the kernel refused part of a send).
         self.writing = False
         #: Stop reading; close once the output is drained (after a goodbye).
@@ -135,7 +133,6 @@ class Connection:
         except OSError as exc:
             self.abort(f"connection lost while sending ({exc.strerror or exc})")
             return
-        self.sent_bytes += sent
         if sent < len(data):
             self.writing = True
             self._to_backlog(data[sent:] if sent else data)
@@ -181,7 +178,6 @@ class Connection:
             except OSError as exc:
                 self.abort(f"connection lost while sending ({exc.strerror or exc})")
                 return
-            self.sent_bytes += sent
             if sent < len(data):
                 backlog.append(data[sent:])  # nothing ran since the clear: still the oldest
             self.backlog_bytes = len(data) - sent

@@ -16,7 +16,6 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -38,21 +37,12 @@ from .store import Store, open_store
 if TYPE_CHECKING:
     from .codecs import Codec
 
-__all__ = ["Server", "ServerStatistics", "open_listener", "run", "serve"]
+__all__ = ["Server", "open_listener", "run", "serve"]
 
 logger = logging.getLogger("anychat.server")
 
 #: Matches no codec's encoding key, so the fan-out loop looks the first one up.
 _NO_KEY: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStatistics:
-    connections: int
-    sessions: int
-    rooms: int
-    accepted: int
-    slow_consumers_cut: int
 
 
 class _Hub:
@@ -79,8 +69,6 @@ class _Hub:
         self.services = Services(self, store, first_message_id=first_message_id)
         self.connections: set[Connection] = set()
         self._dirty: list[Connection] = []
-        self.accepted = 0
-        self.cut = 0
         self.stopping = False
         self._all_closed = anyio.Event()
         #: The server's task group: writer tasks start here (set by :func:`run`).
@@ -89,15 +77,6 @@ class _Hub:
         self._heard: dict[Connection, float] = {}
         self._since: dict[Connection, float] = {}
         self._pinged: set[Connection] = set()
-
-    def statistics(self) -> ServerStatistics:
-        return ServerStatistics(
-            connections=len(self.connections),
-            sessions=self.broker.session_count,
-            rooms=len(self.broker.rooms()),
-            accepted=self.accepted,
-            slow_consumers_cut=self.cut,
-        )
 
     # ------------------------------------------------------------------ effects
 
@@ -398,8 +377,6 @@ class _Hub:
         self._pinged.discard(conn)
         conn.closed = True
         reason = conn.why_closed or "connection closed"
-        if reason.startswith("send queue exceeded"):
-            self.cut += 1
         session = self.broker.session(conn) if conn in self.broker.peers() else None
         nick = session.nick if session else ""
         self.apply(self.broker.disconnect(conn, reason))
@@ -542,7 +519,6 @@ async def _accept_loop(
                 await anyio.sleep(0.1)
                 break
             sock.setblocking(False)
-            hub.accepted += 1
             tg.start_soon(hub.handle, sock, f"{addr[0]}:{addr[1]}", protocol)
 
 
