@@ -20,3 +20,15 @@ def test_every_error_is_a_chat_error() -> None:
         obj = getattr(anychat, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, anychat.ChatError), name
+
+
+def test_every_error_code_and_json_type_is_documented() -> None:
+    from pathlib import Path
+
+    from anychat.codecs import jsonl
+
+    doc = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    missing = [code.value for code in anychat.ErrorCode if f"`{code.value}`" not in doc]
+    missing += [name for name in jsonl._COMMAND_PARSERS if f"| `{name}` |" not in doc]
+    missing += [name for name in jsonl._EVENT_PARSERS if f"| `{name}` |" not in doc]
+    assert missing == []
