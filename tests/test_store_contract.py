@@ -159,3 +159,17 @@ async def test_sqlite_migrates_an_old_database(tmp_path: Path) -> None:
         assert await store.get_account("ann") == Account(
             nick="Ann", password_hash="h", created=1.0, since_id=0
         )
+
+
+async def test_a_batch_that_cannot_be_written_does_not_poison_the_next(store: Store) -> None:
+    """A batch is all or nothing, and whatever one raises (here: text no encoder takes, which
+    the codecs refuse long before a store sees it), the next batch commits."""
+    batch = [msg(1, "ann", "#a", "ok"), msg(2, "eve", "#a", "X\ud800")]
+    try:
+        await store.append_messages(batch)
+    except Exception:
+        stored: list[str] = []
+    else:
+        stored = [x.text for x in batch]
+    await store.append_messages([msg(3, "ann", "#a", "next")])
+    assert [x.text for x in await store.history("#a", limit=10)] == [*stored, "next"]

@@ -36,8 +36,9 @@ __all__ = [
 P = TypeVar("P")
 
 # Line breaks and NUL cannot cross line-based protocols (RFC 2812 §2.3.1), so no codec may let
-# them into a message that another codec will have to render.
-_UNSENDABLE: Final = re.compile(r"[\x00\r\n]")
+# them into a message that another codec will have to render. Lone surrogates are no text at all
+# (the codecs refuse them; this is the second line of defence for embedders and future codecs).
+_UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
 
 
 class SessionState(Enum):
@@ -381,7 +382,10 @@ class Broker(Generic[P]):
             )
         if _UNSENDABLE.search(text):
             return self._refuse(
-                session, cmd, m.ErrorCode.BAD_COMMAND, "message may not contain line breaks or NUL"
+                session,
+                cmd,
+                m.ErrorCode.BAD_COMMAND,
+                "message may not contain line breaks, NUL or lone surrogates",
             )
         target = cmd.target
         if target is None or m.is_room(target):
@@ -599,7 +603,7 @@ def _free_text_problem(text: str, what: str) -> str:
     if len(text) > m.MAX_TOPIC_LENGTH:
         return f"{what} longer than {m.MAX_TOPIC_LENGTH} characters"
     if _UNSENDABLE.search(text):
-        return f"{what} may not contain line breaks or NUL"
+        return f"{what} may not contain line breaks, NUL or lone surrogates"
     return ""
 
 

@@ -255,7 +255,10 @@ class _Hub:
                     # Cancelled from outside the connection: the server is shutting down. Say
                     # so now, whichever task the event loop happened to cancel first.
                     conn.close(m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down"))
-                self._forget(conn)
+                try:
+                    self._forget(conn)
+                except Exception:  # outside the handler above: must never reach the task group
+                    logger.exception("error while %s left; the server carries on", address)
             with suppress(OSError):
                 _drain_and_close(sock)
 

@@ -400,10 +400,10 @@ class JsonServerCodec:
                 obj, end = _scan(line, 0)
                 if end != len(line):
                     raise ValueError("trailing data")
-            except (ValueError, StopIteration):  # UnicodeDecodeError is a ValueError too
+            except (ValueError, StopIteration, RecursionError):  # UnicodeDecodeError: ValueError
                 obj = None
             else:
-                commands.append(_command(obj))
+                commands.append(_checked_command(obj, line))
                 continue
             try:
                 obj = _loads(raw)
@@ -412,12 +412,17 @@ class JsonServerCodec:
                     m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
                 )
                 continue
+            except RecursionError:
+                commands.append(
+                    m.Invalid(code=m.ErrorCode.BAD_COMMAND, text="line is nested too deeply")
+                )
+                continue
             except ValueError as exc:
                 commands.append(
                     m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"line is not valid JSON: {exc}")
                 )
                 continue
-            commands.append(_command(obj))
+            commands.append(_checked_command(obj, raw.decode(errors="replace")))
         return commands
 
     def encode(self, event: m.Event) -> bytes:
@@ -429,6 +434,41 @@ class JsonServerCodec:
         if cls is m.Ack:
             return _encode_ack(event)  # type: ignore[arg-type]
         return (_dumps(event_to_json(event)) + "\n").encode()
+
+
+def _checked_command(obj: object, line: str) -> m.Command:
+    """:func:`_command`, unless a ``\\u`` escape smuggled in a lone surrogate.
+
+    JSON may spell UTF-16 halves one at a time (``"\\ud800"``), which decodes to a ``str`` that
+    cannot be encoded as UTF-8 again: let one through and every codec, the store and the log
+    that meet it later fail. So the line is refused here, at the boundary, with a clear error.
+    Only lines with an escape pay for the check.
+    """
+    if "\\u" in line and not _encodable(obj):
+        return m.Invalid(
+            code=m.ErrorCode.INVALID_UTF8,
+            text="line contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
+        )
+    return _command(obj)
+
+
+def _encodable(obj: object) -> bool:
+    """True if every string in ``obj`` (keys included) can be encoded as UTF-8."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def _command(obj: object) -> m.Command:

@@ -133,13 +133,17 @@ class SqliteStore:
                 raise StoreError("store is closed")
             try:
                 return func(db)
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                # Whatever went wrong (a database error, or a bug such as a value the driver
+                # cannot bind), the open transaction must not swallow the next batch's rows.
                 if db.in_transaction:
                     try:
                         db.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                raise StoreError(f"database {self.path}: {exc}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"database {self.path}: {exc}") from exc
+                raise
 
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
