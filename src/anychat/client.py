@@ -17,14 +17,16 @@ import dataclasses
 import itertools
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TypeVar
 
 import anyio
-from anyio.abc import SocketStream
+from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from . import model as m
 from ._groups import unwrap_single
@@ -66,15 +68,17 @@ class Client:
 
     def __init__(
         self,
-        stream: SocketStream,
+        stream: ByteStream,
         *,
         timeout: float,
         reconnect: bool = False,
         reconnect_delay: float = 0.5,
         address: tuple[str, int] | None = None,
         password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._stream = stream
+        self._tls = tls
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay
         self._address = address
@@ -108,6 +112,22 @@ class Client:
         self.token: str | None = None
         #: The highest message id this client has seen (received, or acked for its own).
         self.last_id = 0
+
+    # ------------------------------------------------------------- transport
+
+    @property
+    def tls_version(self) -> str | None:
+        """``"TLSv1.3"`` and the like on an encrypted connection; ``None`` in plaintext."""
+        return self._stream.extra(TLSAttribute.tls_version, None)
+
+    @property
+    def tls_verified(self) -> bool:
+        """Encrypted, and the server's certificate and host name were checked."""
+        return (
+            self._tls is not None
+            and self._tls.verify_mode != ssl.CERT_NONE
+            and self.tls_version is not None
+        )
 
     # ------------------------------------------------------------- requests
 
@@ -348,9 +368,8 @@ class Client:
         while not self._closing:
             await anyio.sleep(delay)
             try:
-                with anyio.fail_after(self._timeout):
-                    self._stream = await anyio.connect_tcp(*self._address)
-            except (OSError, TimeoutError):
+                self._stream = await _open_stream(*self._address, self._tls, self._timeout)
+            except OSError:  # ConnectError included
                 delay = min(delay * 2, 10.0)
                 continue
             self._codec = JsonClientCodec()
@@ -455,6 +474,58 @@ def _reason(exc: OSError) -> str:
     return os.strerror(cause.errno)
 
 
+def _tls_context(
+    tls: bool | ssl.SSLContext, ca_file: str | os.PathLike[str] | None
+) -> ssl.SSLContext | None:
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    if not tls and ca_file is None:
+        return None
+    from .tlsconfig import client_context
+
+    return client_context(ca_file=ca_file)
+
+
+async def _open_stream(
+    host: str, port: int, tls: ssl.SSLContext | None, timeout: float
+) -> ByteStream:
+    """TCP, then the TLS handshake if asked; every failure is a :class:`ConnectError`."""
+    try:
+        with anyio.fail_after(timeout):
+            stream = await anyio.connect_tcp(host, port)
+            if tls is None:
+                return stream
+            try:
+                # Not "standard compatible": a server closing without close_notify at the end
+                # of a line-framed chat loses nothing (as HTTPS clients treat it too).
+                return await TLSStream.wrap(
+                    stream, hostname=host, ssl_context=tls, standard_compatible=False
+                )
+            except BaseException:
+                await anyio.aclose_forcefully(stream)
+                raise
+    except TimeoutError:
+        raise ConnectError(host, port, f"no answer within {timeout} s") from None
+    except ssl.SSLCertVerificationError as exc:
+        from .tlsconfig import describe_verify_error
+
+        raise ConnectError(host, port, describe_verify_error(exc, host)) from None
+    except ssl.SSLError as exc:
+        from .tlsconfig import describe_tls_error
+
+        raise ConnectError(host, port, describe_tls_error(exc)) from None
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        raise ConnectError(
+            host,
+            port,
+            "the server closed the connection during the TLS handshake "
+            "(does it serve TLS on this port?)",
+        ) from None
+    except OSError as exc:
+        # anyio wraps the attempts' errors in "All connection attempts failed": name the cause.
+        raise ConnectError(host, port, _reason(exc)) from None
+
+
 def _join(room: str, ref: m.Ref) -> m.Command:
     return m.Join(room=room, ref=ref)
 
@@ -475,6 +546,8 @@ async def connect(
     token: str | None = None,
     reconnect: bool = False,
     reconnect_delay: float = 0.5,
+    tls: bool | ssl.SSLContext = False,
+    tls_ca: str | os.PathLike[str] | None = None,
 ) -> AsyncIterator[Client]:
     """Connect, register with ``nick`` (a guest nick if ``None``) and yield the client.
 
@@ -484,19 +557,19 @@ async def connect(
     queues exactly the messages it missed since the last id it saw, in id order, before any new
     ones. Requests made while it is reconnecting raise :class:`ConnectionClosed`.
 
+    ``tls=True`` encrypts the connection and verifies the server's certificate against the
+    system's trust store and ``host``; ``tls_ca`` (a PEM file, implies ``tls``) trusts only that
+    CA instead (a private CA, or a self-signed certificate); ``tls`` may also be an
+    ``ssl.SSLContext`` of your own.
+
     Raises:
-        ConnectError: The server could not be reached.
+        ConnectError: The server could not be reached, or its TLS certificate was refused
+            (the reason says which: expired, another host name, an unknown CA).
         NickInUse, InvalidNick, NickRegistered: The server refused the nick.
         LoginFailed: Wrong nick or password (TokenExpired, TokenInvalid for a token).
     """
-    try:
-        with anyio.fail_after(timeout):
-            stream = await anyio.connect_tcp(host, port)
-    except TimeoutError:
-        raise ConnectError(host, port, f"no answer within {timeout} s") from None
-    except OSError as exc:
-        # anyio wraps the attempts' errors in "All connection attempts failed": name the cause.
-        raise ConnectError(host, port, _reason(exc)) from None
+    context = _tls_context(tls, tls_ca)
+    stream = await _open_stream(host, port, context, timeout)
     client = Client(
         stream,
         timeout=timeout,
@@ -504,6 +577,7 @@ async def connect(
         reconnect_delay=reconnect_delay,
         address=(host, port),
         password=password,
+        tls=context,
     )
     refused: ChatError | None = None
     try:

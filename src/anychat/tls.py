@@ -1,0 +1,320 @@
+"""TLS for the server: the standard library's ``ssl.SSLObject`` over two ``ssl.MemoryBIO``s.
+
+Why memory BIOs and not ``ssl.SSLSocket`` or ``anyio.streams.tls``: the server has already read
+the first bytes of the connection to sniff the protocol (a TLS ClientHello among them), and a
+memory BIO can be fed those bytes before anything else; the socket stays a plain non-blocking
+socket awaited with :func:`anyio.wait_readable` / :func:`anyio.wait_writable`, so the same code
+runs on asyncio, uvloop and trio, and the connection's fast path (non-blocking ``send`` at the end
+of each batch, a writer task only for what the kernel did not take) works unchanged on top.
+
+:class:`TlsTransport` offers what a connection reads and writes through: ``recv`` and ``send``
+are non-blocking (``BlockingIOError`` when nothing can be done now), ``pending`` says that
+ciphertext is still waiting for the kernel, and the ``wait_*`` methods account for the bytes the
+SSL object holds (buffered plaintext makes ``wait_readable`` return at once; ``wait_writable``
+first pushes out the ciphertext it holds). :func:`accept_tls` runs the server side of the
+handshake; the caller bounds it with its handshake timeout.
+
+Memory bound: ``send`` takes at most :data:`SEND_CHUNK` bytes of plaintext, and only when no
+ciphertext is left over from the previous call, so a transport holds at most one chunk's worth of
+ciphertext beyond what the connection's byte-bounded backlog already counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from contextlib import suppress
+from typing import Final
+
+import anyio
+import anyio.lowlevel
+
+__all__ = ["SEND_CHUNK", "HandshakeFailed", "TlsTransport", "accept_tls", "handshake_failure"]
+
+logger = logging.getLogger(__name__)
+
+#: Ciphertext read from the socket per system call.
+RECV_BYTES: Final = 65536
+#: Plaintext taken per ``send``: four full TLS records.
+SEND_CHUNK: Final = 65536
+
+
+class HandshakeFailed(Exception):
+    """The TLS handshake did not complete; ``reason`` is fit for a log line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TlsTransport:
+    """One TLS connection on a non-blocking socket (server side, after the handshake)."""
+
+    __slots__ = (
+        "_closed",
+        "_error",
+        "_incoming",
+        "_outgoing",
+        "_ssl",
+        "_unsent",
+        "address",
+        "peer_host",
+        "secure",
+        "sock",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        context: ssl.SSLContext,
+        *,
+        first: bytes = b"",
+        address: str,
+        peer_host: str,
+    ) -> None:
+        self.sock = sock
+        self.address = address
+        self.peer_host = peer_host
+        #: Always true: what the broker and services consult before accepting a password.
+        self.secure = True
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        if first:
+            self._incoming.write(first)
+        #: Ciphertext the kernel has not taken yet.
+        self._unsent = bytearray()
+        #: A socket error met while flushing from a ``wait_*`` method, raised by the next call.
+        self._error: OSError | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<TlsTransport {self.address} {self.version or 'handshaking'}>"
+
+    # -------------------------------------------------------------- what the peer negotiated
+
+    @property
+    def version(self) -> str | None:
+        """``"TLSv1.3"`` and the like once the handshake is done."""
+        return self._ssl.version()
+
+    @property
+    def cipher(self) -> str | None:
+        found = self._ssl.cipher()
+        return found[0] if found else None
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """``"http/1.1"`` when the client asked for it; ``None`` for every other protocol."""
+        return self._ssl.selected_alpn_protocol()
+
+    @property
+    def server_hostname(self) -> str | None:
+        """The host name the client asked for with SNI (recorded by the context's callback)."""
+        return getattr(self._ssl, "anychat_sni", None)
+
+    # -------------------------------------------------------------- the transport
+
+    @property
+    def pending(self) -> bool:
+        """Ciphertext waits for the kernel: the connection must keep its writer running."""
+        return bool(self._unsent) or self._outgoing.pending > 0
+
+    def recv(self, max_bytes: int) -> bytes:
+        """Plaintext, up to ``max_bytes``; ``b""`` at the end; ``BlockingIOError``: none yet.
+
+        Reads the socket only when the SSL object has nothing decryptable left, and once a call
+        has some plaintext it returns it rather than waiting for more.
+        """
+        self._raise_error()
+        chunks: list[bytes] = []
+        size = 0
+        while size < max_bytes:
+            try:
+                data = self._ssl.read(max_bytes - size)
+            except ssl.SSLWantReadError:
+                if chunks:
+                    break
+                chunk = self.sock.recv(RECV_BYTES)  # BlockingIOError: nothing there yet
+                if chunk:
+                    self._incoming.write(chunk)
+                else:
+                    self._incoming.write_eof()
+                continue
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                data = b""  # close_notify, or the peer closed the socket without one
+            if not data:
+                break
+            chunks.append(data)
+            size += len(data)
+        if self._outgoing.pending:  # a key update or a ticket the read produced
+            self._flush()
+        return b"".join(chunks)
+
+    def send(self, data: bytes | memoryview) -> int:
+        """Encrypt up to :data:`SEND_CHUNK` bytes of ``data``; returns how many were taken.
+
+        Takes nothing (``BlockingIOError``) while ciphertext from earlier is still unsent.
+        """
+        self._raise_error()
+        if self._unsent or self._outgoing.pending:
+            self._flush()
+            if self._unsent:
+                raise BlockingIOError("TLS output still waits for the socket")
+        taken = self._ssl.write(data[:SEND_CHUNK])
+        self._flush()
+        return taken
+
+    async def wait_readable(self) -> None:
+        """Return at once if plaintext or ciphertext is already buffered; else wait for input."""
+        if self._ssl.pending() or self._incoming.pending:
+            await anyio.lowlevel.checkpoint()
+            return
+        await anyio.wait_readable(self.sock)
+
+    async def wait_writable(self) -> None:
+        """Push out the ciphertext held here, then return: ``send`` takes data again."""
+        while True:
+            try:
+                self._flush()
+            except OSError as exc:
+                self._error = exc  # raised by the next send or recv, where it is handled
+                await anyio.lowlevel.checkpoint()
+                return
+            if not self._unsent:
+                await anyio.lowlevel.checkpoint()
+                return
+            await anyio.wait_writable(self.sock)
+
+    def close(self) -> None:
+        """Send close_notify (best effort: whatever the kernel takes now), then close."""
+        if self._closed:
+            return
+        self._closed = True
+        with suppress(ssl.SSLError, ValueError):
+            self._ssl.unwrap()  # writes close_notify, then would wait for the peer's: no
+        with suppress(OSError):
+            self._flush()
+        _drain_and_close(self.sock)
+
+    # -------------------------------------------------------------- handshake
+
+    async def handshake(self) -> None:
+        """The server side of the handshake; bound it with a timeout (a peer may stall).
+
+        Raises:
+            ssl.SSLError: The peer is not speaking TLS, or nothing in common was found.
+            OSError: The socket broke.
+        """
+        while True:
+            try:
+                self._ssl.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            else:
+                await self._flush_all()  # our Finished (and TLS 1.3 session tickets)
+                return
+            await self._flush_all()
+            await anyio.wait_readable(self.sock)
+            try:
+                chunk = self.sock.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if chunk:
+                self._incoming.write(chunk)
+            else:
+                self._incoming.write_eof()
+
+    # -------------------------------------------------------------- plumbing
+
+    def _flush(self) -> None:
+        """Move ciphertext from the SSL object to the kernel, as much as it takes now."""
+        if self._outgoing.pending:
+            self._unsent += self._outgoing.read()
+        unsent = self._unsent
+        while unsent:
+            try:
+                sent = self.sock.send(unsent)
+            except (BlockingIOError, InterruptedError):
+                return
+            del unsent[:sent]
+
+    async def _flush_all(self) -> None:
+        self._flush()
+        while self._unsent:
+            await anyio.wait_writable(self.sock)
+            self._flush()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+async def accept_tls(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    *,
+    first: bytes,
+    address: str,
+    peer_host: str,
+    timeout: float,
+) -> TlsTransport:
+    """Run the server side of a handshake on ``sock``, fed ``first`` (the sniffed bytes) first.
+
+    Raises:
+        HandshakeFailed: Timed out, not TLS, nothing in common, or the peer left; the socket
+            is left to the caller to close (it was never the transport's).
+    """
+    transport = TlsTransport(sock, context, first=first, address=address, peer_host=peer_host)
+    try:
+        with anyio.fail_after(timeout):
+            await transport.handshake()
+    except (TimeoutError, OSError) as exc:
+        with suppress(OSError):
+            transport._flush()  # the alert that tells the client why, if OpenSSL wrote one
+        raise HandshakeFailed(handshake_failure(exc, timeout)) from None
+    return transport
+
+
+#: OpenSSL reasons a log reader may not recognise, in plain words.
+_REASONS: Final = {
+    "HTTP_REQUEST": "plain HTTP sent to the TLS port",
+    "WRONG_VERSION_NUMBER": "not a TLS client (wrong version number)",
+    "UNSUPPORTED_PROTOCOL": "client offers only TLS versions older than 1.2",
+    "NO_SHARED_CIPHER": "no cipher in common",
+    "NO_SUITABLE_SIGNATURE_ALGORITHM": "no signature algorithm in common",
+    "VERSION_TOO_LOW": "client offers only TLS versions older than 1.2",
+}
+
+
+def handshake_failure(exc: BaseException, timeout: float | None = None) -> str:
+    """Why a handshake failed, in a few words for the log."""
+    if isinstance(exc, TimeoutError):
+        return f"no handshake within {timeout:g} s" if timeout is not None else "timed out"
+    if isinstance(exc, ssl.SSLEOFError):
+        return "client left during the handshake"
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        if reason in _REASONS:
+            return _REASONS[reason]
+        if reason.startswith(("TLSV1_ALERT_", "SSLV3_ALERT_")):
+            alert = reason.split("ALERT_", 1)[1].lower().replace("_", " ")
+            return f"client sent alert: {alert}"
+        return (reason or str(exc)).lower().replace("_", " ")
+    if isinstance(exc, OSError):
+        return f"connection lost ({exc.strerror or exc})"
+    return str(exc)
+
+
+def _drain_and_close(sock: socket.socket) -> None:
+    """Close without a TCP reset (unread input at close() makes the kernel send RST, and the
+    peer could lose our last records)."""
+    with suppress(OSError):
+        while sock.recv(RECV_BYTES):
+            pass
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    anyio.notify_closing(sock)
+    sock.close()
