@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Final
@@ -49,10 +50,18 @@ class Credentials:
     """The login of one terminal session: which token to use, and how to get a password."""
 
     def __init__(
-        self, host: str, port: int, *, login: bool = False, ask: PasswordAsker | None = None
+        self,
+        host: str,
+        port: int,
+        *,
+        login: bool = False,
+        ask: PasswordAsker | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        #: Every connection of the session is encrypted with this context (``--tls``).
+        self.tls: ssl.SSLContext | bool = tls or False
         #: Ask for a password when no token works (``--login``).
         self.login = login
         self._ask = ask
@@ -72,7 +81,9 @@ class Credentials:
         if token is not None and nick is not None:
             try:
                 client = await stack.enter_async_context(
-                    connect(self.host, self.port, nick=nick, token=token, autojoin=False)
+                    connect(
+                        self.host, self.port, nick=nick, token=token, autojoin=False, tls=self.tls
+                    )
                 )
             except LoginFailed as exc:
                 logger.info("saved login for %s refused: %s", nick, exc)
@@ -83,12 +94,19 @@ class Credentials:
         if self.login and may_ask and nick is not None and self._ask is not None:
             password = await self._ask(nick)
             client = await stack.enter_async_context(
-                connect(self.host, self.port, nick=nick, password=password, autojoin=False)
+                connect(
+                    self.host,
+                    self.port,
+                    nick=nick,
+                    password=password,
+                    autojoin=False,
+                    tls=self.tls,
+                )
             )
             self.keep(client)
             return client
         return await stack.enter_async_context(
-            connect(self.host, self.port, nick=nick, autojoin=False)
+            connect(self.host, self.port, nick=nick, autojoin=False, tls=self.tls)
         )
 
     def saved(self, nick: str) -> str | None:

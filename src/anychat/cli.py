@@ -10,7 +10,7 @@ import enum
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
@@ -18,6 +18,9 @@ import typer
 from . import __version__
 from .config import DEFAULT_DATABASE_URL, DEFAULT_PORT, ServerConfig, load_env_file
 from .errors import ChatError
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["app", "main"]
 
@@ -54,9 +57,54 @@ PortOption = Annotated[
 ]
 
 
+TlsOption = Annotated[
+    bool, typer.Option("--tls", help="Encrypt the connection; verify the server's certificate.")
+]
+TlsCaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-ca",
+        envvar="ANYCHAT_TLS_CA",
+        dir_okay=False,
+        help="Trust only this CA (PEM) for the server's certificate; implies --tls.",
+    ),
+]
+TlsInsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--tls-insecure",
+        help="Encrypt but do NOT verify the server's certificate (anyone in between can read "
+        "everything); implies --tls.",
+    ),
+]
+
+#: What --tls-insecure gives up, said every time it is used.
+INSECURE_WARNING = (
+    "anychat: WARNING: --tls-insecure: the server's certificate is not checked. The connection "
+    "is encrypted, but anyone between you and the server can pose as the server and read and "
+    "change everything, your password and login token included."
+)
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"anychat: {message}", err=True)
     return typer.Exit(code)
+
+
+def _client_tls(tls: bool, ca_file: Path | None, insecure: bool) -> ssl.SSLContext | None:
+    """The client's TLS context from the flags (``None``: plaintext)."""
+    if not (tls or ca_file or insecure):
+        return None
+    from .tlsconfig import client_context
+
+    if insecure:
+        if ca_file is not None:
+            raise _fail("--tls-insecure and --tls-ca contradict each other: choose one", 2)
+        typer.echo(INSECURE_WARNING, err=True)
+    try:
+        return client_context(ca_file=ca_file, insecure=insecure)
+    except ChatError as exc:
+        raise _fail(str(exc), 2) from None
 
 
 @app.command()
@@ -230,13 +278,17 @@ def chat(
             "for the password (read from ANYCHAT_PASSWORD when stdin is not a terminal).",
         ),
     ] = False,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_insecure: TlsInsecureOption = False,
 ) -> None:
     """Chat in your terminal (or send each line of a piped stdin, then exit)."""
     from .terminal import run_chat
 
     if login and not nick:
         raise _fail("--login needs --nick (the account to log in to)")
-    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login))
+    context = _client_tls(tls, tls_ca, tls_insecure)
+    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login, tls=context))
 
 
 @app.command()
@@ -248,13 +300,18 @@ def send(
         str, typer.Option("--room", "--to", help="Room or nick to send to.")
     ] = "#general",
     nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
+    tls: TlsOption = False,
+    tls_ca: TlsCaOption = None,
+    tls_insecure: TlsInsecureOption = False,
 ) -> None:
     """Send one message and exit (for scripts and cron)."""
     from . import model
     from .client import connect
 
+    context = _client_tls(tls, tls_ca, tls_insecure)
+
     async def go() -> int:
-        async with connect(host, port, nick=nick, autojoin=False) as client:
+        async with connect(host, port, nick=nick, autojoin=False, tls=context or False) as client:
             if model.is_room(room):
                 await client.join(room)
             ack = await client.send(room, text)

@@ -22,6 +22,7 @@ Both modes run on asyncio, which prompt_toolkit requires, over the same :class:`
 from __future__ import annotations
 
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Iterable
@@ -81,7 +82,15 @@ STYLE: Final = Style.from_dict(
 )
 
 
-def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool = False) -> int:
+def run_chat(
+    *,
+    host: str,
+    port: int,
+    nick: str | None,
+    room: str,
+    login: bool = False,
+    tls: ssl.SSLContext | None = None,
+) -> int:
     """Run the terminal client until the user leaves; returns the exit status.
 
     0: the user left (``/quit``, Ctrl-D, Ctrl-C) or the piped input was all sent. 1: the server
@@ -90,12 +99,14 @@ def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool =
     stopped it before it was done; interactively SIGTERM and SIGHUP leave cleanly with 0.
 
     ``login``: log in to the account ``nick``, with the saved token or else a password (asked
-    for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode).
+    for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode). ``tls``: encrypt every connection.
     """
     interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
     mode = _interactive if interactive else _piped
     try:
-        return anyio.run(partial(mode, host=host, port=port, nick=nick, room=room, login=login))
+        return anyio.run(
+            partial(mode, host=host, port=port, nick=nick, room=room, login=login, tls=tls)
+        )
     except BaseException as exc:
         inner = _unwrap(exc)
         if isinstance(inner, KeyboardInterrupt):
@@ -218,9 +229,13 @@ def _prompt(chat: ChatSession) -> StyleAndTextTuples:
     return line
 
 
-async def _interactive(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
+async def _interactive(
+    *, host: str, port: int, nick: str | None, room: str, login: bool, tls: ssl.SSLContext | None
+) -> int:
     quiet, no_echo = _quiet_terminal()
-    credentials = Credentials(host, port, login=login, ask=partial(_ask_password, quiet=quiet))
+    credentials = Credentials(
+        host, port, login=login, ask=partial(_ask_password, quiet=quiet), tls=tls
+    )
     chat = ChatSession(
         _PromptSink(), host=host, port=port, nick=nick, room=room, credentials=credentials
     )
@@ -238,6 +253,13 @@ async def _chat_at_prompt(chat: ChatSession, *, host: str, port: int, quiet: Inp
         chat.sink.show(
             notice(f"connected to {host}:{port} as {safe(chat.me)} in {where}; /help for help")
         )
+        if chat.client is not None and chat.client.tls_version is not None:
+            checked = (
+                "server certificate verified"
+                if chat.client.tls_verified
+                else "server certificate NOT verified (--tls-insecure)"
+            )
+            chat.sink.show(notice(f"encrypted ({chat.client.tls_version}); {checked}"))
         session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(chat),
             complete_style=CompleteStyle.READLINE_LIKE,
@@ -354,8 +376,10 @@ def _stdin_lines() -> MemoryObjectReceiveStream[str]:
     return receive
 
 
-async def _piped(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
-    credentials = Credentials(host, port, login=login, ask=password_from_environment)
+async def _piped(
+    *, host: str, port: int, nick: str | None, room: str, login: bool, tls: ssl.SSLContext | None
+) -> int:
+    credentials = Credentials(host, port, login=login, ask=password_from_environment, tls=tls)
     chat = ChatSession(
         _PlainSink(),
         host=host,
