@@ -23,7 +23,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
-from . import __version__
+from ._version import __version__
 from . import model as m
 from ._groups import unwrap_single
 from .broker import Broker, Deliver, Effect, Persist, SessionState

@@ -436,6 +436,10 @@ class JsonServerCodec:
         return (_dumps(event_to_json(event)) + "\n").encode()
 
 
+#: The complaint about a ``\\u`` escape that spells half of a UTF-16 surrogate pair.
+LONE_SURROGATE: Final = "line contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+
+
 def _checked_command(obj: object, line: str) -> m.Command:
     """:func:`_command`, unless a ``\\u`` escape smuggled in a lone surrogate.
 
@@ -445,10 +449,7 @@ def _checked_command(obj: object, line: str) -> m.Command:
     Only lines with an escape pay for the check.
     """
     if "\\u" in line and not _encodable(obj):
-        return m.Invalid(
-            code=m.ErrorCode.INVALID_UTF8,
-            text="line contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
-        )
+        return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text=LONE_SURROGATE)
     return _command(obj)
 
 
