@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "StoreUnavailable": ".errors",
     "TokenExpired": ".errors",
     "TokenInvalid": ".errors",
+    "TlsRequired": ".errors",
     "WeakPassword": ".errors",
     "Ack": ".model",
     "Bye": ".model",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
     from .errors import Refused as Refused
     from .errors import StoreError as StoreError
     from .errors import StoreUnavailable as StoreUnavailable
+    from .errors import TlsRequired as TlsRequired
     from .errors import TokenExpired as TokenExpired
     from .errors import TokenInvalid as TokenInvalid
     from .errors import WeakPassword as WeakPassword
@@ -160,6 +162,7 @@ __all__ = (
     "ServerConfig",
     "StoreError",
     "StoreUnavailable",
+    "TlsRequired",
     "TokenExpired",
     "TokenInvalid",
     "WeakPassword",

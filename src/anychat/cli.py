@@ -195,8 +195,54 @@ def serve(
         float,
         typer.Option(envvar="ANYCHAT_TOKEN_TTL", min=1, help="Seconds a login token stays valid."),
     ] = _DEFAULTS.token_ttl_seconds,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ANYCHAT_TLS_CERT",
+            dir_okay=False,
+            help="TLS certificate chain (PEM, e.g. fullchain.pem): every port then accepts TLS.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ANYCHAT_TLS_KEY",
+            dir_okay=False,
+            help="The certificate's key (PEM, unencrypted).",
+        ),
+    ] = None,
+    tls_self_signed: Annotated[
+        bool,
+        typer.Option(
+            "--tls-self-signed",
+            help="Development: make (or reuse) a self-signed certificate for --host, this "
+            "machine's name and localhost in the data directory, and serve TLS with it.",
+        ),
+    ] = False,
+    tls_required: Annotated[
+        bool,
+        typer.Option(
+            envvar="ANYCHAT_TLS_REQUIRED", help="Refuse plaintext connections: TLS or nothing."
+        ),
+    ] = False,
+    tls_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ANYCHAT_TLS_PORT",
+            min=0,
+            max=65535,
+            help="Also listen on this port with TLS from the first byte (e.g. 6697 for IRC).",
+        ),
+    ] = None,
+    allow_plaintext_login: Annotated[
+        bool,
+        typer.Option(
+            envvar="ANYCHAT_ALLOW_PLAINTEXT_LOGIN",
+            help="Production: accept passwords and tokens over plaintext from other machines.",
+        ),
+    ] = False,
 ) -> None:
-    """Run a chat server until interrupted (Ctrl-C or SIGTERM)."""
+    """Run a chat server until interrupted (Ctrl-C or SIGTERM; SIGHUP reloads TLS files)."""
     from .runner import run_server
 
     logging.basicConfig(
@@ -207,6 +253,7 @@ def serve(
     if uvloop and backend is not Backend.asyncio:
         raise _fail("--uvloop works only with --backend asyncio", 2)
     try:
+        cert_file, key_file = _tls_files(tls_cert, tls_key, tls_self_signed, env, host)
         config = ServerConfig(
             host=host,
             port=port,
@@ -223,6 +270,11 @@ def serve(
             history_length=history_length,
             require_login=require_login,
             token_ttl_seconds=token_ttl,
+            tls_required=tls_required,
+            tls_port=tls_port,
+            allow_plaintext_login=allow_plaintext_login,
+            tls_cert=cert_file,
+            tls_key=key_file,
         )
     except ChatError as exc:
         raise _fail(str(exc), 2) from None
@@ -232,6 +284,13 @@ def serve(
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
         if config.irc_port is not None:
             typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
+        if config.tls_cert:
+            plain = "refused" if config.tls_required else "also accepted"
+            typer.echo(
+                f"anychat: TLS on every port (plaintext {plain}), certificate {config.tls_cert}"
+            )
+        if config.tls_port is not None:
+            typer.echo(f"anychat: TLS-only port {config.tls_port}")
         where = config.database_url
         if where.startswith("sqlite:///"):
             where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
@@ -251,6 +310,31 @@ def serve(
             raise
         raise _fail(str(error)) from None
     typer.echo("anychat: server stopped")
+
+
+def _tls_files(
+    cert: Path | None, key: Path | None, self_signed: bool, env: Environment, host: str
+) -> tuple[str | None, str | None]:
+    """The certificate and key to serve: given, or self-signed (development only)."""
+    if not self_signed:
+        return (str(cert) if cert else None, str(key) if key else None)
+    if env is Environment.production:
+        raise _fail(
+            "--tls-self-signed is for development: in production give a real certificate "
+            "with --tls-cert and --tls-key",
+            2,
+        )
+    if cert or key:
+        raise _fail("--tls-self-signed or --tls-cert/--tls-key: choose one", 2)
+    from .selfsigned import default_names, ensure_self_signed, self_signed_directory
+    from .tlsconfig import fingerprint
+
+    names = default_names(host)
+    made_cert, made_key = ensure_self_signed(self_signed_directory(), names)
+    typer.echo(f"anychat: self-signed TLS certificate {made_cert} for {', '.join(names)}")
+    typer.echo(f"anychat: its SHA-256 fingerprint: {fingerprint(made_cert)}")
+    typer.echo(f"anychat: clients trust it with: anychat chat --tls-ca {made_cert}")
+    return str(made_cert), str(made_key)
 
 
 def _chat_error_in(exc: BaseException) -> ChatError | None:

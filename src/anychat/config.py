@@ -107,6 +107,19 @@ class ServerConfig:
     #: First delay after a failed login; it doubles per failure up to the cap.
     login_delay_seconds: float = 0.25
     login_delay_cap_seconds: float = 30.0
+    #: TLS certificate chain (leaf first) and its key, PEM files. With both, every port also
+    #: accepts TLS (sniffed from the first bytes); without, the server is plaintext only.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Refuse plaintext connections (each is told, in its own protocol, to reconnect with TLS).
+    tls_required: bool = False
+    #: A port speaking TLS from the first byte (e.g. 6697 for IRC clients); ``None`` = none.
+    tls_port: int | None = None
+    #: A TLS handshake not done by then is dropped (a stalled or garbage one costs no more).
+    tls_handshake_seconds: float = 10.0
+    #: Production refuses passwords and tokens sent in plaintext from a non-loopback address;
+    #: this allows them (e.g. behind a TLS-terminating proxy on another host).
+    allow_plaintext_login: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -134,6 +147,7 @@ class ServerConfig:
             raise ConfigError("history_length must be >= 0 and token_ttl_seconds positive")
         if self.login_delay_seconds < 0 or self.login_delay_cap_seconds < 0:
             raise ConfigError("login delays may not be negative")
+        self._check_tls()
         from .store import parse_url
 
         parse_url(self.database_url)
@@ -146,6 +160,24 @@ class ServerConfig:
                     "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
                 )
 
+    def _check_tls(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("a TLS certificate needs its key: give both --tls-cert and --tls-key")
+        if not self.tls_cert and (self.tls_required or self.tls_port is not None):
+            flag = "--tls-required" if self.tls_required else "--tls-port"
+            raise ConfigError(
+                f"{flag} needs a certificate: --tls-cert and --tls-key (or --tls-self-signed)"
+            )
+        if self.tls_port is not None and not 0 <= self.tls_port <= 65535:
+            raise ConfigError(f"tls_port must be between 0 and 65535, not {self.tls_port}")
+        if self.tls_handshake_seconds <= 0:
+            raise ConfigError("tls_handshake_seconds must be positive")
+
+    @property
+    def plaintext_login_allowed(self) -> bool:
+        """May a password or token arrive unencrypted from a non-loopback address?"""
+        return self.environment != "production" or self.allow_plaintext_login
+
     def listener_specs(self) -> list[ListenerSpec]:
         """Every port this configuration listens on, the main (sniffing) one first."""
         from .codecs.sniff import Protocol
@@ -156,6 +188,8 @@ class ServerConfig:
             specs.append(
                 ListenerSpec(name="irc", host=self.host, port=self.irc_port, protocol=Protocol.IRC)
             )
+        if self.tls_port is not None:
+            specs.append(ListenerSpec(name="tls", host=self.host, port=self.tls_port, tls=True))
         return specs
 
     def secret_problem(self) -> str | None:

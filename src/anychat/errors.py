@@ -29,6 +29,7 @@ __all__ = [
     "Refused",
     "StoreError",
     "StoreUnavailable",
+    "TlsRequired",
     "TokenExpired",
     "TokenInvalid",
     "WeakPassword",
@@ -144,6 +145,12 @@ class StoreUnavailable(Refused):
     code = ErrorCode.STORE_UNAVAILABLE
 
 
+class TlsRequired(Refused):
+    """The server refused plaintext: reconnect with TLS (``connect(..., tls=True)``)."""
+
+    code = ErrorCode.TLS_REQUIRED
+
+
 _BY_CODE: Final[dict[ErrorCode, type[Refused]]] = {
     cls.code: cls
     for cls in (
@@ -160,6 +167,7 @@ _BY_CODE: Final[dict[ErrorCode, type[Refused]]] = {
         TokenInvalid,
         WeakPassword,
         StoreUnavailable,
+        TlsRequired,
     )
     if cls.code is not None
 }

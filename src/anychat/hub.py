@@ -36,6 +36,7 @@ from .effects import (
     WarmRooms,
 )
 from .services import Services
+from .transport import is_loopback
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -128,19 +129,47 @@ class Hub:
     async def fulfil(self, request: Request[Connection]) -> None:
         """Await the slow part of a request, then apply what the broker makes of it."""
         self.flush()
-        outcome = await self.services.fulfil(request)
+        outcome = self._unencrypted_credentials(request) or await self.services.fulfil(request)
         effects = self.broker.resume(request, outcome)
         while effects:
             later: list[Effect[Connection]] = []
             for effect in effects:
                 if isinstance(effect, _REQUESTS):
                     self.flush()
-                    outcome = await self.services.fulfil(effect)
+                    outcome = self._unencrypted_credentials(effect) or (
+                        await self.services.fulfil(effect)
+                    )
                     later.extend(self.broker.resume(effect, outcome))
                 else:
                     self.apply_one(effect)
             effects = later
         self.flush()
+
+    def _unencrypted_credentials(self, request: Request[Connection]) -> m.Error | None:
+        """Production refuses a password or token that crossed a network in the clear.
+
+        Loopback is exempt (nothing crossed a network; a TLS-terminating proxy on the same
+        host also arrives that way), and ``allow_plaintext_login`` lifts the rule. The refusal
+        is checked here, before the password is even hashed, from the connection's transport.
+        """
+        if not isinstance(request, Authenticate | CreateAccount):
+            return None
+        if self.config.plaintext_login_allowed:
+            return None
+        transport = request.peer.transport
+        if transport.secure or is_loopback(transport.peer_host):
+            return None
+        logger.warning(
+            "refused a plaintext %s from %s: TLS required for credentials",
+            "registration" if isinstance(request, CreateAccount) else "login",
+            transport.address,
+        )
+        return m.Error(
+            code=m.ErrorCode.TLS_REQUIRED,
+            text="passwords and login tokens are accepted only over TLS here: your connection "
+            "is not encrypted, so reconnect with TLS and try again",
+            ref=request.ref,
+        )
 
     def _settle(self, results: list[tuple[Connection, m.Event]]) -> None:
         """The committer's answer for a batch: each sender's ack (or why it was not stored)."""

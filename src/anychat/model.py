@@ -152,6 +152,8 @@ class ErrorCode(str, Enum):
     STORE_UNAVAILABLE = "store_unavailable"
     #: Goodbye to an older connection when its account logs in again (a dropped link's ghost).
     LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
+    #: Plaintext refused: the server requires TLS, or a password or token came unencrypted.
+    TLS_REQUIRED = "tls_required"
 
 
 # ---------------------------------------------------------------- commands (client -> server)

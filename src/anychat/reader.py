@@ -22,34 +22,47 @@ import anyio.lowlevel
 from . import model as m
 from ._version import __version__
 from .codecs.registry import CodecSettings, codec_for
-from .codecs.sniff import Protocol, sniff
 from .connection import Connection
+from .listeners import ListenerSpec
+from .opening import open_peer
 from .transport import RECV_BYTES, TcpTransport
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .tlsconfig import ServerTls
     from .transport import Transport
 
 __all__ = ["serve_peer"]
 
 logger = logging.getLogger("anychat.server")
 
+#: A port that sniffs every protocol (what a bare ``serve_peer`` call serves).
+_SNIFFING = ListenerSpec(name="main", host="", port=0)
+
 
 async def serve_peer(
-    hub: Hub, sock: socket.socket, peer: tuple[str, int], protocol: Protocol | None = None
+    hub: Hub,
+    sock: socket.socket,
+    peer: tuple[str, int],
+    spec: ListenerSpec = _SNIFFING,
+    tls: ServerTls | None = None,
 ) -> None:
-    """Serve one accepted socket until either side ends it (``protocol``: skip sniffing)."""
+    """Serve one accepted socket until either side ends it.
+
+    ``spec`` says what its port expects (a protocol, or sniffing; TLS from the first byte);
+    ``tls`` is the server's certificate, if it has one (then TLS is sniffed on every port).
+    """
     with suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    transport: Transport = TcpTransport(sock, peer)
+    tcp = TcpTransport(sock, peer)
+    transport: Transport = tcp
     conn: Connection | None = None
     try:
-        first = b""
-        if protocol is None:
-            protocol, first = await _sniff(transport, hub.config.sniff_seconds)
-        if protocol is None:
-            return
         config = hub.config
+        opened = await open_peer(tcp, sock, spec, tls, config)
+        if opened is None:
+            return
+        transport, protocol, first = opened.transport, opened.protocol, opened.first
         codec = codec_for(
             protocol,
             CodecSettings(
@@ -65,6 +78,13 @@ async def serve_peer(
             on_dirty=hub.mark_dirty,
             now=anyio.current_time(),
         )
+        if opened.refusal is not None:
+            logger.info(
+                "refusing %s: plaintext (%s) while TLS is required", tcp.address, codec.name
+            )
+            conn.close(m.Bye(code=m.ErrorCode.TLS_REQUIRED, reason=opened.refusal))
+            conn = None
+            return
         refused = hub.admit(conn)
         if refused is not None:
             logger.warning("refusing %s: %s", transport.address, refused)
@@ -72,7 +92,12 @@ async def serve_peer(
             conn.close(m.Bye(code=code, reason=f"{refused}, try again later"))
             conn = None
             return
-        logger.info("%s connected (%s)", transport.address, codec.name)
+        logger.info(
+            "%s connected (%s%s)",
+            transport.address,
+            codec.name,
+            ", TLS" if transport.secure else "",
+        )
         with conn.scope:
             greeting = codec.greeting()
             if greeting:
@@ -98,27 +123,6 @@ async def serve_peer(
                 logger.exception("error while %s left; the server carries on", transport.address)
         with suppress(OSError):
             transport.close()
-
-
-async def _sniff(transport: Transport, seconds: float) -> tuple[Protocol | None, bytes]:
-    """Look at the first bytes (or the silence) to pick a codec; ``None`` = peer left."""
-    first = b""
-    with anyio.move_on_after(seconds):
-        while True:
-            await transport.wait_readable()
-            try:
-                chunk = transport.recv(RECV_BYTES)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                return None, b""
-            if not chunk:
-                return None, b""
-            first += chunk
-            protocol = sniff(first)
-            if protocol is not None:
-                return protocol, first
-    return Protocol.TEXT, first
 
 
 async def _read(hub: Hub, conn: Connection) -> None:

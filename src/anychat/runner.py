@@ -1,4 +1,9 @@
-"""Blocking entry point: run a server until SIGINT/SIGTERM, on the backend of your choice."""
+"""Blocking entry point: run a server until SIGINT/SIGTERM, on the backend of your choice.
+
+With TLS configured, SIGHUP reloads the certificate and key (after a renewal) without dropping
+anyone; without TLS, SIGHUP keeps its default meaning (the server stops, as when its terminal
+closes).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import anyio
 
 from .config import ServerConfig
 from .server import Listeners, open_listeners, run
+from .tlsconfig import ServerTls
 
 __all__ = ["run_server"]
 
@@ -30,11 +36,14 @@ def run_server(
     """
     config = (config or ServerConfig()).merged(**settings)
     options = {"use_uvloop": True} if use_uvloop and backend == "asyncio" else {}
-    listeners = open_listeners(config)  # errors surface here, plainly
+    # Errors surface here, plainly: an unusable certificate, a port in use.
+    tls = ServerTls(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
+    listeners = open_listeners(config)
     anyio.run(
         _serve_until_signalled,
         config,
         listeners,
+        tls,
         on_started,
         backend=backend,
         backend_options=options,
@@ -44,13 +53,18 @@ def run_server(
 async def _serve_until_signalled(
     config: ServerConfig,
     listeners: Listeners,
+    tls: ServerTls | None,
     on_started: Callable[[ServerConfig, int], None] | None,
 ) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    stop = (signal.SIGINT, signal.SIGTERM)
+    with anyio.open_signal_receiver(*stop, *((signal.SIGHUP,) if tls else ())) as signals:
         async with anyio.create_task_group() as tg:
-            ports = await tg.start(partial(run, config, listeners=listeners))
+            ports = await tg.start(partial(run, config, listeners=listeners, tls=tls))
             if on_started is not None:
                 on_started(config, ports["main"])
-            async for _ in signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP and tls is not None:
+                    tls.reload()
+                    continue
                 break
             tg.cancel_scope.cancel()

@@ -26,7 +26,13 @@ from typing import Final
 
 from .errors import ConfigError
 
-__all__ = ["CERT_NAME", "KEY_NAME", "default_names", "ensure_self_signed"]
+__all__ = [
+    "CERT_NAME",
+    "KEY_NAME",
+    "default_names",
+    "ensure_self_signed",
+    "self_signed_directory",
+]
 
 CERT_NAME: Final = "tls-self-signed.crt"
 KEY_NAME: Final = "tls-self-signed.key"
@@ -36,6 +42,16 @@ RENEW_DAYS: Final = 30
 
 _ALWAYS: Final = ("localhost", "127.0.0.1", "::1")
 _WILDCARDS: Final = frozenset({"", "0.0.0.0", "::", "*"})
+
+
+def self_signed_directory() -> Path:
+    """Where generated certificates live: ``$ANYCHAT_DATA_DIR/tls``, else the XDG data
+    directory (``~/.local/share/anychat/tls``), never the working directory."""
+    base = os.environ.get("ANYCHAT_DATA_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        base = str(Path(xdg) / "anychat")
+    return Path(base) / "tls"
 
 
 def default_names(host: str, extra: Iterable[str] = ()) -> list[str]:

@@ -24,6 +24,7 @@ from .idle import watch_idle
 from .listeners import ListenerSpec, accept_loop, open_listener
 from .reader import serve_peer
 from .store import Store, open_store
+from .tlsconfig import ServerTls
 
 __all__ = ["Server", "open_listener", "open_listeners", "run", "serve"]
 
@@ -55,13 +56,15 @@ async def run(
     *,
     listeners: Listeners | None = None,
     store: Store | None = None,
+    tls: ServerTls | None = None,
     task_status: TaskStatus[Mapping[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. ``await tg.start(run, config)`` returns the bound ports by name.
 
     ``listeners`` are sockets from :func:`open_listeners` (default: opened from ``config``); the
     server owns them from here on. ``store`` overrides ``config.database_url`` (the caller then
-    owns it). On cancellation every client is sent a goodbye ("server shutting down"), the
+    owns it). ``tls`` is the certificate holder to serve TLS with (default: loaded from
+    ``config.tls_cert``/``tls_key``); keep it to :meth:`~ServerTls.reload` it later. On cancellation every client is sent a goodbye ("server shutting down"), the
     server waits up to ``config.shutdown_grace_seconds`` for those to go out, and messages still
     waiting for the disk are written before the store closes.
     """
@@ -79,15 +82,20 @@ async def run(
             last_id,
             len(registered),
         )
+        if tls is None and config.tls_cert and config.tls_key:
+            tls = ServerTls(config.tls_cert, config.tls_key)
         if listeners is None:
             listeners = open_listeners(config)
             for _, sock in listeners:
                 stack.callback(sock.close)
-        await _serve(hub, listeners, task_status)
+        await _serve(hub, listeners, tls, task_status)
 
 
 async def _serve(
-    hub: Hub, listeners: Listeners, task_status: TaskStatus[Mapping[str, int]]
+    hub: Hub,
+    listeners: Listeners,
+    tls: ServerTls | None,
+    task_status: TaskStatus[Mapping[str, int]],
 ) -> None:
     config = hub.config
     try:
@@ -99,10 +107,21 @@ async def _serve(
             async def handle(
                 sock: socket.socket, peer: tuple[str, int], spec: ListenerSpec
             ) -> None:
-                await serve_peer(hub, sock, peer, spec.protocol)
+                await serve_peer(hub, sock, peer, spec, tls)
 
+            if tls is not None:
+                logger.info(
+                    "TLS certificate %s (SHA-256 %s)%s",
+                    tls.cert_file,
+                    tls.fingerprint,
+                    "; plaintext refused" if config.tls_required else "",
+                )
             for spec, sock in listeners:
                 what = f"{spec.protocol.value} clients" if spec.protocol else "every protocol"
+                if spec.tls:
+                    what += ", TLS only"
+                elif tls is not None:
+                    what += ", TLS or plaintext" if not config.tls_required else ", TLS"
                 logger.info(
                     "listening on %s:%d (%s: %s)",
                     config.host,
@@ -128,7 +147,9 @@ async def _serve(
 class Server:
     """A running server started by :func:`serve`."""
 
-    def __init__(self, config: ServerConfig, ports: Mapping[str, int]) -> None:
+    def __init__(
+        self, config: ServerConfig, ports: Mapping[str, int], tls: ServerTls | None = None
+    ) -> None:
         self.config = config
         self.host = config.host
         #: Bound port of every listener, by name (``main``, ``irc``, ...).
@@ -136,6 +157,15 @@ class Server:
         self.port = self.ports["main"]
         #: The dedicated IRC port, when ``config.irc_port`` asked for one.
         self.irc_port = self.ports.get("irc")
+        #: The TLS-only port, when ``config.tls_port`` asked for one.
+        self.tls_port = self.ports.get("tls")
+        #: The certificate being served, when TLS is configured.
+        self.tls = tls
+
+    def reload_tls(self) -> bool:
+        """Load the certificate and key files again (after a renewal): new handshakes use
+        them, connections already up are untouched; on failure the old ones stay (logged)."""
+        return self.tls.reload() if self.tls is not None else False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -153,11 +183,12 @@ async def serve(
     ``database_url`` names (tests pass a shared or failing one).
     """
     config = (config or ServerConfig(port=0)).merged(**settings)
+    tls = ServerTls(config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
     listeners = open_listeners(config)
     with unwrap_single():
         async with anyio.create_task_group() as tg:
-            ports = await tg.start(partial(run, config, listeners=listeners, store=store))
+            ports = await tg.start(partial(run, config, listeners=listeners, store=store, tls=tls))
             try:
-                yield Server(config, ports)
+                yield Server(config, ports, tls)
             finally:
                 tg.cancel_scope.cancel()

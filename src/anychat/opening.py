@@ -1,0 +1,164 @@
+"""What a new connection turns out to be: TLS or plaintext, then which protocol.
+
+Every port looks at the first bytes before anything else. A TLS ClientHello
+(:func:`~anychat.codecs.sniff_tls.looks_like_tls`) gets a handshake, fed the bytes already read,
+and the protocol is then sniffed again on the plaintext inside, so text, JSON lines, IRC and HTTP
+work over TLS exactly as without it. A dedicated TLS port (``--tls-port``) handshakes from the
+first byte. Anything else is plaintext: sniffed as before, or refused (told why in its own
+protocol) when the server requires TLS.
+
+A handshake that fails (garbage, a stall past the handshake timeout, a client leaving, TLS sent
+to a server without a certificate) costs one log line and that socket; nobody else notices.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .codecs.sniff import Protocol, sniff
+from .codecs.sniff_tls import looks_like_tls
+from .transport import RECV_BYTES
+
+if TYPE_CHECKING:
+    import socket
+
+    from .config import ServerConfig
+    from .listeners import ListenerSpec
+    from .tlsconfig import ServerTls
+    from .transport import TcpTransport, Transport
+
+__all__ = ["Opened", "open_peer"]
+
+logger = logging.getLogger("anychat.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A connection ready for its codec."""
+
+    transport: Transport
+    protocol: Protocol
+    #: Bytes already read (the codec gets them first).
+    first: bytes
+    #: Set when this plaintext connection must be refused (the server requires TLS).
+    refusal: str | None = None
+
+
+async def open_peer(
+    tcp: TcpTransport,
+    sock: socket.socket,
+    spec: ListenerSpec,
+    tls: ServerTls | None,
+    config: ServerConfig,
+) -> Opened | None:
+    """TLS or plaintext, then the protocol; ``None``: the peer left or the handshake failed."""
+    if spec.tls:
+        assert tls is not None, "a TLS listener without a certificate"
+        return await _secure(tcp, sock, spec, tls, config, b"")
+    verdict, first = await _peek(tcp, config.sniff_seconds)
+    if verdict is None:
+        return None  # left before saying anything
+    if verdict:
+        if tls is None:
+            logger.info(
+                "%s: TLS handshake on a server without TLS (no --tls-cert); closing", tcp.address
+            )
+            return None
+        return await _secure(tcp, sock, spec, tls, config, first)
+    if spec.protocol is not None:
+        protocol = spec.protocol
+    elif first:
+        found, first = await _sniff(tcp, config.sniff_seconds, first)
+        if found is None:
+            return None
+        protocol = found
+    else:
+        protocol = Protocol.TEXT  # silent so far: a person on nc/telnet
+    refusal = _plaintext_refusal(config) if config.tls_required else None
+    return Opened(tcp, protocol, first, refusal)
+
+
+def _plaintext_refusal(config: ServerConfig) -> str:
+    where = f" (or on port {config.tls_port})" if config.tls_port else ""
+    return f"this server requires TLS: reconnect with TLS on this port{where}"
+
+
+async def _secure(
+    tcp: TcpTransport,
+    sock: socket.socket,
+    spec: ListenerSpec,
+    tls: ServerTls,
+    config: ServerConfig,
+    first: bytes,
+) -> Opened | None:
+    from .tls import HandshakeFailed, accept_tls
+
+    try:
+        transport = await accept_tls(
+            sock,
+            tls.context,  # read per handshake: a reload applies from the next one
+            first=first,
+            address=tcp.address,
+            peer_host=tcp.peer_host,
+            timeout=config.tls_handshake_seconds,
+        )
+    except HandshakeFailed as exc:
+        logger.info("%s: TLS handshake failed: %s", tcp.address, exc.reason)
+        return None
+    if spec.protocol is not None:
+        return Opened(transport, spec.protocol, b"")
+    protocol, inner = await _sniff(transport, config.sniff_seconds)
+    if protocol is None:
+        return None  # left: the caller closes the socket (no close_notify owed)
+    return Opened(transport, protocol, inner)
+
+
+async def _peek(transport: Transport, seconds: float) -> tuple[bool | None, bytes]:
+    """Read until the first bytes say TLS or not (``False`` too after ``seconds`` of silence);
+    ``None``: the peer left."""
+    first = b""
+    with anyio.move_on_after(seconds):
+        while True:
+            chunk = await _recv(transport)
+            if not chunk:
+                return None, b""
+            first += chunk
+            verdict = looks_like_tls(first)
+            if verdict is not None:
+                return verdict, first
+    return False, first
+
+
+async def _sniff(
+    transport: Transport, seconds: float, first: bytes = b""
+) -> tuple[Protocol | None, bytes]:
+    """Look at the first bytes (or the silence) to pick a codec; ``None`` = peer left."""
+    if first:
+        protocol = sniff(first)
+        if protocol is not None:
+            return protocol, first
+    with anyio.move_on_after(seconds):
+        while True:
+            chunk = await _recv(transport)
+            if not chunk:
+                return None, b""
+            first += chunk
+            protocol = sniff(first)
+            if protocol is not None:
+                return protocol, first
+    return Protocol.TEXT, first
+
+
+async def _recv(transport: Transport) -> bytes:
+    """The next bytes (``b""``: the peer left or the stream broke)."""
+    while True:
+        try:
+            return transport.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            await transport.wait_readable()
+        except OSError:
+            return b""
