@@ -113,7 +113,10 @@ async def _secure(
         return Opened(transport, spec.protocol, b"")
     protocol, inner = await _sniff(transport, config.sniff_seconds)
     if protocol is None:
-        return None  # left: the caller closes the socket (no close_notify owed)
+        # Left before a word: answer its close_notify with ours (the caller's close of the
+        # plain socket afterwards finds it closed, which is harmless).
+        transport.close()
+        return None
     return Opened(transport, protocol, inner)
 
 
