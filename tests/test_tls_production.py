@@ -86,6 +86,20 @@ async def main():
     await attempt("register in plaintext", register_in_plaintext)
     await attempt("guest chat in plaintext", guest_chat_in_plaintext)
     await attempt("password over tls", password_over_tls)
+    irc_pass_in_plaintext()
+
+def irc_pass_in_plaintext():
+    import socket
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(f"PASS {password}\r\nNICK ada\r\nUSER ada 0 * :Ada\r\n".encode())
+        data = b""
+        while b" 001 " not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    outcome = "ok" if b" 001 " in data else "refused"
+    say("irc pass in plaintext", outcome, data.decode(errors="replace"))
 
 anyio.run(main)
 """
@@ -155,6 +169,9 @@ async def test_production_refuses_credentials_in_plaintext_from_another_machine(
         assert "reconnect with TLS" in steps[refused]["text"]
     assert steps["guest chat in plaintext"]["outcome"] == "ok"
     assert steps["password over tls"]["outcome"] == "ok"
+    irc = steps["irc pass in plaintext"]
+    assert irc["outcome"] == "refused" and "reconnect with TLS" in irc["text"]
+    assert "ERROR :" in irc["text"]
 
 
 async def test_allow_plaintext_login_lifts_the_rule(

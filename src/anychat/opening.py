@@ -105,6 +105,7 @@ async def _secure(
             address=tcp.address,
             peer_host=tcp.peer_host,
             timeout=config.tls_handshake_seconds,
+            limiter=tls.limiter(),
         )
     except HandshakeFailed as exc:
         logger.info("%s: TLS handshake failed: %s", tcp.address, exc.reason)
@@ -133,7 +134,8 @@ async def _peek(transport: Transport, seconds: float) -> tuple[bool | None, byte
             verdict = looks_like_tls(first)
             if verdict is not None:
                 return verdict, first
-    return False, first
+    first += _late(transport)
+    return bool(looks_like_tls(first)), first
 
 
 async def _sniff(
@@ -153,7 +155,17 @@ async def _sniff(
             protocol = sniff(first)
             if protocol is not None:
                 return protocol, first
-    return Protocol.TEXT, first
+    first += _late(transport)
+    return sniff(first) or Protocol.TEXT, first
+
+
+def _late(transport: Transport) -> bytes:
+    """What arrived by the deadline but was not read yet (the event loop was busy): a client
+    that spoke in time must not be taken for a silent one because the server was slow."""
+    try:
+        return transport.recv(RECV_BYTES)
+    except OSError:  # BlockingIOError included: it really was silent
+        return b""
 
 
 async def _recv(transport: Transport) -> bytes:

@@ -29,6 +29,7 @@ from typing import Final
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 __all__ = ["SEND_CHUNK", "HandshakeFailed", "TlsTransport", "accept_tls", "handshake_failure"]
 
@@ -200,8 +201,13 @@ class TlsTransport:
 
     # -------------------------------------------------------------- handshake
 
-    async def handshake(self) -> None:
+    async def handshake(self, limiter: anyio.CapacityLimiter | None = None) -> None:
         """The server side of the handshake; bound it with a timeout (a peer may stall).
+
+        The handshake's computing (key exchange, signature) runs in a worker thread, in which
+        OpenSSL releases the GIL: a burst of handshakes ready at once would otherwise run back to
+        back in one turn of the event loop (a fraction of a millisecond to several each, RSA
+        costing most) while every chatting client waits. ``limiter`` caps how many run at once.
 
         Raises:
             ssl.SSLError: The peer is not speaking TLS, or nothing in common was found.
@@ -209,7 +215,7 @@ class TlsTransport:
         """
         while True:
             try:
-                self._ssl.do_handshake()
+                await anyio.to_thread.run_sync(self._ssl.do_handshake, limiter=limiter)
             except ssl.SSLWantReadError:
                 pass
             else:
@@ -260,8 +266,11 @@ async def accept_tls(
     address: str,
     peer_host: str,
     timeout: float,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> TlsTransport:
     """Run the server side of a handshake on ``sock``, fed ``first`` (the sniffed bytes) first.
+
+    ``limiter``: how many handshakes compute at once (default: AnyIO's thread limiter).
 
     Raises:
         HandshakeFailed: Timed out, not TLS, nothing in common, or the peer left; the socket
@@ -270,7 +279,7 @@ async def accept_tls(
     transport = TlsTransport(sock, context, first=first, address=address, peer_host=peer_host)
     try:
         with anyio.fail_after(timeout):
-            await transport.handshake()
+            await transport.handshake(limiter)
     except (TimeoutError, OSError) as exc:
         with suppress(OSError):
             transport._flush()  # the alert that tells the client why, if OpenSSL wrote one

@@ -22,6 +22,8 @@ import ssl
 from pathlib import Path
 from typing import Final, NoReturn
 
+import anyio
+
 from .errors import ConfigError
 
 __all__ = [
@@ -99,6 +101,14 @@ class ServerTls:
         #: Read once per handshake: a reload replaces it for new connections only.
         self.context = server_context(self.cert_file, self.key_file)
         self.fingerprint = fingerprint(self.cert_file)
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        """Worker threads for handshakes: one per CPU (more would only queue for the cores),
+        apart from the threads that hash passwords. Made on first use, inside the event loop."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+        return self._limiter
 
     def reload(self) -> bool:
         """Load the files again; on failure keep serving the old certificate (logged)."""

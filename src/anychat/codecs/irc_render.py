@@ -211,6 +211,13 @@ def _logged_in(c: IrcCodec, event: m.LoggedIn) -> list[str]:
 
 def _account_error(c: IrcCodec, pending: _Pending, event: m.Error) -> list[str] | None:
     """Refusals about accounts, as servers with services answer them; ``None``: not one."""
+    if event.code is m.ErrorCode.TLS_REQUIRED and pending.verb in ("sasl", "hello"):
+        # Credentials over plaintext from afar (production): say why, as no numeric can.
+        notice = c.num("NOTICE", ":" + event.text)
+        if pending.verb == "sasl":
+            return [notice, c.num("904", ":SASL authentication failed")]
+        c.hangup = m.Bye(code=event.code, reason="Access denied: passwords only over TLS")
+        return [notice, c.num("464", ":Password incorrect")]
     if pending.verb == "sasl":
         # The same for every cause (unknown account, wrong password, store down).
         return [c.num("904", ":SASL authentication failed")]
