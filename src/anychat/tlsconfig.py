@@ -67,6 +67,9 @@ def server_context(cert_file: StrPath, key_file: StrPath) -> ssl.SSLContext:
     """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # A TLS 1.2 client asking to renegotiate would make the server do a whole handshake's
+    # computing inside an ordinary read, on the event loop, as often as it likes.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     context.set_alpn_protocols(list(ALPN_PROTOCOLS))
     context.sni_callback = _record_sni
     try:
