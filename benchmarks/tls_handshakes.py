@@ -125,11 +125,13 @@ def handshake_cpu_ms(cert: Path, key: Path, ca_file: Path, count: int = 200) -> 
 
 async def burst(port: int, ca_file: str, count: int) -> None:
     import ssl
+    from collections import Counter
 
     from anyio.streams.tls import TLSStream
 
     context = ssl.create_default_context(cafile=ca_file)
     done = failed = 0
+    why: Counter[str] = Counter()
 
     async def one() -> None:
         nonlocal done, failed
@@ -140,8 +142,9 @@ async def burst(port: int, ca_file: str, count: int) -> None:
             )
             await tls.aclose()
             done += 1
-        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             failed += 1
+            why[type(exc).__name__ + ": " + str(exc)[:80]] += 1
 
     # CLOCK_MONOTONIC is system-wide on Linux: the room's process compares these with its own.
     start = time.monotonic()
@@ -149,6 +152,8 @@ async def burst(port: int, ca_file: str, count: int) -> None:
         for _ in range(count):
             tg.start_soon(one)
     print(f"{done} {failed} {start:.6f} {time.monotonic():.6f}", flush=True)
+    for reason, times in why.most_common(3):
+        print(f"  {times} failed: {reason}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------ the room (this process)
@@ -198,6 +203,7 @@ async def measure(
             handshakes=int(done),
             failed=int(failed),
             burst_seconds=float(end) - float(start),
+            why=result.stderr.decode(),
             # What the handshakes cost the server: its CPU while the burst process ran, minus
             # what the chat alone costs over that time.
             handshake_cpu=cpu_during - figures["cpu_chat_per_second"] * (ended - spawned),
@@ -304,6 +310,8 @@ def main() -> int:
             f"/s; server CPU {max(handshake_cpu, 0) / max(figures['handshakes'], 1) * 1000:.2f} ms"
             " per handshake"
         )
+        if figures["why"]:
+            print(figures["why"].rstrip())
         print(
             f"  one handshake's server-side computing: {figures['crypto_mean_ms']:.2f} ms of CPU"
             f" (longest single step {figures['crypto_longest_step_ms']:.2f} ms), in a worker "
