@@ -9,6 +9,9 @@ migrate one database at once.
 from __future__ import annotations
 
 import logging
+import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from anychat import model as m
 from anychat.errors import StoreError, StoreUnavailable
 from anychat.store import Account, open_store
 
+from .helpers import LineClient
 from .postgres import PostgresServer
 
 
@@ -214,3 +218,55 @@ def test_admin_commands_on_postgresql(postgres_url: str, tmp_path: Path) -> None
     assert run("users", "delete", "alice")[0] == 1
     code, out = run("users", "list")
     assert out.startswith("bob\t")
+
+
+def _serve_subprocess(url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "anychat", "serve", "--port", "0", "--database-url", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_serve_subprocess_on_postgresql_hides_the_password(
+    postgres: PostgresServer, postgres_url: str
+) -> None:
+    """``anychat serve`` as a user runs it; trust auth ignores the password, which therefore
+    can be in the URL without being needed, and must appear in no output."""
+    url = postgres_url.replace("://postgres@", "://postgres:hunter2@").replace(
+        "://root@", "://root:hunter2@"
+    )
+    assert "hunter2" in url
+    proc = _serve_subprocess(url)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        match = re.search(rb"listening on 127\.0\.0\.1:(\d+)", first)
+        assert match, first + proc.stderr.read()
+        storing = proc.stdout.readline()
+        assert b"postgresql://" in storing and b":***@" in storing
+        with anyio.fail_after(15):
+            async with await LineClient.open(int(match.group(1))) as js:
+                await js.send_json(type="hello", nick="js")
+                await js.json_event("members")
+                await js.send_json(type="say", to="#general", text="stored in postgres")
+                ack = await js.json_event("ack")
+        rows = postgres.query(postgres_url, "SELECT id, text FROM messages")
+        assert rows == [(ack["id"], "stored in postgres")]
+    finally:
+        proc.kill()
+        out, err = proc.communicate(timeout=10)
+    assert b"hunter2" not in first + storing + out + err
+
+
+def test_serve_on_unreachable_postgresql_is_one_clear_line(postgres: PostgresServer) -> None:
+    url = f"{postgres.base_url}_missing".replace("://", "://nobody:hunter2@", 1)
+    done = subprocess.run(
+        [sys.executable, "-m", "anychat", "serve", "--port", "0", "--database-url", url],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert b"cannot open database" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"hunter2" not in done.stdout + done.stderr
