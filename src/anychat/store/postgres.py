@@ -320,9 +320,9 @@ class PostgresStore:
 
         def append(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
             with conn.transaction(), conn.cursor() as cur:
-                # COPY: one statement for the whole batch, a few times faster than one INSERT
-                # per row (``benchmarks/store_append.py``); the primary key still refuses an
-                # id stored twice, aborting the batch.
+                # COPY: one statement for the whole batch (about 1.5x faster than executemany's
+                # pipelined INSERTs for 50 rows, measured on this machine); the primary key
+                # still refuses an id stored twice, aborting the batch.
                 with cur.copy(
                     "COPY messages (id, time, sender, sender_key, target, target_key, text, "
                     "text_escaped, kind) FROM STDIN"
