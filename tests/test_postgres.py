@@ -165,6 +165,8 @@ async def test_postgresql_outage_mid_run_live_chat_goes_on(
                     await cy.join("#general")
                     with pytest.raises(StoreUnavailable):
                         await cy.send("#general", "four")
+                    with pytest.raises(StoreUnavailable):
+                        await cy.register("cy's password")
                     assert (await bob.wait_for(m.Message)).text == "one"
                     assert [(await bob.wait_for(m.Message)).text for _ in range(3)] == [
                         "two",
@@ -233,10 +235,9 @@ async def test_serve_subprocess_on_postgresql_hides_the_password(
 ) -> None:
     """``anychat serve`` as a user runs it; trust auth ignores the password, which therefore
     can be in the URL without being needed, and must appear in no output."""
-    url = postgres_url.replace("://postgres@", "://postgres:hunter2@").replace(
-        "://root@", "://root:hunter2@"
-    )
-    assert "hunter2" in url
+    url, count = re.subn(r"://([^:@/]+)@", r"://\1:hunter2@", postgres_url, count=1)
+    if not count:
+        pytest.skip("the test server's URL has a password of its own (not trust auth)")
     proc = _serve_subprocess(url)
     try:
         assert proc.stdout is not None and proc.stderr is not None

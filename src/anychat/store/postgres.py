@@ -20,7 +20,10 @@ connection's socket is polled: a readable socket on an idle connection means the
 (a restart, ``pg_terminate_backend``, an idle timeout), so it is replaced before it is used and
 nobody pays for the stale connection. A COMMIT whose answer is lost with the connection is
 reported as a failure although PostgreSQL may have committed it: a sender can be told
-"not stored" for a message that is in the history, never the other way round.
+"not stored" for a message that is in the history, never the other way round. A refused
+connection fails at once; a network that silently drops packets holds a call (and the calls
+queued behind it) for up to ``connect_timeout`` (5 s) or ``tcp_user_timeout`` (15 s), the
+defaults set unless the URL sets its own.
 
 Case-insensitive names: the ``*_key`` columns hold :func:`anychat.model.casefold` of the name,
 computed in Python, so PostgreSQL agrees with the other stores whatever its locale; they use the
@@ -34,14 +37,17 @@ Schema changes are numbered migrations recorded in a one-row ``schema_version`` 
 the store applies the ones the database lacks, each in its own transaction under an advisory
 lock, so nodes starting together migrate once; a database from a newer release is refused.
 
-Message ids, now and in a cluster: today the broker numbers messages from
-:meth:`PostgresStore.last_message_id` (``MAX(id)``), which is right for one node. Several nodes
-must not each count from the same maximum; the cluster work takes ids from one shared counter
-instead: ``nextval('message_ids')`` of a PostgreSQL sequence (gap-tolerant, never reused, one
-round trip per id or ``setval``-free block reservation per node) or ``INCR`` on a Redis key
-(seeded from ``MAX(id)`` when the key is missing), behind the bus seam. The ``messages.id``
-primary key then still guarantees no id is stored twice; nothing here needs to change except
-that ``append_messages`` may receive ids out of order across nodes, which the table accepts.
+Message ids, now and in a cluster: today the broker numbers messages itself, starting after
+:meth:`PostgresStore.last_message_id` (``MAX(id)``), which is right for one node only: two nodes
+counting from the same maximum would hand out the same ids. The cluster work (behind the bus
+seam, not here) takes every id from one shared counter at the moment a node accepts the message:
+``INCR`` on a Redis key, done in the same Lua script that publishes the message to the room's
+channel, so id order is publish order, the order every node delivers in; when the key is missing
+(Redis restarted without persistence) it is seeded from ``MAX(id)`` here, plus a margin for
+batches still in flight. A PostgreSQL sequence (``nextval``) is the durable alternative, at one
+database round trip per message before delivery; blocks of ids reserved per node are not, since
+they break accept order across nodes. Either way the ``messages.id`` primary key still refuses an
+id stored twice, and batches whose ids interleave with other nodes' are accepted as they come.
 """
 
 from __future__ import annotations
