@@ -124,6 +124,10 @@ async def test_server_on_postgresql_acks_pages_and_replays_after_restart(
             assert [x.text for x in page] == ["m4", "m5"]
             older = await ann.history("#general", before=page[0].id, limit=3)
             assert [x.text for x in older] == ["m1", "m2", "m3"]
+            # Backslashes (the store's escape character for NUL) and controls come back as sent.
+            odd = "back\\slash \\0 and \\\\0 \x07 \u202e"
+            await ann.send("#general", odd)
+            assert [x.text for x in await ann.history("#general", limit=1)] == [odd]
         # A new server process on the same database: ids go on, joiners get the replay.
         async with (
             anychat.serve(port=0, database_url=postgres_url, history_length=3) as srv,
@@ -131,12 +135,12 @@ async def test_server_on_postgresql_acks_pages_and_replays_after_restart(
         ):
             replay = [await bob.wait_for(m.Message) for _ in range(3)]
             assert [(x.text, x.history) for x in replay] == [
-                ("m3", True),
                 ("m4", True),
                 ("m5", True),
+                (odd, True),
             ]
             ack = await bob.send("#general", "after restart")
-            assert ack.id == ids[-1] + 1
+            assert ack.id == ids[-1] + 2
 
 
 async def test_postgresql_outage_mid_run_live_chat_goes_on(
