@@ -37,10 +37,11 @@ Schema changes are numbered migrations recorded in a one-row ``schema_version`` 
 the store applies the ones the database lacks, each in its own transaction under an advisory
 lock, so nodes starting together migrate once; a database from a newer release is refused.
 
-Message ids, now and in a cluster: today the broker numbers messages itself, starting after
+Message ids, now and in a cluster: today the local bus numbers messages itself, starting after
 :meth:`PostgresStore.last_message_id` (``MAX(id)``), which is right for one node only: two nodes
-counting from the same maximum would hand out the same ids. The cluster work (behind the bus
-seam, not here) takes every id from one shared counter at the moment a node accepts the message:
+counting from the same maximum would hand out the same ids. The cluster work (a networked
+:class:`anychat.bus.Bus`, whose ``allocate_id`` the broker calls; not this module) takes every
+id from one shared counter at the moment a node accepts the message:
 ``INCR`` on a Redis key, done in the same Lua script that publishes the message to the room's
 channel, so id order is publish order, the order every node delivers in; when the key is missing
 (Redis restarted without persistence) it is seeded from ``MAX(id)`` here, plus a margin for
