@@ -165,7 +165,8 @@ def serve(
         str,
         typer.Option(
             envvar="ANYCHAT_DATABASE_URL",
-            help="Accounts and history: sqlite:///path/file.db or memory://.",
+            help="Accounts and history: sqlite:///path/file.db, postgresql://user@host/db "
+            "(needs anychat[cluster]) or memory://.",
         ),
     ] = DEFAULT_DATABASE_URL,
     secret: Annotated[
@@ -291,7 +292,9 @@ def serve(
             )
         if config.tls_port is not None:
             typer.echo(f"anychat: TLS-only port {config.tls_port}")
-        where = config.database_url
+        from .store import describe_url
+
+        where = describe_url(config.database_url)  # a PostgreSQL password stays off the screen
         if where.startswith("sqlite:///"):
             where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
         typer.echo(f"anychat: storing accounts and history in {where}")

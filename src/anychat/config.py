@@ -120,6 +120,8 @@ class ServerConfig:
     #: Production refuses passwords and tokens sent in plaintext from a non-loopback address;
     #: this allows them (e.g. behind a TLS-terminating proxy on another host).
     allow_plaintext_login: bool = False
+    #: Password checks against one account start at most this often, whoever asks.
+    login_interval_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -145,7 +147,11 @@ class ServerConfig:
             )
         if self.history_length < 0 or self.token_ttl_seconds <= 0:
             raise ConfigError("history_length must be >= 0 and token_ttl_seconds positive")
-        if self.login_delay_seconds < 0 or self.login_delay_cap_seconds < 0:
+        if (
+            self.login_delay_seconds < 0
+            or self.login_delay_cap_seconds < 0
+            or self.login_interval_seconds < 0
+        ):
             raise ConfigError("login delays may not be negative")
         self._check_tls()
         from .store import parse_url
