@@ -185,7 +185,7 @@ def test_jsonl_round_trips_new_commands_and_events() -> None:
 def test_token_file_is_private_and_round_trips(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from anychat.tokenfile import forget_token, load_token, save_token, token_path
+    from anychat.terminal.tokenfile import forget_token, load_token, save_token, token_path
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     assert load_token("h", 1, "alice") is None

@@ -23,8 +23,8 @@ import pyte
 from anyio.abc import Process
 
 import anychat
-from anychat import _chatsession as cs
 from anychat import model as m
+from anychat.terminal import session as cs
 
 COLUMNS, ROWS = 100, 30
 DEADLINE = 10

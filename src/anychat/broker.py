@@ -267,7 +267,7 @@ class Broker(Generic[P]):
                 session,
                 cmd,
                 m.ErrorCode.LOGIN_REQUIRED,
-                "this server requires an account: log in (/login NICK PASSWORD)",
+                "this server requires an account: log in first",
             )
         if cmd.nick is None:
             nick = self._guest_nick()
@@ -441,7 +441,7 @@ class Broker(Generic[P]):
         return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
 
     def _topic(self, session: Session[P], cmd: m.Topic) -> list[Effect[P]]:
-        if cmd.text is None:
+        if cmd.text is None and cmd.room is not None:
             found = self._rooms.get(m.casefold(cmd.room))
             if found is None:
                 return self._refuse(
@@ -451,6 +451,8 @@ class Broker(Generic[P]):
         room = self._my_room(session, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        if cmd.text is None:  # the current room's topic
+            return [Deliver(self._topic_of(room, cmd.ref), (session.peer,))]
         problem = _free_text_problem(cmd.text, "topic")
         if problem:
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
@@ -540,9 +542,7 @@ class Broker(Generic[P]):
         """The room ``name`` (or the current room) if the session is in it, else the error."""
         if name is None:
             if session.current is None:
-                return m.Error(
-                    code=m.ErrorCode.NO_ROOM, text="you are not in a room; /join #room first"
-                )
+                return m.Error(code=m.ErrorCode.NO_ROOM, text="you are not in a room")
             return session.current
         room = session.rooms.get(m.casefold(name))
         if room is not None:
@@ -579,7 +579,7 @@ class Broker(Generic[P]):
         if m.casefold(nick) in self._registered and session.account != m.casefold(nick):
             return (
                 m.ErrorCode.NICK_REGISTERED,
-                f"nick {nick} is registered: log in (/login {nick} PASSWORD) or pick another",
+                f"nick {nick} is registered: log in or pick another",
             )
         holder = self._nicks.get(m.casefold(nick))
         if holder is not None and holder is not session:

@@ -104,6 +104,8 @@ class Client:
         self.server = ""
         #: Rooms we are in, as the server named them.
         self.rooms: set[str] = set()
+        #: Room (casefolded) -> its topic, as last heard (on joining, or set since).
+        self.topics: dict[str, m.RoomTopic] = {}
         #: The login token from the server (after a password login or a registration).
         self.token: str | None = None
         #: The highest message id this client has seen (received, or acked for its own).
@@ -144,6 +146,19 @@ class Client:
     async def list_rooms(self) -> tuple[m.RoomInfo, ...]:
         listing = await self._request(lambda ref: m.ListRooms(ref=ref), m.RoomList)
         return listing.rooms
+
+    async def topic(self, room: str | None = None, text: str | None = None) -> m.RoomTopic:
+        """A room's topic (``room`` ``None``: the current room); with ``text``, set it first
+        (``""`` clears it)."""
+        return await self._request(lambda ref: m.Topic(room=room, text=text, ref=ref), m.RoomTopic)
+
+    async def away(self, text: str = "") -> m.AwayStatus:
+        """Mark yourself away with ``text`` (``""``: back again)."""
+        return await self._request(lambda ref: m.Away(text=text, ref=ref), m.AwayStatus)
+
+    async def whois(self, nick: str) -> m.UserInfo:
+        """Who ``nick`` is: rooms, away message, connected since."""
+        return await self._request(lambda ref: m.Whois(nick=nick, ref=ref), m.UserInfo)
 
     async def register(self, password: str) -> str:
         """Claim the current nick with ``password``; returns the login token."""
@@ -267,6 +282,9 @@ class Client:
                 self.rooms.add(room)
             case m.Parted(room=room, nick=nick) if nick == self.nick:
                 self.rooms.discard(room)
+                self.topics.pop(m.casefold(room), None)
+            case m.RoomTopic(room=room):
+                self.topics[m.casefold(room)] = event
             case m.LoggedIn(nick=nick, token=token):
                 self.nick = nick
                 self.token = token

@@ -247,9 +247,12 @@ class Invalid:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Topic:
-    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set."""
+    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set.
 
-    room: str
+    ``room`` ``None`` = the current room.
+    """
+
+    room: str | None
     text: str | None = None
     ref: Ref = None
 

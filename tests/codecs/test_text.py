@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from anychat import model as m
 from anychat.codecs import LocalReply
-from anychat.codecs.text import HELP, TextCodec, neutralize
+from anychat.codecs.text import HELP, TextCodec
+from anychat.safetext import safe_text
 
 
 def feed(data: bytes, max_line_bytes: int = 100) -> list[object]:
@@ -119,7 +120,7 @@ def test_control_characters_from_peers_are_neutralised() -> None:
     evil = "hi \x1b[2J\x1b]0;pwned\x07 \x9b31m end"
     line = render(message(text=evil))
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
-    assert neutralize(evil).count("\N{REPLACEMENT CHARACTER}") == 4
+    assert safe_text(evil).count("\N{REPLACEMENT CHARACTER}") == 4
 
 
 def test_ack_is_silent_and_errors_are_marked() -> None:

@@ -109,7 +109,7 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     "rooms": lambda o: m.ListRooms(ref=_ref(o)),
     "ping": lambda o: m.Ping(token=_str(o, "token", ""), ref=_ref(o)),
     "quit": lambda o: m.Quit(reason=_str(o, "reason", ""), ref=_ref(o)),
-    "topic": lambda o: m.Topic(room=_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
+    "topic": lambda o: m.Topic(room=_opt_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
     "away": lambda o: m.Away(text=_str(o, "text", ""), ref=_ref(o)),
     "whois": lambda o: m.Whois(nick=_str(o, "nick"), ref=_ref(o)),
 }

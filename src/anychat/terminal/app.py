@@ -4,7 +4,7 @@ Interactive (stdin and stdout are terminals): a prompt_toolkit prompt at the bot
 screen. Incoming lines are printed *above* it while the user types: prompt_toolkit erases the
 prompt, prints, and redraws the prompt with the half-typed line and cursor where they were, so
 nothing the user typed is garbled or lost. Everything printed is formatted text built by
-:mod:`anychat._chatsession` from strings it made safe first; no raw ANSI from other users ever
+:mod:`anychat.terminal.session` from strings it made safe first; no raw ANSI from other users ever
 reaches the terminal. Tab completes ``/commands``, nicks and rooms; Up/Down walk the input history,
 which is kept in memory only, so private messages never land in a file.
 
@@ -12,7 +12,7 @@ Piped (``printf 'hi\\n' | anychat chat --nick bot``): each line is sent (lines s
 are commands) and its acknowledgement awaited before the next; at the end of the input the client
 leaves and exits 0 (1 if the server refused any line). Incoming messages are printed as plain text.
 
-Logging in (``--login``, or a token saved by an earlier login): see :mod:`anychat._chatlogin`.
+Logging in (``--login``, or a token saved by an earlier login): see :mod:`anychat.terminal.login`.
 The password is asked for without echo; lines typed with ``/register`` or ``/login`` are masked
 while typed, erased once sent, and never kept in the input history.
 
@@ -45,9 +45,10 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.styles import Style
 
-from . import model as m
-from ._chatlogin import Credentials, LoginCancelled, password_from_environment
-from ._chatsession import (
+from .. import model as m
+from ..errors import ChatError, ConnectionClosed, NickRegistered
+from .login import Credentials, LoginCancelled, password_from_environment
+from .session import (
     COMMANDS,
     ChatSession,
     LineKind,
@@ -57,7 +58,6 @@ from ._chatsession import (
     notice,
     safe,
 )
-from .errors import ChatError, ConnectionClosed, NickRegistered
 
 __all__ = ["run_chat"]
 

@@ -1,6 +1,6 @@
 """How the terminal client logs in: a saved token first, then a password asked for.
 
-A token from an earlier login (kept by :mod:`anychat.tokenfile`, owner-only) is tried first, so a
+A token from an earlier login (kept by :mod:`anychat.terminal.tokenfile`, owner-only) is tried first, so a
 returning user is not asked for anything. A token the server no longer accepts (expired, or signed
 with another secret) is forgotten; with ``--login`` the password is then asked for (without echo
 on a terminal, from ``ANYCHAT_PASSWORD`` in pipe mode, never from the command line where ``ps``
@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Final
 
+from ..client import Client, connect
+from ..errors import ChatError, LoginFailed
 from . import tokenfile
-from .client import Client, connect
-from .errors import ChatError, LoginFailed
 
 __all__ = ["PASSWORD_VARIABLE", "Credentials", "password_from_environment"]
 
