@@ -191,6 +191,21 @@ class Broker(Generic[P]):
     def remove_registered(self, nick: str) -> None:
         self._registered.discard(m.casefold(nick))
 
+    def account_deleted(self, nick: str) -> list[Effect[P]]:
+        """The account ``nick`` is gone: free the nick and log out its sessions (they stay
+        connected, as guests under the same nick, and are told)."""
+        key = m.casefold(nick)
+        self._registered.discard(key)
+        logged_out = [s.peer for s in self._sessions.values() if s.account == key]
+        for peer in logged_out:
+            self._sessions[peer].account = ""
+        if not logged_out:
+            return []
+        notice = m.Error(
+            code=m.ErrorCode.ACCOUNT_DELETED, text=f"account {nick} was deleted: you are logged out"
+        )
+        return [Deliver(notice, logged_out)]
+
     def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
         """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
 

@@ -16,7 +16,15 @@ import anyio
 import typer
 
 from . import __version__
-from .config import DEFAULT_DATABASE_URL, DEFAULT_PORT, ServerConfig, load_env_file
+from .config import DEFAULT_PORT, ServerConfig, load_env_file
+from .datadir import (
+    DATA_DIR_VARIABLE,
+    SECRET_FILE,
+    database_url_in,
+    load_or_create_secret,
+    resolve_data_dir,
+    sqlite_path,
+)
 from .errors import ChatError
 
 __all__ = ["app", "main"]
@@ -83,10 +91,20 @@ def serve(
         typer.Option(help="Room joined on connect (repeatable). Default: #general."),
     ] = None,
     max_connections: Annotated[
-        int, typer.Option(envvar="ANYCHAT_MAX_CONNECTIONS", min=1)
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_CONNECTIONS",
+            min=1,
+            help="Clients connected at once; the next one is told the server is full.",
+        ),
     ] = _DEFAULTS.max_connections,
     max_line_bytes: Annotated[
-        int, typer.Option(envvar="ANYCHAT_MAX_LINE_BYTES", min=64)
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_LINE_BYTES",
+            min=64,
+            help="Longest input line; a longer one is dropped with an error (the client stays).",
+        ),
     ] = _DEFAULTS.max_line_bytes,
     max_queue_bytes: Annotated[
         int,
@@ -113,20 +131,33 @@ def serve(
             help="Also listen for IRC clients only on this port (e.g. 6667).",
         ),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar=DATA_DIR_VARIABLE,
+            file_okay=False,
+            show_default=False,
+            help="Where the database and the development token secret live "
+            "(default: $XDG_DATA_HOME/anychat, i.e. ~/.local/share/anychat).",
+        ),
+    ] = None,
     database_url: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="ANYCHAT_DATABASE_URL",
-            help="Accounts and history: sqlite:///path/file.db or memory://.",
+            show_default=False,
+            help="Accounts and history: sqlite:///path/file.db or memory:// "
+            "(default: anychat.db in the data directory).",
         ),
-    ] = DEFAULT_DATABASE_URL,
+    ] = None,
     secret: Annotated[
         str | None,
         typer.Option(
             envvar=["ANYCHAT_SECRET", "JWT_SECRET"],
             show_default=False,
             help="Signs login tokens (32+ characters; prefer the variable to the flag). "
-            "Development: random per run if unset. Production: required.",
+            "Development: generated once into the data directory if unset. Production: required.",
         ),
     ] = None,
     env: Annotated[
@@ -158,6 +189,26 @@ def serve(
     )
     if uvloop and backend is not Backend.asyncio:
         raise _fail("--uvloop works only with --backend asyncio", 2)
+    if uvloop:
+        try:
+            import uvloop as _  # noqa: F401 - only checking that it is installed
+        except ImportError:
+            raise _fail(
+                "--uvloop needs uvloop, which is not installed: pip install 'anychat[uvloop]'", 2
+            ) from None
+    where = resolve_data_dir(data_dir)
+    secret_note = ""
+    try:
+        if not secret and env is Environment.development:
+            secret, made = load_or_create_secret(where)
+            how = "made now" if made else "kept across restarts"
+            secret_note = f"anychat: login tokens signed with {where / SECRET_FILE} ({how})"
+        elif database_url is None:
+            where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except ChatError as exc:
+        raise _fail(str(exc), 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot create data directory {where}: {exc.strerror}", 2) from None
     try:
         config = ServerConfig(
             host=host,
@@ -169,7 +220,7 @@ def serve(
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
             irc_port=irc_port,
-            database_url=database_url,
+            database_url=database_url or database_url_in(where),
             secret=secret or None,
             environment=env.value,
             history_length=history_length,
@@ -184,10 +235,14 @@ def serve(
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
         if config.irc_port is not None:
             typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
-        where = config.database_url
-        if where.startswith("sqlite:///"):
-            where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
-        typer.echo(f"anychat: storing accounts and history in {where}")
+        typer.echo(f"anychat: data directory {where}")
+        if secret_note:
+            typer.echo(secret_note)
+        path = sqlite_path(config.database_url)
+        typer.echo(
+            f"anychat: storing accounts and history in {path or config.database_url}"
+            + ("" if path is not None else " (lost when the server stops)")
+        )
 
     try:
         run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)

@@ -152,6 +152,8 @@ class ErrorCode(str, Enum):
     STORE_UNAVAILABLE = "store_unavailable"
     #: Goodbye to an older connection when its account logs in again (a dropped link's ghost).
     LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
+    #: The account this session was logged in to was deleted by an administrator.
+    ACCOUNT_DELETED = "account_deleted"
 
 
 # ---------------------------------------------------------------- commands (client -> server)

@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from . import __version__
 from . import model as m
 from ._groups import unwrap_single
+from .accountsync import follow_account_changes
 from .broker import Broker, Deliver, Effect, Persist, SessionState
 from .codecs import LocalReply
 from .codecs.sniff import Protocol, sniff
@@ -487,6 +488,7 @@ async def _run_hub(
             tg.start_soon(hub.services.committer.run)
             logger.info("listening on %s:%d", config.host, port)
             tg.start_soon(hub.watch_idle)
+            tg.start_soon(_follow_accounts, hub)
             if irc_listener is not None:
                 logger.info(
                     "listening for IRC on %s:%d", config.host, irc_listener.getsockname()[1]
@@ -505,6 +507,16 @@ async def _run_hub(
             if sock is not None:
                 anyio.notify_closing(sock)
                 sock.close()
+
+
+async def _follow_accounts(hub: _Hub) -> None:
+    """Admin changes reach the running broker (the hook for ``anychat users add|delete``)."""
+
+    def apply(effects: Iterable[Effect[Connection]]) -> None:
+        hub.apply(effects)
+        hub.flush()
+
+    await follow_account_changes(hub.services.store, hub.broker, apply)
 
 
 async def _accept_loop(
