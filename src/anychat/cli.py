@@ -15,7 +15,7 @@ from typing import Annotated
 import anyio
 import typer
 
-from . import __version__
+from ._version import __version__
 from .config import DEFAULT_PORT, ServerConfig, load_env_file
 from .datadir import (
     DATA_DIR_VARIABLE,
