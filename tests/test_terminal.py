@@ -315,7 +315,9 @@ async def test_pipe_sends_every_line_and_exits_zero(server: anychat.Server) -> N
 async def test_pipe_prints_incoming_messages_plainly(server: anychat.Server) -> None:
     async with (
         anychat.connect(*server.address, nick="bob") as bob,
-        await anyio.open_process(_chat_command(server.port, "--nick", "bot"), env=_env()) as proc,
+        await anyio.open_process(
+            _chat_command(server.port, "--nick", "bot", "--show"), env=_env()
+        ) as proc,
     ):
         assert proc.stdin is not None
         assert proc.stdout is not None
@@ -369,16 +371,19 @@ async def test_pipe_resends_after_the_server_came_back() -> None:
 
 async def test_pipe_reports_refused_lines(server: anychat.Server) -> None:
     result = await anyio.run_process(
-        _chat_command(server.port, "--nick", "bot"),
+        _chat_command(server.port, "--nick", "bot", "--show"),
         input=b"/msg nobody hi\n/frobnicate\n/help\nfine\n",
         env=_env(),
         check=False,
     )
     assert result.returncode == 1
     errors = result.stderr.decode().splitlines()
-    assert len(errors) == 2
-    assert "no such nick nobody" in errors[0]
-    assert "unknown command /frobnicate" in errors[1]
+    assert len(errors) == 3
+    assert (
+        errors[0] == f"anychat: connected to 127.0.0.1:{server.port} as bot (guest, not logged in)"
+    )
+    assert "no such nick nobody" in errors[1]
+    assert "unknown command /frobnicate" in errors[2]
     assert "/join #ROOM" in result.stdout.decode()
 
 

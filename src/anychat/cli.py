@@ -285,13 +285,21 @@ def chat(
             "for the password (read from ANYCHAT_PASSWORD when stdin is not a terminal).",
         ),
     ] = False,
+    show: Annotated[
+        bool,
+        typer.Option(
+            "--show",
+            help="With piped input: also print the messages received (replayed history "
+            "included) and command results to stdout. By default only errors are printed.",
+        ),
+    ] = False,
 ) -> None:
     """Chat in your terminal (or send each line of a piped stdin, then exit)."""
     from .terminal import run_chat
 
     if login and not nick:
         raise _fail("--login needs --nick (the account to log in to)")
-    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login))
+    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login, show=show))
 
 
 @app.command()
@@ -303,22 +311,48 @@ def send(
         str, typer.Option("--room", "--to", help="Room or nick to send to.")
     ] = "#general",
     nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
+    login: Annotated[
+        bool,
+        typer.Option(
+            "--login",
+            help="Log in to the account NICK: with the token saved by the last login, else the "
+            "password in ANYCHAT_PASSWORD (setting it implies --login).",
+        ),
+    ] = False,
 ) -> None:
-    """Send one message and exit (for scripts and cron)."""
-    from . import model
-    from .client import connect
+    """Send one message and exit (for scripts and cron); says on stderr who sent it.
 
-    async def go() -> int:
-        async with connect(host, port, nick=nick, autojoin=False) as client:
+    Logs in as ``anychat chat`` does: a token saved by an earlier login of NICK is used if there
+    is one, else with --login (or ANYCHAT_PASSWORD set) the password from ANYCHAT_PASSWORD.
+    """
+    from contextlib import AsyncExitStack
+
+    from . import model
+    from .errors import NickRegistered
+    from .terminal.login import Credentials, password_from_environment, wants_login
+
+    if login and not nick:
+        raise _fail("--login needs --nick (the account to log in to)")
+    credentials = Credentials(host, port, login=wants_login(login), ask=password_from_environment)
+
+    async def go() -> tuple[int, str]:
+        async with AsyncExitStack() as stack:
+            client = await credentials.open(stack, nick, may_ask=True)
+            who = credentials.identity(client)
             if model.is_room(room):
                 await client.join(room)
             ack = await client.send(room, text)
-            return ack.id
+            return ack.id, who
 
     try:
-        msg_id = anyio.run(go)
+        msg_id, who = anyio.run(go)
+    except NickRegistered:
+        raise _fail(
+            f"nick {nick} is registered: add --login (password in ANYCHAT_PASSWORD) to log in"
+        ) from None
     except ChatError as exc:
         raise _fail(str(exc)) from None
+    typer.echo(f"anychat: sent as {who}", err=True)
     typer.echo(f"sent message {msg_id} to {room}")
 
 

@@ -73,8 +73,10 @@ class Client:
         reconnect_delay: float = 0.5,
         address: tuple[str, int] | None = None,
         password: str | None = None,
+        history: bool = False,
     ) -> None:
         self._stream = stream
+        self._history = history
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay
         self._address = address
@@ -320,6 +322,8 @@ class Client:
                         self.closed_code = event.code
                         if self._reconnect and self._may_reconnect():
                             continue  # the application sees the reconnect, not the goodbye
+                    if isinstance(event, m.Message) and event.history and not self._history:
+                        continue  # replayed on joining: only for clients that asked for it
                     await self._events_in.send(event)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.closed_reason = self.closed_reason or f"connection lost: {exc}"
@@ -493,6 +497,7 @@ async def connect(
     token: str | None = None,
     reconnect: bool = False,
     reconnect_delay: float = 0.5,
+    history: bool = False,
 ) -> AsyncIterator[Client]:
     """Connect, register with ``nick`` (a guest nick if ``None``) and yield the client.
 
@@ -501,6 +506,10 @@ async def connect(
     restart) is redialled with growing pauses; the client logs in again, rejoins its rooms and
     queues exactly the messages it missed since the last id it saw, in id order, before any new
     ones. Requests made while it is reconnecting raise :class:`ConnectionClosed`.
+
+    ``history``: also yield the messages a room replays on joining (``event.history`` is true
+    for those). Off by default, so a bot's ``async for event in client`` sees only what is said
+    from now on; :meth:`Client.history` fetches earlier messages explicitly.
 
     Raises:
         ConnectError: The server could not be reached.
@@ -522,6 +531,7 @@ async def connect(
         reconnect_delay=reconnect_delay,
         address=(host, port),
         password=password,
+        history=history,
     )
     refused: ChatError | None = None
     try:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeAlias
 
+from .safetext import safe_text
+
 __all__ = [
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
@@ -360,6 +362,13 @@ class Message:
     kind: Kind = Kind.PLAIN
     #: True when replayed from history rather than relayed live.
     history: bool = False
+
+    @property
+    def safe_text(self) -> str:
+        """:attr:`text` fit to print on a terminal: ``text`` is whatever the sender typed,
+        escape sequences included; here controls, bidi overrides and line separators are
+        U+FFFD (:func:`anychat.safetext.safe_text`)."""
+        return safe_text(self.text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,7 +47,7 @@ from prompt_toolkit.styles import Style
 
 from .. import model as m
 from ..errors import ChatError, ConnectionClosed, NickRegistered
-from .login import Credentials, LoginCancelled, password_from_environment
+from .login import Credentials, LoginCancelled, password_from_environment, wants_login
 from .session import (
     COMMANDS,
     ChatSession,
@@ -55,7 +55,6 @@ from .session import (
     error_line,
     is_secret,
     nick_style,
-    notice,
     safe,
 )
 
@@ -81,7 +80,15 @@ STYLE: Final = Style.from_dict(
 )
 
 
-def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool = False) -> int:
+def run_chat(
+    *,
+    host: str,
+    port: int,
+    nick: str | None,
+    room: str,
+    login: bool = False,
+    show: bool = False,
+) -> int:
     """Run the terminal client until the user leaves; returns the exit status.
 
     0: the user left (``/quit``, Ctrl-D, Ctrl-C) or the piped input was all sent. 1: the server
@@ -90,12 +97,16 @@ def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool =
     stopped it before it was done; interactively SIGTERM and SIGHUP leave cleanly with 0.
 
     ``login``: log in to the account ``nick``, with the saved token or else a password (asked
-    for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode).
+    for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode, where setting it also asks for a
+    login). ``show``: pipe mode prints what it receives (by default only errors, on stderr).
     """
     interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
-    mode = _interactive if interactive else _piped
+    if interactive:
+        mode = partial(_interactive, host=host, port=port, nick=nick, room=room, login=login)
+    else:
+        mode = partial(_piped, host=host, port=port, nick=nick, room=room, login=login, show=show)
     try:
-        return anyio.run(partial(mode, host=host, port=port, nick=nick, room=room, login=login))
+        return anyio.run(mode)
     except BaseException as exc:
         inner = _unwrap(exc)
         if isinstance(inner, KeyboardInterrupt):
@@ -234,10 +245,6 @@ async def _chat_at_prompt(chat: ChatSession, *, host: str, port: int, quiet: Inp
         # raised from here and run_chat prints one line.
         await tg.start(chat.maintain)
         await tg.start(_leave_on_signal, chat, tg.cancel_scope, [])
-        where = safe(chat.room) if chat.room else "no room"
-        chat.sink.show(
-            notice(f"connected to {host}:{port} as {safe(chat.me)} in {where}; /help for help")
-        )
         session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(chat),
             complete_style=CompleteStyle.READLINE_LIKE,
@@ -309,10 +316,14 @@ async def _leave_on_signal(
 
 
 class _PlainSink:
-    """Pipe mode: messages and command results to stdout, problems to stderr, no colour."""
+    """Pipe mode: problems to stderr, no colour; messages and command results to stdout only
+    when asked (``--show``): a cron job's mail or a CI log gets no replayed history."""
+
+    def __init__(self, *, show: bool = False) -> None:
+        self._show = show
 
     def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
-        if kind in ("message", "info"):
+        if self._show and kind in ("message", "info"):
             _write(sys.stdout, fragment_list_to_text(line))
 
     def problem(self, line: StyleAndTextTuples) -> None:
@@ -354,10 +365,12 @@ def _stdin_lines() -> MemoryObjectReceiveStream[str]:
     return receive
 
 
-async def _piped(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
-    credentials = Credentials(host, port, login=login, ask=password_from_environment)
+async def _piped(
+    *, host: str, port: int, nick: str | None, room: str, login: bool, show: bool
+) -> int:
+    credentials = Credentials(host, port, login=wants_login(login), ask=password_from_environment)
     chat = ChatSession(
-        _PlainSink(),
+        _PlainSink(show=show),
         host=host,
         port=port,
         nick=nick,
@@ -369,6 +382,9 @@ async def _piped(*, host: str, port: int, nick: str | None, room: str, login: bo
     async with anyio.create_task_group() as tg:
         await tg.start(chat.maintain)
         await tg.start(_leave_on_signal, chat, tg.cancel_scope, caught)
+        if chat.client is not None:  # scripts' logs say who posted (stdout stays quiet)
+            who = credentials.identity(chat.client)
+            _write(sys.stderr, f"anychat: connected to {host}:{port} as {who}")
         async with _stdin_lines() as lines:
             async for line in lines:
                 if not await _send_line(chat, line):

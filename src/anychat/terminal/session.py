@@ -154,6 +154,16 @@ class ChatSession:
                     self._set_client(client)
                     if first:
                         first = False
+                        # Said before any event is shown, so never between replayed lines.
+                        where = safe(self.room) if self.room else "no room"
+                        who = safe(self.credentials.identity(client))
+                        self.sink.show(
+                            notice(
+                                f"connected to {safe(self.host)}:{self.port} as {who} "
+                                f"in {where}; /help for help"
+                            ),
+                            "presence",
+                        )
                         task_status.started()
                     else:
                         where = ", ".join(safe(r) for r in self.rooms) or "no rooms"
