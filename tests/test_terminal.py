@@ -40,8 +40,10 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _chat_command(port: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "anychat", "chat", "--port", str(port), *args]
+def _chat_command(port: int, *args: str, plain: bool = True) -> list[str]:
+    """``anychat chat``; in line mode unless ``plain`` is false (then full-screen on a pty)."""
+    mode = ["--plain"] if plain else []
+    return [sys.executable, "-m", "anychat", "chat", "--port", str(port), *mode, *args]
 
 
 class Terminal:
@@ -57,9 +59,11 @@ class Terminal:
         self.process: Process | None = None
         self.closed = False
 
-    async def start(self, port: int, *args: str, env: dict[str, str] | None = None) -> None:
+    async def start(
+        self, port: int, *args: str, env: dict[str, str] | None = None, plain: bool = True
+    ) -> None:
         self.process = await anyio.open_process(
-            _chat_command(port, *args),
+            _chat_command(port, *args, plain=plain),
             stdin=self.slave,
             stdout=self.slave,
             stderr=self.slave,
@@ -130,11 +134,11 @@ class Terminal:
 
 @asynccontextmanager
 async def chat_in_terminal(
-    port: int, *args: str, env: dict[str, str] | None = None
+    port: int, *args: str, env: dict[str, str] | None = None, plain: bool = True
 ) -> AsyncIterator[Terminal]:
     term = Terminal()
     try:
-        await term.start(port, *args, env=env)
+        await term.start(port, *args, env=env, plain=plain)
         yield term
     finally:
         await term.aclose()

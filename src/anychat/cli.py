@@ -293,13 +293,23 @@ def chat(
             "included) and command results to stdout. By default only errors are printed.",
         ),
     ] = False,
+    plain: Annotated[
+        bool,
+        typer.Option(
+            "--plain",
+            help="Line mode: one stream of lines above a prompt, instead of the full-screen "
+            "window per room (the default on a terminal that is not dumb).",
+        ),
+    ] = False,
 ) -> None:
     """Chat in your terminal (or send each line of a piped stdin, then exit)."""
     from .terminal import run_chat
 
     if login and not nick:
         raise _fail("--login needs --nick (the account to log in to)")
-    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login, show=show))
+    raise typer.Exit(
+        run_chat(host=host, port=port, nick=nick, room=room, login=login, show=show, plain=plain)
+    )
 
 
 @app.command()

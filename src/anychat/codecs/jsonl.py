@@ -237,7 +237,7 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
         case m.RoomList(rooms=rooms):
             out = {
                 "type": "rooms",
-                "rooms": [{"name": r.name, "members": r.members} for r in rooms],
+                "rooms": [{"name": r.name, "members": r.members, "topic": r.topic} for r in rooms],
             }
         case m.Pong(token=token):
             out = {"type": "pong", "token": token}
@@ -329,7 +329,8 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     ),
     "rooms": lambda o: m.RoomList(
         rooms=tuple(
-            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members")) for r in o.get("rooms", ())
+            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members"), topic=_str(r, "topic", ""))
+            for r in o.get("rooms", ())
         ),
         ref=_ref(o),
     ),

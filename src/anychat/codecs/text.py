@@ -20,9 +20,13 @@ from ._lines import LineBuffer
 
 __all__ = ["HELP", "TextCodec"]
 
-# RFC 854: IAC (255) starts a command; WILL/WONT/DO/DONT (251-254) take one option byte;
-# SB (250) runs to IAC SE (255 240); IAC IAC is a literal 255, which is never valid UTF-8 anyway.
-_TELNET: Final = re.compile(rb"\xff(?:[\xfb-\xfe].?|\xfa.*?\xff\xf0|.?)", re.DOTALL)
+# RFC 854: IAC (255) starts a command: WILL/WONT/DO/DONT (251-254) and one option byte, SB (250)
+# and an option up to IAC SE (255 240), or one of NOP..GA (241-249). Only those are removed, and
+# only with an assigned option number (0-49, as telnet clients send): any other 0xff is part of
+# the text, which is then not UTF-8 (0xff never is) and is answered with an error, not dropped.
+_TELNET: Final = re.compile(
+    rb"\xff(?:[\xfb-\xfe][\x00-\x31]|\xfa[\x00-\x31].*?\xff\xf0|[\xf1-\xf9])", re.DOTALL
+)
 
 HELP: Final = "\r\n".join(["*** Commands:", *(f"***   {row}" for row in help_rows())])
 
@@ -121,7 +125,11 @@ def _render(event: m.Event) -> str:
         case m.RoomList(rooms=rooms):
             if not rooms:
                 return "* no rooms"
-            return "* rooms: " + ", ".join(f"{r.name} ({r.members})" for r in rooms)
+            lines = ["* rooms:"]
+            for r in rooms:
+                topic = f": {safe_text(r.topic)}" if r.topic else ""
+                lines.append(f"*   {r.name} ({r.members}){topic}")
+            return "\r\n".join(lines)
         case m.Pong(token=token):
             return f"* pong {safe_text(token)}".rstrip()
         case m.Error(code=code, text=text):

@@ -21,6 +21,7 @@ Both modes run on asyncio, which prompt_toolkit requires, over the same :class:`
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -47,6 +48,7 @@ from prompt_toolkit.styles import Style
 
 from .. import model as m
 from ..errors import ChatError, ConnectionClosed, NickRegistered
+from .fullscreen import FullScreen, WindowSink
 from .login import Credentials, LoginCancelled, password_from_environment, wants_login
 from .session import (
     COMMANDS,
@@ -88,6 +90,7 @@ def run_chat(
     room: str,
     login: bool = False,
     show: bool = False,
+    plain: bool = False,
 ) -> int:
     """Run the terminal client until the user leaves; returns the exit status.
 
@@ -99,10 +102,15 @@ def run_chat(
     ``login``: log in to the account ``nick``, with the saved token or else a password (asked
     for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode, where setting it also asks for a
     login). ``show``: pipe mode prints what it receives (by default only errors, on stderr).
+    ``plain``: line mode on a terminal; the default there is the full-screen mode (windows per
+    room), except on a dumb terminal.
     """
     interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
-        mode = partial(_interactive, host=host, port=port, nick=nick, room=room, login=login)
+        windows = not plain and os.environ.get("TERM", "dumb") not in ("dumb", "unknown", "")
+        mode = partial(
+            _interactive, host=host, port=port, nick=nick, room=room, login=login, windows=windows
+        )
     else:
         mode = partial(_piped, host=host, port=port, nick=nick, room=room, login=login, show=show)
     try:
@@ -130,10 +138,32 @@ def _unwrap(exc: BaseException) -> BaseException:
 # ---------------------------------------------------------------------- interactive
 
 
+class _NoSink:
+    """A placeholder until the real sink, which needs the session, exists."""
+
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
+        pass
+
+    def problem(self, line: StyleAndTextTuples) -> None:
+        pass
+
+
 class _PromptSink:
     """Lines printed above the prompt (prompt_toolkit redraws the prompt under them)."""
 
-    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
         print_formatted_text(FormattedText(line), style=STYLE)
 
     def problem(self, line: StyleAndTextTuples) -> None:
@@ -229,9 +259,22 @@ def _prompt(chat: ChatSession) -> StyleAndTextTuples:
     return line
 
 
-async def _interactive(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
+async def _interactive(
+    *, host: str, port: int, nick: str | None, room: str, login: bool, windows: bool
+) -> int:
     quiet, no_echo = _quiet_terminal()
     credentials = Credentials(host, port, login=login, ask=partial(_ask_password, quiet=quiet))
+    if windows:
+        chat = ChatSession(
+            _NoSink(), host=host, port=port, nick=nick, room=room, credentials=credentials
+        )
+        sink = WindowSink(lambda: chat.me)
+        for name in chat.rooms:  # the first lines (connecting) go to the first room's window
+            sink.window(name)
+        chat.sink = sink
+        chat.windows = True
+        with no_echo:
+            return await _in_windows(chat, sink, quiet)
     chat = ChatSession(
         _PromptSink(), host=host, port=port, nick=nick, room=room, credentials=credentials
     )
@@ -275,6 +318,46 @@ async def _chat_at_prompt(chat: ChatSession, *, host: str, port: int, quiet: Inp
                     await lines.send(line)
             await anyio.sleep_forever()  # until the worker has finished and cancels
     return 0
+
+
+async def _in_windows(chat: ChatSession, sink: WindowSink, quiet: Input | None) -> int:
+    """The full-screen mode: the first connection, then the application until the user leaves."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(chat.maintain)  # fails before anything is drawn, as at the prompt
+        await tg.start(_leave_on_signal, chat, tg.cancel_scope, [])
+        lines, pending = anyio.create_memory_object_stream[str](_MAX_PENDING_LINES)
+        screen = FullScreen(
+            chat,
+            sink,
+            lines,
+            tg,
+            completer=ChatCompleter(chat),
+            history=_SecretFreeHistory(),
+            quiet=quiet,
+        )
+        tg.start_soon(_execute_window_lines, chat, screen, pending)
+        await screen.app.run_async()
+        await chat.quit()
+        tg.cancel_scope.cancel()
+    return 0
+
+
+async def _execute_window_lines(
+    chat: ChatSession, screen: FullScreen, pending: MemoryObjectReceiveStream[str]
+) -> None:
+    """Execute typed lines in order, following ``/join`` to its window; leave at the end."""
+    async with pending:
+        async for line in pending:
+            before = chat.room
+            try:
+                if not await chat.execute(line):
+                    break
+            except ConnectionClosed as exc:
+                chat.sink.problem(error_line(f"not sent (Up recalls it): {safe(exc.reason)}"))
+            screen.follow(line, before)
+    await chat.quit()
+    if screen.app.is_running:
+        screen.app.exit()
 
 
 async def _execute_lines(
@@ -322,7 +405,13 @@ class _PlainSink:
     def __init__(self, *, show: bool = False) -> None:
         self._show = show
 
-    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
         if self._show and kind in ("message", "info"):
             _write(sys.stdout, fragment_list_to_text(line))
 

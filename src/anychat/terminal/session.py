@@ -73,10 +73,19 @@ LineKind: TypeAlias = Literal["message", "own", "presence", "info"]
 
 
 class Sink(Protocol):
-    """Where a session's lines go: the prompt's scrollback, or stdout/stderr in pipe mode."""
+    """Where a session's lines go: the prompt's scrollback, the windows of the full-screen
+    mode, or stdout/stderr in pipe mode."""
 
-    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
-        """A line for the user to read."""
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
+        """A line for the user to read; ``where``: the rooms or private chats (the other
+        nick) it belongs to, for sinks with a window per chat (``()``: the current one);
+        ``msg_id``: the message it shows, if it shows one."""
 
     def problem(self, line: StyleAndTextTuples) -> None:
         """A refusal or a connection problem."""
@@ -95,8 +104,11 @@ class ChatSession:
         room: str,
         max_attempts: int | None = None,
         credentials: Credentials | None = None,
+        windows: bool = False,
     ) -> None:
         self.sink = sink
+        #: The sink keeps a window per room: lines never name the room they are shown in.
+        self.windows = windows
         self.host = host
         self.port = port
         #: Tokens and passwords: how each connection logs in.
@@ -164,6 +176,9 @@ class ChatSession:
                             ),
                             "presence",
                         )
+                        topic = client.topics.get(m.casefold(self.room or ""))
+                        if topic is not None and topic.text:
+                            self.sink.show(topic_line(topic), "presence", (topic.room,))
                         task_status.started()
                     else:
                         where = ", ".join(safe(r) for r in self.rooms) or "no rooms"
@@ -277,13 +292,36 @@ class ChatSession:
         if isinstance(event, m.Message):
             self._show_message(event)
             return
+        where = self._where(event)
         self._track(event)
         line = render(event, me=self.me, room=self.room)
         if line is not None:
             if isinstance(event, m.Error):
                 self.sink.problem(line)
             else:
-                self.sink.show(line, "message" if isinstance(event, m.Message) else "presence")
+                self.sink.show(line, "presence", where)
+
+    def _where(self, event: m.Event) -> tuple[str, ...]:
+        """The rooms an event is about: its room, or every room its nick is in (before the
+        event changes that)."""
+        match event:
+            case m.Joined(room=room) | m.Parted(room=room) | m.RoomTopic(room=room):
+                return (room,)
+            case m.Members(room=room):
+                return (room,)
+            case m.Quitted(nick=nick) | m.NickChanged(old=nick):
+                return tuple(room for room, nicks in self.members.items() if nick in nicks)
+        return ()
+
+    def line_room(self, msg: m.Message) -> str | None:
+        """The room a message line is drawn for (its room is named when it is another)."""
+        return msg.target if self.windows else self.room
+
+    def chat_of(self, msg: m.Message) -> str:
+        """The room or private chat (the other nick) ``msg`` belongs to."""
+        if m.is_room(msg.target):
+            return msg.target
+        return msg.target if m.casefold(msg.sender) == m.casefold(self.me) else msg.sender
 
     def _show_message(self, msg: m.Message) -> None:
         """Show a message from the server unless it was shown already."""
@@ -293,7 +331,12 @@ class ChatSession:
         self._shown[key] = msg.id
         self.last_id = max(self.last_id, msg.id)
         self._track(msg)
-        self.sink.show(message_line(msg, me=self.me, room=self.room), "message")
+        self.sink.show(
+            message_line(msg, me=self.me, room=self.line_room(msg)),
+            "message",
+            (self.chat_of(msg),),
+            msg.id,
+        )
 
     def _track(self, event: m.Event) -> None:
         match event:
@@ -416,7 +459,12 @@ class ChatSession:
                 text=chunk,
                 kind=kind,
             )
-            self.sink.show(message_line(msg, me=client.nick, room=self.room), "own")
+            self.sink.show(
+                message_line(msg, me=client.nick, room=self.line_room(msg)),
+                "own",
+                (self.chat_of(msg),),
+                msg.id,
+            )
 
     async def _join(self, room: str) -> None:
         client = self._client()
@@ -427,10 +475,12 @@ class ChatSession:
             self.rooms.remove(room)
         self.rooms.append(room)
         self.room = room
-        self.sink.show(notice(f"you are in {safe(room)} with {_names(nicks, client.nick)}"))
+        self.sink.show(
+            notice(f"you are in {safe(room)} with {_names(nicks, client.nick)}"), "info", (room,)
+        )
         topic = client.topics.get(m.casefold(room))
         if topic is not None and topic.text:
-            self.sink.show(topic_line(topic))
+            self.sink.show(topic_line(topic), "info", (room,))
 
     async def _part(self, room: str | None, reason: str) -> None:
         if room is None:
@@ -493,9 +543,12 @@ class ChatSession:
             self.sink.show(notice(f"no earlier messages in {safe(target)}"))
             return
         for msg in page:
+            replayed = dataclasses.replace(msg, history=True)
             self.sink.show(
-                message_line(dataclasses.replace(msg, history=True), me=self.me, room=self.room),
+                message_line(replayed, me=self.me, room=self.line_room(msg)),
                 "message",
+                (self.chat_of(msg),),
+                msg.id,
             )
         if len(page) == limit:  # a short page is the first one: nothing earlier to offer
             self.sink.show(
