@@ -49,6 +49,7 @@ async def test_login_prompts_without_echo_then_reuses_the_saved_token(tmp_path: 
             await term.wait_until(_prompt_ready(term, "ada"), "prompt")
             assert PASSWORD.encode() not in term.raw
             assert "password for" not in term.text()  # the prompt was erased too
+            assert "as ada (logged in with the password) in #general" in term.text()
             term.type("/quit\r")
             assert await term.wait_exit() == 0
 
@@ -65,6 +66,7 @@ async def test_login_prompts_without_echo_then_reuses_the_saved_token(tmp_path: 
         ):
             await term.wait_until(_prompt_ready(term, "ada"), "prompt")
             assert "password" not in term.text()
+            assert "as ada (logged in with the saved login token)" in term.text()
             with anyio.fail_after(DEADLINE):
                 await bob.wait_for(anychat.Joined, lambda e: e.nick == "ada")
             term.type("/quit\r")
@@ -178,6 +180,10 @@ async def test_history_is_dimmed_and_marked(tmp_path: Path) -> None:
             await term.wait_until(_prompt_ready(term, "ada"), "prompt")
             assert "[earlier] <bob> old 3" in term.text()
             assert "old 2" not in term.text()
+            # Said once, before the replay, not between its lines.
+            screen = term.text()
+            assert screen.count("-- connected to") == 1
+            assert screen.index("-- connected to") < screen.index("[earlier] <bob> old 3")
             assert _dimmed(term, "old 3")
             await bob.send("#general", "live one")
             await term.wait_for_text("<bob> live one")

@@ -482,6 +482,7 @@ class Broker(SlowWork[P]):
             rooms=tuple(r.name for r in other.rooms.values()),
             away=other.away,
             since=other.since,
+            idle=max(0.0, self._clock() - (other.spoke or other.since)),
             ref=cmd.ref,
         )
         return [Deliver(info, (session.peer,))]
@@ -524,9 +525,10 @@ class Broker(SlowWork[P]):
     # ----------------------------------------------------------------- helpers
 
     def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
+        session.spoke = now = self._clock()  # for whois' idle time
         return m.Message(
             id=self.bus.allocate_id(),
-            time=self._clock(),
+            time=now,
             sender=session.nick,
             target=target,
             text=cmd.text,

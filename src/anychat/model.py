@@ -466,6 +466,8 @@ class UserInfo:
     away: str = ""
     #: When the nick registered (seconds since the epoch).
     since: float = 0.0
+    #: Seconds since it last sent a message (since registering, if it has sent none).
+    idle: float = 0.0
     ref: Ref = None
 
 

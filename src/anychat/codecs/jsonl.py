@@ -255,13 +255,14 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
             }
         case m.AwayStatus(text=text):
             out = {"type": "away", "text": text}
-        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since):
+        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since, idle=idle):
             out = {
                 "type": "user",
                 "nick": nick,
                 "rooms": list(rooms),
                 "away": away,
                 "since": round(since, 6),
+                "idle": round(idle, 3),
             }
     if event.ref is not None:
         out["ref"] = event.ref
@@ -352,6 +353,7 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         rooms=tuple(str(r) for r in o.get("rooms", ())),
         away=_str(o, "away", ""),
         since=float(o.get("since", 0.0)),
+        idle=float(o.get("idle", 0.0)),
         ref=_ref(o),
     ),
 }

@@ -151,6 +151,8 @@ def whois_text(info: m.UserInfo) -> str:
         parts.append(f"away: {safe(info.away)}")
     if info.since:
         parts.append(f"connected since {clock(info.since)}")
+    if info.idle >= 60:
+        parts.append(f"idle {int(info.idle // 60)} min")
     return "; ".join(parts)
 
 
