@@ -175,11 +175,17 @@ def _quit(rest: str) -> Parsed:
 
 _SPECS: Final = (
     CommandSpec("join", "#ROOM", "join a room and talk there", _join),
-    CommandSpec("part", "[#ROOM] [REASON]", "leave a room (default: the current one)", _part, ("leave",)),
-    CommandSpec("msg", "NICK|#ROOM TEXT", "send to a nick privately, or to a room", _msg, ("query",)),
+    CommandSpec(
+        "part", "[#ROOM] [REASON]", "leave a room (default: the current one)", _part, ("leave",)
+    ),
+    CommandSpec(
+        "msg", "NICK|#ROOM TEXT", "send to a nick privately, or to a room", _msg, ("query",)
+    ),
     CommandSpec("me", "ACTION", "act in the current room (* you waves)", _me),
     CommandSpec("nick", "NAME", "change your nick", _nick),
-    CommandSpec("topic", "[#ROOM] [TEXT]", f"show or set a room's topic ({CLEAR_TOPIC} clears)", _topic),
+    CommandSpec(
+        "topic", "[#ROOM] [TEXT]", f"show or set a room's topic ({CLEAR_TOPIC} clears)", _topic
+    ),
     CommandSpec("who", "[#ROOM]", "list the members of a room", _who, ("names",)),
     CommandSpec("rooms", "", "list the rooms and their topics", _rooms, ("list",)),
     CommandSpec("whois", "NICK", "who someone is, where, and whether away", _whois),
@@ -190,7 +196,7 @@ _SPECS: Final = (
     CommandSpec("ping", "", "check the server is alive", _ping),
     CommandSpec("help", "", "this list", _help),
     CommandSpec("quit", "[REASON]", "leave", _quit, ("exit",)),
-)  # fmt: skip
+)
 
 #: ``/command`` name -> its spec, in the order of ``/help``.
 COMMANDS: Final = {spec.name: spec for spec in _SPECS}

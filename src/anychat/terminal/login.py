@@ -1,7 +1,7 @@
 """How the terminal client logs in: a saved token first, then a password asked for.
 
-A token from an earlier login (kept by :mod:`anychat.terminal.tokenfile`, owner-only) is tried first, so a
-returning user is not asked for anything. A token the server no longer accepts (expired, or signed
+A token from an earlier login (kept by :mod:`anychat.terminal.tokenfile`, owner-only) is tried
+first, so a returning user is not asked for anything. A token the server no longer accepts (expired, or signed
 with another secret) is forgotten; with ``--login`` the password is then asked for (without echo
 on a terminal, from ``ANYCHAT_PASSWORD`` in pipe mode, never from the command line where ``ps``
 would show it). Every token the server hands out is saved again, which keeps it fresh.
