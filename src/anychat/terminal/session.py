@@ -426,8 +426,9 @@ class ChatSession:
             case m.Ping():
                 rtt = await self._client().ping()
                 self.sink.show(notice(f"pong from {safe(self.host)} in {rtt * 1000:.0f} ms"))
-            case _:  # pragma: no cover - the grammar makes no other command
-                raise AssertionError(command)
+            case _:  # a command the grammar knows and this client cannot carry out yet
+                name = type(command).__name__.lower()
+                raise Refused(f"/{name} is not available in the terminal client yet")
 
     def _client(self) -> Client:
         client = self.client
