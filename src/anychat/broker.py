@@ -141,6 +141,21 @@ class Broker(SlowWork[P]):
     def remove_registered(self, nick: str) -> None:
         self.bus.set_registered((m.casefold(nick),), registered=False)
 
+    def account_deleted(self, nick: str) -> list[Effect[P]]:
+        """The account ``nick`` is gone: free the nick and log out its sessions (they stay
+        connected, as guests under the same nick, and are told)."""
+        key = m.casefold(nick)
+        self.bus.set_registered((key,), registered=False)
+        logged_out = [s.peer for s in self._sessions.values() if s.account == key]
+        for peer in logged_out:
+            self._sessions[peer].account = ""
+        if not logged_out:
+            return []
+        notice = m.Error(
+            code=m.ErrorCode.ACCOUNT_DELETED, text=f"account {nick} was deleted: you are logged out"
+        )
+        return [Deliver(notice, logged_out)]
+
     def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
         """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
 
@@ -245,7 +260,7 @@ class Broker(SlowWork[P]):
                 session,
                 cmd,
                 m.ErrorCode.LOGIN_REQUIRED,
-                "this server requires an account: log in (/login NICK PASSWORD)",
+                "this server requires an account: log in first",
             )
         if cmd.nick is None:
             nick = self._guest_nick()
@@ -430,7 +445,7 @@ class Broker(SlowWork[P]):
         return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
 
     def _topic(self, session: Session[P], cmd: m.Topic) -> list[Effect[P]]:
-        if cmd.text is None:
+        if cmd.text is None and cmd.room is not None:
             found = self._rooms.get(m.casefold(cmd.room))
             if found is None:
                 return self._refuse(
@@ -440,6 +455,8 @@ class Broker(SlowWork[P]):
         room = self._my_room(session, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        if cmd.text is None:  # the current room's topic
+            return [Deliver(self._topic_of(room, cmd.ref), (session.peer,))]
         problem = _free_text_problem(cmd.text, "topic")
         if problem:
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
@@ -465,6 +482,7 @@ class Broker(SlowWork[P]):
             rooms=tuple(r.name for r in other.rooms.values()),
             away=other.away,
             since=other.since,
+            idle=max(0.0, self._clock() - (other.spoke or other.since)),
             ref=cmd.ref,
         )
         return [Deliver(info, (session.peer,))]
@@ -507,9 +525,10 @@ class Broker(SlowWork[P]):
     # ----------------------------------------------------------------- helpers
 
     def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
+        session.spoke = now = self._clock()  # for whois' idle time
         return m.Message(
             id=self.bus.allocate_id(),
-            time=self._clock(),
+            time=now,
             sender=session.nick,
             target=target,
             text=cmd.text,
@@ -531,9 +550,7 @@ class Broker(SlowWork[P]):
         """The room ``name`` (or the current room) if the session is in it, else the error."""
         if name is None:
             if session.current is None:
-                return m.Error(
-                    code=m.ErrorCode.NO_ROOM, text="you are not in a room; /join #room first"
-                )
+                return m.Error(code=m.ErrorCode.NO_ROOM, text="you are not in a room")
             return session.current
         room = session.rooms.get(m.casefold(name))
         if room is not None:
@@ -571,7 +588,7 @@ class Broker(SlowWork[P]):
         if self.bus.is_registered(m.casefold(nick)) and session.account != m.casefold(nick):
             return (
                 m.ErrorCode.NICK_REGISTERED,
-                f"nick {nick} is registered: log in (/login {nick} PASSWORD) or pick another",
+                f"nick {nick} is registered: log in or pick another",
             )
         key = m.casefold(nick)
         holder = self._nicks.get(key)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeAlias
 
+from .safetext import safe_text
+
 __all__ = [
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
@@ -152,6 +154,8 @@ class ErrorCode(str, Enum):
     STORE_UNAVAILABLE = "store_unavailable"
     #: Goodbye to an older connection when its account logs in again (a dropped link's ghost).
     LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
+    #: The account this session was logged in to was deleted by an administrator.
+    ACCOUNT_DELETED = "account_deleted"
 
 
 # ---------------------------------------------------------------- commands (client -> server)
@@ -247,9 +251,12 @@ class Invalid:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Topic:
-    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set."""
+    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set.
 
-    room: str
+    ``room`` ``None`` = the current room.
+    """
+
+    room: str | None
     text: str | None = None
     ref: Ref = None
 
@@ -356,6 +363,13 @@ class Message:
     #: True when replayed from history rather than relayed live.
     history: bool = False
 
+    @property
+    def safe_text(self) -> str:
+        """:attr:`text` fit to print on a terminal: ``text`` is whatever the sender typed,
+        escape sequences included; here controls, bidi overrides and line separators are
+        U+FFFD (:func:`anychat.safetext.safe_text`)."""
+        return safe_text(self.text)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ack:
@@ -452,6 +466,8 @@ class UserInfo:
     away: str = ""
     #: When the nick registered (seconds since the epoch).
     since: float = 0.0
+    #: Seconds since it last sent a message (since registering, if it has sent none).
+    idle: float = 0.0
     ref: Ref = None
 
 

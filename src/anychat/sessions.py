@@ -35,6 +35,8 @@ class Session(Generic[P]):
     #: Away message ("" = present) and registration time, for whois-style questions.
     away: str = ""
     since: float = 0.0
+    #: When it last said something (0 = not yet), for the idle time whois reports.
+    spoke: float = 0.0
     #: Folded nick of the account this session logged in to ("" = a guest).
     account: str = ""
 

@@ -412,8 +412,12 @@ def test_errors_become_numerics_naming_what_was_asked(
 def test_whois_reply_and_unknown_nick() -> None:
     codec = registered()
     whois = one(codec.feed(b"WHOIS bob\r\n"))
-    info = m.UserInfo(nick="bob", rooms=("#a",), away="out", since=5.0, ref=whois.ref)
-    assert [line.split()[1] for line in lines(codec, info)] == [
+    info = m.UserInfo(nick="bob", rooms=("#a",), away="out", since=5.0, idle=42.9, ref=whois.ref)
+    replies_ = lines(codec, info)
+    assert [line for line in replies_ if " 317 " in line] == [
+        ":irc.test 317 ada bob 42 5 :seconds idle, signon time"
+    ]
+    assert [line.split()[1] for line in replies_] == [
         "311",
         "319",
         "312",

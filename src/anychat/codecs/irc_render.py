@@ -146,7 +146,8 @@ def _user_info(c: IrcCodec, event: m.UserInfo) -> list[str]:
     lines.append(c.num("312", nick, c.server, ":anychat"))
     if event.away:
         lines.append(c.num("301", nick, ":" + event.away))
-    lines.append(c.num("317", nick, "0", str(int(event.since)), ":seconds idle, signon time"))
+    idle = str(int(event.idle))
+    lines.append(c.num("317", nick, idle, str(int(event.since)), ":seconds idle, signon time"))
     lines.append(c.num("318", nick, ":End of /WHOIS list"))
     return lines
 

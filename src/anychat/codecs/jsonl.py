@@ -109,7 +109,7 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     "rooms": lambda o: m.ListRooms(ref=_ref(o)),
     "ping": lambda o: m.Ping(token=_str(o, "token", ""), ref=_ref(o)),
     "quit": lambda o: m.Quit(reason=_str(o, "reason", ""), ref=_ref(o)),
-    "topic": lambda o: m.Topic(room=_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
+    "topic": lambda o: m.Topic(room=_opt_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
     "away": lambda o: m.Away(text=_str(o, "text", ""), ref=_ref(o)),
     "whois": lambda o: m.Whois(nick=_str(o, "nick"), ref=_ref(o)),
 }
@@ -237,7 +237,7 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
         case m.RoomList(rooms=rooms):
             out = {
                 "type": "rooms",
-                "rooms": [{"name": r.name, "members": r.members} for r in rooms],
+                "rooms": [{"name": r.name, "members": r.members, "topic": r.topic} for r in rooms],
             }
         case m.Pong(token=token):
             out = {"type": "pong", "token": token}
@@ -255,13 +255,14 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
             }
         case m.AwayStatus(text=text):
             out = {"type": "away", "text": text}
-        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since):
+        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since, idle=idle):
             out = {
                 "type": "user",
                 "nick": nick,
                 "rooms": list(rooms),
                 "away": away,
                 "since": round(since, 6),
+                "idle": round(idle, 3),
             }
     if event.ref is not None:
         out["ref"] = event.ref
@@ -329,7 +330,8 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     ),
     "rooms": lambda o: m.RoomList(
         rooms=tuple(
-            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members")) for r in o.get("rooms", ())
+            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members"), topic=_str(r, "topic", ""))
+            for r in o.get("rooms", ())
         ),
         ref=_ref(o),
     ),
@@ -351,6 +353,7 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         rooms=tuple(str(r) for r in o.get("rooms", ())),
         away=_str(o, "away", ""),
         since=float(o.get("since", 0.0)),
+        idle=float(o.get("idle", 0.0)),
         ref=_ref(o),
     ),
 }
