@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from anychat import model as m
 from anychat.codecs import LocalReply
 from anychat.codecs.irc import IrcCodec
-from anychat.codecs.irc_parse import IrcLine, escape_tag, format_line, parse_line, unescape_tag
+from anychat.codecs.irc.parse import IrcLine, escape_tag, format_line, parse_line, unescape_tag
 from anychat.codecs.sniff import Protocol, sniff
 
 # ------------------------------------------------------------------------------- syntax

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from anychat import model as m
 from anychat.codecs import LocalReply
 from anychat.codecs.irc import IrcCodec
-from anychat.codecs.irc_sasl import CHUNK_BYTES, PlainExchange, SaslRefused, decode_plain
+from anychat.codecs.irc.sasl import CHUNK_BYTES, PlainExchange, SaslRefused, decode_plain
 
 Inbound = list[m.Command | LocalReply]
 
@@ -201,7 +201,7 @@ def test_pass_is_the_account_password_of_the_registering_nick() -> None:
     ]
     welcome = lines(codec, m.Welcome(nick="ada", server="s", version="1", ref=hello.ref))
     assert welcome[0].startswith(":s 001 ada ")
-    assert codec.password is None
+    assert codec.state.password is None
 
 
 def test_wrong_pass_is_464_then_goodbye() -> None:
