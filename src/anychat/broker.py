@@ -12,6 +12,7 @@ lookups: a room keeps its members keyed by peer and the glue iterates that mappi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -21,6 +22,7 @@ from enum import Enum
 from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 from . import model as m
+from .rooms import Channel, hostmask
 
 __all__ = [
     "Broker",
@@ -39,6 +41,9 @@ P = TypeVar("P")
 # them into a message that another codec will have to render. Lone surrogates are no text at all
 # (the codecs refuse them; this is the second line of defence for embedders and future codecs).
 _UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
+#: Real names (IRC ``USER``) are free text without controls, bounded.
+REALNAME_LENGTH: Final = 100
+_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class SessionState(Enum):
@@ -67,6 +72,9 @@ class Session(Generic[P]):
     since: float = 0.0
     #: Folded nick of the account this session logged in to ("" = a guest).
     account: str = ""
+    #: Username shown in hostmasks (IRC ``USER``, else the nick at hello) and real name.
+    user: str = ""
+    realname: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -77,6 +85,8 @@ class Room(Generic[P]):
     topic: str = ""
     topic_setter: str = ""
     topic_time: float = 0.0
+    #: Operators, voices and modes (see :mod:`anychat.rooms`).
+    channel: Channel[P] = field(default_factory=Channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +163,7 @@ class Broker(Generic[P]):
         self._sessions: dict[P, Session[P]] = {}
         self._random = random.Random()
         self._registered = {m.casefold(nick) for nick in registered}
+        self._max_users = 0
         self.require_login = require_login
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
@@ -239,7 +250,7 @@ class Broker(Generic[P]):
         session.state = SessionState.GONE
         if not audience:
             return []
-        return [Deliver(m.Quitted(nick=session.nick, reason=reason), audience)]
+        return [Deliver(m.Quitted(nick=session.nick, reason=reason, user=session.user), audience)]
 
     # ----------------------------------------------------------------- commands
 
@@ -280,9 +291,18 @@ class Broker(Generic[P]):
         session.nick = nick
         session.state = SessionState.ACTIVE
         session.since = self._clock()
+        session.user = m.clean_username(cmd.user, nick)
+        session.realname = _CONTROLS.sub("", cmd.realname)[:REALNAME_LENGTH] or nick
         self._nicks[m.casefold(nick)] = session
+        self._max_users = max(self._max_users, len(self._nicks))
         peer = session.peer
-        welcome = m.Welcome(nick=nick, server=self.server_name, version=self.version, ref=cmd.ref)
+        welcome = m.Welcome(
+            nick=nick,
+            server=self.server_name,
+            version=self.version,
+            ref=cmd.ref,
+            stats=self._stats_of(None),
+        )
         effects.append(Deliver(welcome, (peer,)))
         if cmd.autojoin:
             for name in self.default_rooms:
@@ -306,9 +326,10 @@ class Broker(Generic[P]):
         session.nick = cmd.nick
         audience = self._audience(session)
         audience.discard(session.peer)
+        user = session.user
         return [
-            Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref), (session.peer,)),
-            Deliver(m.NickChanged(old=old, new=cmd.nick), audience),
+            Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref, user=user), (session.peer,)),
+            Deliver(m.NickChanged(old=old, new=cmd.nick, user=user), audience),
         ]
 
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
@@ -333,18 +354,33 @@ class Broker(Generic[P]):
                 f"you are in {len(session.rooms)} rooms, the most allowed",
             )
         room = self._rooms.get(key)
+        peer = session.peer
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
-        peer = session.peer
-        effects: list[Effect[P]] = []
-        if room.members:
-            effects.append(
-                Deliver(m.Joined(room=room.name, nick=session.nick), room.members, skip=peer)
+            room.channel.created = self._clock()
+            room.channel.ops.add(peer)  # whoever creates a room is its operator
+        else:
+            chan = room.channel
+            problem = chan.join_problem(
+                session.nick, self._host(session), cmd.key, len(room.members)
             )
+            if problem:
+                return self._refuse(session, cmd, *problem)
+            chan.invited.discard(m.casefold(session.nick))
+        effects: list[Effect[P]] = []
+        joined = m.Joined(
+            room=room.name,
+            nick=session.nick,
+            user=session.user,
+            realname=session.realname,
+            account=session.account,
+        )
+        if room.members:
+            effects.append(Deliver(joined, room.members, skip=peer))
         room.members[peer] = session
         session.rooms[key] = room
         session.current = room
-        effects.append(Deliver(m.Joined(room=room.name, nick=session.nick, ref=cmd.ref), (peer,)))
+        effects.append(Deliver(dataclasses.replace(joined, ref=cmd.ref), (peer,)))
         if room.topic:
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
@@ -355,18 +391,12 @@ class Broker(Generic[P]):
         if isinstance(room, m.Error):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         self._leave(session, room)
+        parted = m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, user=session.user)
         effects: list[Effect[P]] = [
-            Deliver(
-                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
-                (session.peer,),
-            )
+            Deliver(dataclasses.replace(parted, ref=cmd.ref), (session.peer,))
         ]
         if room.members:
-            effects.append(
-                Deliver(
-                    m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
-                )
-            )
+            effects.append(Deliver(parted, room.members))
         return effects
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
@@ -391,7 +421,15 @@ class Broker(Generic[P]):
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
             if isinstance(room, m.Error):
-                return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+                outside = self._rooms.get(m.casefold(target)) if target else None
+                if outside is None or room.code is not m.ErrorCode.NOT_MEMBER:
+                    return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+                room = outside  # a member of no such room: +n decides (below)
+            problem = room.channel.send_problem(
+                session.peer, session.peer in room.members, self._host(session)
+            )
+            if problem:
+                return self._refuse(session, cmd, *problem)
             msg = self._message(session, room.name, cmd)
             return [
                 Deliver(msg, room.members, skip=session.peer),
@@ -426,7 +464,7 @@ class Broker(Generic[P]):
             if isinstance(room, m.Error):
                 return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         else:
-            found = self._rooms.get(m.casefold(cmd.room))
+            found = self._visible_room(session, cmd.room)
             if found is None:
                 return self._refuse(
                     session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
@@ -436,7 +474,9 @@ class Broker(Generic[P]):
 
     def _list_rooms(self, session: Session[P], cmd: m.ListRooms) -> list[Effect[P]]:
         rooms = tuple(
-            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic) for r in self.rooms()
+            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic)
+            for r in self.rooms()
+            if not r.channel.secret or session.peer in r.members
         )
         return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
 
@@ -451,6 +491,13 @@ class Broker(Generic[P]):
         room = self._my_room(session, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        if "t" in room.channel.modes and not room.channel.is_op(session.peer):
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.NOT_OPERATOR,
+                f"only operators of {room.name} may set its topic (+t)",
+            )
         problem = _free_text_problem(cmd.text, "topic")
         if problem:
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
@@ -471,14 +518,139 @@ class Broker(Generic[P]):
         other = self._nicks.get(m.casefold(cmd.nick))
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        shown = [
+            r for r in other.rooms.values() if not r.channel.secret or session.peer in r.members
+        ]
         info = m.UserInfo(
             nick=other.nick,
-            rooms=tuple(r.name for r in other.rooms.values()),
+            rooms=tuple(r.name for r in shown),
             away=other.away,
             since=other.since,
             ref=cmd.ref,
+            statuses=tuple(r.channel.status(other.peer) for r in shown),
+            user=other.user,
+            realname=other.realname,
+            account=other.account,
         )
         return [Deliver(info, (session.peer,))]
+
+    def _stats(self, session: Session[P], cmd: m.Stats) -> list[Effect[P]]:
+        return [Deliver(self._stats_of(cmd.ref), (session.peer,))]
+
+    def _op_room(self, session: Session[P], cmd: m.Mode | m.Kick, name: str) -> Room[P] | m.Error:
+        """The room an operator command is about; refusals in IRC's order (403, 442, 482)."""
+        room = self._rooms.get(m.casefold(name))
+        if room is None:
+            return m.Error(code=m.ErrorCode.NO_SUCH_ROOM, text=f"no such room {name}", ref=cmd.ref)
+        if session.peer not in room.members:
+            return m.Error(
+                code=m.ErrorCode.NOT_MEMBER, text=f"you are not in {room.name}", ref=cmd.ref
+            )
+        if not room.channel.is_op(session.peer):
+            return m.Error(
+                code=m.ErrorCode.NOT_OPERATOR,
+                text=f"you are not an operator of {room.name}",
+                ref=cmd.ref,
+            )
+        return room
+
+    def _mode(self, session: Session[P], cmd: m.Mode) -> list[Effect[P]]:
+        room = self._visible_room(session, cmd.room)
+        peer = session.peer
+        if room is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}")
+        chan = room.channel
+        banlist = m.BanList(room=room.name, bans=tuple(chan.bans), ref=cmd.ref)
+        if not cmd.changes:
+            modes, args = chan.mode_string(peer in room.members)
+            event = m.RoomModes(
+                room=room.name, modes=modes, args=args, created=chan.created, ref=cmd.ref
+            )
+            return [Deliver(event, (peer,))]
+        if all(c.mode in m.LIST_MODES and not c.arg for c in cmd.changes):
+            return [Deliver(banlist, (peer,))]  # anyone may look at the ban list
+        checked = self._op_room(session, cmd, cmd.room)
+        if isinstance(checked, m.Error):
+            return [Deliver(checked, (peer,))]
+
+        def find(nick: str) -> tuple[P, str] | None:
+            other = self._nicks.get(m.casefold(nick))
+            return None if other is None else (other.peer, other.nick)
+
+        applied, answers = chan.apply(
+            cmd.changes, setter=session.nick, now=self._clock(), find=find, members=room.members
+        )
+        effects: list[Effect[P]] = [
+            Deliver(banlist if a is None else dataclasses.replace(a, ref=cmd.ref), (peer,))
+            for a in answers
+        ]
+        if applied:
+            changed = m.ModeChanged(
+                room=room.name, by=session.nick, changes=tuple(applied), user=session.user
+            )
+            effects.append(Deliver(changed, room.members, skip=peer))
+            effects.append(Deliver(dataclasses.replace(changed, ref=cmd.ref), (peer,)))
+        return effects
+
+    def _kick(self, session: Session[P], cmd: m.Kick) -> list[Effect[P]]:
+        room = self._op_room(session, cmd, cmd.room)
+        if isinstance(room, m.Error):
+            return [Deliver(room, (session.peer,))]
+        other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        if other.peer not in room.members:
+            return self._refuse(
+                session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{other.nick} is not in {room.name}"
+            )
+        problem = _free_text_problem(cmd.reason, "kick reason")
+        if problem:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        kicked = m.Kicked(
+            room=room.name,
+            nick=other.nick,
+            by=session.nick,
+            reason=cmd.reason or session.nick,
+            user=session.user,
+        )
+        # Everyone hears it, the kicked member included, before it leaves the member list.
+        # The kicked member hears it on its own, so its codec may learn that it left.
+        others = [p for p in room.members if p is not session.peer and p is not other.peer]
+        effects: list[Effect[P]] = [
+            Deliver(kicked, others),
+            Deliver(dataclasses.replace(kicked, ref=cmd.ref), (session.peer,)),
+        ]
+        if other is not session:
+            effects.append(Deliver(kicked, (other.peer,)))
+        self._leave(other, room)
+        return effects
+
+    def _invite(self, session: Session[P], cmd: m.Invite) -> list[Effect[P]]:
+        other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        room = self._rooms.get(m.casefold(cmd.room))
+        name = cmd.room
+        if room is not None:
+            name = room.name
+            if session.peer not in room.members:
+                return self._refuse(session, cmd, m.ErrorCode.NOT_MEMBER, f"you are not in {name}")
+            if other.peer in room.members:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.ALREADY_MEMBER, f"{other.nick} is already in {name}"
+                )
+            if "i" in room.channel.modes and not room.channel.is_op(session.peer):
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NOT_OPERATOR, f"only operators invite to {name} (+i)"
+                )
+            room.channel.invited.add(m.casefold(other.nick))
+        elif not m.valid_room(cmd.room):
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}")
+        invited = m.Invited(room=name, nick=other.nick, by=session.nick, user=session.user)
+        return [
+            Deliver(invited, (other.peer,)),
+            Deliver(dataclasses.replace(invited, ref=cmd.ref), (session.peer,)),
+        ]
 
     def _ping(self, session: Session[P], cmd: m.Ping) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
@@ -506,6 +678,10 @@ class Broker(Generic[P]):
         m.Topic: _topic,
         m.Away: _away,
         m.Whois: _whois,
+        m.Mode: _mode,
+        m.Kick: _kick,
+        m.Invite: _invite,
+        m.Stats: _stats,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -523,6 +699,7 @@ class Broker(Generic[P]):
             target=target,
             text=cmd.text,
             kind=cmd.kind,
+            user=session.user,
         )
 
     @staticmethod
@@ -532,8 +709,39 @@ class Broker(Generic[P]):
         )
 
     def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
+        chan = room.channel
+        details = tuple(
+            m.Member(
+                nick=s.nick,
+                status=chan.status(peer),
+                user=s.user,
+                realname=s.realname,
+                account=s.account,
+                away=s.away,
+            )
+            for peer, s in room.members.items()
+        )
         return m.Members(
-            room=room.name, nicks=tuple(s.nick for s in room.members.values()), ref=ref
+            room=room.name, nicks=tuple(d.nick for d in details), ref=ref, details=details
+        )
+
+    def _host(self, session: Session[P]) -> str:
+        return hostmask(session.nick, session.user, self.server_name)
+
+    def _visible_room(self, session: Session[P], name: str) -> Room[P] | None:
+        """The room ``name`` unless it is secret (+s) and ``session`` is not in it."""
+        room = self._rooms.get(m.casefold(name))
+        if room is None or (room.channel.secret and session.peer not in room.members):
+            return None
+        return room
+
+    def _stats_of(self, ref: m.Ref) -> m.ServerStats:
+        return m.ServerStats(
+            users=len(self._nicks),
+            unregistered=len(self._sessions) - len(self._nicks),
+            rooms=len(self._rooms),
+            max_users=self._max_users,
+            ref=ref,
         )
 
     def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
@@ -554,6 +762,7 @@ class Broker(Generic[P]):
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
         del room.members[session.peer]
+        room.channel.forget(session.peer)
         del session.rooms[key]
         if not room.members:
             del self._rooms[key]

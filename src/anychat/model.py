@@ -6,6 +6,9 @@ bytes; the broker only ever sees these objects, never bytes or sockets. Every cl
 slotted, keyword-only dataclass so an instance cannot change after a codec produced it, which is
 what lets the server encode one event once and hand the same bytes to many recipients.
 
+Fields declared with ``compare=False`` are presentation details (the parts of an IRC hostmask,
+counts shown at registration): two events that differ only there describe the same fact.
+
 ``ref`` is an optional client-chosen correlation value: the server copies it from a command onto
 the reply (ack, error, member list...) so a client can match replies to requests.
 """
@@ -18,14 +21,20 @@ from enum import Enum
 from typing import Final, TypeAlias
 
 __all__ = [
+    "LIST_MODES",
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
     "MAX_TOPIC_LENGTH",
     "PROTOCOL_VERSION",
+    "ROOM_MODES",
+    "SETTING_MODES",
+    "STATUS_MODES",
     "Ack",
     "Away",
     "AwayStatus",
+    "Ban",
+    "BanList",
     "Bye",
     "Command",
     "Error",
@@ -35,14 +44,22 @@ __all__ = [
     "History",
     "HistoryPage",
     "Invalid",
+    "Invite",
+    "Invited",
     "Join",
     "Joined",
+    "Kick",
+    "Kicked",
     "Kind",
     "ListRooms",
     "LoggedIn",
     "Login",
+    "Member",
     "Members",
     "Message",
+    "Mode",
+    "ModeChange",
+    "ModeChanged",
     "Nick",
     "NickChanged",
     "Part",
@@ -55,14 +72,18 @@ __all__ = [
     "Register",
     "RoomInfo",
     "RoomList",
+    "RoomModes",
     "RoomTopic",
     "Say",
+    "ServerStats",
+    "Stats",
     "Topic",
     "UserInfo",
     "Welcome",
     "Who",
     "Whois",
     "casefold",
+    "clean_username",
     "is_room",
     "valid_nick",
     "valid_room",
@@ -85,6 +106,23 @@ _NICK_RE: Final = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*")
 # control characters and ':' so a room name is always a single IRC middle parameter.
 _ROOM_RE: Final = re.compile(r"#[^\x00-\x20,:\x7f]+")
 
+#: Room modes, one letter each as IRC spells them (docs/protocol.md "Room modes"): who may
+#: speak (``m`` moderated, ``n`` no messages from outside), who may set the topic (``t``), who
+#: sees the room (``s`` secret), who may join (``i`` invite only, ``k`` key, ``l`` limit, ``b``
+#: bans), and member status (``o`` operator, ``v`` voice).
+FLAG_MODES: Final = "imnst"
+#: Modes that take an argument when set (``k`` also when unset, as IRC does).
+SETTING_MODES: Final = "kl"
+#: Modes that are lists of masks (``+b mask`` adds, ``-b mask`` removes, ``+b`` alone lists).
+LIST_MODES: Final = "b"
+#: Member status: ``+o nick`` / ``+v nick``.
+STATUS_MODES: Final = "ov"
+ROOM_MODES: Final = FLAG_MODES + SETTING_MODES + LIST_MODES + STATUS_MODES
+#: Status letters as shown before a nick (IRC ``PREFIX=(ov)@+``), highest first.
+STATUS_PREFIXES: Final = {"o": "@", "v": "+"}
+#: Bans a room keeps at most (IRC ``MAXLIST=b:50``).
+MAX_BANS: Final = 50
+
 Ref: TypeAlias = str | int | None
 
 
@@ -99,6 +137,17 @@ def valid_nick(nick: str) -> bool:
 
 def valid_room(room: str) -> bool:
     return 1 < len(room) <= MAX_ROOM_LENGTH and _ROOM_RE.fullmatch(room) is not None
+
+
+#: Usernames (IRC ``USER``) keep these characters, up to ``USERLEN`` of them, so a hostmask
+#: ``nick!~user@host`` is always one word that cannot be mistaken for another's.
+USERLEN: Final = 10
+_NOT_USERNAME: Final = re.compile(r"[^A-Za-z0-9._\-\[\]\\{}|^`]")
+
+
+def clean_username(user: str, nick: str) -> str:
+    """The username shown for ``user`` (what ``USER`` sent): legal characters only, or the nick."""
+    return _NOT_USERNAME.sub("", user)[:USERLEN] or _NOT_USERNAME.sub("", nick)[:USERLEN]
 
 
 def is_room(target: str) -> bool:
@@ -152,6 +201,21 @@ class ErrorCode(str, Enum):
     STORE_UNAVAILABLE = "store_unavailable"
     #: Goodbye to an older connection when its account logs in again (a dropped link's ghost).
     LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
+    #: Only a room operator may do that (set modes, kick, lock the topic, invite to +i).
+    NOT_OPERATOR = "not_operator"
+    #: The nick named is not in the room (kick, op, voice).
+    TARGET_NOT_MEMBER = "target_not_member"
+    #: The nick invited is already in the room.
+    ALREADY_MEMBER = "already_member"
+    #: A mode letter the server does not know (``subject`` is the letter).
+    UNKNOWN_MODE = "unknown_mode"
+    #: Joining needs an invite (+i), the key (+k), a free place (+l), or is banned (+b).
+    INVITE_ONLY = "invite_only"
+    BAD_KEY = "bad_key"
+    ROOM_FULL = "room_full"
+    BANNED = "banned"
+    #: The room is moderated (+m), or closed to non-members (+n), or the sender is banned.
+    CANNOT_SEND = "cannot_send"
 
 
 # ---------------------------------------------------------------- commands (client -> server)
@@ -169,12 +233,17 @@ class Hello:
     #: (then ``nick`` may be ``None``). Never shown in reprs, so never in logs.
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    #: IRC's ``USER``: a username shown in hostmasks (``""`` = the nick) and a real name.
+    user: str = ""
+    realname: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Join:
     room: str
     ref: Ref = None
+    #: The room's key, when it has one (+k).
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,6 +376,53 @@ class History:
     ref: Ref = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModeChange:
+    """One mode letter set (``on``) or unset, with its argument (a nick, key, limit or mask)."""
+
+    mode: str
+    on: bool = True
+    arg: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mode:
+    """Change a room's modes (operators only), or ask for them (``changes`` empty).
+
+    ``ModeChange(mode="b")`` with no argument asks for the ban list.
+    """
+
+    room: str
+    changes: tuple[ModeChange, ...] = ()
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kick:
+    """Remove ``nick`` from ``room`` (operators only); ``reason`` defaults to the kicker's nick."""
+
+    room: str
+    nick: str
+    reason: str = ""
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invite:
+    """Invite ``nick`` to ``room``: lets it past +i (and bans) once."""
+
+    nick: str
+    room: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats:
+    """Ask how many users and rooms the server has (IRC ``LUSERS``)."""
+
+    ref: Ref = None
+
+
 Command: TypeAlias = (
     Hello
     | Join
@@ -324,6 +440,10 @@ Command: TypeAlias = (
     | Register
     | Login
     | History
+    | Mode
+    | Kick
+    | Invite
+    | Stats
 )
 
 
@@ -339,6 +459,8 @@ class Welcome:
     version: str
     protocol: int = PROTOCOL_VERSION
     ref: Ref = None
+    #: The server's counts as this connection registered (IRC shows them as LUSERS).
+    stats: ServerStats | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -355,6 +477,8 @@ class Message:
     kind: Kind = Kind.PLAIN
     #: True when replayed from history rather than relayed live.
     history: bool = False
+    #: The sender's username (IRC hostmasks; ``""`` = unknown, shown as the nick).
+    user: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -372,6 +496,10 @@ class Joined:
     room: str
     nick: str
     ref: Ref = None
+    #: Who joined, for IRC hostmasks and ``extended-join`` (details: not compared).
+    user: str = field(default="", compare=False)
+    realname: str = field(default="", compare=False)
+    account: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -380,6 +508,7 @@ class Parted:
     nick: str
     reason: str = ""
     ref: Ref = None
+    user: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,6 +517,7 @@ class Quitted:
 
     nick: str
     reason: str = ""
+    user: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -395,6 +525,20 @@ class NickChanged:
     old: str
     new: str
     ref: Ref = None
+    user: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """One member of a room as WHO and NAMES show it."""
+
+    nick: str
+    #: Status letters held, highest first (``"ov"``, ``"o"``, ``"v"`` or ``""``).
+    status: str = ""
+    user: str = ""
+    realname: str = ""
+    account: str = ""
+    away: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -402,6 +546,8 @@ class Members:
     room: str
     nicks: tuple[str, ...]
     ref: Ref = None
+    #: The same members in the same order, with their status and identity.
+    details: tuple[Member, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -453,6 +599,11 @@ class UserInfo:
     #: When the nick registered (seconds since the epoch).
     since: float = 0.0
     ref: Ref = None
+    #: Status letters in each of ``rooms`` (same order), username, real name, account.
+    statuses: tuple[str, ...] = field(default=(), compare=False)
+    user: str = field(default="", compare=False)
+    realname: str = field(default="", compare=False)
+    account: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -462,6 +613,8 @@ class Error:
     code: ErrorCode
     text: str
     ref: Ref = None
+    #: What the error is about, when the command named several things (a nick, a mode letter).
+    subject: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -492,6 +645,78 @@ class HistoryPage:
     ref: Ref = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerStats:
+    """Reply to :class:`Stats`: registered users, connections not registered yet, rooms."""
+
+    users: int
+    unregistered: int = 0
+    rooms: int = 0
+    #: The most users seen at once since the server started.
+    max_users: int = 0
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomModes:
+    """A room's modes (answer to an empty :class:`Mode`): flags as ``"+nt"``, then arguments."""
+
+    room: str
+    modes: str
+    args: tuple[str, ...] = ()
+    #: When the room was created (seconds since the epoch).
+    created: float = 0.0
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModeChanged:
+    """Modes of ``room`` changed by ``by``; sent to every member, the setter included."""
+
+    room: str
+    by: str
+    changes: tuple[ModeChange, ...]
+    ref: Ref = None
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ban:
+    mask: str
+    setter: str = ""
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BanList:
+    room: str
+    bans: tuple[Ban, ...] = ()
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kicked:
+    """``nick`` was removed from ``room`` by ``by``; sent to every member, the kicked included."""
+
+    room: str
+    nick: str
+    by: str
+    reason: str = ""
+    ref: Ref = None
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invited:
+    """``by`` invited ``nick`` to ``room``: sent to the invited, and (with ref) to the inviter."""
+
+    room: str
+    nick: str
+    by: str
+    ref: Ref = None
+    user: str = ""
+
+
 Event: TypeAlias = (
     Welcome
     | LoggedIn
@@ -510,4 +735,10 @@ Event: TypeAlias = (
     | RoomTopic
     | AwayStatus
     | UserInfo
+    | ServerStats
+    | RoomModes
+    | ModeChanged
+    | BanList
+    | Kicked
+    | Invited
 )

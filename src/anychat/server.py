@@ -290,7 +290,11 @@ class _Hub:
         if protocol is Protocol.JSONL:
             return JsonServerCodec(max_line_bytes=self.config.max_line_bytes)
         if protocol is Protocol.IRC:
-            return IrcCodec(server_name=self.config.server_name, version=__version__)
+            return IrcCodec(
+                server_name=self.config.server_name,
+                version=__version__,
+                history_replay=self.config.irc_history_replay,
+            )
         return TextCodec(max_line_bytes=self.config.max_line_bytes)
 
     async def _read(self, conn: Connection) -> None:

@@ -137,7 +137,7 @@ def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     assert (hello.nick, hello.autojoin) == ("ada", False)
     welcome = lines(codec, m.Welcome(nick="ada", server="x", version="1", ref=hello.ref))
     assert [line.split()[1] for line in welcome] == ["001", "002", "003", "004", "005", "422"]
-    assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!ada@irc.test"
+    assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!~ada@irc.test"
     for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=30", "PREFIX=(ov)@+"):
         assert token in welcome[4].split()
 
@@ -194,7 +194,7 @@ def test_nick_in_use_during_registration_lets_the_client_try_again() -> None:
         (b"MODE #a +o bob\r\n", ":s 482 ada #a :You're not channel operator"),
         (b"MODE ada\r\n", ":s 221 ada +"),
         (b"MODE bob\r\n", ":s 502 ada :Can't change mode for other users"),
-        (b"MODE ada +i\r\n", ":ada!ada@s MODE ada :+i"),
+        (b"MODE ada +i\r\n", ":ada!~ada@s MODE ada :+i"),
         (b"MODE ada +iw-x\r\n", ":s 501 ada :Unknown MODE flag"),
         (b"USERHOST\r\n", ":s 461 ada USERHOST :Not enough parameters"),
         (b"NAMES\r\n", ":s 366 ada * :End of /NAMES list"),
@@ -349,17 +349,17 @@ def test_feeding_in_pieces_gives_the_same_result(data: bytes, step: int) -> None
 def test_messages_render_as_privmsg_notice_and_action() -> None:
     codec = registered()
     msg = m.Message(id=1, time=0.0, sender="bob", target="#a", text="hi")
-    assert lines(codec, msg) == [":bob!bob@irc.test PRIVMSG #a :hi"]
+    assert lines(codec, msg) == [":bob!~bob@irc.test PRIVMSG #a :hi"]
     notice = m.Message(id=2, time=0.0, sender="bob", target="ada", text="x", kind=m.Kind.NOTICE)
-    assert lines(codec, notice) == [":bob!bob@irc.test NOTICE ada :x"]
+    assert lines(codec, notice) == [":bob!~bob@irc.test NOTICE ada :x"]
     action = m.Message(id=3, time=0.0, sender="bob", target="#a", text="waves", kind=m.Kind.ACTION)
-    assert lines(codec, action) == [":bob!bob@irc.test PRIVMSG #a :\x01ACTION waves\x01"]
+    assert lines(codec, action) == [":bob!~bob@irc.test PRIVMSG #a :\x01ACTION waves\x01"]
 
 
 def test_server_time_tags_only_for_clients_that_asked() -> None:
     msg = m.Message(id=1, time=1767225600.25, sender="bob", target="#a", text="hi")
     assert lines(registered("ada", "server-time"), msg) == [
-        "@time=2026-01-01T00:00:00.250Z :bob!bob@irc.test PRIVMSG #a :hi"
+        "@time=2026-01-01T00:00:00.250Z :bob!~bob@irc.test PRIVMSG #a :hi"
     ]
     assert registered("ada", "server-time").encoding_key != registered("ada").encoding_key
 
@@ -377,7 +377,7 @@ def test_echo_message_renders_our_ack_as_the_message() -> None:
     codec = registered("ada", "echo-message")
     say = one(codec.feed(b"PRIVMSG bob :hello\r\n"))
     ack = m.Ack(id=7, time=0.0, target="bob", ref=say.ref)
-    assert lines(codec, ack) == [":ada!ada@irc.test PRIVMSG bob :hello"]
+    assert lines(codec, ack) == [":ada!~ada@irc.test PRIVMSG bob :hello"]
     plain = registered()
     say = one(plain.feed(b"PRIVMSG bob :hello\r\n"))
     assert plain.encode(m.Ack(id=7, time=0.0, target="bob", ref=say.ref)) == b""
@@ -436,8 +436,8 @@ def test_whowas_knows_no_history() -> None:
 def test_user_modes_are_remembered_and_only_changes_echoed() -> None:
     codec = registered()
     assert replies(codec.feed(b"MODE ada +iw\r\nMODE ada +i\r\nMODE ada -w\r\nMODE ada\r\n")) == [
-        ":ada!ada@irc.test MODE ada :+iw",
-        ":ada!ada@irc.test MODE ada :-w",
+        ":ada!~ada@irc.test MODE ada :+iw",
+        ":ada!~ada@irc.test MODE ada :-w",
         ":irc.test 221 ada +i",
     ]
 
@@ -476,7 +476,7 @@ def test_topic_query_and_change() -> None:
     empty = m.RoomTopic(room="#a", text="", ref=query.ref)
     assert lines(codec, empty) == [":irc.test 331 ada #a :No topic is set"]
     change = m.RoomTopic(room="#a", text="new plans", setter="bob", time=9.0)
-    assert lines(codec, change) == [":bob!bob@irc.test TOPIC #a :new plans"]
+    assert lines(codec, change) == [":bob!~bob@irc.test TOPIC #a :new plans"]
 
 
 def test_names_are_split_to_fit_lines() -> None:
@@ -493,7 +493,7 @@ def test_names_are_split_to_fit_lines() -> None:
 def test_free_text_from_other_codecs_cannot_inject_lines() -> None:
     codec = registered()
     part = m.Parted(room="#a", nick="bob", reason="bye\r\nPRIVMSG #a :forged")
-    assert lines(codec, part) == [":bob!bob@irc.test PART #a :bye  PRIVMSG #a :forged"]
+    assert lines(codec, part) == [":bob!~bob@irc.test PART #a :bye  PRIVMSG #a :forged"]
     assert lines(codec, m.Bye(code=None, reason="x\ny")) == ["ERROR :Closing Link: ada (x y)"]
 
 

@@ -74,7 +74,7 @@ def test_plain_login_then_registration_with_the_account_nick() -> None:
     assert "secret" not in repr(cmd)
     answer = lines(codec, m.LoggedIn(nick="Ada", token="t", ref=cmd.ref))
     assert answer == [
-        ":s 900 * ada!ada@s Ada :You are now logged in as Ada",
+        ":s 900 * ada!~ada@s Ada :You are now logged in as Ada",
         ":s 903 * :SASL authentication successful",
     ]
     hello = hello_of(codec.feed(b"CAP END\r\n"))
@@ -197,7 +197,7 @@ def test_pass_is_the_account_password_of_the_registering_nick() -> None:
     hello = hello_of(codec.feed(b"PASS :my secret\r\nNICK ada\r\nUSER u 0 * :Ada\r\n"))
     assert (hello.nick, hello.password) == ("ada", "my secret")
     assert lines(codec, m.LoggedIn(nick="ada", token="t", ref=hello.ref)) == [
-        ":s 900 * ada!ada@s ada :You are now logged in as ada"
+        ":s 900 * ada!~ada@s ada :You are now logged in as ada"
     ]
     welcome = lines(codec, m.Welcome(nick="ada", server="s", version="1", ref=hello.ref))
     assert welcome[0].startswith(":s 001 ada ")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import ClassVar, Final
 
 from .. import model as m
-from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply
+from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply, roomops
 from ._lines import LineBuffer
 
 __all__ = ["HELP", "TextCodec", "neutralize"]
@@ -46,6 +46,7 @@ HELP: Final = "\r\n".join(
         "***   /login NICK PASSWORD  log in to your account",
         "***   /history [TARGET] [BEFORE-ID]  earlier messages of a room or a private chat",
         "***   /ping                 check the server is alive",
+        *("***   " + line for line in roomops.TEXT_HELP.splitlines()),
         "***   /help                 this list",
         "***   /quit [WHY]           leave",
         "*** Anything else is said to your current room; start with // to say a leading /.",
@@ -120,6 +121,8 @@ class TextCodec:
         verb, _, rest = line[1:].partition(" ")
         rest = rest.strip()
         handler = self._handlers.get(verb.lower())
+        if handler is None and verb.lower() in roomops.TEXT_COMMANDS:
+            return roomops.TEXT_COMMANDS[verb.lower()](rest)
         if handler is None:
             return m.Invalid(
                 code=m.ErrorCode.UNKNOWN_COMMAND,
@@ -270,8 +273,12 @@ def _render(event: m.Event) -> str:
         case m.UserInfo(nick=nick, rooms=rooms, away=away):
             where = ", ".join(rooms) or "no rooms"
             return f"* {nick} is in {where}" + (f" (away: {neutralize(away)})" if away else "")
-        case _:  # pragma: no cover - Ack is handled by the caller
-            raise AssertionError(event)
+        case _:
+            # Room operator events (codecs/roomops.py: the operator commands' own block).
+            line = roomops.render_text(event, neutralize)
+            if line is None:  # pragma: no cover - Ack is handled by the caller
+                raise AssertionError(event)
+            return line
 
 
 def _render_message(msg: m.Message) -> str:

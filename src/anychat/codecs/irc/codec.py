@@ -62,10 +62,15 @@ class IrcCodec:
         version: str = "0",
         network: str | None = None,
         max_line_bytes: int = DEFAULT_IRC_LINE_BYTES,
+        history_replay: bool = False,
     ) -> None:
         self.state = IrcState()
         self.wire = Wire(
-            self.state, server=server_name, network=network or server_name, version=version
+            self.state,
+            server=server_name,
+            network=network or server_name,
+            version=version,
+            replay=history_replay,
         )
         self.encoding_key: Hashable = ("irc", False)
         self._lines = LineBuffer(max(max_line_bytes, MAX_LINE_BYTES))
@@ -122,7 +127,17 @@ class IrcCodec:
         nick = state.account or state.nick
         ref = state.track(Pending("hello", nick))
         password = None if state.account else state.password
-        return [m.Hello(nick=nick, autojoin=False, ref=ref, password=password)]
+        # The username as everyone will see it (the broker applies the same rule).
+        state.user = m.clean_username(state.user, nick)
+        hello = m.Hello(
+            nick=nick,
+            autojoin=False,
+            ref=ref,
+            password=password,
+            user=state.user,
+            realname=state.realname,
+        )
+        return [hello]
 
     def _cap(self, params: tuple[str, ...]) -> list[Inbound]:
         if not params:
@@ -174,11 +189,14 @@ class IrcCodec:
     def _user(self, params: tuple[str, ...]) -> list[Inbound]:
         if self.state.hello_sent:
             return [self.wire.reply("462", ":You may not reregister")]
-        if len(params) < 4 or not params[0]:
+        # RFC 2812 §3.1.3: USER <user> <mode> <unused> <realname>; an empty realname is a
+        # missing parameter too (as ngircd and ergo answer it).
+        if len(params) < 4 or not params[0] or not params[3]:
             return self.wire.need_params("USER")
         if self.state.user is not None:
             return []
         self.state.user = params[0]
+        self.state.realname = params[3]
         return self._register()
 
     def _nick(self, params: tuple[str, ...]) -> list[Inbound]:

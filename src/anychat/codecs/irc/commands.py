@@ -12,13 +12,15 @@ from typing import Final
 
 from ... import model as m
 from .. import Inbound, LocalReply
+from .channel import invite, kick, mode
 from .parse import MAX_TARGETS
 from .state import Pending
 from .wire import Wire
 
 __all__ = ["HANDLERS"]
 
-_USER_MODES: Final = frozenset("iw")
+#: RFC 2812 §2.3: a line, CRLF included, is at most 512 bytes (tags aside).
+_LINE_BYTES: Final = 510
 
 
 def join(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
@@ -29,9 +31,14 @@ def join(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
             m.Part(room=name, ref=w.state.track(Pending("part", name)))
             for name in w.state.rooms.values()
         ]
+    keys = params[1].split(",") if len(params) > 1 else []
     return [
-        m.Join(room=name, ref=w.state.track(Pending("join", name)))
-        for name in params[0].split(",")
+        m.Join(
+            room=name,
+            key=keys[i] if i < len(keys) else "",
+            ref=w.state.track(Pending("join", name)),
+        )
+        for i, name in enumerate(params[0].split(","))
         if name
     ]
 
@@ -57,9 +64,6 @@ def privmsg(w: Wire, params: tuple[str, ...], kind: m.Kind = m.Kind.PLAIN) -> li
     if kind is m.Kind.PLAIN and text.startswith("\x01ACTION ") and len(text) > 8:
         kind = m.Kind.ACTION
         text = text[8:].removesuffix("\x01")
-    # Our lines may carry more than a message holds: split rather than refuse.
-    limit = m.MAX_TEXT_LENGTH
-    chunks = [text[i : i + limit] for i in range(0, len(text), limit)]
     out: list[Inbound] = []
     targets = [t for t in params[0].split(",") if t]
     if len(targets) > MAX_TARGETS:
@@ -70,10 +74,26 @@ def privmsg(w: Wire, params: tuple[str, ...], kind: m.Kind = m.Kind.PLAIN) -> li
             else [w.reply("407", params[0], f":Too many recipients (at most {MAX_TARGETS})")]
         )
     for target in targets:
-        for chunk in chunks:
-            ref = w.state.track(Pending("say", target, chunk, kind))
-            out.append(m.Say(target=target, text=chunk, kind=kind, ref=ref))
+        fitted = _fit_relayed(w, verb, target, text, kind)
+        ref = w.state.track(Pending("say", target, fitted, kind))
+        out.append(m.Say(target=target, text=fitted, kind=kind, ref=ref))
     return out
+
+
+def _fit_relayed(w: Wire, verb: str, target: str, text: str, kind: m.Kind) -> str:
+    """The text cut (at a UTF-8 character boundary, as ngircd and ergo do) so that the line
+    every IRC recipient gets fits 512 bytes, and to the longest message anychat keeps: one
+    IRC message is always one message and one line, never several."""
+    text = text[: m.MAX_TEXT_LENGTH]
+    head = len(f":{w.mask} {verb} {target} :".encode()) + (9 if kind is m.Kind.ACTION else 0)
+    budget = max(_LINE_BYTES - head, 1)
+    data = text.encode()
+    if len(data) <= budget:
+        return text
+    cut = budget
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1  # never split a UTF-8 sequence
+    return data[:cut].decode()
 
 
 def notice(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
@@ -124,38 +144,6 @@ def away(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
     return [m.Away(text=text, ref=w.state.track(Pending("away")))]
 
 
-def mode(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
-    if not params or not params[0]:
-        return w.need_params("MODE")
-    target = params[0]
-    if m.is_room(target):
-        if len(params) == 1:
-            return [w.reply("324", target, "+nt")]
-        if params[1].lstrip("+") == "b":  # ban list query: it is always empty
-            return [w.reply("368", target, ":End of channel ban list")]
-        return [w.reply("482", target, ":You're not channel operator")]
-    if m.casefold(target) != m.casefold(w.state.nick):
-        return [w.reply("502", ":Can't change mode for other users")]
-    if len(params) == 1:
-        return [w.reply("221", "+" + "".join(sorted(w.state.modes)))]
-    # User modes change nothing here, but clients set +i or +w on connecting and expect
-    # the change echoed back (as ngircd does); unknown letters get 501.
-    changes, sign, adding = "", "", True
-    for char in params[1]:
-        if char in "+-":
-            adding = char == "+"
-        elif char not in _USER_MODES:
-            return [w.reply("501", ":Unknown MODE flag")]
-        elif adding != (char in w.state.modes):
-            w.state.set_user_mode(char, adding)
-            wanted = "+" if adding else "-"
-            changes += char if sign == wanted else wanted + char
-            sign = wanted
-    if not changes:
-        return []
-    return [LocalReply(f":{w.mask} MODE {w.state.nick} :{changes}\r\n".encode())]
-
-
 def ison(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
     nicks = [n for p in params for n in p.split() if m.valid_nick(n)]
     if not nicks:
@@ -176,6 +164,10 @@ def userhost(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
         for n in params[:5]  # RFC 2812 §4.8: up to five nicks
         if m.valid_nick(n)
     ]
+
+
+def lusers(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
+    return [m.Stats(ref=w.state.track(Pending("lusers")))]
 
 
 def ping(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
@@ -225,6 +217,9 @@ HANDLERS: Final[dict[str, Handler]] = {
     "LIST": list_rooms,
     "AWAY": away,
     "MODE": mode,
+    "KICK": kick,
+    "INVITE": invite,
+    "LUSERS": lusers,
     "USERHOST": userhost,
     "ISON": ison,
     "PING": ping,

@@ -11,6 +11,7 @@ from typing import Final
 
 from ... import model as m
 from .parse import MAX_TARGETS
+from .refusals import refusal
 from .state import Context, Pending
 from .wire import Wire, clean
 
@@ -18,35 +19,6 @@ __all__ = ["render"]
 
 #: RFC 2812 §2.3: a line, CRLF included, is at most 512 bytes (tags aside).
 _LINE_BYTES: Final = 510
-
-_ERROR_NUMERICS: Final[dict[tuple[str, m.ErrorCode], tuple[str, str]]] = {
-    ("hello", m.ErrorCode.NICK_IN_USE): ("433", "Nickname is already in use"),
-    ("hello", m.ErrorCode.INVALID_NICK): ("432", "Erroneous nickname"),
-    ("nick", m.ErrorCode.NICK_IN_USE): ("433", "Nickname is already in use"),
-    ("nick", m.ErrorCode.INVALID_NICK): ("432", "Erroneous nickname"),
-    ("join", m.ErrorCode.INVALID_ROOM): ("403", "No such channel"),
-    ("join", m.ErrorCode.NO_SUCH_ROOM): ("403", "No such channel"),
-    ("join", m.ErrorCode.TOO_MANY_ROOMS): ("405", "You have joined too many channels"),
-    ("part", m.ErrorCode.NO_SUCH_ROOM): ("403", "No such channel"),
-    ("part", m.ErrorCode.NOT_MEMBER): ("442", "You're not on that channel"),
-    ("say", m.ErrorCode.NO_SUCH_NICK): ("401", "No such nick/channel"),
-    ("say", m.ErrorCode.NO_SUCH_ROOM): ("401", "No such nick/channel"),
-    ("say", m.ErrorCode.NOT_MEMBER): ("404", "Cannot send to channel"),
-    ("topic?", m.ErrorCode.NO_SUCH_ROOM): ("403", "No such channel"),
-    ("topic", m.ErrorCode.NO_SUCH_ROOM): ("403", "No such channel"),
-    ("topic", m.ErrorCode.NOT_MEMBER): ("442", "You're not on that channel"),
-    ("names", m.ErrorCode.NO_SUCH_ROOM): ("366", "End of /NAMES list"),
-    ("who", m.ErrorCode.NO_SUCH_ROOM): ("315", "End of /WHO list"),
-    ("who", m.ErrorCode.NO_SUCH_NICK): ("315", "End of /WHO list"),
-}
-#: Codes that mean the same whatever was asked; they name no target.
-_PLAIN_NUMERICS: Final[dict[m.ErrorCode, tuple[str, str]]] = {
-    m.ErrorCode.EMPTY_MESSAGE: ("412", "No text to send"),
-    m.ErrorCode.HELLO_REQUIRED: ("451", "You have not registered"),
-    m.ErrorCode.ALREADY_REGISTERED: ("462", "You may not reregister"),
-    m.ErrorCode.UNKNOWN_COMMAND: ("421", "Unknown command"),
-    m.ErrorCode.LINE_TOO_LONG: ("417", "Input line was too long"),
-}
 
 
 def _fit(tags: str, head: str, text: str, action: bool) -> list[str]:
@@ -71,35 +43,98 @@ def _fit(tags: str, head: str, text: str, action: bool) -> list[str]:
 
 
 def _say_lines(
-    w: Wire, when: float, sender: str, target: str, text: str, kind: m.Kind
+    w: Wire,
+    when: float,
+    sender: str,
+    target: str,
+    text: str,
+    kind: m.Kind,
+    *,
+    user: str = "",
+    msgid: int = 0,
 ) -> list[str]:
     verb = "NOTICE" if kind is m.Kind.NOTICE else "PRIVMSG"
-    head = f":{w.mask_of(sender)} {verb} {target} :"
-    return _fit(w.time_tag(when), head, clean(text), kind is m.Kind.ACTION)
+    head = f":{w.mask_of(sender, user)} {verb} {target} :"
+    tags = w.time_tag(when)
+    if msgid and "message-tags" in w.state.caps:
+        tags = f"{tags};msgid={msgid}" if tags else f"msgid={msgid}"
+    return _fit(tags, head, clean(text), kind is m.Kind.ACTION)
+
+
+#: ISUPPORT ``CHANMODES``: list modes, modes with an argument always, when set, and flags.
+CHANMODES: Final = f"{m.LIST_MODES},k,l,{m.FLAG_MODES}"
 
 
 def _welcome(w: Wire, event: m.Welcome) -> list[str]:
     isupport = (
-        f"AWAYLEN={m.MAX_TOPIC_LENGTH} CASEMAPPING=ascii CHANMODES=b,,,nt "
-        f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# MAXTARGETS={MAX_TARGETS} NETWORK={w.network} "
-        f"NICKLEN={m.MAX_NICK_LENGTH} PREFIX=(ov)@+ TOPICLEN={m.MAX_TOPIC_LENGTH}"
+        f"AWAYLEN={m.MAX_TOPIC_LENGTH} CASEMAPPING=ascii CHANMODES={CHANMODES} "
+        f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# KICKLEN={m.MAX_TOPIC_LENGTH} "
+        f"MAXLIST=b:{m.MAX_BANS} MAXTARGETS={MAX_TARGETS} MODES=4 NETWORK={w.network} "
+        f"NICKLEN={m.MAX_NICK_LENGTH} PREFIX=(ov)@+ TOPICLEN={m.MAX_TOPIC_LENGTH} "
+        f"USERLEN={m.USERLEN}"
     )
-    return [
+    lines = [
         w.num("001", f":Welcome to the {w.network} IRC Network {w.mask}"),
         w.num("002", f":Your host is {w.server}, running version anychat-{w.version}"),
         w.num("003", ":This server was created when it started"),
-        w.num("004", w.server, f"anychat-{w.version}", "i", "bnt"),
+        w.num("004", w.server, f"anychat-{w.version}", "iw", "".join(sorted(m.ROOM_MODES))),
         w.num("005", *isupport.split(), ":are supported by this server"),
-        w.num("422", ":MOTD File is missing"),
+    ]
+    if event.stats is not None:
+        lines += _lusers(w, event.stats)
+    lines.append(w.num("422", ":MOTD File is missing"))
+    return lines
+
+
+def _lusers(w: Wire, stats: m.ServerStats) -> list[str]:
+    """RFC 2812 §5.1 251-255 and the 265/266 counts modern servers add (one server, no opers)."""
+    users, most = str(stats.users), str(stats.max_users)
+    return [
+        w.num("251", f":There are {users} users and 0 invisible on 1 servers"),
+        w.num("252", "0", ":operator(s) online"),
+        w.num("253", str(stats.unregistered), ":unknown connection(s)"),
+        w.num("254", str(stats.rooms), ":channels formed"),
+        w.num("255", f":I have {users} clients and 0 servers"),
+        w.num("265", users, most, f":Current local users {users}, max {most}"),
+        w.num("266", users, most, f":Current global users {users}, max {most}"),
     ]
 
 
-def _names(w: Wire, room: str, nicks: tuple[str, ...]) -> list[str]:
+def _mode_line(w: Wire, event: m.ModeChanged) -> str:
+    """``:op!~u@h MODE #chan +o-v bob cy``: letters grouped by sign, arguments in order."""
+    letters, args, sign = "", [], ""
+    for change in event.changes:
+        wanted = "+" if change.on else "-"
+        if wanted != sign:
+            letters += wanted
+            sign = wanted
+        letters += change.mode
+        if change.arg:
+            args.append(change.arg)
+    return " ".join((f":{w.mask_of(event.by, event.user)} MODE {event.room}", letters, *args))
+
+
+def _prefix(w: Wire, status: str) -> str:
+    """``@``/``+`` before a nick: the highest only, or all of them with ``multi-prefix``."""
+    symbols = "".join(m.STATUS_PREFIXES[s] for s in status)
+    return symbols if "multi-prefix" in w.state.caps else symbols[:1]
+
+
+def _names(w: Wire, event: m.Members) -> list[str]:
+    room = event.room
     head = w.num("353", "=", room, ":")
     lines: list[str] = []
     batch: list[str] = []
     size = len(head.encode())
-    for nick in nicks:
+    hosts = "userhost-in-names" in w.state.caps
+    names: list[str] = []
+    if event.details:
+        for d in event.details:
+            shown = w.mask_of(d.nick, d.user) if hosts else d.nick
+            names.append(_prefix(w, d.status) + shown)
+    else:
+        names = list(event.nicks)
+    for nick in names:
         if batch and size + len(nick) + 1 > _LINE_BYTES:
             lines.append(head + " ".join(batch))
             batch, size = [], len(head.encode())
@@ -111,16 +146,22 @@ def _names(w: Wire, room: str, nicks: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def _who_line(w: Wire, where: str, nick: str, away: str = "") -> str:
-    flag = "G" if away else "H"
-    return w.num("352", where, nick, w.server, w.server, nick, flag, f":0 {nick}")
+def _who_line(w: Wire, where: str, member: m.Member) -> str:
+    """RFC 2812 352: ``<channel> <user> <host> <server> <nick> <H|G>[@|+] :0 <realname>``."""
+    flags = ("G" if member.away else "H") + _prefix(w, member.status)
+    user = "~" + m.clean_username(member.user, member.nick)
+    nick = member.nick
+    return w.num(
+        "352", where, user, w.server, w.server, nick, flags, f":0 {member.realname or nick}"
+    )
 
 
 def _members(w: Wire, event: m.Members, pending: Pending | None) -> list[str]:
     if pending is not None and pending.verb == "who":
-        lines = [_who_line(w, event.room, nick) for nick in event.nicks]
+        details = event.details or tuple(m.Member(nick=n) for n in event.nicks)
+        lines = [_who_line(w, event.room, d) for d in details]
         return [*lines, w.num("315", pending.target, ":End of /WHO list")]
-    return _names(w, event.room, event.nicks)
+    return _names(w, event)
 
 
 def _user_info(w: Wire, event: m.UserInfo, ctx: Context) -> list[str]:
@@ -128,19 +169,25 @@ def _user_info(w: Wire, event: m.UserInfo, ctx: Context) -> list[str]:
     nick = event.nick
     if pending is not None and pending.verb == "ison":
         return _ison(w, ctx)
+    user = "~" + m.clean_username(event.user, nick)
     if pending is not None and pending.verb == "userhost":
-        return [w.num("302", f":{nick}={'-' if event.away else '+'}{nick}@{w.server}")]
+        return [w.num("302", f":{nick}={'-' if event.away else '+'}{user}@{w.server}")]
     if pending is not None and pending.verb == "who":
+        member = m.Member(nick=nick, user=event.user, realname=event.realname, away=event.away)
         return [
-            _who_line(w, "*", nick, event.away),
+            _who_line(w, "*", member),
             w.num("315", pending.target, ":End of /WHO list"),
         ]
-    lines = [w.num("311", nick, nick, w.server, "*", f":{nick}")]
+    lines = [w.num("311", nick, user, w.server, "*", f":{event.realname or nick}")]
     if event.rooms:
-        lines.append(w.num("319", nick, ":" + " ".join(event.rooms)))
+        statuses = event.statuses or ("",) * len(event.rooms)
+        rooms = [_prefix(w, s) + r for s, r in zip(statuses, event.rooms, strict=False)]
+        lines.append(w.num("319", nick, ":" + " ".join(rooms)))
     lines.append(w.num("312", nick, w.server, ":anychat"))
     if event.away:
         lines.append(w.num("301", nick, ":" + event.away))
+    if event.account:
+        lines.append(w.num("330", nick, event.account, ":is logged in as"))
     lines.append(w.num("317", nick, "0", str(int(event.since)), ":seconds idle, signon time"))
     lines.append(w.num("318", nick, ":End of /WHOIS list"))
     return lines
@@ -189,91 +236,72 @@ def _logged_in(w: Wire, event: m.LoggedIn, pending: Pending | None) -> list[str]
     return lines
 
 
-def _account_error(w: Wire, pending: Pending, event: m.Error) -> list[str] | None:
-    """Refusals about accounts, as servers with services answer them; ``None``: not one."""
-    if pending.verb == "sasl":
-        # The same for every cause (unknown account, wrong password, store down).
-        return [w.num("904", ":SASL authentication failed")]
-    code = event.code
-    if pending.verb == "hello" and code is m.ErrorCode.LOGIN_REQUIRED:
-        return [
-            w.num(
-                "NOTICE",
-                ":This server admits only registered users: log in with SASL PLAIN, or send "
-                "your account password with PASS before NICK and USER",
-            ),
-            w.num("464", ":Password required"),
-        ]
-    if pending.verb == "hello" and code in (
-        m.ErrorCode.LOGIN_FAILED,
-        m.ErrorCode.STORE_UNAVAILABLE,
-    ):
-        # RFC 2812 §4.1.1: a wrong connection password ends the connection (state.py hangs up).
-        if code is m.ErrorCode.STORE_UNAVAILABLE:
-            return [w.num("NOTICE", ":" + event.text)]
-        return [w.num("464", ":Password incorrect")]
-    if pending.verb in ("hello", "nick") and code is m.ErrorCode.NICK_REGISTERED:
-        if w.state.account:
-            hint = f"You are logged in as {w.state.account}: your nick is your account's"
-        else:
-            hint = (
-                f"{pending.target} is a registered nick: log in to it with SASL PLAIN (or PASS "
-                "before NICK and USER), or choose another nick"
-            )
-        return [
-            w.num("433", pending.target, ":Nickname is already in use"),
-            w.num("NOTICE", ":" + hint),
-        ]
-    return None
-
-
-def _error(w: Wire, event: m.Error, ctx: Context) -> list[str]:
-    pending = ctx.pending
-    if pending is not None:
-        if pending.verb == "say" and pending.kind is m.Kind.NOTICE:
-            return []  # RFC 2812 §3.3.2: never answer a NOTICE automatically
-        account_lines = _account_error(w, pending, event)
-        if account_lines is not None:
-            return account_lines
-        numeric = _ERROR_NUMERICS.get((pending.verb, event.code))
-        if numeric is not None:
-            code, text = numeric
-            return [w.num(code, pending.target, ":" + text)]
-        if pending.verb == "userhost":
-            return [w.num("302", ":")]
-        if pending.verb == "ison":
-            return _ison(w, ctx)
-        if pending.verb == "whois" and event.code is m.ErrorCode.NO_SUCH_NICK:
-            return [
-                w.num("401", pending.target, ":No such nick/channel"),
-                w.num("318", pending.target, ":End of /WHOIS list"),
-            ]
-    plain = _PLAIN_NUMERICS.get(event.code)
-    if plain is not None:
-        return [w.num(plain[0], ":" + plain[1])]
-    return [w.num("NOTICE", ":" + event.text)]
-
-
 def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
     """The lines for ``event``; ``ctx`` is what the state learnt from it (see module docs)."""
     pending = ctx.pending
     match event:
         case m.Message():
-            return _say_lines(w, event.time, event.sender, event.target, event.text, event.kind)
+            if event.history and not w.replay:
+                return []  # replays must not pass for live chat (docs/irc.md "History")
+            return _say_lines(
+                w,
+                event.time,
+                event.sender,
+                event.target,
+                event.text,
+                event.kind,
+                user=event.user,
+                msgid=event.id,
+            )
         case m.Ack():
             if pending is None or "echo-message" not in w.state.caps:
                 return []
             nick = w.state.nick
-            return _say_lines(w, event.time, nick, event.target, pending.text, pending.kind)
+            return _say_lines(
+                w,
+                event.time,
+                nick,
+                event.target,
+                pending.text,
+                pending.kind,
+                user=w.state.user or "",
+                msgid=event.id,
+            )
         case m.Joined(room=room, nick=nick):
-            return [f":{w.mask_of(nick)} JOIN {room}"]
+            line = f":{w.mask_of(nick, event.user)} JOIN {room}"
+            if "extended-join" in w.state.caps:
+                # IRCv3 extended-join: the account ("*" for none) and the real name.
+                return [f"{line} {event.account or '*'} :{clean(event.realname or nick)}"]
+            return [line]
         case m.Parted(room=room, nick=nick, reason=reason):
-            line = f":{w.mask_of(nick)} PART {room}"
+            line = f":{w.mask_of(nick, event.user)} PART {room}"
             return [f"{line} :{clean(reason)}" if reason else line]
         case m.Quitted(nick=nick, reason=reason):
-            return [f":{w.mask_of(nick)} QUIT :{clean(reason)}"]
+            return [f":{w.mask_of(nick, event.user)} QUIT :{clean(reason)}"]
         case m.NickChanged(old=old, new=new):
-            return [f":{w.mask_of(old)} NICK :{new}"]
+            return [f":{w.mask_of(old, event.user)} NICK :{new}"]
+        case m.ServerStats():
+            return _lusers(w, event)
+        case m.RoomModes(room=room):
+            return [
+                w.num("324", room, event.modes, *event.args)
+                if event.args
+                else w.num("324", room, event.modes),
+                w.num("329", room, str(int(event.created))),
+            ]
+        case m.ModeChanged():
+            return [_mode_line(w, event)]
+        case m.BanList(room=room, bans=bans):
+            lines = [
+                w.num("367", room, b.mask, b.setter or w.server, str(int(b.time))) for b in bans
+            ]
+            return [*lines, w.num("368", room, ":End of channel ban list")]
+        case m.Kicked(room=room, nick=nick, by=by):
+            return [f":{w.mask_of(by, event.user)} KICK {room} {nick} :{clean(event.reason)}"]
+        case m.Invited(room=room, nick=nick, by=by):
+            if pending is not None:
+                return [w.num("341", nick, room)]
+            return [f":{w.mask_of(by, event.user)} INVITE {nick} {room}"]
         case m.Members():
             return _members(w, event, pending)
         case m.Welcome():
@@ -281,7 +309,7 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
         case m.LoggedIn():
             return _logged_in(w, event, pending)
         case m.Error():
-            return _error(w, event, ctx)
+            return refusal(w, event, ctx)
         case m.RoomTopic():
             return _topic(w, event, pending)
         case m.RoomList():

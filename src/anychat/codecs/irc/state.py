@@ -170,7 +170,14 @@ class IrcState:
                     if hangup is not None:
                         self.hangup = m.Bye(code=event.code, reason=hangup)
                 return Context(pending, self._ison_step(pending, None))
+            case m.Kicked(room=room, nick=nick):
+                # Delivered to the kicked member on its own (never fanned out with others).
+                if m.casefold(nick) == m.casefold(self.nick):
+                    self.rooms.pop(m.casefold(room), None)
+                return Context(self._take(event.ref))
             case m.Ack() | m.Members() | m.RoomList() | m.AwayStatus() | m.Pong():
+                return Context(self._take(event.ref))
+            case m.ServerStats() | m.RoomModes() | m.ModeChanged() | m.BanList() | m.Invited():
                 return Context(self._take(event.ref))
             case m.HistoryPage():
                 return Context(self._take(event.ref))

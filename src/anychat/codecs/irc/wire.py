@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Final
 
+from ... import model as m
 from .. import Inbound, LocalReply
 from .parse import format_line
 from .state import IrcState
@@ -31,13 +32,17 @@ def time_tag(when: float) -> str:
 class Wire:
     """Line formatting for one connection (reads :class:`IrcState`, never changes it)."""
 
-    __slots__ = ("network", "server", "state", "version")
+    __slots__ = ("network", "replay", "server", "state", "version")
 
-    def __init__(self, state: IrcState, *, server: str, network: str, version: str) -> None:
+    def __init__(
+        self, state: IrcState, *, server: str, network: str, version: str, replay: bool = False
+    ) -> None:
         self.state = state
         self.server = server
         self.network = network
         self.version = version
+        #: Show replayed history to clients without ``batch`` (an operator's choice).
+        self.replay = replay
 
     @property
     def me(self) -> str:
@@ -46,11 +51,12 @@ class Wire:
 
     @property
     def mask(self) -> str:
-        return self.mask_of(self.state.nick)
+        return self.mask_of(self.state.nick, self.state.user or "")
 
-    def mask_of(self, nick: str) -> str:
-        # Hosts are cloaked: the prefix identifies the nick, never a client's address.
-        return f"{nick}!{nick}@{self.server}"
+    def mask_of(self, nick: str, user: str = "") -> str:
+        """``nick!~user@server``: ``~`` as no ident check was made; hosts are cloaked, so the
+        prefix never shows a client's address. Unknown usernames are derived from the nick."""
+        return f"{nick}!~{m.clean_username(user, nick)}@{self.server}"
 
     def line(self, *params: str) -> str:
         """A numeric or server line; a last parameter given with ``:`` is trailing.
