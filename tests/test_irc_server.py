@@ -115,7 +115,7 @@ async def test_bad_input_is_answered_and_the_connection_lives_on(server: anychat
         assert " 401 ada #nowhere " in await ada.line()
         assert (
             await ada.line()
-        ) == ":anychat NOTICE ada :message may not contain line breaks or NUL"
+        ) == ":anychat NOTICE ada :message may not contain line breaks, NUL or lone surrogates"
         assert (await ada.line()) == ":ada!~ada@anychat JOIN #a"
         await ada.send(b"PING :still-here")
         await ada.until("PONG anychat still-here")
@@ -136,7 +136,7 @@ async def test_topics_and_away_cross_codecs(server: anychat.Server) -> None:
         assert (topic.room, topic.text, topic.setter) == ("#lab", "plans for today", "ada")
         await ada.send("AWAY :lunch", "WHOIS bob", "WHO ada", "LIST #lab")
         await ada.until(" 306 ada ")
-        assert (await ada.until(" 319 ada bob ")).endswith(":#general #lab")
+        assert (await ada.until(" 319 ada bob ")).endswith(":@#general #lab")
         assert (await ada.until(" 352 ")).split()[8] == "G"
         assert (await ada.until(" 322 ")).endswith("#lab 2 :plans for today")
 

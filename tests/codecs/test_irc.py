@@ -106,7 +106,7 @@ def registered(nick: str = "ada", *caps: str) -> IrcCodec:
         codec.feed(f"CAP REQ :{' '.join(caps)}\r\n".encode())
     (hello,) = [
         c
-        for c in codec.feed(f"NICK {nick}\r\nUSER u 0 * :U\r\nCAP END\r\n".encode())
+        for c in codec.feed(f"NICK {nick}\r\nUSER {nick} 0 * :U\r\nCAP END\r\n".encode())
         if isinstance(c, m.Hello)
     ]
     codec.encode(m.Welcome(nick=nick, server="irc.test", version="1", ref=hello.ref))
@@ -137,7 +137,7 @@ def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     assert (hello.nick, hello.autojoin) == ("ada", False)
     welcome = lines(codec, m.Welcome(nick="ada", server="x", version="1", ref=hello.ref))
     assert [line.split()[1] for line in welcome] == ["001", "002", "003", "004", "005", "422"]
-    assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!~ada@irc.test"
+    assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!~u@irc.test"
     for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=30", "PREFIX=(ov)@+"):
         assert token in welcome[4].split()
 
@@ -189,12 +189,15 @@ def test_nick_in_use_during_registration_lets_the_client_try_again() -> None:
         (b"NOTICE #a\r\n", None),
         (b"FROB x\r\n", ":s 421 ada FROB :Unknown command"),
         (b"PING\r\n", ":s 409 ada :No origin specified"),
-        (b"MODE #a\r\n", ":s 324 ada #a +nt"),
-        (b"MODE #a b\r\n", ":s 368 ada #a :End of channel ban list"),
-        (b"MODE #a +o bob\r\n", ":s 482 ada #a :You're not channel operator"),
+        (b"MODE #a +x\r\n", ":s 472 ada x :is unknown mode char to me"),
+        (b"MODE #a +o\r\n", ":s 461 ada MODE :Not enough parameters"),
+        (b"MODE #a +k\r\n", ":s 461 ada MODE :Not enough parameters"),
+        (b"KICK #a\r\n", ":s 461 ada KICK :Not enough parameters"),
+        (b"INVITE bob\r\n", ":s 461 ada INVITE :Not enough parameters"),
+        (b"USER a 0 * :\r\n", ":s 462 ada :You may not reregister"),
         (b"MODE ada\r\n", ":s 221 ada +"),
         (b"MODE bob\r\n", ":s 502 ada :Can't change mode for other users"),
-        (b"MODE ada +i\r\n", ":ada!~ada@s MODE ada :+i"),
+        (b"MODE ada +i\r\n", ":ada!~u@s MODE ada :+i"),
         (b"MODE ada +iw-x\r\n", ":s 501 ada :Unknown MODE flag"),
         (b"USERHOST\r\n", ":s 461 ada USERHOST :Not enough parameters"),
         (b"NAMES\r\n", ":s 366 ada * :End of /NAMES list"),
@@ -259,11 +262,35 @@ def test_join_zero_parts_every_room_we_joined() -> None:
     assert [p.room for p in parts if isinstance(p, m.Part)] == ["#a", "#b"]
 
 
-def test_long_privmsg_is_split_to_fit_messages() -> None:
+def test_long_privmsg_is_one_message_cut_to_what_anychat_keeps() -> None:
     codec = registered()
     text = "x" * (m.MAX_TEXT_LENGTH + 50)
     out = codec.feed(f"PRIVMSG #a :{text}\r\n".encode())
-    assert [len(s.text) for s in out if isinstance(s, m.Say)] == [m.MAX_TEXT_LENGTH, 50]
+    assert [len(s.text) for s in out if isinstance(s, m.Say)] == [m.MAX_TEXT_LENGTH]
+
+
+@pytest.mark.parametrize("char", ["y", "é", "€", "😀"])
+@pytest.mark.parametrize("kind", [b"", b"\x01ACTION "])
+def test_relayed_irc_messages_fit_one_line_cut_at_a_character(char: str, kind: bytes) -> None:
+    """ngircd and ergo cut, never split: the relayed line must fit 512 bytes with its CRLF."""
+    codec = registered("ada_with_a_long_nick")
+    head = b"PRIVMSG #room :" + kind
+    body = char.encode() * ((510 - len(head)) // len(char.encode()))
+    (say,) = codec.feed(head + body + b"\r\n")
+    assert isinstance(say, m.Say)
+    assert say.text and body.decode().startswith(say.text)
+    message = m.Message(
+        id=1,
+        time=0,
+        sender="ada_with_a_long_nick",
+        target="#room",
+        text=say.text,
+        kind=say.kind,
+        user="ada_with_a",
+    )
+    (line,) = lines(registered("bob"), message)
+    assert len(line.encode()) + 2 <= 512
+    assert len(line.encode()) + 2 > 512 - 4 or len(say.text) == m.MAX_TEXT_LENGTH
 
 
 # ------------------------------------------------------------------------------- framing
@@ -273,7 +300,7 @@ def test_lines_over_512_bytes_are_refused_but_tags_do_not_count() -> None:
     codec = registered()
     body = "PRIVMSG #a :" + "y" * (510 - len("PRIVMSG #a :"))
     accepted = codec.feed(f"@+t={'z' * 3000} {body}\r\n".encode())
-    assert "".join(c.text for c in accepted if isinstance(c, m.Say)) == body[12:]
+    assert [c.text for c in accepted if isinstance(c, m.Say)] == ["y" * m.MAX_TEXT_LENGTH]
     assert replies(codec.feed(f"{body}y\r\n".encode())) == [
         ":irc.test 417 ada :Input line was too long"
     ]
@@ -448,7 +475,7 @@ def test_userhost_answers_from_whois() -> None:
     assert not isinstance(bob, LocalReply)
     assert not isinstance(nobody, LocalReply)
     info = m.UserInfo(nick="bob", away="zzz", ref=bob.ref)
-    assert lines(codec, info) == [":irc.test 302 ada :bob=-bob@irc.test"]
+    assert lines(codec, info) == [":irc.test 302 ada :bob=-~bob@irc.test"]
     missing = m.Error(code=m.ErrorCode.NO_SUCH_NICK, text="", ref=nobody.ref)
     assert lines(codec, missing) == [":irc.test 302 ada :"]
 
