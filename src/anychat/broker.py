@@ -590,6 +590,9 @@ class Broker(Generic[P]):
             )
             effects.append(Deliver(changed, room.members, skip=peer))
             effects.append(Deliver(dataclasses.replace(changed, ref=cmd.ref), (peer,)))
+        elif not answers:  # nothing to change: the setter still gets its answer
+            changed = m.ModeChanged(room=room.name, by=session.nick, changes=(), ref=cmd.ref)
+            effects.append(Deliver(changed, (peer,)))
         return effects
 
     def _kick(self, session: Session[P], cmd: m.Kick) -> list[Effect[P]]:

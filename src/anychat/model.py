@@ -677,7 +677,7 @@ class ModeChanged:
     by: str
     changes: tuple[ModeChange, ...]
     ref: Ref = None
-    user: str = ""
+    user: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -703,7 +703,7 @@ class Kicked:
     by: str
     reason: str = ""
     ref: Ref = None
-    user: str = ""
+    user: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -714,7 +714,7 @@ class Invited:
     nick: str
     by: str
     ref: Ref = None
-    user: str = ""
+    user: str = field(default="", compare=False)
 
 
 Event: TypeAlias = (

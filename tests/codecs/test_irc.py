@@ -125,11 +125,15 @@ def lines(codec: IrcCodec, event: m.Event) -> list[str]:
 def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     codec = IrcCodec(server_name="irc.test")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
-        ":irc.test CAP * LS :echo-message multi-prefix sasl=PLAIN server-time"
+        ":irc.test CAP * LS :cap-notify chghost echo-message extended-join message-tags "
+        "multi-prefix sasl=PLAIN server-time userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada Lovelace\r\n") == []
-    assert replies(codec.feed(b"CAP REQ :server-time chghost\r\n")) == [
-        ":irc.test CAP * NAK :server-time chghost"
+    assert replies(codec.feed(b"CAP REQ :server-time  draft/frob -cap-notify\r\n")) == [
+        ":irc.test CAP * NAK :server-time  draft/frob -cap-notify"
+    ]
+    assert replies(codec.feed(b"CAP REQ :-cap-notify\r\n")) == [
+        ":irc.test CAP * NAK :-cap-notify"  # 302 clients keep cap-notify
     ]
     assert replies(codec.feed(b"CAP REQ :server-time\r\n")) == [":irc.test CAP * ACK :server-time"]
     hello = one(codec.feed(b"CAP END\r\n"))
@@ -137,6 +141,9 @@ def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     assert (hello.nick, hello.autojoin) == ("ada", False)
     welcome = lines(codec, m.Welcome(nick="ada", server="x", version="1", ref=hello.ref))
     assert [line.split()[1] for line in welcome] == ["001", "002", "003", "004", "005", "422"]
+    assert replies(codec.feed(b"CAP LIST\r\n")) == [
+        ":irc.test CAP ada LIST :cap-notify server-time"
+    ]
     assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!~u@irc.test"
     for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=30", "PREFIX=(ov)@+"):
         assert token in welcome[4].split()

@@ -267,6 +267,8 @@ def render_text(event: m.Event, clean: Callable[[str], str]) -> str | None:
         case m.RoomModes(room=room, modes=modes, args=args):
             return f"* {room} modes: {' '.join((modes, *args))}"
         case m.ModeChanged(room=room, by=by, changes=changes):
+            if not changes:
+                return f"* no mode of {room} changed"
             return f"* {by} sets {room} {_changes_text(changes)}"
         case m.BanList(room=room, bans=bans):
             if not bans:

@@ -31,6 +31,7 @@ from typing import ClassVar, Final
 from ... import model as m
 from .. import Inbound, LocalReply
 from .._lines import LineBuffer
+from . import caps
 from .commands import HANDLERS
 from .parse import MAX_LINE_BYTES, IrcLine, parse_line
 from .render import render
@@ -40,8 +41,8 @@ from .wire import Wire
 
 __all__ = ["CAPABILITIES", "DEFAULT_IRC_LINE_BYTES", "IrcCodec"]
 
-#: What ``CAP LS`` offers (``sasl`` as ``sasl=PLAIN`` to clients of ``CAP LS 302``).
-CAPABILITIES: Final = ("echo-message", "multi-prefix", "sasl", "server-time")
+#: What ``CAP LS`` offers (see :mod:`.caps`).
+CAPABILITIES: Final = tuple(caps.CAPABILITIES)
 #: IRCv3 message-tags: up to 4094 bytes of tags may precede the 512-byte RFC line.
 DEFAULT_IRC_LINE_BYTES: Final = 4096 + MAX_LINE_BYTES
 #: Commands allowed before registration completes (RFC 2812 §3.1; IRCv3 capability negotiation).
@@ -72,7 +73,7 @@ class IrcCodec:
             version=version,
             replay=history_replay,
         )
-        self.encoding_key: Hashable = ("irc", False)
+        self.encoding_key: Hashable = ("irc", frozenset[str]())
         self._lines = LineBuffer(max(max_line_bytes, MAX_LINE_BYTES))
 
     @property
@@ -148,23 +149,21 @@ class IrcCodec:
                 self.state.negotiating = True
             version = params[1] if len(params) > 1 else ""
             self.state.cap_302 = self.state.cap_302 or (version.isdigit() and int(version) >= 302)
-            # IRCv3: capability values only for clients that announced 302.
-            offered = (
-                f"{c}=PLAIN" if c == "sasl" and self.state.cap_302 else c for c in CAPABILITIES
-            )
-            return [self._cap_reply("LS", " ".join(offered))]
+            if self.state.cap_302:
+                self.state.set_caps(dict.fromkeys(caps.STICKY_302, True))
+            return [self._cap_reply("LS", " ".join(caps.ls_tokens(self.state.cap_302)))]
         if sub == "LIST":
             return [self._cap_reply("LIST", " ".join(sorted(self.state.caps)))]
         if sub == "REQ":
             if not self.state.hello_sent:
                 self.state.negotiating = True
-            wanted = params[1].split() if len(params) > 1 else []
-            changes = {c.lstrip("-"): not c.startswith("-") for c in wanted}
-            if not wanted or not set(changes) <= set(CAPABILITIES):
-                return [self._cap_reply("NAK", " ".join(wanted))]
+            asked = params[1].strip(" ") if len(params) > 1 else ""
+            changes = caps.parse_request(asked, self.state.cap_302)
+            if changes is None:
+                return [self._cap_reply("NAK", asked)]  # the whole request, as it was sent
             self.state.set_caps(changes)
-            self.encoding_key = ("irc", "server-time" in self.state.caps)
-            return [self._cap_reply("ACK", " ".join(wanted))]
+            self.encoding_key = ("irc", frozenset(self.state.caps & caps.RENDERING))
+            return [self._cap_reply("ACK", asked)]
         if sub == "END":
             if self.state.hello_sent or not self.state.negotiating:
                 return []

@@ -289,8 +289,8 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
                 else w.num("324", room, event.modes),
                 w.num("329", room, str(int(event.created))),
             ]
-        case m.ModeChanged():
-            return [_mode_line(w, event)]
+        case m.ModeChanged(changes=changes):
+            return [_mode_line(w, event)] if changes else []
         case m.BanList(room=room, bans=bans):
             lines = [
                 w.num("367", room, b.mask, b.setter or w.server, str(int(b.time))) for b in bans
