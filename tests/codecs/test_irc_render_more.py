@@ -97,10 +97,10 @@ def test_mode_parsing_pairs_letters_with_arguments() -> None:
         m.ModeChange(mode="l", arg="5"),
         m.ModeChange(mode="b", arg="*!*@evil"),
     )
-    (unknown, mode) = codec.feed(b"MODE #a +zm-l\r\n")
+    (unknown, mode2) = codec.feed(b"MODE #a +zm-l\r\n")
     assert isinstance(unknown, LocalReply)
-    assert isinstance(mode, m.Mode)
-    assert mode.changes == (m.ModeChange(mode="m"), m.ModeChange(mode="l", on=False))
+    assert isinstance(mode2, m.Mode)
+    assert mode2.changes == (m.ModeChange(mode="m"), m.ModeChange(mode="l", on=False))
     (kick_bob, kick_cy) = codec.feed(b"KICK #a bob,cy :out\r\n")
     assert isinstance(kick_bob, m.Kick)
     assert isinstance(kick_cy, m.Kick)
