@@ -13,10 +13,14 @@ __all__ = ["CAPABILITIES", "RENDERING", "STICKY_302", "ls_tokens", "parse_reques
 
 #: Offered capabilities and their ``CAP LS 302`` values ("" = none).
 CAPABILITIES: Final[dict[str, str]] = {
+    # Replays and CHATHISTORY answers come in chathistory batches.
+    "batch": "",
     # Capability changes are announced with CAP NEW/DEL (the set never changes at run time).
     "cap-notify": "",
     # Hosts never change (they are cloaked), so no CHGHOST is ever needed; clients may ask.
     "chghost": "",
+    # CHATHISTORY with msgid= references (no timestamps, no TARGETS).
+    "draft/chathistory": "",
     "echo-message": "",
     "extended-join": "",
     "message-tags": "",
@@ -26,7 +30,7 @@ CAPABILITIES: Final[dict[str, str]] = {
     "userhost-in-names": "",
 }
 #: Capabilities that change how fanned-out events are rendered: part of the encoding key.
-RENDERING: Final = frozenset({"server-time", "message-tags", "extended-join"})
+RENDERING: Final = frozenset({"server-time", "message-tags", "extended-join", "batch"})
 #: IRCv3: a client that negotiated with 302 has cap-notify and cannot turn it off.
 STICKY_302: Final = frozenset({"cap-notify"})
 

@@ -13,6 +13,7 @@ from typing import Final
 from ... import model as m
 from .. import Inbound, LocalReply
 from .channel import invite, kick, mode
+from .history import chathistory
 from .parse import MAX_TARGETS
 from .state import Pending
 from .wire import Wire
@@ -220,6 +221,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     "KICK": kick,
     "INVITE": invite,
     "LUSERS": lusers,
+    "CHATHISTORY": chathistory,
     "USERHOST": userhost,
     "ISON": ison,
     "PING": ping,

@@ -89,6 +89,15 @@ def _account_error(w: Wire, pending: Pending, event: m.Error) -> list[str] | Non
     return None
 
 
+#: CHATHISTORY refusals as IRCv3 standard-replies codes.
+_HISTORY_FAILS: Final = {
+    m.ErrorCode.NOT_MEMBER: "INVALID_TARGET",
+    m.ErrorCode.NO_SUCH_ROOM: "INVALID_TARGET",
+    m.ErrorCode.NO_ROOM: "INVALID_TARGET",
+    m.ErrorCode.LOGIN_REQUIRED: "INVALID_TARGET",
+    m.ErrorCode.BAD_COMMAND: "INVALID_PARAMS",
+}
+
 #: MODE, KICK and INVITE refusals about the channel itself.
 _CHANNEL_NUMERICS: Final = {
     m.ErrorCode.NO_SUCH_ROOM: ("403", "No such channel"),
@@ -136,6 +145,12 @@ def refusal(w: Wire, event: m.Error, ctx: Context) -> list[str]:
             return [w.num("302", ":")]
         if pending.verb == "ison":
             return [] if ctx.ison is None else [w.num("303", ":" + " ".join(ctx.ison))]
+        if pending.verb == "chathistory":
+            if not pending.last:
+                return []  # AROUND asks twice: its last half answers for both
+            fail = _HISTORY_FAILS.get(event.code, "MESSAGE_ERROR")
+            context = f"{pending.extra} {pending.target}"
+            return [f":{w.server} FAIL CHATHISTORY {fail} {context} :{event.text}"]
         channel_lines = _channel_refusal(w, pending, event)
         if channel_lines is not None:
             return channel_lines

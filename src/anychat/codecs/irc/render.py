@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from ... import model as m
+from .history import MAX_LIMIT, batch_lines
 from .parse import MAX_TARGETS
 from .refusals import refusal
 from .state import Context, Pending
@@ -68,6 +69,7 @@ CHANMODES: Final = f"{m.LIST_MODES},k,l,{m.FLAG_MODES}"
 def _welcome(w: Wire, event: m.Welcome) -> list[str]:
     isupport = (
         f"AWAYLEN={m.MAX_TOPIC_LENGTH} CASEMAPPING=ascii CHANMODES={CHANMODES} "
+        f"CHATHISTORY={MAX_LIMIT} MSGREFTYPES=msgid "
         f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# KICKLEN={m.MAX_TOPIC_LENGTH} "
         f"MAXLIST=b:{m.MAX_BANS} MAXTARGETS={MAX_TARGETS} MODES=4 NETWORK={w.network} "
         f"NICKLEN={m.MAX_NICK_LENGTH} PREFIX=(ov)@+ TOPICLEN={m.MAX_TOPIC_LENGTH} "
@@ -98,6 +100,12 @@ def _lusers(w: Wire, stats: m.ServerStats) -> list[str]:
         w.num("265", users, most, f":Current local users {users}, max {most}"),
         w.num("266", users, most, f":Current global users {users}, max {most}"),
     ]
+
+
+def _message_lines(w: Wire, msg: m.Message) -> list[str]:
+    return _say_lines(
+        w, msg.time, msg.sender, msg.target, msg.text, msg.kind, user=msg.user, msgid=msg.id
+    )
 
 
 def _mode_line(w: Wire, event: m.ModeChanged) -> str:
@@ -241,18 +249,20 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
     pending = ctx.pending
     match event:
         case m.Message():
-            if event.history and not w.replay:
-                return []  # replays must not pass for live chat (docs/irc.md "History")
-            return _say_lines(
-                w,
-                event.time,
-                event.sender,
-                event.target,
-                event.text,
-                event.kind,
-                user=event.user,
-                msgid=event.id,
-            )
+            if not event.history:
+                return _message_lines(w, event)
+            # Replays must not pass for live chat (docs/irc.md "History"): in a chathistory
+            # batch with their original time, or (if the operator asked) plain, or not at all.
+            caps = w.state.caps
+            if "batch" in caps and "server-time" in caps:
+                lines = _message_lines(w, event)
+                return batch_lines(w, f"r{event.id}", event.target, lines)
+            return _message_lines(w, event) if w.replay else []
+        case m.HistoryPage(target=target):
+            if ctx.page is None:
+                return []
+            lines = [line for msg in ctx.page for line in _message_lines(w, msg)]
+            return batch_lines(w, f"h{event.ref}", target, lines)
         case m.Ack():
             if pending is None or "echo-message" not in w.state.caps:
                 return []

@@ -48,6 +48,8 @@ class Context:
     pending: Pending | None = None
     #: ISON: the complete answer once the last nick is in, else ``None``.
     ison: tuple[str, ...] | None = None
+    #: CHATHISTORY: every message of the answer once its last page is in, else ``None``.
+    page: tuple[m.Message, ...] | None = None
 
 
 _HANGUPS: Final = {
@@ -85,6 +87,8 @@ class IrcState:
         self.modes: set[str] = set()
         #: ISON answers being collected: one 303 line answers all of its nicks.
         self._ison: dict[int, list[str]] = {}
+        #: History pages being collected (CHATHISTORY AROUND asks twice, answers once).
+        self._pages: dict[int, list[m.Message]] = {}
 
     # ------------------------------------------------------------------ from input
 
@@ -100,6 +104,11 @@ class IrcState:
     def begin_ison(self) -> int:
         batch = self._next_ref
         self._ison[batch] = []
+        return batch
+
+    def begin_pages(self) -> int:
+        batch = self._next_ref
+        self._pages[batch] = []
         return batch
 
     def set_caps(self, changes: dict[str, bool]) -> None:
@@ -169,6 +178,8 @@ class IrcState:
                     hangup = _HANGUPS.get(event.code)
                     if hangup is not None:
                         self.hangup = m.Bye(code=event.code, reason=hangup)
+                if pending.verb == "chathistory" and pending.batch:
+                    self._pages.pop(pending.batch, None)  # one refusal answers both halves
                 return Context(pending, self._ison_step(pending, None))
             case m.Kicked(room=room, nick=nick):
                 # Delivered to the kicked member on its own (never fanned out with others).
@@ -179,8 +190,21 @@ class IrcState:
                 return Context(self._take(event.ref))
             case m.ServerStats() | m.RoomModes() | m.ModeChanged() | m.BanList() | m.Invited():
                 return Context(self._take(event.ref))
-            case m.HistoryPage():
-                return Context(self._take(event.ref))
+            case m.HistoryPage(messages=messages):
+                pending = self._take(event.ref)
+                if pending is None or pending.verb != "chathistory":
+                    return Context(pending)
+                if not pending.batch:
+                    return Context(pending, page=messages)
+                collected = self._pages.get(pending.batch)
+                if collected is None:
+                    return Context(pending)
+                collected.extend(messages)
+                if not pending.last:
+                    return Context(pending)
+                del self._pages[pending.batch]
+                # Two pages overlap at nothing (before id+1, after id): ordered by id.
+                return Context(pending, page=tuple(sorted(collected, key=lambda x: x.id)))
         return Context()
 
     def _ison_step(self, pending: Pending | None, nick: str | None) -> tuple[str, ...] | None:
