@@ -66,7 +66,7 @@ async def test_lusers_after_registration_and_on_request(server: anychat.Server) 
         with anyio.fail_after(5):
             while not (line := await ada.line()).split()[1] == "422":
                 welcome.append(line.split()[1])
-        assert welcome[5:] == ["251", "252", "253", "254", "255", "265", "266"]
+        assert welcome[6:] == ["251", "252", "253", "254", "255", "265", "266"]
         await ada.send("JOIN #a", "LUSERS")
         assert (
             await ada.until(" 251 ")
@@ -245,3 +245,22 @@ async def test_json_and_text_users_have_the_same_powers(server: anychat.Server) 
         with anyio.fail_after(5):
             kicked = await bob.wait_for(m.Kicked)
         assert (kicked.nick, kicked.by, kicked.reason) == ("bob", "ada", "bye")
+
+
+async def test_whox_answers_the_fields_asked_in_whox_order(server: anychat.Server) -> None:
+    async with raw(server.port) as ada, raw(server.port, "bob") as bob:
+        await ada.send("NICK ada", "USER adal 0 * :Ada Lovelace")
+        await ada.until(" 001 ada ")
+        await ada.send("JOIN #a", "AWAY :out")
+        await ada.until(" 306 ada ")
+        await bob.send("WHO #a %rnfuct,42", "WHO ada %na")
+        assert await bob.until(" 354 ") == (":anychat 354 bob 42 #a ~adal ada G@ :Ada Lovelace")
+        assert await bob.line() == ":anychat 315 bob #a :End of /WHO list"
+        assert await bob.until(" 354 ") == ":anychat 354 bob ada 0"
+
+
+async def test_tagmsg_is_accepted_quietly(server: anychat.Server) -> None:
+    async with raw(server.port, "ada") as ada:
+        await ada.until(" 422 ada ")
+        await ada.send("@+typing=active TAGMSG #a")
+        assert await lines_until_pong(ada) == []

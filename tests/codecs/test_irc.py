@@ -125,7 +125,8 @@ def lines(codec: IrcCodec, event: m.Event) -> list[str]:
 def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     codec = IrcCodec(server_name="irc.test")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
-        ":irc.test CAP * LS :cap-notify chghost echo-message extended-join message-tags "
+        ":irc.test CAP * LS :batch cap-notify chghost draft/chathistory echo-message "
+        "extended-join message-tags "
         "multi-prefix sasl=PLAIN server-time userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada Lovelace\r\n") == []
@@ -140,13 +141,23 @@ def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     assert isinstance(hello, m.Hello)
     assert (hello.nick, hello.autojoin) == ("ada", False)
     welcome = lines(codec, m.Welcome(nick="ada", server="x", version="1", ref=hello.ref))
-    assert [line.split()[1] for line in welcome] == ["001", "002", "003", "004", "005", "422"]
+    assert [line.split()[1] for line in welcome] == [
+        "001",
+        "002",
+        "003",
+        "004",
+        "005",
+        "005",
+        "422",
+    ]
     assert replies(codec.feed(b"CAP LIST\r\n")) == [
         ":irc.test CAP ada LIST :cap-notify server-time"
     ]
     assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!~u@irc.test"
-    for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=30", "PREFIX=(ov)@+"):
-        assert token in welcome[4].split()
+    isupport = welcome[4].split() + welcome[5].split()
+    for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=30", "PREFIX=(ov)@+", "WHOX"):
+        assert token in isupport
+    assert all(len(line.split()) <= 3 + 13 + 5 for line in welcome[4:6])
 
 
 def test_without_cap_nick_and_user_register_in_either_order() -> None:

@@ -36,7 +36,8 @@ def negotiating() -> IrcCodec:
     """A client mid-registration that asked for SASL, as clients do."""
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
-        ":s CAP * LS :cap-notify chghost echo-message extended-join message-tags multi-prefix "
+        ":s CAP * LS :batch cap-notify chghost draft/chathistory echo-message extended-join "
+        "message-tags multi-prefix "
         "sasl=PLAIN server-time userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada\r\n") == []
@@ -63,7 +64,8 @@ def hello_of(inbound: Inbound) -> m.Hello:
 def test_sasl_is_offered_without_a_value_to_clients_before_302() -> None:
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS\r\n")) == [
-        ":s CAP * LS :cap-notify chghost echo-message extended-join message-tags multi-prefix sasl "
+        ":s CAP * LS :batch cap-notify chghost draft/chathistory echo-message extended-join "
+        "message-tags multi-prefix sasl "
         "server-time userhost-in-names"
     ]
 

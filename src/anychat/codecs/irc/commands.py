@@ -119,10 +119,12 @@ def names(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
 
 def who(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
     mask = params[0] if params else ""
+    # WHOX: ``WHO <mask> %<fields>[,<token>]`` picks the fields of 354 replies.
+    whox = params[1][1:] if len(params) > 1 and params[1].startswith("%") else ""
     if m.is_room(mask):
-        return [m.Who(room=mask, ref=w.state.track(Pending("who", mask)))]
+        return [m.Who(room=mask, ref=w.state.track(Pending("who", mask, extra=whox)))]
     if m.valid_nick(mask):
-        return [m.Whois(nick=mask, ref=w.state.track(Pending("who", mask)))]
+        return [m.Whois(nick=mask, ref=w.state.track(Pending("who", mask, extra=whox)))]
     return [w.reply("315", mask or "*", ":End of /WHO list")]
 
 
@@ -165,6 +167,12 @@ def userhost(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
         for n in params[:5]  # RFC 2812 §4.8: up to five nicks
         if m.valid_nick(n)
     ]
+
+
+def tagmsg(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
+    """IRCv3 ``TAGMSG`` (typing notifications...): accepted and dropped, since client-only tags
+    are not relayed yet; a 421 would show as an error in clients that send them."""
+    return []
 
 
 def lusers(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
@@ -226,6 +234,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     "ISON": ison,
     "PING": ping,
     "PONG": pong,
+    "TAGMSG": tagmsg,
     "QUIT": quit_,
     "MOTD": motd,
     "VERSION": version,

@@ -69,7 +69,7 @@ CHANMODES: Final = f"{m.LIST_MODES},k,l,{m.FLAG_MODES}"
 def _welcome(w: Wire, event: m.Welcome) -> list[str]:
     isupport = (
         f"AWAYLEN={m.MAX_TOPIC_LENGTH} CASEMAPPING=ascii CHANMODES={CHANMODES} "
-        f"CHATHISTORY={MAX_LIMIT} MSGREFTYPES=msgid "
+        f"CHATHISTORY={MAX_LIMIT} MSGREFTYPES=msgid WHOX "
         f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# KICKLEN={m.MAX_TOPIC_LENGTH} "
         f"MAXLIST=b:{m.MAX_BANS} MAXTARGETS={MAX_TARGETS} MODES=4 NETWORK={w.network} "
         f"NICKLEN={m.MAX_NICK_LENGTH} PREFIX=(ov)@+ TOPICLEN={m.MAX_TOPIC_LENGTH} "
@@ -80,8 +80,10 @@ def _welcome(w: Wire, event: m.Welcome) -> list[str]:
         w.num("002", f":Your host is {w.server}, running version anychat-{w.version}"),
         w.num("003", ":This server was created when it started"),
         w.num("004", w.server, f"anychat-{w.version}", "iw", "".join(sorted(m.ROOM_MODES))),
-        w.num("005", *isupport.split(), ":are supported by this server"),
     ]
+    tokens = isupport.split()
+    for i in range(0, len(tokens), 12):  # modern/ISUPPORT: at most 13 tokens per line
+        lines.append(w.num("005", *tokens[i : i + 12], ":are supported by this server"))
     if event.stats is not None:
         lines += _lusers(w, event.stats)
     lines.append(w.num("422", ":MOTD File is missing"))
@@ -164,10 +166,40 @@ def _who_line(w: Wire, where: str, member: m.Member) -> str:
     )
 
 
+#: WHOX fields in the order the 354 reply gives them (the order asked does not matter).
+_WHOX_ORDER: Final = "tcuihsnfdlaor"
+
+
+def _whox_line(w: Wire, where: str, member: m.Member, spec: str) -> str:
+    """354 RPL_WHOSPCRPL: the fields asked for, in WHOX order; the realname is trailing."""
+    fields, _, token = spec.partition(",")
+    values = {
+        "t": token[:3] if token.isdigit() else "0",
+        "c": where,
+        "u": "~" + m.clean_username(member.user, member.nick),
+        "i": "255.255.255.255",  # addresses are never shown
+        "h": w.server,
+        "s": w.server,
+        "n": member.nick,
+        "f": ("G" if member.away else "H") + _prefix(w, member.status),
+        "d": "0",
+        "l": "0",
+        "a": member.account or "0",
+        "o": "n/a",
+    }
+    words = [values[f] for f in _WHOX_ORDER if f in fields and f in values]
+    if "r" in fields:
+        words.append(":" + (member.realname or member.nick))
+    return w.num("354", *words) if words else w.num("354", ":")
+
+
 def _members(w: Wire, event: m.Members, pending: Pending | None) -> list[str]:
     if pending is not None and pending.verb == "who":
         details = event.details or tuple(m.Member(nick=n) for n in event.nicks)
-        lines = [_who_line(w, event.room, d) for d in details]
+        if pending.extra:
+            lines = [_whox_line(w, event.room, d, pending.extra) for d in details]
+        else:
+            lines = [_who_line(w, event.room, d) for d in details]
         return [*lines, w.num("315", pending.target, ":End of /WHO list")]
     return _names(w, event)
 
@@ -181,9 +213,16 @@ def _user_info(w: Wire, event: m.UserInfo, ctx: Context) -> list[str]:
     if pending is not None and pending.verb == "userhost":
         return [w.num("302", f":{nick}={'-' if event.away else '+'}{user}@{w.server}")]
     if pending is not None and pending.verb == "who":
-        member = m.Member(nick=nick, user=event.user, realname=event.realname, away=event.away)
+        member = m.Member(
+            nick=nick,
+            user=event.user,
+            realname=event.realname,
+            away=event.away,
+            account=event.account,
+        )
+        line = _whox_line(w, "*", member, pending.extra) if pending.extra else None
         return [
-            _who_line(w, "*", member),
+            line or _who_line(w, "*", member),
             w.num("315", pending.target, ":End of /WHO list"),
         ]
     lines = [w.num("311", nick, user, w.server, "*", f":{event.realname or nick}")]
