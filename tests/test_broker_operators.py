@@ -266,3 +266,32 @@ def test_usernames_are_one_safe_word_and_realnames_lose_controls() -> None:
     broker.connect("q")
     broker.handle("q", m.Hello(nick="bob", user="@@@"))
     assert broker.session("q").user == "bob"
+
+
+def test_hostile_mode_arguments_are_refused_without_echoing_them() -> None:
+    broker = with_room("ada")
+    effects = broker.handle(
+        "ada",
+        m.Mode(
+            room="#a",
+            changes=(
+                m.ModeChange(mode="o", arg="x\r\nQUIT"),
+                m.ModeChange(mode="b", arg="a b"),
+                m.ModeChange(mode="k", arg="x" * 100),
+                m.ModeChange(mode="l", arg="99999999999999"),
+            ),
+        ),
+    )
+    answers = events(effects, "ada")
+    assert [e.code for e in answers if isinstance(e, m.Error)] == [
+        m.ErrorCode.NO_SUCH_NICK,
+        m.ErrorCode.BAD_COMMAND,
+        m.ErrorCode.BAD_COMMAND,
+        m.ErrorCode.BAD_COMMAND,
+    ]
+    assert all("\r" not in e.text and "\n" not in e.text for e in answers if isinstance(e, m.Error))
+    many = tuple(m.ModeChange(mode="b", arg=f"n{i}") for i in range(m.MAX_BANS + 5))
+    broker.handle("ada", m.Mode(room="#a", changes=many))
+    room = broker.find_room("#a")
+    assert room is not None
+    assert len(room.channel.bans) == m.MAX_BANS

@@ -232,8 +232,10 @@ class Channel(Generic[P]):
         """``+o``/``-o``/``+v``/``-v nick``: the change, an error naming the nick, or nothing."""
         found = find(change.arg)
         if found is None:
-            text = f"no such nick {change.arg}"
-            return m.Error(code=m.ErrorCode.NO_SUCH_NICK, text=text, subject=change.arg)
+            # Echo only what is a nick: the argument may be anything a client sent.
+            named = change.arg if m.valid_nick(change.arg) else "*"
+            text = f"no such nick {named}"
+            return m.Error(code=m.ErrorCode.NO_SUCH_NICK, text=text, subject=named)
         peer, nick = found
         if peer not in members:
             text = f"{nick} is not in the room"
