@@ -12,6 +12,7 @@ lookups: a room keeps its members keyed by peer and the glue iterates that mappi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from . import model as m
+from .broker_ops import OperatorRules
 from .broker_slow import SlowWork
 from .bus import Bus
 from .bus.local import LocalBus
@@ -52,13 +54,16 @@ P = TypeVar("P")
 # them into a message that another codec will have to render. Lone surrogates are no text at all
 # (the codecs refuse them; this is the second line of defence for embedders and future codecs).
 _UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
+#: Real names (IRC ``USER``) are free text without controls, bounded.
+REALNAME_LENGTH: Final = 100
+_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(SlowWork[P]):
+class Broker(SlowWork[P], OperatorRules[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -102,8 +107,10 @@ class Broker(SlowWork[P]):
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
         self._random = random.Random()
+        self._max_users = 0
         self.require_login = require_login
         self.recent = RecentHistory(history_length)
+        self._lobbies = frozenset(m.casefold(room) for room in self.default_rooms)
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
             raise ValueError(f"invalid default room names: {', '.join(bad)}")
@@ -206,7 +213,7 @@ class Broker(SlowWork[P]):
         session.state = SessionState.GONE
         if not audience:
             return []
-        return [Deliver(m.Quitted(nick=session.nick, reason=reason), audience)]
+        return [Deliver(m.Quitted(nick=session.nick, reason=reason, user=session.user), audience)]
 
     # ----------------------------------------------------------------- commands
 
@@ -273,9 +280,18 @@ class Broker(SlowWork[P]):
         session.nick = nick
         session.state = SessionState.ACTIVE
         session.since = self._clock()
+        session.user = m.clean_username(cmd.user, nick)
+        session.realname = _CONTROLS.sub("", cmd.realname)[:REALNAME_LENGTH] or nick
         self._nicks[m.casefold(nick)] = session
+        self._max_users = max(self._max_users, len(self._nicks))
         peer = session.peer
-        welcome = m.Welcome(nick=nick, server=self.server_name, version=self.version, ref=cmd.ref)
+        welcome = m.Welcome(
+            nick=nick,
+            server=self.server_name,
+            version=self.version,
+            ref=cmd.ref,
+            stats=self._stats_of(None),
+        )
         effects.append(Deliver(welcome, (peer,)))
         if cmd.autojoin:
             for name in self.default_rooms:
@@ -302,9 +318,10 @@ class Broker(SlowWork[P]):
         session.nick = cmd.nick
         audience = self._audience(session)
         audience.discard(session.peer)
+        user = session.user
         return [
-            Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref), (session.peer,)),
-            Deliver(m.NickChanged(old=old, new=cmd.nick), audience),
+            Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref, user=user), (session.peer,)),
+            Deliver(m.NickChanged(old=old, new=cmd.nick, user=user), audience),
         ]
 
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
@@ -331,19 +348,39 @@ class Broker(SlowWork[P]):
         if self.recent.cold((cmd.room,)):
             return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
+        peer = session.peer
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
             self.bus.room_opened(key)
-        peer = session.peer
-        effects: list[Effect[P]] = []
-        if room.members:
-            effects.append(
-                Deliver(m.Joined(room=room.name, nick=session.nick), room.members, skip=peer)
+            room.channel.created = self._clock()
+            if key in self._lobbies:
+                # The server's own rooms (everyone is put in them) belong to nobody: no
+                # operator, and anyone may set the topic, as before operators existed.
+                room.channel.modes.discard("t")
+            else:
+                room.channel.ops.add(peer)  # whoever creates a room is its operator
+        else:
+            chan = room.channel
+            problem = chan.join_problem(
+                session.nick, self._host(session), cmd.key, len(room.members)
             )
+            if problem:
+                return self._refuse(session, cmd, *problem)
+            chan.invited.discard(m.casefold(session.nick))
+        effects: list[Effect[P]] = []
+        joined = m.Joined(
+            room=room.name,
+            nick=session.nick,
+            user=session.user,
+            realname=session.realname,
+            account=session.account,
+        )
+        if room.members:
+            effects.append(Deliver(joined, room.members, skip=peer))
         room.members[peer] = session
         session.rooms[key] = room
         session.current = room
-        effects.append(Deliver(m.Joined(room=room.name, nick=session.nick, ref=cmd.ref), (peer,)))
+        effects.append(Deliver(dataclasses.replace(joined, ref=cmd.ref), (peer,)))
         if room.topic:
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
@@ -355,18 +392,12 @@ class Broker(SlowWork[P]):
         if isinstance(room, m.Error):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         self._leave(session, room)
+        parted = m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, user=session.user)
         effects: list[Effect[P]] = [
-            Deliver(
-                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
-                (session.peer,),
-            )
+            Deliver(dataclasses.replace(parted, ref=cmd.ref), (session.peer,))
         ]
         if room.members:
-            effects.append(
-                Deliver(
-                    m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
-                )
-            )
+            effects.append(Deliver(parted, room.members))
         return effects
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
@@ -391,7 +422,15 @@ class Broker(SlowWork[P]):
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
             if isinstance(room, m.Error):
-                return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+                outside = self._rooms.get(m.casefold(target)) if target else None
+                if outside is None or room.code is not m.ErrorCode.NOT_MEMBER:
+                    return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+                room = outside  # a member of no such room: +n decides (below)
+            problem = room.channel.send_problem(
+                session.peer, session.peer in room.members, self._host(session)
+            )
+            if problem:
+                return self._refuse(session, cmd, *problem)
             msg = self._message(session, room.name, cmd)
             self.recent.remember(msg)
             effects: list[Effect[P]] = [
@@ -430,7 +469,7 @@ class Broker(SlowWork[P]):
             if isinstance(room, m.Error):
                 return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         else:
-            found = self._rooms.get(m.casefold(cmd.room))
+            found = self._visible_room(session, cmd.room)
             if found is None:
                 return self._refuse(
                     session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
@@ -440,7 +479,9 @@ class Broker(SlowWork[P]):
 
     def _list_rooms(self, session: Session[P], cmd: m.ListRooms) -> list[Effect[P]]:
         rooms = tuple(
-            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic) for r in self.rooms()
+            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic)
+            for r in self.rooms()
+            if not r.channel.secret or session.peer in r.members
         )
         return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
 
@@ -457,6 +498,13 @@ class Broker(SlowWork[P]):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         if cmd.text is None:  # the current room's topic
             return [Deliver(self._topic_of(room, cmd.ref), (session.peer,))]
+        if "t" in room.channel.modes and not room.channel.is_op(session.peer):
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.NOT_OPERATOR,
+                f"only operators of {room.name} may set its topic (+t)",
+            )
         problem = _free_text_problem(cmd.text, "topic")
         if problem:
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
@@ -477,13 +525,20 @@ class Broker(SlowWork[P]):
         other = self._nicks.get(m.casefold(cmd.nick))
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        shown = [
+            r for r in other.rooms.values() if not r.channel.secret or session.peer in r.members
+        ]
         info = m.UserInfo(
             nick=other.nick,
-            rooms=tuple(r.name for r in other.rooms.values()),
+            rooms=tuple(r.name for r in shown),
             away=other.away,
             since=other.since,
             idle=max(0.0, self._clock() - (other.spoke or other.since)),
             ref=cmd.ref,
+            statuses=tuple(r.channel.status(other.peer) for r in shown),
+            user=other.user,
+            realname=other.realname,
+            account=other.account,
         )
         return [Deliver(info, (session.peer,))]
 
@@ -514,6 +569,10 @@ class Broker(SlowWork[P]):
         m.Topic: _topic,
         m.Away: _away,
         m.Whois: _whois,
+        m.Mode: OperatorRules._mode,
+        m.Kick: OperatorRules._kick,
+        m.Invite: OperatorRules._invite,
+        m.Stats: OperatorRules._stats,
         m.Login: SlowWork._login,
         m.Register: SlowWork._register_account,
         m.History: SlowWork._history,
@@ -533,6 +592,7 @@ class Broker(SlowWork[P]):
             target=target,
             text=cmd.text,
             kind=cmd.kind,
+            user=session.user,
         )
 
     @staticmethod
@@ -542,8 +602,20 @@ class Broker(SlowWork[P]):
         )
 
     def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
+        chan = room.channel
+        details = tuple(
+            m.Member(
+                nick=s.nick,
+                status=chan.status(peer),
+                user=s.user,
+                realname=s.realname,
+                account=s.account,
+                away=s.away,
+            )
+            for peer, s in room.members.items()
+        )
         return m.Members(
-            room=room.name, nicks=tuple(s.nick for s in room.members.values()), ref=ref
+            room=room.name, nicks=tuple(d.nick for d in details), ref=ref, details=details
         )
 
     def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
@@ -562,6 +634,7 @@ class Broker(SlowWork[P]):
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
         del room.members[session.peer]
+        room.channel.forget(session.peer)
         del session.rooms[key]
         if not room.members:
             del self._rooms[key]

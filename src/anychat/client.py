@@ -145,6 +145,27 @@ class Client:
         members = await self._request(lambda ref: m.Who(room=room, ref=ref), m.Members)
         return members.nicks
 
+    async def set_modes(self, room: str, *changes: m.ModeChange) -> m.ModeChanged:
+        """Change ``room``'s modes (operators only): ``ModeChange(mode="o", arg="bob")`` gives
+        bob operator status; returns what changed (``changes`` empty when nothing did)."""
+        return await self._request(
+            lambda ref: m.Mode(room=room, changes=changes, ref=ref), m.ModeChanged
+        )
+
+    async def modes(self, room: str) -> m.RoomModes:
+        return await self._request(lambda ref: m.Mode(room=room, ref=ref), m.RoomModes)
+
+    async def kick(self, room: str, nick: str, reason: str = "") -> m.Kicked:
+        return await self._request(
+            lambda ref: m.Kick(room=room, nick=nick, reason=reason, ref=ref), m.Kicked
+        )
+
+    async def invite(self, nick: str, room: str) -> m.Invited:
+        return await self._request(lambda ref: m.Invite(nick=nick, room=room, ref=ref), m.Invited)
+
+    async def stats(self) -> m.ServerStats:
+        return await self._request(lambda ref: m.Stats(ref=ref), m.ServerStats)
+
     async def list_rooms(self) -> tuple[m.RoomInfo, ...]:
         listing = await self._request(lambda ref: m.ListRooms(ref=ref), m.RoomList)
         return listing.rooms
@@ -282,7 +303,9 @@ class Client:
                 self.nick = new
             case m.Joined(room=room, nick=nick) if nick == self.nick:
                 self.rooms.add(room)
-            case m.Parted(room=room, nick=nick) if nick == self.nick:
+            case m.Parted(room=room, nick=nick) | m.Kicked(room=room, nick=nick) if (
+                nick == self.nick
+            ):
                 self.rooms.discard(room)
                 self.topics.pop(m.casefold(room), None)
             case m.RoomTopic(room=room):

@@ -100,6 +100,10 @@ class ServerConfig:
     token_ttl_seconds: float = 7 * 24 * 3600.0
     #: Messages replayed to a client joining a room (0 = none).
     history_length: int = 50
+    #: Replay that history to IRC clients without the ``batch`` and ``server-time``
+    #: capabilities too; off by default, since such clients cannot tell replayed lines from
+    #: live chat (bots would answer old messages again).
+    irc_history_replay: bool = False
     #: Refuse guests: every connection must log in.
     require_login: bool = False
     #: First delay after a failed login; it doubles per failure up to the cap.

@@ -15,7 +15,7 @@ from typing import ClassVar, Final
 from .. import model as m
 from ..commands import HISTORY_PAGE, ShowHelp, help_rows, parse_line, with_hint
 from ..safetext import safe_text
-from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply
+from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply, roomops
 from ._lines import LineBuffer
 
 __all__ = ["HELP", "TextCodec"]
@@ -28,7 +28,14 @@ _TELNET: Final = re.compile(
     rb"\xff(?:[\xfb-\xfe][\x00-\x31]|\xfa[\x00-\x31].*?\xff\xf0|[\xf1-\xf9])", re.DOTALL
 )
 
-HELP: Final = "\r\n".join(["*** Commands:", *(f"***   {row}" for row in help_rows())])
+HELP: Final = "\r\n".join(
+    [
+        "*** Commands:",
+        *(f"***   {row}" for row in help_rows()),
+        "*** Room operators:",
+        *(f"***   {row}" for row in roomops.TEXT_HELP.splitlines()),
+    ]
+)
 
 
 def _clock(timestamp: float) -> str:
@@ -82,6 +89,12 @@ class TextCodec:
         return commands
 
     def _parse(self, line: str) -> Inbound:
+        if line.startswith("/") and not line.startswith("//"):
+            # Room operator commands keep their own block (codecs/roomops.py).
+            verb, _, rest = line[1:].partition(" ")
+            operator_command = roomops.TEXT_COMMANDS.get(verb.lower())
+            if operator_command is not None:
+                return operator_command(rest.strip())
         parsed = parse_line(line)
         if isinstance(parsed, ShowHelp):
             return LocalReply((HELP + "\r\n").encode())
@@ -146,8 +159,12 @@ def _render(event: m.Event) -> str:
         case m.UserInfo(nick=nick, rooms=rooms, away=away):
             where = ", ".join(rooms) or "no rooms"
             return f"* {nick} is in {where}" + (f" (away: {safe_text(away)})" if away else "")
-        case _:  # pragma: no cover - Ack is handled by the caller
-            raise AssertionError(event)
+        case _:
+            # Room operator events (codecs/roomops.py: the operator commands' own block).
+            line = roomops.render_text(event, safe_text)
+            if line is None:  # pragma: no cover - Ack is handled by the caller
+                raise AssertionError(event)
+            return line
 
 
 def _render_message(msg: m.Message) -> str:
