@@ -28,8 +28,8 @@ import base64
 import binascii
 import hashlib
 import re
-from http import HTTPStatus
 from collections.abc import Callable, Collection, Iterable, Sequence
+from http import HTTPStatus
 from typing import ClassVar, Final
 
 import h11
