@@ -12,8 +12,9 @@ LocalReply` (the broker never hears of it):
 - ``GET /metrics``: Prometheus text, from the snapshot callable given at construction;
 - ``GET /ws`` with a WebSocket upgrade: 101, and the connection becomes a
   :class:`~.websocket.WebSocketSession` carrying JSON lines;
-- anything else: 404; methods other than GET and HEAD: 405; malformed requests: 400; a request
-  body past the limit: 413; a request head past 16 KiB: 431. Errors close the connection.
+- anything else: 404; methods other than GET and HEAD: 405; malformed requests: 400 (505 for an
+  HTTP version other than 1.0 and 1.1); a request body past the limit: 413; a request head past
+  16 KiB: 431. Errors close the connection.
 
 Keep-alive and pipelining follow h11: requests are answered in order, the next one parsed once
 the previous response is out. Every response carries the security headers (a strict
@@ -237,6 +238,9 @@ class WebCodec:
         """A request head: refuse early what no body could fix, so its body is never read."""
         self._request = request
         self._body_bytes = 0
+        if request.http_version not in (b"1.0", b"1.1"):
+            self._refuse(out, 505, "This server speaks HTTP/1.1\n")
+            return
         if request.method not in (b"GET", b"HEAD"):
             self._refuse(out, 405, "Method not allowed\n", ((b"allow", _ALLOW),))
             return
