@@ -76,6 +76,8 @@ _NOT_FOUND: Final = b"""<!doctype html>
 </html>
 """
 _TEXT: Final = b"text/plain; charset=utf-8"
+#: Goodbyes that mean "come back later": a fresh HTTP connection hears them as a 503.
+_UNAVAILABLE: Final = frozenset({m.ErrorCode.SHUTDOWN, m.ErrorCode.TOO_MANY_CONNECTIONS})
 
 
 def accept_key(key: bytes) -> bytes:
@@ -137,6 +139,10 @@ def _path(target: bytes) -> str:
     return path.decode("ascii", errors="replace")
 
 
+def replies_data(out: Iterable[Inbound]) -> bytes:
+    return b"".join(item.data for item in out if isinstance(item, LocalReply))
+
+
 class WebCodec:
     """Server side of one HTTP connection, and of the WebSocket it may become."""
 
@@ -160,6 +166,7 @@ class WebCodec:
         self._request: h11.Request | None = None
         self._body_bytes = 0
         self._ws: WebSocketSession | None = None
+        self._answered = False
         #: Set when the connection should close once its output is sent.
         self.hangup: m.Bye | None = None
 
@@ -198,12 +205,28 @@ class WebCodec:
         return out
 
     def encode(self, event: m.Event) -> bytes:
-        """Events as WebSocket frames; a plain HTTP connection gets no chat events."""
+        """Events as WebSocket frames; a plain HTTP connection gets no chat events.
+
+        One exception: a connection refused as it opens (the server is full or shutting down)
+        has sent no request we answered yet, so it gets a 503 that says so; a load balancer
+        probing ``/healthz`` then learns the server is going away.
+        """
         if self._ws is None:
+            if type(event) is m.Bye and event.code in _UNAVAILABLE and self._fresh():
+                return self._unavailable(event)
             return b""
         if type(event) is m.Bye:
             return self._ws.encode_bye(event)
         return encode_event(event)
+
+    def _fresh(self) -> bool:
+        http = self._http
+        return http.our_state is h11.IDLE and self._request is None and not self._answered
+
+    def _unavailable(self, bye: m.Bye) -> bytes:
+        out: list[Inbound] = []
+        self._refuse(out, 503, f"{bye.reason}\n", [(b"retry-after", b"5")])
+        return replies_data(out)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -388,6 +411,7 @@ class WebCodec:
         if body and not head:
             data += http.send(h11.Data(data=body)) or b""
         data += http.send(h11.EndOfMessage()) or b""
+        self._answered = True
         out.append(LocalReply(data))
 
     def _refuse(
