@@ -32,6 +32,7 @@ from .effects import (
     Disconnect,
     Effect,
     Persist,
+    Publish,
     ReadHistory,
     Request,
     WarmRooms,
@@ -132,6 +133,8 @@ class Hub:
                 self.committer.persist(effect)
             case Disconnect():
                 effect.peer.close(effect.bye)
+            case Publish():
+                self.broker.bus.publish(effect.room, effect.event)
             case Authenticate() | CreateAccount() | ReadHistory() | WarmRooms():
                 if self.task_group is not None:
                     self.task_group.start_soon(self.fulfil, effect)
