@@ -300,5 +300,5 @@ async def test_a_websocket_that_never_reads_is_cut_like_any_slow_client(
             assert 'anychat_connections{protocol="jsonl"} 2' in metrics
             sent = next(line for line in metrics if line.startswith("anychat_messages_out_total"))
             assert int(sent.split()[1]) > 100
-            commits = next(m for m in metrics if m.startswith("anychat_store_commit_seconds_count"))
+            commits = next(x for x in metrics if x.startswith("anychat_store_commit_seconds_count"))
             assert int(commits.split()[1]) >= 1  # every said message went through the store
