@@ -142,6 +142,8 @@ input.addEventListener("keydown", (event) => {
       const matches = completer.matches;
       byId("completions").textContent = matches.length > 1 ? matches.map(safe).join("  ") : "";
     }
+  } else if (event.altKey || event.ctrlKey || event.metaKey) {
+    // Alt+ArrowUp/Down switch conversations (below); nothing else to do here.
   } else if (event.key === "ArrowUp" && !input.value.includes("\n") && input.selectionStart === 0) {
     if (sentLines.length && recall < sentLines.length - 1) {
       recall++;

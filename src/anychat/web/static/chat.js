@@ -467,6 +467,7 @@ export class Chat {
       }
     }
     this.view.members();
+    this.view.header();
   }
 
   refreshAway() {

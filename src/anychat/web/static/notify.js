@@ -7,8 +7,8 @@ import { safe } from "./text.js";
 const BASE_TITLE = "anychat";
 
 export function setTitle(unread, where) {
-  const place = where ? ` ${safe(where)} –` : "";
-  document.title = unread > 0 ? `(${unread})${place} ${BASE_TITLE}` : `${place.trim()} ${BASE_TITLE}`.trim();
+  const place = where ? `${safe(where)} – ` : "";
+  document.title = unread > 0 ? `(${unread}) ${place}${BASE_TITLE}` : `${place}${BASE_TITLE}`;
 }
 
 export function notificationsSupported() {
