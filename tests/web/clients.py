@@ -4,25 +4,30 @@ both raw sockets speaking their protocol by hand, and a page driven by Playwrigh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from tests.helpers import LineClient
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Dialog, Locator, LocatorAssertions, Page
+    from playwright.async_api import Browser, Dialog, Locator, Page
+    from playwright.async_api._generated import LocatorAssertions, PageAssertions
 
 #: How long a page may take to show what a test waits for (Playwright polls the DOM until it
 #: matches): generous, because the machine running the tests may be busy.
 WAIT_MS = 20_000
 
 
-def expect(locator: Locator) -> LocatorAssertions:
+@overload
+def expect(target: Page) -> PageAssertions: ...
+@overload
+def expect(target: Locator) -> LocatorAssertions: ...
+def expect(target: Page | Locator) -> PageAssertions | LocatorAssertions:
     """Playwright's ``expect``, imported late so that a machine without Playwright collects these
     modules and skips them (see conftest) instead of failing to import them."""
     from playwright.async_api import expect as playwright_expect
 
     playwright_expect.set_options(timeout=WAIT_MS)
-    return playwright_expect(locator)
+    return playwright_expect(target)
 
 
 async def nc_user(port: int, nick: str) -> LineClient:
@@ -54,9 +59,10 @@ class Probe:
     def on_dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
 
-    def assert_clean(self) -> None:
+    def assert_clean(self, *, allow: str | None = None) -> None:
+        """No dialog, no error; ``allow``: errors containing this text were expected."""
         assert self.dialogs == []
-        assert self.errors == []
+        assert [error for error in self.errors if allow is None or allow not in error] == []
 
 
 async def open_page(
@@ -74,9 +80,11 @@ async def open_page(
     page.on("pageerror", lambda error: probe.errors.append(f"page error: {error}"))
     page.on(
         "console",
-        lambda message: probe.errors.append(f"console {message.type}: {message.text}")
-        if message.type == "error"
-        else None,
+        lambda message: (
+            probe.errors.append(f"console {message.type}: {message.text}")
+            if message.type == "error"
+            else None
+        ),
     )
     await page.goto(url)
     return page, probe

@@ -18,7 +18,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -164,10 +164,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-def screenshot_dir(tmp_path: Path) -> Iterator[Path]:
+def screenshot_dir(tmp_path: Path) -> Path:
     """Where screenshots go: ``$ANYCHAT_SCREENSHOTS`` when set (docs/screenshots for the
     README), otherwise this test's temporary directory."""
     chosen = os.environ.get("ANYCHAT_SCREENSHOTS")
     path = Path(chosen) if chosen else tmp_path / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
-    yield path
+    return path

@@ -75,9 +75,7 @@ async def test_strict_csp_and_other_headers(chat_server: ChatServer, browser: Br
     assert response.status == 200
     headers = response.headers
     csp = headers["content-security-policy"]
-    directives = {
-        part.split()[0]: part.split()[1:] for part in csp.split(";") if part.strip()
-    }
+    directives = {part.split()[0]: part.split()[1:] for part in csp.split(";") if part.strip()}
     script = directives.get("script-src", directives.get("default-src"))
     assert script is not None and "'self'" in script, csp
     assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp, csp
