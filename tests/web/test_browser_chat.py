@@ -63,6 +63,10 @@ async def test_two_pages_nc_and_irc_chat_in_one_room(
         action = log(bob).locator("li.kind-action").last
         await expect(action).to_contain_text("* ivan waves")
 
+        await say(ada, "/topic Release day: v0.2 ships at 15:00")
+        await expect(bob.locator("#conv-topic")).to_have_text("Release day: v0.2 ships at 15:00")
+        await expect(log(bob)).to_contain_text("ada set the topic: Release day")
+
         # A mention of ada is highlighted for ada.
         await carol.send(b"ada: a question for you\n")
         await expect(log(ada).locator("li.mention")).to_contain_text("a question for you")

@@ -19,7 +19,12 @@ function websocketUrl() {
 
 /** `#ops` in the address opens the room #ops. */
 function roomFromHash() {
-  const hash = decodeURIComponent(location.hash || "");
+  let hash;
+  try {
+    hash = decodeURIComponent(location.hash || "");
+  } catch {
+    return null; // a malformed %-escape: no room
+  }
   return hash.length > 1 && isRoom(hash) && !/[\s,:]/.test(hash) ? hash : null;
 }
 
