@@ -142,7 +142,8 @@ input.addEventListener("keydown", (event) => {
     submit();
   } else if (event.key === "Tab" && !event.ctrlKey && !event.altKey && !event.metaKey) {
     // Tab completes when there is something to complete; otherwise it moves focus as usual.
-    if (completer.complete(event.shiftKey)) {
+    // Shift+Tab only steps back through matches already offered; otherwise it moves focus.
+    if ((!event.shiftKey || completer.state) && completer.complete(event.shiftKey)) {
       event.preventDefault();
       const matches = completer.matches;
       byId("completions").textContent = matches.length > 1 ? matches.map(safe).join("  ") : "";
