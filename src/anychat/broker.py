@@ -12,6 +12,7 @@ lookups: a room keeps its members keyed by peer and the glue iterates that mappi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -21,6 +22,20 @@ from enum import Enum
 from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 from . import model as m
+from .effects import (
+    Authenticate,
+    CreateAccount,
+    Deliver,
+    Disconnect,
+    Effect,
+    LoginGrant,
+    Outcome,
+    Persist,
+    ReadHistory,
+    Request,
+    WarmRooms,
+)
+from .replay import RecentHistory
 
 __all__ = [
     "Broker",
@@ -28,6 +43,7 @@ __all__ = [
     "Disconnect",
     "Effect",
     "Persist",
+    "Request",
     "Room",
     "Session",
     "SessionState",
@@ -79,39 +95,6 @@ class Room(Generic[P]):
     topic_time: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Deliver(Generic[P]):
-    """Send ``event`` to every peer in ``to`` except ``skip``.
-
-    ``to`` may be a live view of a room's members: apply effects before calling the broker again.
-    """
-
-    event: m.Event
-    to: Collection[P]
-    skip: P | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect(Generic[P]):
-    """Send ``bye`` to ``peer`` as its last event, then close it."""
-
-    peer: P
-    bye: m.Bye
-
-
-@dataclass(frozen=True, slots=True)
-class Persist(Generic[P]):
-    """Store ``message``, then send ``ack`` to ``peer`` (an ack promises the message is stored).
-
-    The message itself was already delivered live; only the sender's ack waits for the disk.
-    """
-
-    message: m.Message
-    peer: P
-    ack: m.Ack
-
-
-Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P]"
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
@@ -128,6 +111,7 @@ class Broker(Generic[P]):
         first_message_id: Message ids count up from here (a store seeds it past its last id).
         registered: Nicks that belong to accounts: only a session logged in to one may use it.
         require_login: Refuse guests.
+        history_length: Recent messages replayed to whoever joins a room (0 = none).
     """
 
     def __init__(
@@ -141,6 +125,7 @@ class Broker(Generic[P]):
         first_message_id: int = 1,
         registered: Iterable[str] = (),
         require_login: bool = False,
+        history_length: int = 0,
     ) -> None:
         self.server_name = server_name
         self.version = version
@@ -154,6 +139,7 @@ class Broker(Generic[P]):
         self._random = random.Random()
         self._registered = {m.casefold(nick) for nick in registered}
         self.require_login = require_login
+        self.recent = RecentHistory(history_length)
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
             raise ValueError(f"invalid default room names: {', '.join(bad)}")
@@ -246,6 +232,13 @@ class Broker(Generic[P]):
     def handle(self, peer: P, command: m.Command) -> list[Effect[P]]:
         """Apply one command from ``peer``; returns what the glue must do about it."""
         session = self._sessions[peer]
+        if type(command) is m.Login and command.hello and session.state is SessionState.NEW:
+            command = m.Hello(
+                nick=command.nick,
+                password=command.password or "",
+                token=command.token,
+                ref=command.ref,
+            )
         if session.state is SessionState.ACTIVE:
             handler = self._active_handlers.get(type(command))
         else:
@@ -261,6 +254,25 @@ class Broker(Generic[P]):
         return handler(self, session, command)
 
     def _hello(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
+        if cmd.autojoin:
+            cold = self.recent.cold(self.default_rooms)
+            if cold:
+                return [self._warm(session, cold, cmd)]
+        if cmd.password is not None or cmd.token:
+            return [
+                Authenticate(
+                    session.peer,
+                    cmd.nick,
+                    cmd.password,
+                    cmd.token,
+                    cmd.ref,
+                    then=cmd,
+                    address=session.address,
+                )
+            ]
+        return self._register(session, cmd)
+
+    def _register(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
         effects: list[Effect[P]] = []
         if self.require_login and (cmd.nick is None or session.account != m.casefold(cmd.nick)):
             return self._refuse(
@@ -332,6 +344,8 @@ class Broker(Generic[P]):
                 m.ErrorCode.TOO_MANY_ROOMS,
                 f"you are in {len(session.rooms)} rooms, the most allowed",
             )
+        if self.recent.cold((cmd.room,)):
+            return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
@@ -348,6 +362,7 @@ class Broker(Generic[P]):
         if room.topic:
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
+        effects.extend(Deliver(msg, (peer,)) for msg in self.recent.replay(room.name))
         return effects
 
     def _part(self, session: Session[P], cmd: m.Part) -> list[Effect[P]]:
@@ -385,7 +400,7 @@ class Broker(Generic[P]):
                 session,
                 cmd,
                 m.ErrorCode.BAD_COMMAND,
-                "message may not contain line breaks, NUL or lone surrogates",
+                "message may not contain line breaks or NUL",
             )
         target = cmd.target
         if target is None or m.is_room(target):
@@ -393,6 +408,7 @@ class Broker(Generic[P]):
             if isinstance(room, m.Error):
                 return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
             msg = self._message(session, room.name, cmd)
+            self.recent.remember(msg)
             return [
                 Deliver(msg, room.members, skip=session.peer),
                 Persist(
@@ -490,8 +506,123 @@ class Broker(Generic[P]):
     def _invalid(self, session: Session[P], cmd: m.Invalid) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
 
+    # ----------------------------------------------------------------- slow work
+
+    def _login(self, session: Session[P], cmd: m.Login) -> list[Effect[P]]:
+        return [
+            Authenticate(
+                session.peer, cmd.nick, cmd.password, cmd.token, cmd.ref, address=session.address
+            )
+        ]
+
+    def _register_account(self, session: Session[P], cmd: m.Register) -> list[Effect[P]]:
+        nick = session.nick
+        if session.account or self.is_registered(nick):
+            return self._refuse(
+                session, cmd, m.ErrorCode.ACCOUNT_EXISTS, f"{nick} is already registered"
+            )
+        return [
+            CreateAccount(
+                session.peer,
+                nick,
+                cmd.password,
+                since_id=self._next_id,
+                ref=cmd.ref,
+                address=session.address,
+            )
+        ]
+
+    def _history(self, session: Session[P], cmd: m.History) -> list[Effect[P]]:
+        """Who may read what: a room's members its history, an account its private chats."""
+        target = cmd.target
+        viewer = None
+        if target is None:
+            if session.current is None:
+                return self._refuse(session, cmd, m.ErrorCode.NO_ROOM, "you are not in a room")
+            target = session.current.name
+        elif m.is_room(target):
+            room = session.rooms.get(m.casefold(target))
+            if room is None:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NOT_MEMBER, f"join {target} to read its history"
+                )
+            target = room.name
+        else:
+            if not session.account:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.LOGIN_REQUIRED, "log in to read private messages"
+                )
+            viewer = session.nick
+        if cmd.limit < 0:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, "limit may not be negative")
+        return [
+            ReadHistory(
+                session.peer,
+                target,
+                viewer,
+                cmd.before,
+                cmd.after,
+                cmd.limit,
+                settled_upto=self._next_id - 1,
+                ref=cmd.ref,
+            )
+        ]
+
+    def _warm(self, session: Session[P], rooms: tuple[str, ...], then: m.Command) -> WarmRooms[P]:
+        below = self.recent.start_loading(rooms, self._next_id)
+        return WarmRooms(session.peer, rooms, below, then)
+
+    def resume(self, request: Request[P], outcome: Outcome) -> list[Effect[P]]:
+        """The slow part of ``request`` is done: decide what follows from its ``outcome``.
+
+        The peer may have left (or, for a login, been replaced) while it waited; then only
+        what outlives it is kept (loaded history, a created account).
+        """
+        if isinstance(request, WarmRooms):
+            if isinstance(outcome, dict):
+                self.recent.loaded(outcome)
+            return self._continue(request.peer, request.then)
+        session = self._sessions.get(request.peer)
+        if isinstance(outcome, m.Error):
+            if session is None or session.state is SessionState.GONE:
+                return []
+            return [Deliver(outcome, (session.peer,))]
+        if isinstance(request, ReadHistory):
+            if session is None or not isinstance(outcome, m.HistoryPage):
+                return []
+            return [Deliver(outcome, (session.peer,))]
+        assert isinstance(outcome, LoginGrant)
+        if isinstance(request, CreateAccount):
+            self.add_registered(request.nick)
+            if session is None or session.nick != request.nick:
+                return []  # the account exists; its owner logs in to it next time
+        if session is None or session.state is SessionState.GONE:
+            return []
+        logged_in = Deliver(
+            m.LoggedIn(
+                nick=outcome.nick, token=outcome.token, expires=outcome.expires, ref=request.ref
+            ),
+            (session.peer,),
+        )
+        if isinstance(request, Authenticate) and request.then is not None:
+            if session.state is not SessionState.NEW:
+                return []
+            effects = self.log_in(session.peer, outcome.nick)
+            hello = dataclasses.replace(request.then, nick=outcome.nick, password=None, token=None)
+            after = self.handle(session.peer, hello)
+            if _is_active(session):  # the hello may still be refused (nick in use...)
+                effects.append(logged_in)
+            return effects + after
+        return [logged_in, *self.log_in(session.peer, outcome.nick, request.ref)]
+
+    def _continue(self, peer: P, command: m.Command) -> list[Effect[P]]:
+        if peer not in self._sessions:
+            return []
+        return self.handle(peer, command)
+
     _new_handlers: ClassVar[dict[type, _Handler]] = {
         m.Hello: _hello,
+        m.Login: _login,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -506,6 +637,9 @@ class Broker(Generic[P]):
         m.Topic: _topic,
         m.Away: _away,
         m.Whois: _whois,
+        m.Login: _login,
+        m.Register: _register_account,
+        m.History: _history,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -603,8 +737,12 @@ def _free_text_problem(text: str, what: str) -> str:
     if len(text) > m.MAX_TOPIC_LENGTH:
         return f"{what} longer than {m.MAX_TOPIC_LENGTH} characters"
     if _UNSENDABLE.search(text):
-        return f"{what} may not contain line breaks, NUL or lone surrogates"
+        return f"{what} may not contain line breaks or NUL"
     return ""
+
+
+def _is_active(session: Session[Any]) -> bool:
+    return session.state is SessionState.ACTIVE
 
 
 def _with_ref(error: m.Error, ref: m.Ref) -> m.Error:
