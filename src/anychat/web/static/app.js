@@ -2,7 +2,7 @@
 // register), then the chat screen with its composer. The chat itself lives in chat.js.
 
 import { Chat } from "./chat.js";
-import { Completer, isSecret } from "./commands.js";
+import { Completer, allowNotifications, isSecret } from "./commands.js";
 import { byId } from "./dom.js";
 import * as saved from "./saved.js";
 import { casefold, isRoom, safe } from "./text.js";
@@ -196,7 +196,7 @@ byId("join-form").addEventListener("submit", (event) => {
 });
 
 byId("retry-button").addEventListener("click", () => chat?.reconnectNow());
-byId("notify-button").addEventListener("click", () => chat?.askNotifications());
+byId("notify-button").addEventListener("click", () => chat && allowNotifications(chat));
 window.addEventListener("online", () => chat?.reconnectNow());
 
 // Older history when the log is scrolled to its top.

@@ -4,9 +4,9 @@
 // events into conversations, and carries out what the person types.
 
 import { Client, ConnectionLost, Refused } from "./client.js";
-import { helpLines, parseLine, roomName, runCommand } from "./commands.js";
+import { parseLine, roomName, runCommand } from "./commands.js";
 import { Conversation } from "./conversation.js";
-import { askPermission, notify, setTitle } from "./notify.js";
+import { notify, setTitle } from "./notify.js";
 import * as saved from "./saved.js";
 import { casefold, isRoom, mentions, safe, splitText } from "./text.js";
 
@@ -537,47 +537,6 @@ export class Chat {
     this.view.focusComposer();
   }
 
-  async changeNick(nick) {
-    await this.live().request({ type: "nick", nick });
-  }
-
-  async topic(text) {
-    const conv = this.current;
-    if (!conv?.isRoom) throw new Error("/topic works in a room");
-    if (text === null) {
-      const reply = await this.live().request({ type: "topic", room: conv.name });
-      this.note(reply.text ? `topic of ${conv.name}: ${reply.text} (set by ${reply.setter})` : `${conv.name} has no topic`);
-      return;
-    }
-    await this.live().request({ type: "topic", room: conv.name, text });
-    this.note(text ? `you set the topic: ${text}` : "you cleared the topic");
-  }
-
-  async away(text) {
-    await this.live().request({ type: "away", text });
-  }
-
-  async whois(nick) {
-    const user = await this.live().request({ type: "whois", nick });
-    const rooms = user.rooms.length ? user.rooms.join(", ") : "no rooms";
-    const away = user.away ? `; away: ${user.away}` : "";
-    const since = new Date(user.since * 1000).toLocaleString();
-    this.note(`${user.nick}: in ${rooms}${away}; here since ${since}`);
-  }
-
-  async who(room) {
-    const name = room ?? (this.current?.isRoom ? this.current.name : null);
-    if (!name) throw new Error("usage: /who #ROOM");
-    const reply = await this.live().request({ type: "who", room: name });
-    this.note(`in ${reply.room}: ${reply.nicks.join(", ")}`);
-  }
-
-  async listRooms() {
-    const reply = await this.live().request({ type: "rooms" });
-    const listing = reply.rooms.map((r) => `${r.name} (${r.members})`).join(", ");
-    this.note(`rooms: ${listing || "none"}`);
-  }
-
   /** One page of older messages into a conversation (`/history`, or scrolling to the top). */
   async olderHistory(target = null, before = null) {
     const conv = target ? this.conv(target) : this.current;
@@ -610,29 +569,6 @@ export class Chat {
       conv.loadingOlder = false;
       this.view.olderState(conv);
     }
-  }
-
-  async register(password) {
-    await this.live().request({ type: "register", password });
-  }
-
-  async login(nick, password) {
-    await this.live().request({ type: "login", nick, password });
-  }
-
-  async askNotifications() {
-    const answer = await askPermission();
-    const said = {
-      granted: "desktop notifications are on (mentions and private messages while hidden)",
-      denied: "desktop notifications are blocked in this browser's settings",
-      unsupported: "this browser has no desktop notifications",
-    };
-    this.note(said[answer] ?? "desktop notifications were not allowed");
-    this.view.header();
-  }
-
-  showHelp() {
-    for (const line of helpLines()) this.note(line);
   }
 
   /** Leave: say goodbye, forget the saved login, back to the first screen. */

@@ -1,6 +1,7 @@
 // The slash commands, as in the terminal client (plus /topic, /away, /whois, /names and /query),
 // and Tab completion of command names and nicks.
 
+import { askPermission } from "./notify.js";
 import { isRoom } from "./text.js";
 
 /** name -> [arguments, what it does]; the order is the order of /help. */
@@ -80,19 +81,19 @@ export async function runCommand(chat, command, rest) {
       return chat.say(null, rest, "action");
     case "nick":
       if (!words.length) usage();
-      return chat.changeNick(words[0]);
+      return chat.live().request({ type: "nick", nick: words[0] });
     case "topic":
-      return chat.topic(rest || null);
+      return topic(chat, rest || null);
     case "away":
-      return chat.away(rest);
+      return chat.live().request({ type: "away", text: rest });
     case "whois":
       if (!words.length) usage();
-      return chat.whois(words[0]);
+      return whois(chat, words[0]);
     case "who":
     case "names":
-      return chat.who(words.length ? roomName(words[0]) : null);
+      return who(chat, words.length ? roomName(words[0]) : null);
     case "rooms":
-      return chat.listRooms();
+      return listRooms(chat);
     case "history": {
       let target = null;
       let before = null;
@@ -103,21 +104,75 @@ export async function runCommand(chat, command, rest) {
     }
     case "register":
       if (!rest) usage();
-      return chat.register(rest);
+      return chat.live().request({ type: "register", password: rest });
     case "login": {
       const space = rest.indexOf(" ");
       if (space === -1) usage();
-      return chat.login(rest.slice(0, space), rest.slice(space + 1));
+      return chat.live().request({
+        type: "login",
+        nick: rest.slice(0, space),
+        password: rest.slice(space + 1),
+      });
     }
     case "notify":
-      return chat.askNotifications();
+      return allowNotifications(chat);
     case "help":
-      return chat.showHelp();
+      for (const line of helpLines()) chat.note(line);
+      return;
     case "quit":
       return chat.quit(rest);
     default:
       throw new Error(`unknown command /${command}; /help lists the commands`);
   }
+}
+
+async function topic(chat, text) {
+  const conv = chat.current;
+  if (!conv?.isRoom) throw new Error("/topic works in a room");
+  if (text === null) {
+    const reply = await chat.live().request({ type: "topic", room: conv.name });
+    chat.note(
+      reply.text
+        ? `topic of ${conv.name}: ${reply.text} (set by ${reply.setter})`
+        : `${conv.name} has no topic`,
+    );
+    return;
+  }
+  await chat.live().request({ type: "topic", room: conv.name, text });
+  chat.note(text ? `you set the topic: ${text}` : "you cleared the topic");
+}
+
+async function whois(chat, nick) {
+  const user = await chat.live().request({ type: "whois", nick });
+  const rooms = user.rooms.length ? user.rooms.join(", ") : "no rooms";
+  const away = user.away ? `; away: ${user.away}` : "";
+  const since = new Date(user.since * 1000).toLocaleString();
+  chat.note(`${user.nick}: in ${rooms}${away}; here since ${since}`);
+}
+
+async function who(chat, room) {
+  const name = room ?? (chat.current?.isRoom ? chat.current.name : null);
+  if (!name) throw new Error("usage: /who #ROOM");
+  const reply = await chat.live().request({ type: "who", room: name });
+  chat.note(`in ${reply.room}: ${reply.nicks.join(", ")}`);
+}
+
+async function listRooms(chat) {
+  const reply = await chat.live().request({ type: "rooms" });
+  const listing = reply.rooms.map((r) => `${r.name} (${r.members})`).join(", ");
+  chat.note(`rooms: ${listing || "none"}`);
+}
+
+/** Ask for desktop notifications (from a click or /notify) and say what the browser answered. */
+export async function allowNotifications(chat) {
+  const answer = await askPermission();
+  const said = {
+    granted: "desktop notifications are on (mentions and private messages while hidden)",
+    denied: "desktop notifications are blocked in this browser's settings",
+    unsupported: "this browser has no desktop notifications",
+  };
+  chat.note(said[answer] ?? "desktop notifications were not allowed");
+  chat.view.header();
 }
 
 export function helpLines() {
