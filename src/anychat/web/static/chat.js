@@ -504,7 +504,17 @@ export class Chat {
           this.lastId = Math.max(this.lastId, ack.id);
           conv.confirm(ref, ack);
         },
-        (error) => conv.fail(ref, error.message, { lost: error instanceof ConnectionLost }),
+        (error) =>
+          conv.fail(ref, error.message, {
+            lost: error instanceof ConnectionLost,
+            retry: () => {
+              try {
+                this.say(conv.name, chunk, kind);
+              } catch (problem) {
+                this.note(problem.message, "error");
+              }
+            },
+          }),
       );
     }
     this.view.stick(conv, { force: true });

@@ -104,7 +104,8 @@ export class Conversation {
     setStatus(line, "sent", "confirmed");
   }
 
-  fail(ref, why, { lost = false } = {}) {
+  /** Mark a pending message refused (or lost); `retry()` sends it again from a button. */
+  fail(ref, why, { lost = false, retry = null } = {}) {
     const line = this.pendingByRef.get(ref);
     if (!line) return null;
     this.pendingByRef.delete(ref);
@@ -112,12 +113,33 @@ export class Conversation {
     line.classList.add("failed");
     if (lost) line.dataset.lost = "1";
     setStatus(line, `not sent: ${safe(why)}`, "failed");
+    if (retry) {
+      const button = el(
+        "button",
+        {
+          type: "button",
+          class: "retry-button",
+          "aria-label": "Send this message again",
+          onclick: () => {
+            line.remove();
+            retry();
+          },
+        },
+        "Retry",
+      );
+      line.append(" ", button);
+    }
     return line;
   }
 
   /** Every message still waiting for its ack, failed because the connection went away. */
   failAllPending(why) {
     for (const ref of [...this.pendingByRef.keys()]) this.fail(ref, why, { lost: true });
+  }
+
+  /** A line marked lost that history showed arrived: it keeps no retry button. */
+  static settle(line) {
+    line.querySelector(".retry-button")?.remove();
   }
 
   /**
@@ -128,6 +150,7 @@ export class Conversation {
     for (const line of this.log.querySelectorAll("li.failed[data-lost]")) {
       if (line.dataset.text === msg.text && line.dataset.kind === msg.kind) {
         delete line.dataset.lost;
+        Conversation.settle(line);
         line.classList.remove("failed");
         line.classList.add("confirmed");
         line.dataset.id = String(msg.id);
