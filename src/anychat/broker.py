@@ -12,30 +12,27 @@ lookups: a room keeps its members keyed by peer and the glue iterates that mappi
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import re
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from . import model as m
+from .broker_slow import SlowWork
+from .bus import Bus
+from .bus.local import LocalBus
 from .effects import (
     Authenticate,
-    CreateAccount,
     Deliver,
     Disconnect,
     Effect,
-    LoginGrant,
-    Outcome,
     Persist,
-    ReadHistory,
+    Publish,
     Request,
-    WarmRooms,
 )
 from .replay import RecentHistory
+from .sessions import Room, Session, SessionState
 
 __all__ = [
     "Broker",
@@ -57,49 +54,11 @@ P = TypeVar("P")
 _UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
 
 
-class SessionState(Enum):
-    #: Connected, no nick yet: only hello, ping and quit are allowed.
-    NEW = "new"
-    #: Registered with a nick: may chat.
-    ACTIVE = "active"
-    #: Left; no longer in any room or nick table.
-    GONE = "gone"
-
-
-@dataclass(eq=False, slots=True)
-class Session(Generic[P]):
-    """The broker's view of one connected client."""
-
-    peer: P
-    address: str = ""
-    nick: str = ""
-    state: SessionState = SessionState.NEW
-    #: Rooms joined, keyed by folded name, in join order.
-    rooms: dict[str, Room[P]] = field(default_factory=dict)
-    #: Where a bare line of text goes (the room joined last), for clients without targets.
-    current: Room[P] | None = None
-    #: Away message ("" = present) and registration time, for whois-style questions.
-    away: str = ""
-    since: float = 0.0
-    #: Folded nick of the account this session logged in to ("" = a guest).
-    account: str = ""
-
-
-@dataclass(eq=False, slots=True)
-class Room(Generic[P]):
-    name: str
-    #: Members keyed by peer, in join order: fan-out iterates this mapping as it is.
-    members: dict[P, Session[P]] = field(default_factory=dict)
-    topic: str = ""
-    topic_setter: str = ""
-    topic_time: float = 0.0
-
-
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(Generic[P]):
+class Broker(SlowWork[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -112,6 +71,9 @@ class Broker(Generic[P]):
         registered: Nicks that belong to accounts: only a session logged in to one may use it.
         require_login: Refuse guests.
         history_length: Recent messages replayed to whoever joins a room (0 = none).
+        bus: What this node shares with others (default: a single node's
+            :class:`~anychat.bus.local.LocalBus`, seeded with ``first_message_id`` and
+            ``registered``).
     """
 
     def __init__(
@@ -126,18 +88,20 @@ class Broker(Generic[P]):
         registered: Iterable[str] = (),
         require_login: bool = False,
         history_length: int = 0,
+        bus: Bus | None = None,
     ) -> None:
         self.server_name = server_name
         self.version = version
         self.default_rooms = tuple(default_rooms)
         self.max_rooms_per_session = max_rooms_per_session
         self._clock = clock
-        self._next_id = first_message_id
+        self.bus: Bus = bus or LocalBus(
+            first_message_id=first_message_id, registered=(m.casefold(n) for n in registered)
+        )
         self._nicks: dict[str, Session[P]] = {}
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
         self._random = random.Random()
-        self._registered = {m.casefold(nick) for nick in registered}
         self.require_login = require_login
         self.recent = RecentHistory(history_length)
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
@@ -155,6 +119,9 @@ class Broker(Generic[P]):
     def find_room(self, name: str) -> Room[P] | None:
         return self._rooms.get(m.casefold(name))
 
+    def room_count(self) -> int:
+        return len(self._rooms)
+
     def rooms(self) -> list[Room[P]]:
         return sorted(self._rooms.values(), key=lambda r: m.casefold(r.name))
 
@@ -164,18 +131,18 @@ class Broker(Generic[P]):
     @property
     def next_message_id(self) -> int:
         """The id the next message will get: every lower id is already assigned."""
-        return self._next_id
+        return self.bus.next_id
 
     # ----------------------------------------------------------------- accounts
 
     def is_registered(self, nick: str) -> bool:
-        return m.casefold(nick) in self._registered
+        return self.bus.is_registered(m.casefold(nick))
 
     def add_registered(self, nick: str) -> None:
-        self._registered.add(m.casefold(nick))
+        self.bus.set_registered((m.casefold(nick),))
 
     def remove_registered(self, nick: str) -> None:
-        self._registered.discard(m.casefold(nick))
+        self.bus.set_registered((m.casefold(nick),), registered=False)
 
     def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
         """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
@@ -185,7 +152,7 @@ class Broker(Generic[P]):
         """
         session = self._sessions[peer]
         key = m.casefold(nick)
-        self._registered.add(key)
+        self.bus.set_registered((key,))
         session.account = key
         if session.state is not SessionState.ACTIVE or session.nick == nick:
             return []
@@ -221,7 +188,9 @@ class Broker(Generic[P]):
         for room in list(session.rooms.values()):
             self._leave(session, room)
         if was_active:
-            del self._nicks[m.casefold(session.nick)]
+            key = m.casefold(session.nick)
+            del self._nicks[key]
+            self.bus.release_nick(key)
         session.state = SessionState.GONE
         if not audience:
             return []
@@ -313,8 +282,11 @@ class Broker(Generic[P]):
         if problem:
             return self._refuse(session, cmd, *problem)
         old = session.nick
-        del self._nicks[m.casefold(old)]
-        self._nicks[m.casefold(cmd.nick)] = session
+        old_key, new_key = m.casefold(old), m.casefold(cmd.nick)
+        del self._nicks[old_key]
+        self._nicks[new_key] = session
+        if old_key != new_key:
+            self.bus.release_nick(old_key)
         session.nick = cmd.nick
         audience = self._audience(session)
         audience.discard(session.peer)
@@ -349,6 +321,7 @@ class Broker(Generic[P]):
         room = self._rooms.get(key)
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
+            self.bus.room_opened(key)
         peer = session.peer
         effects: list[Effect[P]] = []
         if room.members:
@@ -409,7 +382,7 @@ class Broker(Generic[P]):
                 return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
             msg = self._message(session, room.name, cmd)
             self.recent.remember(msg)
-            return [
+            effects: list[Effect[P]] = [
                 Deliver(msg, room.members, skip=session.peer),
                 Persist(
                     msg,
@@ -417,8 +390,11 @@ class Broker(Generic[P]):
                     m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
                 ),
             ]
+            if self.bus.shared:
+                effects.append(Publish(m.casefold(room.name), msg))
+            return effects
         other = self._nicks.get(m.casefold(target))
-        if other is None and m.casefold(target) in self._registered:
+        if other is None and self.bus.is_registered(m.casefold(target)):
             # An account that is offline: stored for it to read (history) when it logs in.
             msg = self._message(session, target, cmd)
             return [
@@ -506,123 +482,9 @@ class Broker(Generic[P]):
     def _invalid(self, session: Session[P], cmd: m.Invalid) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
 
-    # ----------------------------------------------------------------- slow work
-
-    def _login(self, session: Session[P], cmd: m.Login) -> list[Effect[P]]:
-        return [
-            Authenticate(
-                session.peer, cmd.nick, cmd.password, cmd.token, cmd.ref, address=session.address
-            )
-        ]
-
-    def _register_account(self, session: Session[P], cmd: m.Register) -> list[Effect[P]]:
-        nick = session.nick
-        if session.account or self.is_registered(nick):
-            return self._refuse(
-                session, cmd, m.ErrorCode.ACCOUNT_EXISTS, f"{nick} is already registered"
-            )
-        return [
-            CreateAccount(
-                session.peer,
-                nick,
-                cmd.password,
-                since_id=self._next_id,
-                ref=cmd.ref,
-                address=session.address,
-            )
-        ]
-
-    def _history(self, session: Session[P], cmd: m.History) -> list[Effect[P]]:
-        """Who may read what: a room's members its history, an account its private chats."""
-        target = cmd.target
-        viewer = None
-        if target is None:
-            if session.current is None:
-                return self._refuse(session, cmd, m.ErrorCode.NO_ROOM, "you are not in a room")
-            target = session.current.name
-        elif m.is_room(target):
-            room = session.rooms.get(m.casefold(target))
-            if room is None:
-                return self._refuse(
-                    session, cmd, m.ErrorCode.NOT_MEMBER, f"join {target} to read its history"
-                )
-            target = room.name
-        else:
-            if not session.account:
-                return self._refuse(
-                    session, cmd, m.ErrorCode.LOGIN_REQUIRED, "log in to read private messages"
-                )
-            viewer = session.nick
-        if cmd.limit < 0:
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, "limit may not be negative")
-        return [
-            ReadHistory(
-                session.peer,
-                target,
-                viewer,
-                cmd.before,
-                cmd.after,
-                cmd.limit,
-                settled_upto=self._next_id - 1,
-                ref=cmd.ref,
-            )
-        ]
-
-    def _warm(self, session: Session[P], rooms: tuple[str, ...], then: m.Command) -> WarmRooms[P]:
-        below = self.recent.start_loading(rooms, self._next_id)
-        return WarmRooms(session.peer, rooms, below, then)
-
-    def resume(self, request: Request[P], outcome: Outcome) -> list[Effect[P]]:
-        """The slow part of ``request`` is done: decide what follows from its ``outcome``.
-
-        The peer may have left (or, for a login, been replaced) while it waited; then only
-        what outlives it is kept (loaded history, a created account).
-        """
-        if isinstance(request, WarmRooms):
-            if isinstance(outcome, dict):
-                self.recent.loaded(outcome)
-            return self._continue(request.peer, request.then)
-        session = self._sessions.get(request.peer)
-        if isinstance(outcome, m.Error):
-            if session is None or session.state is SessionState.GONE:
-                return []
-            return [Deliver(outcome, (session.peer,))]
-        if isinstance(request, ReadHistory):
-            if session is None or not isinstance(outcome, m.HistoryPage):
-                return []
-            return [Deliver(outcome, (session.peer,))]
-        assert isinstance(outcome, LoginGrant)
-        if isinstance(request, CreateAccount):
-            self.add_registered(request.nick)
-            if session is None or session.nick != request.nick:
-                return []  # the account exists; its owner logs in to it next time
-        if session is None or session.state is SessionState.GONE:
-            return []
-        logged_in = Deliver(
-            m.LoggedIn(
-                nick=outcome.nick, token=outcome.token, expires=outcome.expires, ref=request.ref
-            ),
-            (session.peer,),
-        )
-        if isinstance(request, Authenticate) and request.then is not None:
-            if session.state is not SessionState.NEW:
-                return []
-            effects = self.log_in(session.peer, outcome.nick)
-            hello = dataclasses.replace(request.then, nick=outcome.nick, password=None, token=None)
-            after = self.handle(session.peer, hello)
-            if _is_active(session):  # the hello may still be refused (nick in use...)
-                effects.append(logged_in)
-            return effects + after
-        return [logged_in, *self.log_in(session.peer, outcome.nick, request.ref)]
-
-    def _continue(self, peer: P, command: m.Command) -> list[Effect[P]]:
-        if peer not in self._sessions:
-            return []
-        return self.handle(peer, command)
-
     _new_handlers: ClassVar[dict[type, _Handler]] = {
         m.Hello: _hello,
-        m.Login: _login,
+        m.Login: SlowWork._login,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -637,9 +499,9 @@ class Broker(Generic[P]):
         m.Topic: _topic,
         m.Away: _away,
         m.Whois: _whois,
-        m.Login: _login,
-        m.Register: _register_account,
-        m.History: _history,
+        m.Login: SlowWork._login,
+        m.Register: SlowWork._register_account,
+        m.History: SlowWork._history,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -648,10 +510,8 @@ class Broker(Generic[P]):
     # ----------------------------------------------------------------- helpers
 
     def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
-        msg_id = self._next_id
-        self._next_id = msg_id + 1
         return m.Message(
-            id=msg_id,
+            id=self.bus.allocate_id(),
             time=self._clock(),
             sender=session.nick,
             target=target,
@@ -691,6 +551,7 @@ class Broker(Generic[P]):
         del session.rooms[key]
         if not room.members:
             del self._rooms[key]
+            self.bus.room_closed(key)
         if session.current is room:
             session.current = next(reversed(session.rooms.values()), None)
 
@@ -710,27 +571,27 @@ class Broker(Generic[P]):
                 f"invalid nick {nick!r}: up to {m.MAX_NICK_LENGTH} letters, digits or "
                 "-_[]{}\\`^| and not starting with a digit or '-'",
             )
-        if m.casefold(nick) in self._registered and session.account != m.casefold(nick):
+        if self.bus.is_registered(m.casefold(nick)) and session.account != m.casefold(nick):
             return (
                 m.ErrorCode.NICK_REGISTERED,
                 f"nick {nick} is registered: log in (/login {nick} PASSWORD) or pick another",
             )
-        holder = self._nicks.get(m.casefold(nick))
+        key = m.casefold(nick)
+        holder = self._nicks.get(key)
         if holder is not None and holder is not session:
+            return m.ErrorCode.NICK_IN_USE, f"nick {nick} is already in use"
+        if holder is None and not self.bus.claim_nick(key):
             return m.ErrorCode.NICK_IN_USE, f"nick {nick} is already in use"
         return None
 
     def _guest_nick(self) -> str:
         while True:
             nick = f"guest{self._random.randrange(1000, 100000)}"
-            if m.casefold(nick) not in self._nicks and m.casefold(nick) not in self._registered:
+            key = m.casefold(nick)
+            if key in self._nicks or self.bus.is_registered(key):
+                continue
+            if self.bus.claim_nick(key):
                 return nick
-
-    @staticmethod
-    def _refuse(
-        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
-    ) -> list[Effect[P]]:
-        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
 
 
 def _free_text_problem(text: str, what: str) -> str:
@@ -739,10 +600,6 @@ def _free_text_problem(text: str, what: str) -> str:
     if _UNSENDABLE.search(text):
         return f"{what} may not contain line breaks or NUL"
     return ""
-
-
-def _is_active(session: Session[Any]) -> bool:
-    return session.state is SessionState.ACTIVE
 
 
 def _with_ref(error: m.Error, ref: m.Ref) -> m.Error:

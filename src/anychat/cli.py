@@ -59,6 +59,17 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _origins(given: list[str] | None) -> tuple[str, ...]:
+    """Repeated flags, or one variable holding a comma- or space-separated list."""
+    return tuple(part for item in given or () for part in item.replace(",", " ").split())
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -111,6 +122,24 @@ def serve(
             min=0,
             max=65535,
             help="Also listen for IRC clients only on this port (e.g. 6667).",
+        ),
+    ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ANYCHAT_HTTP_PORT",
+            min=0,
+            max=65535,
+            help="Also serve the web page and its WebSocket (only) on this port, e.g. 8080.",
+        ),
+    ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="ANYCHAT_ALLOWED_ORIGINS",
+            help="Another web origin whose pages may open a WebSocket here, such as "
+            "https://chat.example.com (repeatable; the variable takes a comma-separated list). "
+            "The server's own origin is always allowed.",
         ),
     ] = None,
     database_url: Annotated[
@@ -169,6 +198,8 @@ def serve(
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
             irc_port=irc_port,
+            http_port=http_port,
+            allowed_origins=_origins(allowed_origin),
             database_url=database_url,
             secret=secret or None,
             environment=env.value,
@@ -184,6 +215,9 @@ def serve(
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
         if config.irc_port is not None:
             typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
+        typer.echo(f"anychat: web chat at http://{_url_host(config.host)}:{bound}/")
+        if config.http_port is not None:
+            typer.echo(f"anychat: web page and WebSocket also on port {config.http_port}")
         where = config.database_url
         if where.startswith("sqlite:///"):
             where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"

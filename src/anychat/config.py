@@ -86,6 +86,12 @@ class ServerConfig:
     shutdown_grace_seconds: float = 1.0
     #: A dedicated IRC listener (no sniffing) besides the main port; ``None`` = none, 0 = any.
     irc_port: int | None = None
+    #: A dedicated HTTP listener (the web page and its WebSocket, no sniffing) besides the
+    #: main port, which serves them too; ``None`` = none, 0 = any.
+    http_port: int | None = None
+    #: Web origins (``https://chat.example.com``) besides the server's own whose pages may open
+    #: a WebSocket; ``*`` admits any (only for a server with nothing private on it).
+    allowed_origins: tuple[str, ...] = ()
     #: Clients that can be pinged (IRC) get a PING after this long without input...
     idle_ping_seconds: float = 120.0
     #: ...and are dropped if still silent this long after it.
@@ -113,6 +119,10 @@ class ServerConfig:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
         if self.irc_port is not None and not 0 <= self.irc_port <= 65535:
             raise ConfigError(f"irc_port must be between 0 and 65535, not {self.irc_port}")
+        if self.http_port is not None and not 0 <= self.http_port <= 65535:
+            raise ConfigError(f"http_port must be between 0 and 65535, not {self.http_port}")
+        if self.allowed_origins:
+            self._check_origins()
         for name in ("idle_ping_seconds", "idle_timeout_seconds", "registration_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
@@ -146,6 +156,16 @@ class ServerConfig:
                     "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
                 )
 
+    def _check_origins(self) -> None:
+        from .codecs.web.origin import normalize_origin
+
+        bad = [o for o in self.allowed_origins if o != "*" and normalize_origin(o) is None]
+        if bad:
+            raise ConfigError(
+                f"allowed origin(s) {', '.join(map(repr, bad))} must look like "
+                "https://host[:port] (or be * or null)"
+            )
+
     def listener_specs(self) -> list[ListenerSpec]:
         """Every port this configuration listens on, the main (sniffing) one first."""
         from .codecs.sniff import Protocol
@@ -155,6 +175,12 @@ class ServerConfig:
         if self.irc_port is not None:
             specs.append(
                 ListenerSpec(name="irc", host=self.host, port=self.irc_port, protocol=Protocol.IRC)
+            )
+        if self.http_port is not None:
+            specs.append(
+                ListenerSpec(
+                    name="http", host=self.host, port=self.http_port, protocol=Protocol.HTTP
+                )
             )
         return specs
 

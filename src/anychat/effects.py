@@ -28,6 +28,7 @@ __all__ = [
     "LoginGrant",
     "Outcome",
     "Persist",
+    "Publish",
     "ReadHistory",
     "Request",
     "WarmRooms",
@@ -66,6 +67,14 @@ class Persist(Generic[P]):
     message: m.Message
     peer: P
     ack: m.Ack
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Hand ``event`` to the other nodes that have members in ``room`` (a shared bus only)."""
+
+    room: str
+    event: m.Event
 
 
 # ------------------------------------------------------------------------------ requests
@@ -138,6 +147,6 @@ class LoginGrant:
 
 
 Request: TypeAlias = "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | WarmRooms[P]"
-Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Request[P]"
+Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Request[P]"
 #: What a service answers: a grant, a page, the rooms' messages, or why it failed.
 Outcome: TypeAlias = "LoginGrant | m.HistoryPage | dict[str, list[m.Message]] | m.Error"

@@ -23,6 +23,7 @@ from . import model as m
 from ._version import __version__
 from .broker import Broker
 from .codecs import LocalReply
+from .codecs.registry import CodecSettings
 from .committer import Committer
 from .effects import (
     Authenticate,
@@ -31,10 +32,12 @@ from .effects import (
     Disconnect,
     Effect,
     Persist,
+    Publish,
     ReadHistory,
     Request,
     WarmRooms,
 )
+from .metrics import ServerStats
 from .services import Services
 
 if TYPE_CHECKING:
@@ -87,6 +90,17 @@ class Hub:
         self._all_closed = anyio.Event()
         #: The server's task group: writer tasks start here (set when the server starts).
         self.task_group: TaskGroup | None = None
+        #: Counters for ``/metrics``: a few additions per batch, never per recipient.
+        self.messages_in = 0
+        self.messages_out = 0
+        self.slow_consumer_cuts = 0
+        #: What every new connection's codec is made with (one object for all of them).
+        self.codec_settings = CodecSettings(
+            server_name=config.server_name,
+            version=__version__,
+            max_line_bytes=config.max_line_bytes,
+            extras={"allowed_origins": config.allowed_origins, "status": self.stats},
+        )
 
     # ------------------------------------------------------------------ effects
 
@@ -119,6 +133,8 @@ class Hub:
                 self.committer.persist(effect)
             case Disconnect():
                 effect.peer.close(effect.bye)
+            case Publish():
+                self.broker.bus.publish(effect.room, effect.event)
             case Authenticate() | CreateAccount() | ReadHistory() | WarmRooms():
                 if self.task_group is not None:
                     self.task_group.start_soon(self.fulfil, effect)
@@ -146,14 +162,15 @@ class Hub:
         """The committer's answer for a batch: each sender's ack (or why it was not stored)."""
         for conn, event in results:
             conn.push(conn.codec.encode(event))
+        self.messages_out += len(results)
         self.flush()
 
-    def deliver(self, event: m.Event, to: Iterable[Connection], skip: Connection | None) -> None:
+    def deliver(self, event: m.Event, to: Collection[Connection], skip: Connection | None) -> None:
         """Encode once per codec, then append the same bytes to every recipient's buffer."""
         self.deliver_many((event,), to, skip)
 
     def deliver_many(
-        self, events: Sequence[m.Event], to: Iterable[Connection], skip: Connection | None
+        self, events: Sequence[m.Event], to: Collection[Connection], skip: Connection | None
     ) -> None:
         """Fan several events out to the same recipients: one append per recipient for all.
 
@@ -166,6 +183,8 @@ class Hub:
         key: object = _NO_KEY
         data = b""
         encoded: dict[object, bytes] = {}
+        # Counted per fan-out, not per recipient (the skipped sender is nearly always a member).
+        self.messages_out += len(events) * (len(to) - (skip is not None))
         for conn in to:
             if conn is skip:
                 continue
@@ -199,10 +218,13 @@ class Hub:
         """
         codec = conn.codec
         commands = codec.feed(data)
-        conn.encoding_key = codec.encoding_key  # IRC capabilities may change the bytes
+        conn.encoding_key = codec.encoding_key  # IRC capabilities, a WebSocket upgrade
         conn.heard_at = anyio.current_time()
         conn.pinged = False
+        self.messages_in += len(commands)
         await self.run_commands(conn, commands)
+        if codec.hangup is not None:  # HTTP after its response, a closed WebSocket
+            self._hang_up_if_asked(conn)
         return len(commands)
 
     async def run_commands(
@@ -275,6 +297,8 @@ class Hub:
     def forget(self, conn: Connection) -> None:
         """The connection's task is ending: tell the room, and wake shutdown if it waits."""
         self.connections.discard(conn)
+        if conn.cut_code is m.ErrorCode.SEND_QUEUE_EXCEEDED:
+            self.slow_consumer_cuts += 1
         conn.closed = True
         reason = conn.why_closed or "connection closed"
         session = self.broker.session(conn) if conn in self.broker.peers() else None
@@ -292,6 +316,29 @@ class Hub:
         for conn in list(self.connections):
             conn.close(bye)
         self.flush()
+
+    def stats(self) -> ServerStats:
+        """A snapshot for ``/metrics`` and ``/healthz`` (runs per scrape, not per message)."""
+        from .codecs.web import WebCodec
+
+        counts: dict[str, int] = {}
+        for conn in self.connections:
+            codec = conn.codec
+            label = codec.protocol if isinstance(codec, WebCodec) else codec.name
+            counts[label] = counts.get(label, 0) + 1
+        latency = self.committer.latency
+        return ServerStats(
+            serving=not self.stopping,
+            connections=counts,
+            rooms=self.broker.room_count(),
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+            slow_consumer_cuts=self.slow_consumer_cuts,
+            commit_bounds=latency.bounds,
+            commit_buckets=latency.cumulative(),
+            commit_count=latency.count,
+            commit_seconds=latency.total,
+        )
 
     async def wait_closed(self) -> None:
         if self.connections:
