@@ -231,6 +231,7 @@ class Hub:
         self, conn: Connection, commands: Iterable[m.Command | LocalReply]
     ) -> None:
         broker = self.broker
+        codec = conn.codec
         run: list[m.Event] = []
         run_to: Collection[Connection] = ()
         for command in commands:
@@ -255,7 +256,6 @@ class Hub:
                         run = []
                     if isinstance(effect, _REQUESTS):
                         await self.fulfil(effect)
-                        self._hang_up_if_asked(conn)
                     else:
                         self.apply_one(effect)
                     continue
@@ -271,15 +271,14 @@ class Hub:
                     self.deliver_many(run, run_to, conn)
                     run = []
                 self.deliver_many((effect.event,), to, effect.skip)
+            if codec.hangup is not None:
+                break
         if run:
             self.deliver_many(run, run_to, conn)
-
-    def _hang_up_if_asked(self, conn: Connection) -> None:
-        """Some protocols end the connection on a refused registration (IRC closes after a
-        wrong server password, as IRC servers do); their codec says so with ``hangup``."""
-        bye = conn.codec.hangup
-        if bye is not None and not conn.closed:
-            conn.close(bye)
+        if codec.hangup is not None and not conn.closed:
+            # The protocol ends the connection here (IRC after a refused registration or
+            # server password, as IRC servers do): its goodbye is the last word.
+            conn.close(codec.hangup)
 
     # ------------------------------------------------------------------ connections
 
