@@ -242,3 +242,48 @@ async def test_every_control_has_an_accessible_name(
     )
     assert nameless == []
     probe.assert_clean()
+
+
+async def test_notifications_and_unread_title_while_the_tab_is_hidden(
+    chat_server: ChatServer, browser: Browser
+) -> None:
+    ada, ada_probe = await enter(browser, chat_server.url, "ada")
+    bob, bob_probe = await enter(browser, chat_server.url, "bob")
+    await expect(ada.locator("#member-list")).to_contain_text("bob")
+    # The tab is hidden and notifications were allowed: record what the page asks the browser
+    # to show instead of showing it.
+    await ada.evaluate(
+        """() => {
+            window.__notes = [];
+            window.Notification = class {
+                static permission = 'granted';
+                constructor(title, options) { window.__notes.push([title, options.body]); }
+                addEventListener() {}
+                close() {}
+            };
+            Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+            document.dispatchEvent(new Event('visibilitychange'));
+        }"""
+    )
+    await say(bob, "nothing for ada here")
+    await say(bob, "ada: look at this <b>now</b>")
+    await bob.locator("#member-list").get_by_role("button", name="ada").click()
+    await say(bob, "psst")
+    await expect(ada).to_have_title("(3) #general – anychat")
+    notes = await ada.evaluate("() => window.__notes")
+    assert notes == [
+        ["bob in #general", "ada: look at this <b>now</b>"],
+        ["bob (private)", "psst"],
+    ]
+    # Back on the tab: the room is read, the marker shows where the unread messages began.
+    await ada.evaluate(
+        """() => {
+            Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+            document.dispatchEvent(new Event('visibilitychange'));
+        }"""
+    )
+    await expect(ada).to_have_title("(1) #general – anychat")
+    marker = log(ada).locator("li.new-marker + li.msg")
+    await expect(marker).to_contain_text("nothing for ada here")
+    ada_probe.assert_clean()
+    bob_probe.assert_clean()
