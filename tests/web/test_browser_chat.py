@@ -228,10 +228,17 @@ async def test_keyboard_only_slash_commands_and_completion(
     bob_probe.assert_clean()
 
 
-async def test_every_control_has_an_accessible_name(
+async def test_a_room_in_the_address_and_accessible_names_everywhere(
     chat_server: ChatServer, browser: Browser
 ) -> None:
-    page, probe = await enter(browser, chat_server.url, "ada")
+    # The room in the address opens (besides the server's default room).
+    page, probe = await enter(browser, chat_server.url + "#ops", "ada")
+    await expect(page.locator("#conv-title")).to_have_text("#ops")
+    rooms = page.locator("#room-list")
+    await expect(rooms.get_by_role("button", name="#general", exact=True)).to_be_visible()
+    await expect(rooms.get_by_role("button", name="#ops", exact=True)).to_have_attribute(
+        "aria-current", "page"
+    )
     await page.locator("#member-list").get_by_text("ada").wait_for()
     nameless = await page.evaluate(
         """() => [...document.querySelectorAll('button, input, textarea, select, a')]
@@ -265,7 +272,7 @@ async def test_notifications_and_unread_title_while_the_tab_is_hidden(
             document.dispatchEvent(new Event('visibilitychange'));
         }"""
     )
-    await say(bob, "nothing for ada here")
+    await say(bob, "nothing for you here")
     await say(bob, "ada: look at this <b>now</b>")
     await bob.locator("#member-list").get_by_role("button", name="ada").click()
     await say(bob, "psst")
@@ -284,6 +291,6 @@ async def test_notifications_and_unread_title_while_the_tab_is_hidden(
     )
     await expect(ada).to_have_title("(1) #general – anychat")
     marker = log(ada).locator("li.new-marker + li.msg")
-    await expect(marker).to_contain_text("nothing for ada here")
+    await expect(marker).to_contain_text("nothing for you here")
     ada_probe.assert_clean()
     bob_probe.assert_clean()
