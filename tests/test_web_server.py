@@ -269,3 +269,36 @@ async def test_frames_dribbled_byte_by_byte_over_the_socket(
         for i in range(0, len(data), size):
             await web.stream.send(data[i : i + size])
         assert (await web.json_event("welcome"))["nick"] == "dribble"
+
+
+async def test_a_websocket_that_never_reads_is_cut_like_any_slow_client(
+    anyio_backend: object,
+) -> None:
+    from anychat import model as m
+
+    async with anychat.serve(port=0, max_queue_bytes=64 * 1024, flood_rate=0) as srv:
+        async with (
+            anychat.connect(*srv.address, nick="ada") as ada,
+            anychat.connect(*srv.address, nick="bob") as bob,
+            await WsPeer.open(srv.port) as sloth,
+        ):
+            await sloth.send_json(type="hello", nick="sloth")
+            await bob.wait_for(m.Joined, lambda e: e.nick == "sloth")
+            cut: m.Quitted | None = None
+            with anyio.fail_after(30):
+                # The WebSocket never reads: its buffers fill, then its queue passes the bound.
+                while cut is None:
+                    await ada.send("#general", "y" * 300)
+                    got = await bob.wait_for(m.Message | m.Quitted)  # type: ignore[arg-type]
+                    if isinstance(got, m.Quitted):
+                        cut = got
+            assert cut.nick == "sloth" and cut.reason.startswith("send queue exceeded")
+            await ada.send("#general", "still here")
+            await bob.wait_for(m.Message, lambda e: e.text == "still here")
+            metrics = (await http_get(srv.port, "/metrics")).body.decode().splitlines()
+            assert "anychat_slow_consumer_cuts_total 1" in metrics
+            assert 'anychat_connections{protocol="jsonl"} 2' in metrics
+            sent = next(line for line in metrics if line.startswith("anychat_messages_out_total"))
+            assert int(sent.split()[1]) > 100
+            commits = next(x for x in metrics if x.startswith("anychat_store_commit_seconds_count"))
+            assert int(commits.split()[1]) >= 1  # every said message went through the store

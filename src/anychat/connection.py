@@ -117,10 +117,14 @@ class Connection:
     # -------------------------------------------------------------- the hot path
 
     def push(self, data: bytes) -> None:
-        """Queue bytes for this client; never blocks (the fan-out loop inlines this)."""
+        """Queue bytes for this client; never blocks (the fan-out loop inlines this).
+
+        Nothing is queued once the goodbye is (``closing``): it must stay the last thing the
+        client hears, and after a WebSocket close frame no other frame may follow.
+        """
         out = self.out
         if not out:
-            if self.closed or not data:
+            if self.closed or self.closing or not data:
                 return
             self._on_dirty(self)
         out.append(data)

@@ -199,7 +199,7 @@ class Hub:
                 continue
             out = conn.out
             if not out:
-                if conn.closed:
+                if conn.closed or conn.closing:  # the goodbye stays the last word
                     continue
                 dirty.append(conn)
             out.append(data)

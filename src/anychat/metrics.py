@@ -105,7 +105,7 @@ def render_prometheus(stats: ServerStats, *, version: str = "") -> bytes:
         lines.append(f'anychat_connections{{protocol="{_label(protocol)}"}} {count}')
     metric("anychat_rooms", "gauge", "Rooms that exist now.")
     lines.append(f"anychat_rooms {stats.rooms}")
-    metric("anychat_messages_in_total", "counter", "Commands received from clients.")
+    metric("anychat_messages_in_total", "counter", "Commands (and HTTP requests) received.")
     lines.append(f"anychat_messages_in_total {stats.messages_in}")
     metric("anychat_messages_out_total", "counter", "Events delivered to clients.")
     lines.append(f"anychat_messages_out_total {stats.messages_out}")

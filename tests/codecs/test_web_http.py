@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from anychat import model as m
 from anychat.codecs import LocalReply
 from anychat.codecs.web import WebCodec
-from anychat.codecs.web.http import MAX_HEAD_BYTES
+from anychat.codecs.web.http import MAX_HEAD_BYTES, MAX_PIPELINED
 from anychat.metrics import ServerStats
 
 from .webparts import chunked, get, parse_replies, replies_bytes, request, small_assets
@@ -219,6 +219,22 @@ def test_keep_alive_and_pipelining_answer_in_order() -> None:
     assert replies[1].body == b"" and replies[2].body == b"ok\n"
     assert c.hangup is None
     assert get(c, request("/")).status == 200
+
+
+def test_pipelining_is_bounded_per_chunk() -> None:
+    c = codec()
+    raw = request("/app.js") * (MAX_PIPELINED + 50)
+    replies = parse_replies(replies_bytes(c.feed(raw)), ["GET"] * MAX_PIPELINED)
+    assert all(r.status == 200 for r in replies)
+    assert replies[-1].header("connection") == "close" and replies[0].header("connection") is None
+    assert c.hangup is not None
+
+
+def test_requests_one_chunk_at_a_time_are_not_bounded() -> None:
+    c = codec()
+    for _ in range(MAX_PIPELINED * 2):
+        assert get(c, request("/app.js")).status == 200
+    assert c.hangup is None
 
 
 def test_connection_close_and_http_1_0_end_after_the_response() -> None:

@@ -17,7 +17,8 @@ LocalReply` (the broker never hears of it):
   16 KiB: 431. Errors close the connection.
 
 Keep-alive and pipelining follow h11: requests are answered in order, the next one parsed once
-the previous response is out. Every response carries the security headers (a strict
+the previous response is out; at most :data:`MAX_PIPELINED` from one received chunk, the last
+of them with ``Connection: close``. Every response carries the security headers (a strict
 Content-Security-Policy with no inline script and no ``eval``, ``nosniff``, no referrer, no
 framing). Nothing here raises out of :meth:`WebCodec.feed`: bad input becomes an error response
 or a close code, and :attr:`WebCodec.hangup` tells the glue to close once the output is sent.
@@ -44,12 +45,16 @@ from .assets import Asset, Assets, default_assets
 from .origin import OriginPolicy
 from .websocket import WS_ENCODING_KEY, WebSocketSession, encode_event
 
-__all__ = ["HTTP_ENCODING_KEY", "MAX_HEAD_BYTES", "WS_PATH", "WebCodec"]
+__all__ = ["HTTP_ENCODING_KEY", "MAX_HEAD_BYTES", "MAX_PIPELINED", "WS_PATH", "WebCodec"]
 
 #: Where the page opens its WebSocket (``ws://host:port/ws``).
 WS_PATH: Final = "/ws"
 #: h11's default bound on a request head; past it the client gets 431.
 MAX_HEAD_BYTES: Final = 16 * 1024
+#: Requests answered from one received chunk before the connection is closed after the last
+#: of them. Browsers do not pipeline at all; without a bound, 64 KiB of tiny requests would
+#: queue thousands of copies of the page in one go (an amplification attack).
+MAX_PIPELINED: Final = 16
 #: Before the upgrade a connection receives no chat events: it shares one key with all others.
 HTTP_ENCODING_KEY: Final = "http"
 
@@ -167,6 +172,7 @@ class WebCodec:
         self._body_bytes = 0
         self._ws: WebSocketSession | None = None
         self._answered = False
+        self._in_batch = 0
         #: Set when the connection should close once its output is sent.
         self.hangup: m.Bye | None = None
 
@@ -196,6 +202,7 @@ class WebCodec:
             self.hangup = self._ws.hangup
             return out
         out = []
+        self._in_batch = 0
         try:
             self._feed_http(data, out)
         except h11.ProtocolError:
@@ -403,7 +410,8 @@ class WebCodec:
         all_headers = [*self._security_headers(), *headers]
         if length:
             all_headers.append((b"content-length", str(len(body)).encode()))
-        if close:
+        self._in_batch += 1
+        if close or self._in_batch >= MAX_PIPELINED:
             all_headers.append((b"connection", b"close"))
         reason = HTTPStatus(status).phrase.encode()
         response = h11.Response(status_code=status, headers=all_headers, reason=reason)
