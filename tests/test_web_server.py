@@ -141,9 +141,15 @@ async def test_an_oversized_frame_closes_1009_and_the_room_keeps_chatting(
                 await peer.json_event("welcome")
             await jsonc.send_json(type="hello", nick="jay")
             await jsonc.json_event("welcome")
-            await big.send_json(type="say", to="#general", text="x" * 600)
+            # In one packet: a message that fits, then one that does not.
+            fits = json.dumps({"type": "say", "to": "#general", "text": "before the cut"})
+            too_big = json.dumps({"type": "say", "to": "#general", "text": "x" * 600})
+            await big.stream.send(
+                big.ws.send(TextMessage(data=fits)) + big.ws.send(TextMessage(data=too_big))
+            )
             close = await big.wait_closed()
             assert close.code == 1009
+            assert (await jsonc.json_event("message"))["text"] == "before the cut"
             await jsonc.json_event("quit")  # the room hears that big left
             await web.send_json(type="say", to="#general", text="after the cut")
             assert (await jsonc.json_event("message"))["text"] == "after the cut"

@@ -232,6 +232,10 @@ class Hub:
     ) -> None:
         broker = self.broker
         codec = conn.codec
+        # A codec may hang up as it parses (HTTP after its last response, a WebSocket closed
+        # for an oversized message): every command it returned before that still runs. Only a
+        # hangup that a command causes (IRC's refused registration) stops the rest.
+        parsed_hangup = codec.hangup
         run: list[m.Event] = []
         run_to: Collection[Connection] = ()
         for command in commands:
@@ -271,13 +275,14 @@ class Hub:
                     self.deliver_many(run, run_to, conn)
                     run = []
                 self.deliver_many((effect.event,), to, effect.skip)
-            if codec.hangup is not None:
+            if codec.hangup is not parsed_hangup:
                 break
         if run:
             self.deliver_many(run, run_to, conn)
         if codec.hangup is not None and not conn.closed:
             # The protocol ends the connection here (IRC after a refused registration or
-            # server password, as IRC servers do): its goodbye is the last word.
+            # server password, as IRC servers do; HTTP after a response that closes; a closed
+            # WebSocket): its goodbye is the last word.
             conn.close(codec.hangup)
 
     # ------------------------------------------------------------------ connections
