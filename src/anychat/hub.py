@@ -226,6 +226,8 @@ class Hub:
         conn.heard_at = anyio.current_time()
         conn.pinged = False
         self.messages_in += len(commands)
+        # run_commands ends the connection when the codec asks (HTTP after its response, a
+        # closed WebSocket, IRC after a refused registration), even for a batch of no commands.
         await self.run_commands(conn, commands)
         return len(commands)
 
