@@ -322,10 +322,13 @@ class LoadGen:
         self.epoch = time.monotonic_ns()
         self.sent_total = 0
         self.sent_of: list[int] = []
-        self.pure_bytes = 0
+        self.pure_bytes = self.pure_lines = 0
+        self.anchor_bytes = self.anchor_tokens = 0
+        self.exact = True
+        self.pure_mask = np.zeros(0, dtype=bool)
         self.formats: list[bytes] = []
-        #: Bytes of one delivered message line, measured at the barrier (for the credit).
-        self.line_bytes = 0
+        #: Bytes of one delivered message line: measured at the barrier, then at every check.
+        self.line_bytes = 0.0
         self.verifier = Verifier([], 1)
         self.window_lo = self.window_hi = self.verifier.window_lo
         self.arena = bytearray()
@@ -365,7 +368,9 @@ class LoadGen:
                     batch,
                     adapter.welcome,
                     deadline,
-                    lambda c: _send_all(c.sock, adapter.join_for(_nick(c.idx), rooms[c.idx])),
+                    lambda c, rooms=rooms: _send_all(
+                        c.sock, adapter.join_for(_nick(c.idx), rooms[c.idx])
+                    ),
                 )
             if adapter.ready is not None:
                 self._await(batch, adapter.ready, deadline)
@@ -483,9 +488,11 @@ class LoadGen:
                 c.dead = True
                 continue
             c.got += n
+            e = start + n
             if c.pure:
                 self.pure_bytes += n
-            e = start + n
+                if self.exact:
+                    self.pure_lines += arena.count(b"\n", start, e)
             last = arena.rfind(b"\n", start, e) + 1
             if last == 0:
                 c.tail = bytes(arena[f:e])
@@ -508,6 +515,21 @@ class LoadGen:
             )
         self.fill = 0
         self.seg_client, self.seg_start, self.seg_time = [], [], []
+        # The credit's anchor: exact counts as of this check (only tails are unchecked).
+        lines = int(self.verifier.lines[self.pure_mask].sum())
+        if lines:
+            self.anchor_bytes = self.pure_bytes - sum(len(c.tail) for c in self.clients if c.pure)
+            self.anchor_tokens = int(self.verifier.seen[self.pure_mask].sum())
+            self.line_bytes = self.anchor_bytes / lines
+
+    def _done_per_sender(self, pure: int) -> float:
+        """Messages of each sender every pure receiver has (on average): the closed loop's
+        credit. Exact newline counts when few are in flight; otherwise the exact counts of the
+        last check plus the bytes since, in lines of the size seen so far."""
+        if self.exact:
+            return self.pure_lines / pure / self.k
+        since = (self.pure_bytes - self.anchor_bytes) / self.line_bytes
+        return (self.anchor_tokens + since) / pure / self.k
 
     def _flush(self, s: Client) -> None:
         try:
@@ -542,7 +564,9 @@ class LoadGen:
             c.got = 0
             c.tail = b""
         self.sent_of = [0] * self.k
-        self.sent_total = self.pure_bytes = 0
+        self.sent_total = self.pure_bytes = self.pure_lines = 0
+        self.anchor_bytes = self.anchor_tokens = 0
+        self.pure_mask = np.array([c.pure for c in self.clients], dtype=bool)
         pad = self.pad.decode()
         self.formats = [
             self.template.replace(b"%s", f"^{chr(SENDER_IDS[sid])}%08d%08d{pad}".encode())
@@ -573,10 +597,10 @@ class LoadGen:
         ``on_window(True)`` / ``on_window(False)`` are called as the measured window opens and
         closes (the caller samples the server's CPU time there)."""
         self._prepare()
+        self.exact = window < 16 or rate > 0
         senders = self.senders
         k = self.k
         pure = max(1, self.n - k)
-        per_message = float(self.line_bytes * pure * k)  # pure bytes per message of one sender
         per_sender = rate / k if rate else 0.0
         cap = window if window else 10_000  # fixed rate: a safety cap on messages in flight
         batch = max(1, window // 16)  # closed loop: top a sender up in batches, not one by one
@@ -605,7 +629,7 @@ class LoadGen:
                 if on_window is not None:
                     on_window(True)
             # Credit: what the pure receivers got, in messages of each sender (on average).
-            share = self.pure_bytes / per_message
+            share = self._done_per_sender(pure)
             now_us = (time.monotonic_ns() - self.epoch) // 1000
             for s in senders:
                 if s.out:
