@@ -243,7 +243,7 @@ def best(tries: list[dict[str, Any]]) -> dict[str, Any]:
 def idle_row(
     spec: ServerSpec, sc: Scenario, args: argparse.Namespace, progress: Progress, task: Any
 ) -> dict[str, Any]:
-    n = sc.clients
+    n = min(sc.clients, spec.max_idle or sc.clients)
     row: dict[str, Any] = {
         **describe(spec),
         "scenario": sc.key,
