@@ -15,7 +15,7 @@ from typing import Annotated
 import anyio
 import typer
 
-from . import __version__
+from ._version import __version__
 from .config import DEFAULT_DATABASE_URL, DEFAULT_PORT, ServerConfig, load_env_file
 from .errors import ChatError
 

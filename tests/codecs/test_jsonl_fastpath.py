@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anychat import model as m
-from anychat.codecs.jsonl import JsonServerCodec, _dumps, command_from_json, event_to_json
+from anychat.codecs.jsonl import (
+    LONE_SURROGATE,
+    JsonServerCodec,
+    _dumps,
+    command_from_json,
+    event_to_json,
+)
 
 texts = st.text(min_size=0, max_size=60)  # any code point: quotes, controls, surrogates...
 refs = st.none() | st.integers(-(2**70), 2**70) | st.text(max_size=10)
@@ -80,6 +86,10 @@ def reference(raw: bytes) -> m.Command:
         return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
     except ValueError as exc:
         return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"line is not valid JSON: {exc}")
+    try:
+        json.dumps(obj, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text=LONE_SURROGATE)
     return command_from_json(obj)
 
 

@@ -379,8 +379,19 @@ class JsonServerCodec:
     name: ClassVar[str] = "jsonl"
     encoding_key: ClassVar[str] = "jsonl"
 
+    #: JSON clients close for themselves; the protocol never hangs up on them.
+    hangup: ClassVar[m.Bye | None] = None
+
     def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self._lines = LineBuffer(max_line_bytes)
+
+    def greeting(self) -> list[Inbound]:
+        """JSON clients speak first (their ``hello``)."""
+        return []
+
+    def keepalive(self, token: str) -> bytes | None:
+        """Clients ping the server (``{"type":"ping"}``), not the other way round."""
+        return None
 
     def feed(self, data: bytes) -> list[Inbound]:
         commands: list[Inbound] = []
@@ -436,6 +447,10 @@ class JsonServerCodec:
         return (_dumps(event_to_json(event)) + "\n").encode()
 
 
+#: The complaint about a ``\\u`` escape that spells half of a UTF-16 surrogate pair.
+LONE_SURROGATE: Final = "line contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+
+
 def _checked_command(obj: object, line: str) -> m.Command:
     """:func:`_command`, unless a ``\\u`` escape smuggled in a lone surrogate.
 
@@ -445,10 +460,7 @@ def _checked_command(obj: object, line: str) -> m.Command:
     Only lines with an escape pay for the check.
     """
     if "\\u" in line and not _encodable(obj):
-        return m.Invalid(
-            code=m.ErrorCode.INVALID_UTF8,
-            text="line contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text",
-        )
+        return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text=LONE_SURROGATE)
     return _command(obj)
 
 
