@@ -1,4 +1,4 @@
-"""The benchmark's load generator (benchmarks/loadgen.py): a short real run against an embedded
+"""The benchmark's load generator (benchmarks/loadgen.py, verify.py): a short real run against an embedded
 server accounts for every delivery, and the accounting does fail on a duplicated, lost,
 reordered, corrupted or echoed line. A benchmark whose checks cannot fail would let a fast
 but wrong server win."""
@@ -27,12 +27,12 @@ def _bench(name: str) -> Any:
 
 
 def _irc_line(sender: int, seq: int, nick: bytes = b"b00000") -> bytes:
-    token: bytes = _bench("loadgen").token(sender, seq, 12345)
+    token: bytes = _bench("verify").token(sender, seq, 12345)
     return b":" + nick + b"!" + nick + b"@anychat PRIVMSG #general :" + token + b"xxxx\r\n"
 
 
 def _json_line(sender: int, seq: int, msg_id: int) -> bytes:
-    token = _bench("loadgen").token(sender, seq, 12345).decode()
+    token = _bench("verify").token(sender, seq, 12345).decode()
     return (
         f'{{"type":"message","id":{msg_id},"from":"b{sender}","to":"#general",'
         f'"text":"{token}xxxx","kind":"plain","history":false}}\n'
@@ -50,7 +50,7 @@ def _stream(line: Any, n: int = 4) -> list[bytes]:
 
 
 def _problems(lines: list[bytes]) -> dict[str, int]:
-    v = _bench("loadgen").Verifier([-1], K)
+    v = _bench("verify").Verifier([-1], K)
     v.feed(0, b"".join(lines))
     result: dict[str, int] = v.finish([4] * K)
     return result
@@ -75,14 +75,14 @@ def test_accounting_fails_on_every_kind_of_wrong_delivery(line: Any) -> None:
     assert _problems(swapped)["reordered"] == 1
     bad_digits = good[7].replace(b"00000002", b"0000x002")
     assert _problems([*good[:7], bad_digits, *good[8:]])["corrupt"] == 1
-    v = _bench("loadgen").Verifier([1], K)  # this client is sender 1
+    v = _bench("verify").Verifier([1], K)  # this client is sender 1
     v.feed(0, b"".join(good))
     assert v.finish([4] * K)["echoed"] == 4
 
 
 def test_accounting_spans_blocks() -> None:
     """Numbers run on from one check to the next, per client: a gap across blocks counts."""
-    v = _bench("loadgen").Verifier([-1, -1], K)
+    v = _bench("verify").Verifier([-1, -1], K)
     good = _stream(_irc_line)
     v.feed(0, b"".join(good[:6]))
     v.feed(1, b"".join(good[:9]))
