@@ -23,7 +23,8 @@ def tests(session: nox.Session, backend: str) -> None:
 
     The asyncio run covers plain asyncio and asyncio on uvloop.
     """
-    install(session, "test", extras="uvloop" if backend == "asyncio" else "")
+    # The tls extra: the --tls-self-signed tests run the server as a user who installed it.
+    install(session, "test", extras="uvloop,tls" if backend == "asyncio" else "tls")
     session.env["ANYCHAT_BACKENDS"] = "asyncio,uvloop" if backend == "asyncio" else backend
     session.run("pytest", *session.posargs)
 
@@ -61,9 +62,22 @@ def irssi(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Opt-in: the fan-out benchmark against the tutorial server (and ngircd when installed).
+    """Opt-in: the benchmark against the tutorial server, ngircd and InspIRCd (each skipped with
+    a note when not installed: ``apt-get install ngircd inspircd``).
 
-    Pass arguments through: ``nox -s bench -- --quick`` or ``-- --repeat 2 --json out.json``.
+    Pass arguments through: ``nox -s bench -- --quick``, or regenerate the tables in
+    docs/performance.md and the README: ``nox -s bench -- --json results.json --write-docs``.
     """
     install(session, "bench", extras="uvloop")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def weechat(session: nox.Session) -> None:
+    """Opt-in: a real weechat (headless) joins, is made an operator, and reads a message.
+
+    Needs Debian's weechat-headless (``apt-get install weechat-headless``); not in the default run.
+    """
+    install(session, "test")
+    session.env["ANYCHAT_WEECHAT_SMOKE"] = "1"
+    session.run("pytest", "tests/test_weechat_smoke.py", *session.posargs)

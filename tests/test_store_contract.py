@@ -10,6 +10,7 @@ import pytest
 from anychat import model as m
 from anychat.errors import ConfigError, StoreError
 from anychat.store import Account, Store, describe_url, open_store, parse_url
+from anychat.store.sqlite import MIGRATIONS
 
 
 def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -138,7 +139,7 @@ async def test_sqlite_reopens_with_data_and_schema_version(tmp_path: Path) -> No
 
     db = sqlite3.connect(tmp_path / "sub" / "chat.db")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         db.execute("PRAGMA user_version = 99")
         db.commit()
@@ -207,3 +208,43 @@ async def test_a_batch_that_cannot_be_written_does_not_poison_the_next(store: St
         stored = [x.text for x in batch]
     await store.append_messages([msg(3, "ann", "#a", "next")])
     assert [x.text for x in await store.history("#a", limit=10)] == [*stored, "next"]
+
+
+async def test_account_changes_are_logged_in_order_from_a_cursor(store: Store) -> None:
+    start, none = await store.account_changes()
+    assert none == []
+    await store.create_account(Account(nick="Ada", password_hash="h"))
+    await store.create_account(Account(nick="ADA", password_hash="h"))  # refused: no change
+    await store.create_account(Account(nick="bob", password_hash="h"))
+    await store.set_password("bob", "h2")  # not a change of who is registered
+    await store.delete_account("ada")
+    cursor, changes = await store.account_changes(start)
+    assert [(c.nick, c.registered) for c in changes] == [
+        ("Ada", True),
+        ("bob", True),
+        ("Ada", False),
+    ]
+    assert cursor == changes[-1].id and [c.id for c in changes] == sorted(c.id for c in changes)
+    assert await store.account_changes(cursor) == (cursor, [])
+    assert (await store.account_changes())[0] == cursor
+
+
+async def test_another_process_s_account_changes_are_seen(tmp_path: Path) -> None:
+    """What `anychat users add` does from another process: a second connection to the file."""
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    async with open_store(url) as server_side, open_store(url) as admin:
+        cursor, _ = await server_side.account_changes()
+        await admin.create_account(Account(nick="quinn", password_hash="h"))
+        cursor, changes = await server_side.account_changes(cursor)
+        assert [(c.nick, c.registered) for c in changes] == [("quinn", True)]
+        await admin.delete_account("quinn")
+        _, changes = await server_side.account_changes(cursor)
+        assert [(c.nick, c.registered) for c in changes] == [("quinn", False)]
+
+
+async def test_a_missing_database_is_not_created_when_asked_not_to(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "chat.db"
+    with pytest.raises(StoreError, match="no database at"):
+        async with open_store(f"sqlite:///{path}", create=False):
+            pass
+    assert not path.exists() and not path.parent.exists()

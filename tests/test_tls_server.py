@@ -168,6 +168,13 @@ async def test_tls_required_refuses_plaintext_in_its_own_protocol(certs: Certs) 
         assert said.startswith(b"ERROR :") and b"requires TLS" in said
         await ircer.stream.aclose()
 
+        browser = Lines(await anyio.connect_tcp("127.0.0.1", server.port))
+        await browser.stream.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        said = await browser.to_eof()
+        assert said.startswith(b"HTTP/1.1 403 ") and b"requires TLS" in said
+        assert b"https://" in said and b"<html" not in said  # no page served in plaintext
+        await browser.stream.aclose()
+
         async with anychat.connect(
             "127.0.0.1", server.port, nick="ada", tls_ca=certs.ca_file
         ) as ada:
@@ -271,3 +278,43 @@ async def test_a_bad_certificate_fails_at_start(tmp_path: Path, certs: Certs) ->
             port=0, tls_cert=str(certs.cert_file), tls_key=str(other.key_file)
         ):
             pass
+
+
+async def test_https_page_and_wss_chat_on_every_web_port(certs: Certs) -> None:
+    """A browser's view over TLS: the page by ``https://`` and a real WebSocket client over
+    ``wss://``, on the sniffing main port, the TLS-only port and the dedicated HTTP port."""
+    import json
+
+    from websockets.sync.client import connect as ws_connect
+    from websockets.typing import Origin
+
+    context = ssl.create_default_context(cafile=str(certs.ca_file))
+    async with anychat.serve(
+        port=0,
+        tls_cert=str(certs.cert_file),
+        tls_key=str(certs.key_file),
+        tls_port=0,
+        http_port=0,
+    ) as server:
+        assert server.tls_port is not None and server.http_port is not None
+        for port in (server.port, server.tls_port, server.http_port):
+            raw = await anyio.connect_tcp(
+                "127.0.0.1", port, tls=True, ssl_context=context, tls_hostname="127.0.0.1"
+            )
+            page = Lines(raw)
+            await raw.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            said = await page.to_eof()
+            assert said.startswith(b"HTTP/1.1 200 ") and b"<html" in said
+            await raw.aclose()
+
+            def chat(port: int = port) -> list[dict[str, object]]:
+                url = f"wss://127.0.0.1:{port}/ws"
+                origin = Origin(f"https://127.0.0.1:{port}")  # same origin, https scheme
+                with ws_connect(url, origin=origin, ssl=context, open_timeout=5) as ws:
+                    ws.send(json.dumps({"type": "hello", "nick": f"web{port}"}))
+                    seen: list[dict[str, object]] = [json.loads(ws.recv(timeout=5))]
+                    return seen
+
+            with anyio.fail_after(15):
+                seen = await anyio.to_thread.run_sync(chat)
+            assert seen[0]["type"] == "welcome" and seen[0]["nick"] == f"web{port}"

@@ -16,7 +16,15 @@ import anyio
 import typer
 
 from ._version import __version__
-from .config import DEFAULT_DATABASE_URL, DEFAULT_PORT, ServerConfig, load_env_file
+from .config import DEFAULT_PORT, ServerConfig, load_env_file
+from .datadir import (
+    DATA_DIR_VARIABLE,
+    SECRET_FILE,
+    database_url_in,
+    load_or_create_secret,
+    resolve_data_dir,
+    sqlite_path,
+)
 from .errors import ChatError
 
 if TYPE_CHECKING:
@@ -107,6 +115,17 @@ def _client_tls(tls: bool, ca_file: Path | None, insecure: bool) -> ssl.SSLConte
         raise _fail(str(exc), 2) from None
 
 
+def _origins(given: list[str] | None) -> tuple[str, ...]:
+    """Repeated flags, or one variable holding a comma- or space-separated list."""
+    return tuple(part for item in given or () for part in item.replace(",", " ").split())
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -131,10 +150,20 @@ def serve(
         typer.Option(help="Room joined on connect (repeatable). Default: #general."),
     ] = None,
     max_connections: Annotated[
-        int, typer.Option(envvar="ANYCHAT_MAX_CONNECTIONS", min=1)
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_CONNECTIONS",
+            min=1,
+            help="Clients connected at once; the next one is told the server is full.",
+        ),
     ] = _DEFAULTS.max_connections,
     max_line_bytes: Annotated[
-        int, typer.Option(envvar="ANYCHAT_MAX_LINE_BYTES", min=64)
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_LINE_BYTES",
+            min=64,
+            help="Longest input line; a longer one is dropped with an error (the client stays).",
+        ),
     ] = _DEFAULTS.max_line_bytes,
     max_queue_bytes: Annotated[
         int,
@@ -161,21 +190,51 @@ def serve(
             help="Also listen for IRC clients only on this port (e.g. 6667).",
         ),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar=DATA_DIR_VARIABLE,
+            file_okay=False,
+            show_default=False,
+            help="Where the database and the development token secret live "
+            "(default: $XDG_DATA_HOME/anychat, i.e. ~/.local/share/anychat).",
+        ),
+    ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ANYCHAT_HTTP_PORT",
+            min=0,
+            max=65535,
+            help="Also serve the web page and its WebSocket (only) on this port, e.g. 8080.",
+        ),
+    ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="ANYCHAT_ALLOWED_ORIGINS",
+            help="Another web origin whose pages may open a WebSocket here, such as "
+            "https://chat.example.com (repeatable; the variable takes a comma-separated list). "
+            "The server's own origin is always allowed.",
+        ),
+    ] = None,
     database_url: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="ANYCHAT_DATABASE_URL",
+            show_default=False,
             help="Accounts and history: sqlite:///path/file.db, postgresql://user@host/db "
-            "(needs anychat[cluster]) or memory://.",
+            "(needs anychat[cluster]) or memory:// (default: anychat.db in the data directory).",
         ),
-    ] = DEFAULT_DATABASE_URL,
+    ] = None,
     secret: Annotated[
         str | None,
         typer.Option(
             envvar=["ANYCHAT_SECRET", "JWT_SECRET"],
             show_default=False,
             help="Signs login tokens (32+ characters; prefer the variable to the flag). "
-            "Development: random per run if unset. Production: required.",
+            "Development: generated once into the data directory if unset. Production: required.",
         ),
     ] = None,
     env: Annotated[
@@ -253,8 +312,28 @@ def serve(
     )
     if uvloop and backend is not Backend.asyncio:
         raise _fail("--uvloop works only with --backend asyncio", 2)
+    if uvloop:
+        try:
+            import uvloop as _  # noqa: F401 - only checking that it is installed
+        except ImportError:
+            raise _fail(
+                "--uvloop needs uvloop, which is not installed: pip install 'anychat[uvloop]'", 2
+            ) from None
+    where = resolve_data_dir(data_dir)
+    secret_note = ""
     try:
-        cert_file, key_file = _tls_files(tls_cert, tls_key, tls_self_signed, env, host)
+        if not secret and env is Environment.development:
+            secret, made = load_or_create_secret(where)
+            how = "made now" if made else "kept across restarts"
+            secret_note = f"anychat: login tokens signed with {where / SECRET_FILE} ({how})"
+        elif database_url is None:
+            where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except ChatError as exc:
+        raise _fail(str(exc), 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot create data directory {where}: {exc.strerror}", 2) from None
+    try:
+        cert_file, key_file = _tls_files(tls_cert, tls_key, tls_self_signed, env, host, where)
         config = ServerConfig(
             host=host,
             port=port,
@@ -265,7 +344,9 @@ def serve(
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
             irc_port=irc_port,
-            database_url=database_url,
+            database_url=database_url or database_url_in(where),
+            http_port=http_port,
+            allowed_origins=_origins(allowed_origin),
             secret=secret or None,
             environment=env.value,
             history_length=history_length,
@@ -292,12 +373,19 @@ def serve(
             )
         if config.tls_port is not None:
             typer.echo(f"anychat: TLS-only port {config.tls_port}")
+        typer.echo(f"anychat: web chat at http://{_url_host(config.host)}:{bound}/")
+        if config.http_port is not None:
+            typer.echo(f"anychat: web page and WebSocket also on port {config.http_port}")
+        typer.echo(f"anychat: data directory {where}")
+        if secret_note:
+            typer.echo(secret_note)
         from .store import describe_url
 
-        where = describe_url(config.database_url)  # a PostgreSQL password stays off the screen
-        if where.startswith("sqlite:///"):
-            where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
-        typer.echo(f"anychat: storing accounts and history in {where}")
+        path = sqlite_path(config.database_url)
+        shown = str(path) if path is not None else describe_url(config.database_url)
+        if config.database_url.startswith("memory:"):
+            shown += " (lost when the server stops)"
+        typer.echo(f"anychat: storing accounts and history in {shown}")
 
     try:
         run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)
@@ -316,7 +404,12 @@ def serve(
 
 
 def _tls_files(
-    cert: Path | None, key: Path | None, self_signed: bool, env: Environment, host: str
+    cert: Path | None,
+    key: Path | None,
+    self_signed: bool,
+    env: Environment,
+    host: str,
+    data_dir: Path,
 ) -> tuple[str | None, str | None]:
     """The certificate and key to serve: given, or self-signed (development only)."""
     if not self_signed:
@@ -333,7 +426,7 @@ def _tls_files(
     from .tlsconfig import fingerprint
 
     names = default_names(host)
-    made_cert, made_key = ensure_self_signed(self_signed_directory(), names)
+    made_cert, made_key = ensure_self_signed(self_signed_directory(data_dir), names)
     typer.echo(f"anychat: self-signed TLS certificate {made_cert} for {', '.join(names)}")
     typer.echo(f"anychat: its SHA-256 fingerprint: {fingerprint(made_cert)}")
     typer.echo(f"anychat: clients trust it with: anychat chat --tls-ca {made_cert}")
@@ -368,6 +461,22 @@ def chat(
     tls: TlsOption = False,
     tls_ca: TlsCaOption = None,
     tls_insecure: TlsInsecureOption = False,
+    show: Annotated[
+        bool,
+        typer.Option(
+            "--show",
+            help="With piped input: also print the messages received (replayed history "
+            "included) and command results to stdout. By default only errors are printed.",
+        ),
+    ] = False,
+    plain: Annotated[
+        bool,
+        typer.Option(
+            "--plain",
+            help="Line mode: one stream of lines above a prompt, instead of the full-screen "
+            "window per room (the default on a terminal that is not dumb).",
+        ),
+    ] = False,
 ) -> None:
     """Chat in your terminal (or send each line of a piped stdin, then exit)."""
     from .terminal import run_chat
@@ -375,7 +484,18 @@ def chat(
     if login and not nick:
         raise _fail("--login needs --nick (the account to log in to)")
     context = _client_tls(tls, tls_ca, tls_insecure)
-    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login, tls=context))
+    raise typer.Exit(
+        run_chat(
+            host=host,
+            port=port,
+            nick=nick,
+            room=room,
+            login=login,
+            show=show,
+            plain=plain,
+            tls=context,
+        )
+    )
 
 
 @app.command()
@@ -390,24 +510,51 @@ def send(
     tls: TlsOption = False,
     tls_ca: TlsCaOption = None,
     tls_insecure: TlsInsecureOption = False,
+    login: Annotated[
+        bool,
+        typer.Option(
+            "--login",
+            help="Log in to the account NICK: with the token saved by the last login, else the "
+            "password in ANYCHAT_PASSWORD (setting it implies --login).",
+        ),
+    ] = False,
 ) -> None:
-    """Send one message and exit (for scripts and cron)."""
+    """Send one message and exit (for scripts and cron); says on stderr who sent it.
+
+    Logs in as ``anychat chat`` does: a token saved by an earlier login of NICK is used if there
+    is one, else with --login (or ANYCHAT_PASSWORD set) the password from ANYCHAT_PASSWORD.
+    """
+    from contextlib import AsyncExitStack
+
     from . import model
-    from .client import connect
+    from .errors import NickRegistered
+    from .terminal.login import Credentials, password_from_environment, wants_login
 
+    if login and not nick:
+        raise _fail("--login needs --nick (the account to log in to)")
     context = _client_tls(tls, tls_ca, tls_insecure)
+    credentials = Credentials(
+        host, port, login=wants_login(login), ask=password_from_environment, tls=context
+    )
 
-    async def go() -> int:
-        async with connect(host, port, nick=nick, autojoin=False, tls=context or False) as client:
+    async def go() -> tuple[int, str]:
+        async with AsyncExitStack() as stack:
+            client = await credentials.open(stack, nick, may_ask=True)
+            who = credentials.identity(client)
             if model.is_room(room):
                 await client.join(room)
             ack = await client.send(room, text)
-            return ack.id
+            return ack.id, who
 
     try:
-        msg_id = anyio.run(go)
+        msg_id, who = anyio.run(go)
+    except NickRegistered:
+        raise _fail(
+            f"nick {nick} is registered: add --login (password in ANYCHAT_PASSWORD) to log in"
+        ) from None
     except ChatError as exc:
         raise _fail(str(exc)) from None
+    typer.echo(f"anychat: sent as {who}", err=True)
     typer.echo(f"sent message {msg_id} to {room}")
 
 

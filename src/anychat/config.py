@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from .listeners import ListenerSpec
 
 __all__ = [
-    "DEFAULT_DATABASE_URL",
     "DEFAULT_PORT",
     "MIN_SECRET_LENGTH",
     "ServerConfig",
@@ -28,9 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 3000
-#: What ``anychat serve`` uses when nothing is configured: a file in the working directory.
-#: (The library default is ``memory://``, so embedding a server in a test writes no files.)
-DEFAULT_DATABASE_URL: Final = "sqlite:///anychat.db"
 MIN_SECRET_LENGTH: Final = 32
 #: Secrets that appear in examples and tutorials: production refuses them.
 _KNOWN_SECRETS: Final = frozenset(
@@ -86,13 +82,21 @@ class ServerConfig:
     shutdown_grace_seconds: float = 1.0
     #: A dedicated IRC listener (no sniffing) besides the main port; ``None`` = none, 0 = any.
     irc_port: int | None = None
+    #: A dedicated HTTP listener (the web page and its WebSocket, no sniffing) besides the
+    #: main port, which serves them too; ``None`` = none, 0 = any.
+    http_port: int | None = None
+    #: Web origins (``https://chat.example.com``) besides the server's own whose pages may open
+    #: a WebSocket; ``*`` admits any (only for a server with nothing private on it).
+    allowed_origins: tuple[str, ...] = ()
     #: Clients that can be pinged (IRC) get a PING after this long without input...
     idle_ping_seconds: float = 120.0
     #: ...and are dropped if still silent this long after it.
     idle_timeout_seconds: float = 60.0
     #: A connection that has not registered (chosen a nick) by then is dropped.
     registration_timeout_seconds: float = 60.0
-    #: Where accounts and history live: ``memory://`` or ``sqlite:///path/to/file.db``.
+    #: Where accounts and history live: ``memory://`` or ``sqlite:///path/to/file.db``. The
+    #: library default writes no files; ``anychat serve`` uses its data directory
+    #: (:mod:`anychat.datadir`).
     database_url: str = "memory://"
     #: ``development`` or ``production``; production insists on a real ``secret``.
     environment: str = "development"
@@ -102,6 +106,10 @@ class ServerConfig:
     token_ttl_seconds: float = 7 * 24 * 3600.0
     #: Messages replayed to a client joining a room (0 = none).
     history_length: int = 50
+    #: Replay that history to IRC clients without the ``batch`` and ``server-time``
+    #: capabilities too; off by default, since such clients cannot tell replayed lines from
+    #: live chat (bots would answer old messages again).
+    irc_history_replay: bool = False
     #: Refuse guests: every connection must log in.
     require_login: bool = False
     #: First delay after a failed login; it doubles per failure up to the cap.
@@ -128,6 +136,10 @@ class ServerConfig:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
         if self.irc_port is not None and not 0 <= self.irc_port <= 65535:
             raise ConfigError(f"irc_port must be between 0 and 65535, not {self.irc_port}")
+        if self.http_port is not None and not 0 <= self.http_port <= 65535:
+            raise ConfigError(f"http_port must be between 0 and 65535, not {self.http_port}")
+        if self.allowed_origins:
+            self._check_origins()
         for name in ("idle_ping_seconds", "idle_timeout_seconds", "registration_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
@@ -184,6 +196,16 @@ class ServerConfig:
         """May a password or token arrive unencrypted from a non-loopback address?"""
         return self.environment != "production" or self.allow_plaintext_login
 
+    def _check_origins(self) -> None:
+        from .codecs.web.origin import normalize_origin
+
+        bad = [o for o in self.allowed_origins if o != "*" and normalize_origin(o) is None]
+        if bad:
+            raise ConfigError(
+                f"allowed origin(s) {', '.join(map(repr, bad))} must look like "
+                "https://host[:port] (or be * or null)"
+            )
+
     def listener_specs(self) -> list[ListenerSpec]:
         """Every port this configuration listens on, the main (sniffing) one first."""
         from .codecs.sniff import Protocol
@@ -196,6 +218,12 @@ class ServerConfig:
             )
         if self.tls_port is not None:
             specs.append(ListenerSpec(name="tls", host=self.host, port=self.tls_port, tls=True))
+        if self.http_port is not None:
+            specs.append(
+                ListenerSpec(
+                    name="http", host=self.host, port=self.http_port, protocol=Protocol.HTTP
+                )
+            )
         return specs
 
     def secret_problem(self) -> str | None:

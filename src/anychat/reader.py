@@ -20,8 +20,7 @@ import anyio
 import anyio.lowlevel
 
 from . import model as m
-from ._version import __version__
-from .codecs.registry import CodecSettings, codec_for
+from .codecs.registry import codec_for
 from .connection import Connection
 from .listeners import ListenerSpec
 from .opening import open_peer
@@ -63,14 +62,7 @@ async def serve_peer(
         if opened is None:
             return
         transport, protocol, first = opened.transport, opened.protocol, opened.first
-        codec = codec_for(
-            protocol,
-            CodecSettings(
-                server_name=config.server_name,
-                version=__version__,
-                max_line_bytes=config.max_line_bytes,
-            ),
-        )
+        codec = codec_for(protocol, hub.codec_settings)
         conn = Connection(
             transport,
             codec,

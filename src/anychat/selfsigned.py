@@ -44,14 +44,13 @@ _ALWAYS: Final = ("localhost", "127.0.0.1", "::1")
 _WILDCARDS: Final = frozenset({"", "0.0.0.0", "::", "*"})
 
 
-def self_signed_directory() -> Path:
-    """Where generated certificates live: ``$ANYCHAT_DATA_DIR/tls``, else the XDG data
-    directory (``~/.local/share/anychat/tls``), never the working directory."""
-    base = os.environ.get("ANYCHAT_DATA_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        base = str(Path(xdg) / "anychat")
-    return Path(base) / "tls"
+def self_signed_directory(data_dir: Path | None = None) -> Path:
+    """Where generated certificates live: ``tls/`` in the data directory (``--data-dir``, else
+    ``$ANYCHAT_DATA_DIR``, else ``~/.local/share/anychat``; :mod:`anychat.datadir`), beside the
+    database and secret, never the working directory."""
+    from .datadir import resolve_data_dir
+
+    return resolve_data_dir(data_dir) / "tls"
 
 
 def default_names(host: str, extra: Iterable[str] = ()) -> list[str]:

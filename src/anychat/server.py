@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
@@ -18,7 +18,10 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ._groups import unwrap_single
+from .accountsync import follow_account_changes
 from .config import ServerConfig
+from .connection import Connection
+from .effects import Effect
 from .hub import Hub
 from .idle import watch_idle
 from .listeners import ListenerSpec, accept_loop, open_listener
@@ -64,9 +67,10 @@ async def run(
     ``listeners`` are sockets from :func:`open_listeners` (default: opened from ``config``); the
     server owns them from here on. ``store`` overrides ``config.database_url`` (the caller then
     owns it). ``tls`` is the certificate holder to serve TLS with (default: loaded from
-    ``config.tls_cert``/``tls_key``); keep it to :meth:`~ServerTls.reload` it later. On cancellation every client is sent a goodbye ("server shutting down"), the
-    server waits up to ``config.shutdown_grace_seconds`` for those to go out, and messages still
-    waiting for the disk are written before the store closes.
+    ``config.tls_cert``/``tls_key``); keep it to :meth:`~ServerTls.reload` it later. On
+    cancellation every client is sent a goodbye ("server shutting down"), the server waits up to
+    ``config.shutdown_grace_seconds`` for those to go out, and messages still waiting for the
+    disk are written before the store closes.
     """
     async with AsyncExitStack() as stack:
         for _, given in listeners or ():
@@ -103,6 +107,7 @@ async def _serve(
             hub.task_group = tg
             tg.start_soon(hub.committer.run)
             tg.start_soon(watch_idle, hub)
+            tg.start_soon(_follow_accounts, hub)
 
             async def handle(
                 sock: socket.socket, peer: tuple[str, int], spec: ListenerSpec
@@ -144,6 +149,16 @@ async def _serve(
             sock.close()
 
 
+async def _follow_accounts(hub: Hub) -> None:
+    """Admin changes reach the running broker (the hook for ``anychat users add|delete``)."""
+
+    def apply(effects: Iterable[Effect[Connection]]) -> None:
+        hub.apply(effects)
+        hub.flush()
+
+    await follow_account_changes(hub.services.store, hub.broker, apply)
+
+
 class Server:
     """A running server started by :func:`serve`."""
 
@@ -161,6 +176,9 @@ class Server:
         self.tls_port = self.ports.get("tls")
         #: The certificate being served, when TLS is configured.
         self.tls = tls
+        #: The dedicated web port, when ``config.http_port`` asked for one (the main port
+        #: serves the page and its WebSocket too).
+        self.http_port = self.ports.get("http")
 
     def reload_tls(self) -> bool:
         """Load the certificate and key files again (after a renewal): new handshakes use
