@@ -157,6 +157,23 @@ def serve(
             help="Clients connected at once; the next one is told the server is full.",
         ),
     ] = _DEFAULTS.max_connections,
+    max_connections_per_address: Annotated[
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_CONNECTIONS_PER_ADDRESS",
+            min=0,
+            help="Clients one address (other than this machine's) may connect at once, and "
+            "it may open 5 a second at most; 0 = no limit.",
+        ),
+    ] = _DEFAULTS.max_connections_per_address,
+    silent_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="ANYCHAT_SILENT_TIMEOUT",
+            min=1,
+            help="Seconds after which a connection that never sent a byte is closed.",
+        ),
+    ] = _DEFAULTS.silent_timeout_seconds,
     max_line_bytes: Annotated[
         int,
         typer.Option(
@@ -340,6 +357,8 @@ def serve(
             server_name=server_name,
             default_rooms=tuple(room) if room else _DEFAULTS.default_rooms,
             max_connections=max_connections,
+            max_connections_per_address=max_connections_per_address,
+            silent_timeout_seconds=silent_timeout,
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,

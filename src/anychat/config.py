@@ -71,6 +71,16 @@ class ServerConfig:
     #: A client whose unsent output exceeds this is disconnected ("send queue exceeded").
     max_queue_bytes: int = 1 << 20
     max_connections: int = 10_000
+    #: Connections one address may hold at once (0 = no limit)...
+    max_connections_per_address: int = 20
+    #: ...and open per second on average, in bursts of up to this many (0 = no limit).
+    connection_rate_per_address: float = 5.0
+    connection_burst_per_address: int = 20
+    #: Addresses the per-address limits leave alone: this machine (and a local proxy).
+    connection_limit_exempt: tuple[str, ...] = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    #: A connection that has never sent a byte is closed after this long (a flood of silent
+    #: sockets must not pile up as guests; a person on nc who has typed anything stays).
+    silent_timeout_seconds: float = 600.0
     max_rooms_per_session: int = 50
     #: How long a new connection may stay silent before it is treated as a person on nc/telnet.
     sniff_seconds: float = 0.25
@@ -140,7 +150,12 @@ class ServerConfig:
             raise ConfigError(f"http_port must be between 0 and 65535, not {self.http_port}")
         if self.allowed_origins:
             self._check_origins()
-        for name in ("idle_ping_seconds", "idle_timeout_seconds", "registration_timeout_seconds"):
+        for name in (
+            "idle_ping_seconds",
+            "idle_timeout_seconds",
+            "registration_timeout_seconds",
+            "silent_timeout_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         for name in ("max_line_bytes", "max_queue_bytes", "max_connections", "flood_burst"):
@@ -148,6 +163,12 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         if self.max_queue_bytes < self.max_line_bytes:
             raise ConfigError("max_queue_bytes must be at least max_line_bytes")
+        if (
+            self.max_connections_per_address < 0
+            or self.connection_rate_per_address < 0
+            or self.connection_burst_per_address < 1
+        ):
+            raise ConfigError("per-address connection limits may not be negative")
         if self.flood_rate < 0:
             raise ConfigError("flood_rate must be 0 (unlimited) or positive")
         bad = [room for room in self.default_rooms if not valid_room(room)]

@@ -68,6 +68,7 @@ class Connection:
         "out",
         "pinged",
         "scope",
+        "spoke",
         "task_group",
         "transport",
         "why_closed",
@@ -91,6 +92,8 @@ class Connection:
         #: and whether it has been asked to prove it is alive since.
         self.connected_at = self.heard_at = now
         self.pinged = False
+        #: Whether the peer ever sent a byte (silent sockets are closed after a while).
+        self.spoke = False
         self.max_queue_bytes = max_queue_bytes
         #: Chunks queued since the last flush, oldest first. Non-empty means "dirty".
         self.out: list[bytes] = []

@@ -21,6 +21,7 @@ import anyio
 
 from . import model as m
 from ._version import __version__
+from .address_limits import AddressLimits
 from .broker import Broker
 from .codecs import LocalReply
 from .codecs.registry import CodecSettings
@@ -95,6 +96,12 @@ class Hub:
         self.messages_in = 0
         self.messages_out = 0
         self.slow_consumer_cuts = 0
+        self.address_limits = AddressLimits(
+            max_per_address=config.max_connections_per_address,
+            rate=config.connection_rate_per_address,
+            burst=config.connection_burst_per_address,
+            exempt=config.connection_limit_exempt,
+        )
         #: What every new connection's codec is made with (one object for all of them).
         self.codec_settings = CodecSettings(
             server_name=config.server_name,
@@ -254,6 +261,7 @@ class Hub:
         conn.encoding_key = codec.encoding_key  # IRC capabilities, a WebSocket upgrade
         conn.heard_at = anyio.current_time()
         conn.pinged = False
+        conn.spoke = True
         self.messages_in += len(commands)
         # run_commands ends the connection when the codec asks (HTTP after its response, a
         # closed WebSocket, IRC after a refused registration), even for a batch of no commands.
@@ -326,6 +334,9 @@ class Hub:
             return "server shutting down"
         if len(self.connections) >= self.config.max_connections:
             return "too many connections"
+        refused = self.address_limits.admit(conn.transport.peer_host)
+        if refused is not None:
+            return refused
         self.connections.add(conn)
         self.broker.connect(conn, conn.address)
         conn.task_group = self.task_group
@@ -333,6 +344,8 @@ class Hub:
 
     def forget(self, conn: Connection) -> None:
         """The connection's task is ending: tell the room, and wake shutdown if it waits."""
+        if conn in self.connections:
+            self.address_limits.release(conn.transport.peer_host)
         self.connections.discard(conn)
         if conn.cut_code is m.ErrorCode.SEND_QUEUE_EXCEEDED:
             self.slow_consumer_cuts += 1
