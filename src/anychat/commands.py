@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from . import model as m
+from .codecs import LocalReply, roomops
 
 __all__ = [
     "COMMANDS",
@@ -220,6 +221,11 @@ def parse_line(line: str) -> Parsed:
     verb, _, rest = line[1:].partition(" ")
     spec = _BY_NAME.get(verb.lower())
     if spec is None:
+        operator_command = roomops.TEXT_COMMANDS.get(verb.lower())
+        if operator_command is not None:  # room operators' commands: their own block
+            parsed = operator_command(rest.strip())
+            assert not isinstance(parsed, LocalReply)
+            return parsed
         return m.Invalid(
             code=m.ErrorCode.UNKNOWN_COMMAND,
             text=f"unknown command /{verb}; /help lists the commands",
@@ -240,6 +246,7 @@ def help_rows() -> list[str]:
     width = max(len(spec.usage) for spec in _SPECS) + 2
     rows = [spec.usage.ljust(width) + spec.what for spec in _SPECS]
     rows.append("anything else is said to the current room; // says a leading /")
+    rows.extend(roomops.TEXT_HELP.splitlines())
     return rows
 
 

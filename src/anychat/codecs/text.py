@@ -28,14 +28,7 @@ _TELNET: Final = re.compile(
     rb"\xff(?:[\xfb-\xfe][\x00-\x31]|\xfa[\x00-\x31].*?\xff\xf0|[\xf1-\xf9])", re.DOTALL
 )
 
-HELP: Final = "\r\n".join(
-    [
-        "*** Commands:",
-        *(f"***   {row}" for row in help_rows()),
-        "*** Room operators:",
-        *(f"***   {row}" for row in roomops.TEXT_HELP.splitlines()),
-    ]
-)
+HELP: Final = "\r\n".join(["*** Commands:", *(f"***   {row}" for row in help_rows())])
 
 
 def _clock(timestamp: float) -> str:
@@ -89,12 +82,6 @@ class TextCodec:
         return commands
 
     def _parse(self, line: str) -> Inbound:
-        if line.startswith("/") and not line.startswith("//"):
-            # Room operator commands keep their own block (codecs/roomops.py).
-            verb, _, rest = line[1:].partition(" ")
-            operator_command = roomops.TEXT_COMMANDS.get(verb.lower())
-            if operator_command is not None:
-                return operator_command(rest.strip())
         parsed = parse_line(line)
         if isinstance(parsed, ShowHelp):
             return LocalReply((HELP + "\r\n").encode())
