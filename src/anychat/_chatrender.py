@@ -32,20 +32,14 @@ _PALETTE: Final = (
     "ansibrightmagenta",
 )
 
-# Bidirectional overrides and isolates reorder what follows them on screen, which can make a line
-# read differently from what was sent; they are shown as visible marks like control characters.
-_BIDI: Final = dict.fromkeys(
-    [*range(0x202A, 0x202F), *range(0x2066, 0x206A)], "\N{REPLACEMENT CHARACTER}"
-)
-
-
 def safe(text: str) -> str:
     """``text`` from another user, made harmless for a terminal.
 
     C0 and C1 control characters, DEL (so also ESC and the one-byte CSI: no escape sequence can
-    get through) and bidirectional overrides become U+FFFD.
+    get through), bidirectional embeddings, overrides and isolates, and the Unicode line and
+    paragraph separators become U+FFFD (the same table the text protocol uses).
     """
-    return neutralize(text).translate(_BIDI)
+    return neutralize(text)
 
 
 def nick_style(nick: str) -> str:

@@ -13,6 +13,7 @@ the reply (ack, error, member list...) so a client can match replies to requests
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeAlias
@@ -94,11 +95,22 @@ def casefold(name: str) -> str:
 
 
 def valid_nick(nick: str) -> bool:
+    """IRC's nick characters only (ASCII), so no control, format or look-alike character can be
+    part of one."""
     return 0 < len(nick) <= MAX_NICK_LENGTH and _NICK_RE.fullmatch(nick) is not None
 
 
 def valid_room(room: str) -> bool:
-    return 1 < len(room) <= MAX_ROOM_LENGTH and _ROOM_RE.fullmatch(room) is not None
+    """``#`` and a name any client can show as it is: beyond ASCII, no character of the Unicode
+    categories C (controls, including C1 with the one-byte CSI; format characters such as bidi
+    overrides, isolates and zero-width joiners; surrogates, private use, unassigned) or Z (spaces
+    other than the ASCII one, excluded anyway, and the line and paragraph separators), which
+    could drive a terminal or make one room look like another."""
+    if not (1 < len(room) <= MAX_ROOM_LENGTH and _ROOM_RE.fullmatch(room) is not None):
+        return False
+    return room.isascii() or not any(
+        unicodedata.category(char)[0] in "CZ" for char in room if not char.isascii()
+    )
 
 
 def is_room(target: str) -> bool:

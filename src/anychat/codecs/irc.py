@@ -211,7 +211,10 @@ class IrcCodec:
             if not self.hello_sent:
                 self._negotiating = True
             version = params[1] if len(params) > 1 else ""
-            self._cap_302 = self._cap_302 or (version.isdigit() and int(version) >= 302)
+            # str.isdigit() is true for '²' too, which int() refuses: ASCII digits only.
+            self._cap_302 = self._cap_302 or (
+                version.isascii() and version.isdigit() and int(version) >= 302
+            )
             # IRCv3: capability values only for clients that announced 302.
             offered = (f"{c}=PLAIN" if c == "sasl" and self._cap_302 else c for c in CAPABILITIES)
             return [self._cap_reply("LS", " ".join(offered))]

@@ -61,6 +61,18 @@ def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
     return None if obj.get(key) is None else _int(obj, key)
 
 
+#: Message ids are 64-bit signed integers in every store.
+_MAX_ID: Final = 2**63 - 1
+
+
+def _opt_id(obj: Mapping[str, Any], key: str) -> int | None:
+    """A message id bound: JSON integers have no limit, a database column has."""
+    value = _opt_int(obj, key)
+    if value is not None and not -_MAX_ID <= value <= _MAX_ID:
+        raise _BadField(f"{key!r} is out of range")
+    return value
+
+
 def _ref(obj: Mapping[str, Any]) -> m.Ref:
     value = obj.get("ref")
     if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
@@ -94,8 +106,8 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     ),
     "history": lambda o: m.History(
         target=_opt_str(o, "to"),
-        before=_opt_int(o, "before"),
-        after=_opt_int(o, "after"),
+        before=_opt_id(o, "before"),
+        after=_opt_id(o, "after"),
         limit=50 if o.get("limit") is None else _int(o, "limit"),
         ref=_ref(o),
     ),
@@ -526,7 +538,11 @@ class JsonClientCodec:
             if raw is None:
                 raise ValueError("server sent an over-long line")
             if raw.strip():
-                events.append(event_from_json(json.loads(raw)))
+                try:
+                    obj = json.loads(raw)
+                except RecursionError:  # not a ValueError: would escape the reader's handler
+                    raise ValueError("server sent a line nested too deeply") from None
+                events.append(event_from_json(obj))
         return events
 
     def encode(self, command: m.Command) -> bytes:

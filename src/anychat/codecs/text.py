@@ -23,12 +23,19 @@ __all__ = ["HELP", "TextCodec", "neutralize"]
 # SB (250) runs to IAC SE (255 240); IAC IAC is a literal 255, which is never valid UTF-8 anyway.
 _TELNET: Final = re.compile(rb"\xff(?:[\xfb-\xfe].?|\xfa.*?\xff\xf0|.?)", re.DOTALL)
 
-# C0 controls, DEL and C1 controls (C1 includes the single-byte CSI) become visible marks.
-_CONTROLS: Final = dict.fromkeys([*range(32), *range(127, 160)], "�")
+# C0 controls, DEL and C1 controls (C1 includes the single-byte CSI) become visible marks, and
+# so do the characters that rearrange a line: bidirectional embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069; "Trojan Source") and the line and paragraph separators
+# (U+2028, U+2029), which some terminals and editors treat as line breaks.
+_CONTROLS: Final = dict.fromkeys(
+    [*range(32), *range(127, 160), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029],
+    "\N{REPLACEMENT CHARACTER}",
+)
 
 
 def neutralize(text: str) -> str:
-    """Replace terminal control characters so untrusted text cannot drive a terminal."""
+    """Replace terminal control and reordering characters so untrusted text cannot drive a
+    terminal or make a line read differently from what was sent."""
     return text.translate(_CONTROLS)
 
 
@@ -71,6 +78,12 @@ COMMANDS: Final = (
 def _room_name(word: str) -> str:
     """People type ``/join general``; rooms are named ``#general``."""
     return word if word.startswith("#") else "#" + word
+
+
+def _is_id(word: str) -> bool:
+    """A message id: ASCII digits only (``str.isdigit`` also accepts ``²``, which int() refuses),
+    and short enough for a 64-bit integer, the largest id a store keeps."""
+    return word.isascii() and word.isdigit() and len(word) <= 18
 
 
 def _clock(timestamp: float) -> str:
@@ -178,9 +191,9 @@ class TextCodec:
         words = rest.split()
         target: str | None = None
         before: int | None = None
-        if words and not words[0].isdigit():
+        if words and not _is_id(words[0]):
             target = words.pop(0)
-        if words and words[0].isdigit() and len(words) == 1:
+        if words and _is_id(words[0]) and len(words) == 1:
             before = int(words[0])
         elif words:
             return self._usage("/history [#ROOM or NICK] [BEFORE-ID]")
@@ -219,7 +232,14 @@ class TextCodec:
     # -------------------------------------------------------------------- sending
 
     def encode(self, event: m.Event) -> bytes:
-        return (_render(event) + "\r\n").encode() if not isinstance(event, m.Ack) else b""
+        if isinstance(event, m.Ack):
+            return b""
+        # Every line as a whole, not field by field: error texts, room names from older
+        # databases and whatever a future event carries are all covered.
+        text = _render(event)
+        if "\r\n" in text:
+            return ("\r\n".join(map(neutralize, text.split("\r\n"))) + "\r\n").encode()
+        return (neutralize(text) + "\r\n").encode()
 
 
 def _render(event: m.Event) -> str:
