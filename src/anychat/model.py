@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Final, TypeAlias
 
 __all__ = [
+    "MAX_KEY_LENGTH",
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
@@ -78,6 +79,8 @@ MAX_ROOM_LENGTH: Final = 50
 MAX_TEXT_LENGTH: Final = 400
 #: The IRC ``TOPICLEN`` advertised; also bounds away messages.
 MAX_TOPIC_LENGTH: Final = 300
+#: An idempotency key (:attr:`Say.key`) is a client-chosen token, such as a UUID.
+MAX_KEY_LENGTH: Final = 100
 
 # Letters, digits and the IRC "special" characters (RFC 2812 §2.3.1), never a digit or '-' first,
 # so every nick is also a valid IRC nick.
@@ -206,6 +209,9 @@ class Say:
     text: str
     kind: Kind = Kind.PLAIN
     ref: Ref = None
+    #: Idempotency key: a resend with a key this nick used recently is answered with the
+    #: original message's ack and is neither relayed nor stored again (docs/protocol.md).
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -367,6 +373,9 @@ class Message:
     kind: Kind = Kind.PLAIN
     #: True when replayed from history rather than relayed live.
     history: bool = False
+    #: The sender's idempotency key (:attr:`Say.key`), kept with the stored message so a
+    #: restarted server still knows it; never sent to other clients.
+    key: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -152,14 +152,16 @@ def fuzz_irc(data: bytes) -> None:
     _server_codec(_irc, data)
 
 
+_REGISTRATION = b"CAP LS 302\r\nCAP REQ :server-time echo-message\r\nNICK ada\r\nUSER a 0 * :A\r\n"
+
+
 def fuzz_irc_registered(data: bytes) -> None:
-    """The IRC codec past registration, where every chat command is reachable."""
-    prefix = b"CAP LS 302\r\nCAP REQ :server-time echo-message\r\nNICK ada\r\nUSER a 0 * :A\r\n"
-    prefix += b"CAP END\r\n"
+    """The IRC codec past registration (CAP, NICK, USER, then the welcome), where every chat
+    command is reachable."""
 
     def make() -> IrcCodec:
         codec = _irc()
-        codec.feed(prefix)
+        codec.feed(_REGISTRATION + b"CAP END\r\n")
         codec.registered = True
         return codec
 

@@ -114,7 +114,11 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     "join": lambda o: m.Join(room=_str(o, "room"), ref=_ref(o)),
     "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
     "say": lambda o: m.Say(
-        target=_opt_str(o, "to"), text=_str(o, "text"), kind=_kind(o), ref=_ref(o)
+        target=_opt_str(o, "to"),
+        text=_str(o, "text"),
+        kind=_kind(o),
+        ref=_ref(o),
+        key=_opt_str(o, "key"),
     ),
     "nick": lambda o: m.Nick(nick=_str(o, "nick"), ref=_ref(o)),
     "who": lambda o: m.Who(room=_opt_str(o, "room"), ref=_ref(o)),
@@ -172,8 +176,10 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
             out = {"type": "join", "room": room}
         case m.Part(room=room, reason=reason):
             out = {"type": "part", "room": room, "reason": reason}
-        case m.Say(target=target, text=text, kind=kind):
+        case m.Say(target=target, text=text, kind=kind, key=key):
             out = {"type": "say", "to": target, "text": text, "kind": kind.value}
+            if key is not None:
+                out["key"] = key
         case m.Nick(nick=nick):
             out = {"type": "nick", "nick": nick}
         case m.Who(room=room):
@@ -491,12 +497,14 @@ def _command(obj: object) -> m.Command:
         text = obj.get("text")
         to = obj.get("to")
         ref = obj.get("ref")
+        key = obj.get("key")
         if (
             type(text) is str
             and (to is None or type(to) is str)
             and (ref is None or type(ref) is int or type(ref) is str)
+            and (key is None or type(key) is str)
         ):
-            return m.Say(target=to, text=text, ref=ref)
+            return m.Say(target=to, text=text, ref=ref, key=key)
     return command_from_json(obj)
 
 
