@@ -95,7 +95,9 @@ def _import_graph() -> dict[str, set[str]]:
                 targets.add(module)
                 targets.update(f"{module}.{a.name}" for a in node.names)
         graph[name] = targets
-    return {name: {t for t in targets if t in graph and t != name} for name, targets in graph.items()}
+    return {
+        name: {t for t in targets if t in graph and t != name} for name, targets in graph.items()
+    }
 
 
 def test_no_import_cycles() -> None:

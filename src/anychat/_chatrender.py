@@ -32,6 +32,7 @@ _PALETTE: Final = (
     "ansibrightmagenta",
 )
 
+
 def safe(text: str) -> str:
     """``text`` from another user, made harmless for a terminal.
 

@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 from . import model as m
+from .resend import SentMessages, key_problem
 
 __all__ = [
     "Broker",
@@ -109,6 +110,9 @@ class Persist(Generic[P]):
     message: m.Message
     peer: P
     ack: m.Ack
+    #: A resend of a message said before (same idempotency key): nothing is written; the ack
+    #: (the original's id) waits for the original to be stored, and fails if that failed.
+    resent: bool = False
 
 
 Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P]"
@@ -154,6 +158,8 @@ class Broker(Generic[P]):
         self._random = random.Random()
         self._registered = {m.casefold(nick) for nick in registered}
         self.require_login = require_login
+        #: Idempotency keys of recent messages (:mod:`anychat.resend`).
+        self.sent = SentMessages()
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
             raise ValueError(f"invalid default room names: {', '.join(bad)}")
@@ -236,6 +242,7 @@ class Broker(Generic[P]):
             self._leave(session, room)
         if was_active:
             del self._nicks[m.casefold(session.nick)]
+        self.sent.closed(peer)
         session.state = SessionState.GONE
         if not audience:
             return []
@@ -387,6 +394,12 @@ class Broker(Generic[P]):
                 m.ErrorCode.BAD_COMMAND,
                 "message may not contain line breaks, NUL or lone surrogates",
             )
+        if cmd.key is not None and key_problem(cmd.key):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, key_problem(cmd.key))
+        sent = self.sent.resend_of(session.nick, session.peer, cmd)
+        if sent is not None:  # said before: answer with the original ack, relay nothing
+            original = sent.original(session.nick, cmd)
+            return [Persist(original, session.peer, sent.ack(cmd.ref), resent=True)]
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -516,14 +529,23 @@ class Broker(Generic[P]):
     def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
         msg_id = self._next_id
         self._next_id = msg_id + 1
-        return m.Message(
+        msg = m.Message(
             id=msg_id,
             time=self._clock(),
             sender=session.nick,
             target=target,
             text=cmd.text,
             kind=cmd.kind,
+            key=cmd.key,
         )
+        self.sent.said(session.peer, cmd, msg)
+        return msg
+
+    def forget_unstored(self, failed: Iterable[Persist[P]]) -> None:
+        """Messages the store could not take: their resends must be stored after all."""
+        for effect in failed:
+            if not effect.resent:
+                self.sent.unstored(effect.peer, effect.message, effect.ack.ref)
 
     @staticmethod
     def _topic_of(room: Room[P], ref: m.Ref) -> m.RoomTopic:

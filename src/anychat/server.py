@@ -23,14 +23,15 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
-from ._version import __version__
 from . import model as m
 from ._groups import unwrap_single
+from ._version import __version__
 from .broker import Broker, Deliver, Effect, Persist, SessionState
 from .codecs import LocalReply
 from .codecs.sniff import Protocol, sniff
 from .config import ServerConfig
 from .connection import RECV_BYTES, Connection
+from .resend import MAX_KEYS
 from .services import Services
 from .store import Store, open_store
 
@@ -458,6 +459,8 @@ async def run(
         last_id = await store.last_message_id()
         registered = [account.nick for account in await store.list_accounts()]
         hub = _Hub(config, store, first_message_id=last_id + 1, registered=registered)
+        # Keys of recent messages: a client resending after this restart is not stored twice.
+        hub.broker.sent.stored(await store.keyed_messages(MAX_KEYS))
         logger.info(
             "store %s: %d messages so far, %d accounts",
             config.database_url,

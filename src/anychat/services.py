@@ -68,7 +68,10 @@ class Services:
             base_seconds=config.login_delay_seconds, cap_seconds=config.login_delay_cap_seconds
         )
         self.committer: Committer[Connection] = Committer(
-            store, self._settle, settled_id=first_message_id - 1
+            store,
+            self._settle,
+            settled_id=first_message_id - 1,
+            unstored=lambda failed: hub.broker.forget_unstored(failed),
         )
         self.history_length = config.history_length
         self._recent: dict[str, deque[m.Message]] = {}
@@ -85,6 +88,9 @@ class Services:
 
     def persist(self, effect: Persist[Connection]) -> None:
         """Hot path: remember the message for room replays and queue it for the disk."""
+        if effect.resent:  # its original is in the replay cache already
+            self.committer.persist(effect)
+            return
         key = m.casefold(effect.message.target)
         recent = self._recent.get(key)
         if recent is not None:

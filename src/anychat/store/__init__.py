@@ -2,7 +2,7 @@
 
 ``memory://`` serves tests and throwaway servers; ``sqlite:///path`` is the embedded, durable
 default. The interface is deliberately small (create/get/list/delete an account, append a batch of
-messages in one transaction, read a page of history, the last id) so a Redis store can implement it
+messages in one transaction, read a page of history, the last id, the keys of recent messages) so a Redis store can implement it
 with hashes and streams later. Implementations raise :class:`~anychat.errors.StoreError` for every
 failure of the medium, never a driver exception.
 
@@ -75,6 +75,11 @@ class Store(Protocol):
     ) -> list[m.Message]:
         """A page of messages in id order, each with ``history=True`` (see :mod:`anychat.model`
         ``History`` for the paging rules). A nick ``target`` needs a ``viewer``."""
+        ...
+
+    async def keyed_messages(self, limit: int) -> list[m.Message]:
+        """The newest ``limit`` messages that carry an idempotency key (``Message.key``), in id
+        order: a restarted server learns them, so a client's resend is not stored twice."""
         ...
 
     async def last_message_id(self) -> int:

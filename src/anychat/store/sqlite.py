@@ -18,6 +18,7 @@ the ones it lacks, each in its own transaction, and refuses a database from a ne
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -59,9 +60,18 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE accounts ADD COLUMN since_id INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: the sender's idempotency key, so a restarted server still recognises a resend.
+    """
+    ALTER TABLE messages ADD COLUMN msg_key TEXT;
+    CREATE INDEX messages_with_key ON messages (id) WHERE msg_key IS NOT NULL;
+    """,
 )
 
 _COLUMNS: Final = "id, time, sender, target, text, kind"
+_INSERT: Final = (
+    "INSERT INTO messages (id, time, sender, sender_key, target, target_key, text, kind, msg_key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _row_to_message(row: tuple[int, float, str, str, str, str]) -> m.Message:
@@ -221,13 +231,14 @@ class SqliteStore:
                 m.casefold(msg.target),
                 msg.text,
                 msg.kind.value,
+                msg.key,
             )
             for msg in messages
         ]
 
         def append(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(_INSERT, rows)
             db.execute("COMMIT")
 
         if rows:
@@ -274,6 +285,18 @@ class SqliteStore:
             return [_row_to_message(r) for r in rows]
 
         return await self._run(query)
+
+    async def keyed_messages(self, limit: int) -> list[m.Message]:
+        def keyed(db: sqlite3.Connection) -> list[m.Message]:
+            rows = db.execute(
+                f"SELECT {_COLUMNS}, msg_key FROM messages WHERE msg_key IS NOT NULL "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            rows.reverse()
+            return [dataclasses.replace(_row_to_message(row[:6]), key=row[6]) for row in rows]
+
+        return await self._run(keyed)
 
     async def last_message_id(self) -> int:
         def last(db: sqlite3.Connection) -> int:
