@@ -44,16 +44,8 @@ def test_a_resent_key_gets_the_original_ack_and_is_not_relayed() -> None:
     persist = next(e for e in first if isinstance(e, Persist))
     assert not persist.resent
     again = _say(broker, "ann", text="hi", key="k1", ref=2)
-    assert again == [
-        Persist(
-            persist.message,
-            "ann",
-            persist.ack.__class__(
-                id=persist.ack.id, time=persist.ack.time, target="#general", ref=2
-            ),
-            resent=True,
-        )
-    ]
+    ack = m.Ack(id=persist.ack.id, time=persist.ack.time, target="#general", ref=2)
+    assert again == [Persist(persist.message, "ann", ack, resent=True)]
     assert not any(isinstance(e, Deliver) for e in again)
     # Another nick's key of the same name is its own; a new key is a new message.
     other = _say(broker, "bob", text="hi", key="k1")
@@ -144,8 +136,10 @@ async def test_a_resend_over_the_wire_is_stored_and_relayed_once(tmp_path: Path)
 async def _start(url: str, port: int = 0) -> tuple[Process, int]:
     env = {**os.environ, "ANYCHAT_SECRET": "k" * 40}
     proc = await anyio.open_process(
-        [sys.executable, "-m", "anychat", "serve", "--port", str(port)]
-        + ["--database-url", url, "--log-level", "warning"],
+        [
+            *(sys.executable, "-m", "anychat", "serve", "--port", str(port)),
+            *("--database-url", url, "--log-level", "warning"),
+        ],
         env=env,
     )
     assert proc.stdout is not None
@@ -174,6 +168,7 @@ async def test_client_resends_across_a_sigkill_and_every_message_is_stored_once(
     senders, each = 8, 25
     acks: dict[str, int] = {}
     killed = anyio.Event()
+    third = anyio.Event()
     try:
         async with anychat.connect(
             "127.0.0.1", port, nick="ann", reconnect=True, reconnect_delay=0.05, timeout=20
@@ -183,11 +178,12 @@ async def test_client_resends_across_a_sigkill_and_every_message_is_stored_once(
                 for i in range(each):
                     text = f"{n}-{i}"
                     acks[text] = (await ann.send("#general", text)).id
+                    if len(acks) >= senders * each // 3:
+                        third.set()
 
             async def killer() -> None:
                 nonlocal proc
-                while len(acks) < senders * each // 3:
-                    await anyio.sleep(0.005)  # polling a counter, not synchronising on time
+                await third.wait()
                 await _kill(proc)  # acks in flight, commits in flight: no grace at all
                 proc, _ = await _start(url, port)
                 killed.set()
@@ -208,4 +204,4 @@ async def test_client_resends_across_a_sigkill_and_every_message_is_stored_once(
         db.close()
     texts = [text for _, text in rows]
     assert sorted(texts) == sorted(acks), "each message stored exactly once"
-    assert dict((text, id_) for id_, text in rows) == acks, "each ack names the stored message"
+    assert {text: id_ for id_, text in rows} == acks, "each ack names the stored message"
