@@ -19,6 +19,7 @@ import pytest
 from anyio.abc import SocketAttribute, SocketStream
 
 import anychat
+from anychat import reader
 from anychat import server as server_module
 
 SENDERS = 4
@@ -209,13 +210,13 @@ def _round(sender: int, number: int) -> bytes:
 @pytest.fixture
 def tiny_server_send_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink each accepted socket's kernel send buffer, so most sends are partial."""
-    handle = server_module._Hub.handle
+    serve_peer = reader.serve_peer
 
-    async def small_buffer_handle(self: Any, sock: socket.socket, *args: Any) -> None:
+    async def small_buffer_serve_peer(hub: Any, sock: socket.socket, *args: Any) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        await handle(self, sock, *args)
+        await serve_peer(hub, sock, *args)
 
-    monkeypatch.setattr(server_module._Hub, "handle", small_buffer_handle)
+    monkeypatch.setattr(server_module, "serve_peer", small_buffer_serve_peer)
 
 
 @pytest.mark.usefixtures("tiny_server_send_buffers")

@@ -6,13 +6,12 @@ import anychat
 
 
 def test_all_lists_every_public_name_and_nothing_else() -> None:
-    public = {
-        name
-        for name, obj in vars(anychat).items()
-        if not name.startswith("_") and not inspect.ismodule(obj) and name != "annotations"
-    }
-    assert set(anychat.__all__) == public | {"__version__"}
+    """The root resolves its names lazily: what it offers is what ``__all__`` lists."""
+    assert set(anychat.__all__) == set(anychat._EXPORTS) | {"__version__"}
+    assert dir(anychat) == sorted(anychat.__all__)
     assert isinstance(anychat.__all__, tuple)
+    for name in anychat.__all__:
+        assert not inspect.ismodule(getattr(anychat, name)), name
 
 
 def test_every_error_is_a_chat_error() -> None:

@@ -16,12 +16,24 @@ import random
 import re
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from . import model as m
+from .broker_slow import SlowWork
+from .bus import Bus
+from .bus.local import LocalBus
+from .effects import (
+    Authenticate,
+    Deliver,
+    Disconnect,
+    Effect,
+    Persist,
+    Publish,
+    Request,
+)
+from .replay import RecentHistory
 from .resend import SentMessages, key_problem
+from .sessions import Room, Session, SessionState
 
 __all__ = [
     "Broker",
@@ -29,6 +41,7 @@ __all__ = [
     "Disconnect",
     "Effect",
     "Persist",
+    "Request",
     "Room",
     "Session",
     "SessionState",
@@ -42,85 +55,11 @@ P = TypeVar("P")
 _UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
 
 
-class SessionState(Enum):
-    #: Connected, no nick yet: only hello, ping and quit are allowed.
-    NEW = "new"
-    #: Registered with a nick: may chat.
-    ACTIVE = "active"
-    #: Left; no longer in any room or nick table.
-    GONE = "gone"
-
-
-@dataclass(eq=False, slots=True)
-class Session(Generic[P]):
-    """The broker's view of one connected client."""
-
-    peer: P
-    address: str = ""
-    nick: str = ""
-    state: SessionState = SessionState.NEW
-    #: Rooms joined, keyed by folded name, in join order.
-    rooms: dict[str, Room[P]] = field(default_factory=dict)
-    #: Where a bare line of text goes (the room joined last), for clients without targets.
-    current: Room[P] | None = None
-    #: Away message ("" = present) and registration time, for whois-style questions.
-    away: str = ""
-    since: float = 0.0
-    #: Folded nick of the account this session logged in to ("" = a guest).
-    account: str = ""
-
-
-@dataclass(eq=False, slots=True)
-class Room(Generic[P]):
-    name: str
-    #: Members keyed by peer, in join order: fan-out iterates this mapping as it is.
-    members: dict[P, Session[P]] = field(default_factory=dict)
-    topic: str = ""
-    topic_setter: str = ""
-    topic_time: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver(Generic[P]):
-    """Send ``event`` to every peer in ``to`` except ``skip``.
-
-    ``to`` may be a live view of a room's members: apply effects before calling the broker again.
-    """
-
-    event: m.Event
-    to: Collection[P]
-    skip: P | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect(Generic[P]):
-    """Send ``bye`` to ``peer`` as its last event, then close it."""
-
-    peer: P
-    bye: m.Bye
-
-
-@dataclass(frozen=True, slots=True)
-class Persist(Generic[P]):
-    """Store ``message``, then send ``ack`` to ``peer`` (an ack promises the message is stored).
-
-    The message itself was already delivered live; only the sender's ack waits for the disk.
-    """
-
-    message: m.Message
-    peer: P
-    ack: m.Ack
-    #: A resend of a message said before (same idempotency key): nothing is written; the ack
-    #: (the original's id) waits for the original to be stored, and fails if that failed.
-    resent: bool = False
-
-
-Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P]"
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(Generic[P]):
+class Broker(SlowWork[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -132,6 +71,10 @@ class Broker(Generic[P]):
         first_message_id: Message ids count up from here (a store seeds it past its last id).
         registered: Nicks that belong to accounts: only a session logged in to one may use it.
         require_login: Refuse guests.
+        history_length: Recent messages replayed to whoever joins a room (0 = none).
+        bus: What this node shares with others (default: a single node's
+            :class:`~anychat.bus.local.LocalBus`, seeded with ``first_message_id`` and
+            ``registered``).
     """
 
     def __init__(
@@ -145,19 +88,23 @@ class Broker(Generic[P]):
         first_message_id: int = 1,
         registered: Iterable[str] = (),
         require_login: bool = False,
+        history_length: int = 0,
+        bus: Bus | None = None,
     ) -> None:
         self.server_name = server_name
         self.version = version
         self.default_rooms = tuple(default_rooms)
         self.max_rooms_per_session = max_rooms_per_session
         self._clock = clock
-        self._next_id = first_message_id
+        self.bus: Bus = bus or LocalBus(
+            first_message_id=first_message_id, registered=(m.casefold(n) for n in registered)
+        )
         self._nicks: dict[str, Session[P]] = {}
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
         self._random = random.Random()
-        self._registered = {m.casefold(nick) for nick in registered}
         self.require_login = require_login
+        self.recent = RecentHistory(history_length)
         #: Idempotency keys of recent messages (:mod:`anychat.resend`).
         self.sent = SentMessages()
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
@@ -184,18 +131,18 @@ class Broker(Generic[P]):
     @property
     def next_message_id(self) -> int:
         """The id the next message will get: every lower id is already assigned."""
-        return self._next_id
+        return self.bus.next_id
 
     # ----------------------------------------------------------------- accounts
 
     def is_registered(self, nick: str) -> bool:
-        return m.casefold(nick) in self._registered
+        return self.bus.is_registered(m.casefold(nick))
 
     def add_registered(self, nick: str) -> None:
-        self._registered.add(m.casefold(nick))
+        self.bus.set_registered((m.casefold(nick),))
 
     def remove_registered(self, nick: str) -> None:
-        self._registered.discard(m.casefold(nick))
+        self.bus.set_registered((m.casefold(nick),), registered=False)
 
     def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
         """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
@@ -205,7 +152,7 @@ class Broker(Generic[P]):
         """
         session = self._sessions[peer]
         key = m.casefold(nick)
-        self._registered.add(key)
+        self.bus.set_registered((key,))
         session.account = key
         if session.state is not SessionState.ACTIVE or session.nick == nick:
             return []
@@ -241,7 +188,9 @@ class Broker(Generic[P]):
         for room in list(session.rooms.values()):
             self._leave(session, room)
         if was_active:
-            del self._nicks[m.casefold(session.nick)]
+            key = m.casefold(session.nick)
+            del self._nicks[key]
+            self.bus.release_nick(key)
         self.sent.closed(peer)
         session.state = SessionState.GONE
         if not audience:
@@ -253,6 +202,13 @@ class Broker(Generic[P]):
     def handle(self, peer: P, command: m.Command) -> list[Effect[P]]:
         """Apply one command from ``peer``; returns what the glue must do about it."""
         session = self._sessions[peer]
+        if type(command) is m.Login and command.hello and session.state is SessionState.NEW:
+            command = m.Hello(
+                nick=command.nick,
+                password=command.password or "",
+                token=command.token,
+                ref=command.ref,
+            )
         if session.state is SessionState.ACTIVE:
             handler = self._active_handlers.get(type(command))
         else:
@@ -268,6 +224,25 @@ class Broker(Generic[P]):
         return handler(self, session, command)
 
     def _hello(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
+        if cmd.autojoin:
+            cold = self.recent.cold(self.default_rooms)
+            if cold:
+                return [self._warm(session, cold, cmd)]
+        if cmd.password is not None or cmd.token:
+            return [
+                Authenticate(
+                    session.peer,
+                    cmd.nick,
+                    cmd.password,
+                    cmd.token,
+                    cmd.ref,
+                    then=cmd,
+                    address=session.address,
+                )
+            ]
+        return self._register(session, cmd)
+
+    def _register(self, session: Session[P], cmd: m.Hello) -> list[Effect[P]]:
         effects: list[Effect[P]] = []
         if self.require_login and (cmd.nick is None or session.account != m.casefold(cmd.nick)):
             return self._refuse(
@@ -308,8 +283,11 @@ class Broker(Generic[P]):
         if problem:
             return self._refuse(session, cmd, *problem)
         old = session.nick
-        del self._nicks[m.casefold(old)]
-        self._nicks[m.casefold(cmd.nick)] = session
+        old_key, new_key = m.casefold(old), m.casefold(cmd.nick)
+        del self._nicks[old_key]
+        self._nicks[new_key] = session
+        if old_key != new_key:
+            self.bus.release_nick(old_key)
         session.nick = cmd.nick
         audience = self._audience(session)
         audience.discard(session.peer)
@@ -339,9 +317,12 @@ class Broker(Generic[P]):
                 m.ErrorCode.TOO_MANY_ROOMS,
                 f"you are in {len(session.rooms)} rooms, the most allowed",
             )
+        if self.recent.cold((cmd.room,)):
+            return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
+            self.bus.room_opened(key)
         peer = session.peer
         effects: list[Effect[P]] = []
         if room.members:
@@ -355,6 +336,7 @@ class Broker(Generic[P]):
         if room.topic:
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
+        effects.extend(Deliver(msg, (peer,)) for msg in self.recent.replay(room.name))
         return effects
 
     def _part(self, session: Session[P], cmd: m.Part) -> list[Effect[P]]:
@@ -392,7 +374,7 @@ class Broker(Generic[P]):
                 session,
                 cmd,
                 m.ErrorCode.BAD_COMMAND,
-                "message may not contain line breaks, NUL or lone surrogates",
+                "message may not contain line breaks or NUL",
             )
         if cmd.key is not None and key_problem(cmd.key):
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, key_problem(cmd.key))
@@ -406,7 +388,8 @@ class Broker(Generic[P]):
             if isinstance(room, m.Error):
                 return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
             msg = self._message(session, room.name, cmd)
-            return [
+            self.recent.remember(msg)
+            effects: list[Effect[P]] = [
                 Deliver(msg, room.members, skip=session.peer),
                 Persist(
                     msg,
@@ -414,8 +397,11 @@ class Broker(Generic[P]):
                     m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
                 ),
             ]
+            if self.bus.shared:
+                effects.append(Publish(m.casefold(room.name), msg))
+            return effects
         other = self._nicks.get(m.casefold(target))
-        if other is None and m.casefold(target) in self._registered:
+        if other is None and self.bus.is_registered(m.casefold(target)):
             # An account that is offline: stored for it to read (history) when it logs in.
             msg = self._message(session, target, cmd)
             return [
@@ -505,6 +491,7 @@ class Broker(Generic[P]):
 
     _new_handlers: ClassVar[dict[type, _Handler]] = {
         m.Hello: _hello,
+        m.Login: SlowWork._login,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -519,6 +506,9 @@ class Broker(Generic[P]):
         m.Topic: _topic,
         m.Away: _away,
         m.Whois: _whois,
+        m.Login: SlowWork._login,
+        m.Register: SlowWork._register_account,
+        m.History: SlowWork._history,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,
@@ -527,10 +517,8 @@ class Broker(Generic[P]):
     # ----------------------------------------------------------------- helpers
 
     def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
-        msg_id = self._next_id
-        self._next_id = msg_id + 1
         msg = m.Message(
-            id=msg_id,
+            id=self.bus.allocate_id(),
             time=self._clock(),
             sender=session.nick,
             target=target,
@@ -579,6 +567,7 @@ class Broker(Generic[P]):
         del session.rooms[key]
         if not room.members:
             del self._rooms[key]
+            self.bus.room_closed(key)
         if session.current is room:
             session.current = next(reversed(session.rooms.values()), None)
 
@@ -598,34 +587,34 @@ class Broker(Generic[P]):
                 f"invalid nick {nick!r}: up to {m.MAX_NICK_LENGTH} letters, digits or "
                 "-_[]{}\\`^| and not starting with a digit or '-'",
             )
-        if m.casefold(nick) in self._registered and session.account != m.casefold(nick):
+        if self.bus.is_registered(m.casefold(nick)) and session.account != m.casefold(nick):
             return (
                 m.ErrorCode.NICK_REGISTERED,
                 f"nick {nick} is registered: log in (/login {nick} PASSWORD) or pick another",
             )
-        holder = self._nicks.get(m.casefold(nick))
+        key = m.casefold(nick)
+        holder = self._nicks.get(key)
         if holder is not None and holder is not session:
+            return m.ErrorCode.NICK_IN_USE, f"nick {nick} is already in use"
+        if holder is None and not self.bus.claim_nick(key):
             return m.ErrorCode.NICK_IN_USE, f"nick {nick} is already in use"
         return None
 
     def _guest_nick(self) -> str:
         while True:
             nick = f"guest{self._random.randrange(1000, 100000)}"
-            if m.casefold(nick) not in self._nicks and m.casefold(nick) not in self._registered:
+            key = m.casefold(nick)
+            if key in self._nicks or self.bus.is_registered(key):
+                continue
+            if self.bus.claim_nick(key):
                 return nick
-
-    @staticmethod
-    def _refuse(
-        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
-    ) -> list[Effect[P]]:
-        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
 
 
 def _free_text_problem(text: str, what: str) -> str:
     if len(text) > m.MAX_TOPIC_LENGTH:
         return f"{what} longer than {m.MAX_TOPIC_LENGTH} characters"
     if _UNSENDABLE.search(text):
-        return f"{what} may not contain line breaks, NUL or lone surrogates"
+        return f"{what} may not contain line breaks or NUL"
     return ""
 
 

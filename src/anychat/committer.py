@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from . import model as m
-from .broker import Persist
+from .effects import Persist
 from .errors import StoreError
 from .store import Store
 

@@ -10,11 +10,14 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .codecs import DEFAULT_MAX_LINE_BYTES
 from .errors import ConfigError
 from .model import valid_room
+
+if TYPE_CHECKING:
+    from .listeners import ListenerSpec
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -142,6 +145,18 @@ class ServerConfig:
                     f"of at least {MIN_SECRET_LENGTH} characters, e.g. from "
                     "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
                 )
+
+    def listener_specs(self) -> list[ListenerSpec]:
+        """Every port this configuration listens on, the main (sniffing) one first."""
+        from .codecs.sniff import Protocol
+        from .listeners import ListenerSpec
+
+        specs = [ListenerSpec(name="main", host=self.host, port=self.port)]
+        if self.irc_port is not None:
+            specs.append(
+                ListenerSpec(name="irc", host=self.host, port=self.irc_port, protocol=Protocol.IRC)
+            )
+        return specs
 
     def secret_problem(self) -> str | None:
         """What is wrong with the configured secret for production use, if anything."""

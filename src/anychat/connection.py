@@ -13,9 +13,11 @@ connection has no writer task at all.
 A connection is in the server's dirty list exactly when :attr:`Connection.out` goes from empty to
 non-empty, so "is it dirty?" costs nothing: it is ``not out``.
 
-The socket is a plain non-blocking :class:`socket.socket` awaited with
-:func:`anyio.wait_readable` / :func:`anyio.wait_writable`, which behave the same on asyncio,
-uvloop and trio.
+Bytes go through a :class:`~anychat.transport.Transport` (plain TCP binds straight to the
+socket's non-blocking ``recv``/``send``; TLS is another transport), awaited through its
+``wait_readable``/``wait_writable``, which behave the same on asyncio, uvloop and trio. A
+transport that holds output of its own (TLS records the kernel did not take) says so with
+``pending``, and the writer runs until that is drained too.
 
 Slow consumers: the backlog is bounded in bytes. A client whose unsent output passes
 ``max_queue_bytes`` is cut ("send queue exceeded") when a flush finds it over; nobody else waits
@@ -26,13 +28,13 @@ may briefly exceed the bound by that batch's output.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
 from . import model as m
+from .transport import RECV_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -40,12 +42,11 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from .codecs import Codec
+    from .transport import Transport
 
-__all__ = ["Connection"]
+__all__ = ["RECV_BYTES", "Connection"]
 
 logger = logging.getLogger(__name__)
-
-RECV_BYTES = 65536
 
 
 class Connection:
@@ -59,29 +60,36 @@ class Connection:
         "closed",
         "closing",
         "codec",
+        "connected_at",
         "encoding_key",
+        "heard_at",
         "max_queue_bytes",
         "out",
+        "pinged",
         "scope",
-        "sock",
         "task_group",
+        "transport",
         "why_closed",
         "writing",
     )
 
     def __init__(
         self,
-        sock: socket.socket,
+        transport: Transport,
         codec: Codec,
         *,
-        address: str,
         max_queue_bytes: int,
         on_dirty: Callable[[Connection], None],
+        now: float = 0.0,
     ) -> None:
-        self.sock = sock
+        self.transport = transport
         self.codec = codec
         self.encoding_key: Hashable = codec.encoding_key
-        self.address = address
+        self.address = transport.address
+        #: When it connected and when it last sent anything (the idle watcher reads these),
+        #: and whether it has been asked to prove it is alive since.
+        self.connected_at = self.heard_at = now
+        self.pinged = False
         self.max_queue_bytes = max_queue_bytes
         #: Chunks queued since the last flush, oldest first. Non-empty means "dirty".
         self.out: list[bytes] = []
@@ -126,16 +134,18 @@ class Connection:
         if self.writing:
             self._to_backlog(data)
             return
+        transport = self.transport
         try:
-            sent = self.sock.send(data)
+            sent = transport.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
             self.abort(f"connection lost while sending ({exc.strerror or exc})")
             return
-        if sent < len(data):
+        if sent < len(data) or transport.pending:
             self.writing = True
-            self._to_backlog(data[sent:] if sent else data)
+            if sent < len(data):
+                self._to_backlog(data[sent:] if sent else data)
             if not self.closed and self.task_group is not None:
                 self.task_group.start_soon(self.run_writer)
         elif self.closing:
@@ -165,14 +175,16 @@ class Connection:
             self.abort("internal error while sending")
 
     async def _write_backlog(self) -> None:
-        sock = self.sock
+        transport = self.transport
         backlog = self.backlog
-        while backlog and not self.closed:
-            await anyio.wait_writable(sock)
+        while (backlog or transport.pending) and not self.closed:
+            await transport.wait_writable()
+            if not backlog:
+                continue  # the wait flushed what the transport held; see if more is left
             data = backlog[0] if len(backlog) == 1 else b"".join(backlog)
             backlog.clear()
             try:
-                sent = sock.send(data)
+                sent = transport.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -214,7 +226,7 @@ class Connection:
             # Best effort, and only where no half-sent line would garble it: there may be room
             # for one last line that says why.
             try:
-                self.sock.send(self.codec.encode(m.Bye(code=code, reason=reason)))
+                self.transport.send(self.codec.encode(m.Bye(code=code, reason=reason)))
             except OSError:
                 pass
         self.scope.cancel()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import anyio
 
 from .config import ServerConfig
-from .server import open_listener, run
+from .server import Listeners, open_listeners, run
 
 __all__ = ["run_server"]
 
@@ -31,19 +30,11 @@ def run_server(
     """
     config = (config or ServerConfig()).merged(**settings)
     options = {"use_uvloop": True} if use_uvloop and backend == "asyncio" else {}
-    listener = open_listener(config.host, config.port)  # errors surface here, plainly
-    irc_listener = None
-    if config.irc_port is not None:
-        try:
-            irc_listener = open_listener(config.host, config.irc_port)
-        except OSError:
-            listener.close()
-            raise
+    listeners = open_listeners(config)  # errors surface here, plainly
     anyio.run(
         _serve_until_signalled,
         config,
-        listener,
-        irc_listener,
+        listeners,
         on_started,
         backend=backend,
         backend_options=options,
@@ -52,17 +43,14 @@ def run_server(
 
 async def _serve_until_signalled(
     config: ServerConfig,
-    listener: socket.socket,
-    irc_listener: socket.socket | None,
+    listeners: Listeners,
     on_started: Callable[[ServerConfig, int], None] | None,
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
-            port = await tg.start(
-                partial(run, config, listener=listener, irc_listener=irc_listener)
-            )
+            ports = await tg.start(partial(run, config, listeners=listeners))
             if on_started is not None:
-                on_started(config, port)
+                on_started(config, ports["main"])
             async for _ in signals:
                 break
             tg.cancel_scope.cancel()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias
 
 if TYPE_CHECKING:
-    from ..model import Command, Event
+    from ..model import Bye, Command, Event
 
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "Codec", "Inbound", "LocalReply"]
 
@@ -51,4 +51,21 @@ class Codec(Protocol):
 
     def encode(self, event: Event) -> bytes:
         """Render one event for this peer (may be ``b""`` when the protocol has nothing to say)."""
+        ...
+
+    def greeting(self) -> list[Inbound]:
+        """What happens as the connection opens, before any input: a person on nc is greeted
+        and given a guest nick (an anonymous ``Hello``); protocols whose clients speak first
+        return nothing."""
+        ...
+
+    def keepalive(self, token: str) -> bytes | None:
+        """The bytes that ask a quiet peer to prove it is alive (IRC's ``PING``), or ``None``
+        for a protocol without one (its quiet peers are left alone)."""
+        ...
+
+    @property
+    def hangup(self) -> Bye | None:
+        """Set by the codec when the protocol ends the connection (IRC after a refused server
+        password): the glue sends this goodbye as the last thing and closes."""
         ...

@@ -520,7 +520,11 @@ class IrcCodec:
 
     # ================================================================== sending
 
-    def keepalive(self, token: str) -> bytes:
+    def greeting(self) -> list[Inbound]:
+        """IRC clients speak first (CAP/NICK/USER)."""
+        return []
+
+    def keepalive(self, token: str) -> bytes | None:
         """The server's ``PING`` for an idle client (the glue decides when)."""
         return f"PING :{token}\r\n".encode()
 

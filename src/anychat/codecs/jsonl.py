@@ -397,8 +397,19 @@ class JsonServerCodec:
     name: ClassVar[str] = "jsonl"
     encoding_key: ClassVar[str] = "jsonl"
 
+    #: JSON clients close for themselves; the protocol never hangs up on them.
+    hangup: ClassVar[m.Bye | None] = None
+
     def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self._lines = LineBuffer(max_line_bytes)
+
+    def greeting(self) -> list[Inbound]:
+        """JSON clients speak first (their ``hello``)."""
+        return []
+
+    def keepalive(self, token: str) -> bytes | None:
+        """Clients ping the server (``{"type":"ping"}``), not the other way round."""
+        return None
 
     def feed(self, data: bytes) -> list[Inbound]:
         commands: list[Inbound] = []

@@ -96,8 +96,19 @@ class TextCodec:
     name: ClassVar[str] = "text"
     encoding_key: ClassVar[str] = "text"
 
+    #: A person on nc never asks to leave in a way the protocol must enforce.
+    hangup: ClassVar[m.Bye | None] = None
+
     def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self._lines = LineBuffer(max_line_bytes)
+
+    def greeting(self) -> list[Inbound]:
+        """A person on nc says nothing first: greet them with a guest nick at once."""
+        return [m.Hello()]
+
+    def keepalive(self, token: str) -> bytes | None:
+        """No ping in plain text: a quiet person is just reading."""
+        return None
 
     # ------------------------------------------------------------------ receiving
 

@@ -1,0 +1,174 @@
+"""The broker's rules for commands that need slow work: logins, accounts, history, replays.
+
+These handlers decide who may do what and ask for the slow part with a request effect
+(:mod:`anychat.effects`); :meth:`SlowWork.resume` decides what follows from the outcome. They
+are a mixin of :class:`~anychat.broker.Broker`, kept apart so each module stays small enough
+to hold in mind; they use only the broker state declared below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Generic, TypeVar
+
+from . import model as m
+from .bus import Bus
+from .effects import (
+    Authenticate,
+    CreateAccount,
+    Deliver,
+    Effect,
+    LoginGrant,
+    Outcome,
+    ReadHistory,
+    Request,
+    WarmRooms,
+)
+from .replay import RecentHistory
+from .sessions import Session, SessionState
+
+__all__ = ["SlowWork"]
+
+P = TypeVar("P")
+
+
+class SlowWork(Generic[P]):
+    """Request-making handlers and their continuation (mixed into the broker)."""
+
+    _sessions: dict[P, Session[P]]
+    bus: Bus
+    recent: RecentHistory
+
+    def handle(self, peer: P, command: m.Command) -> list[Effect[P]]:
+        raise NotImplementedError
+
+    def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
+        raise NotImplementedError
+
+    def is_registered(self, nick: str) -> bool:
+        raise NotImplementedError
+
+    def add_registered(self, nick: str) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _refuse(
+        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
+    ) -> list[Effect[P]]:
+        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
+
+    def _login(self, session: Session[P], cmd: m.Login) -> list[Effect[P]]:
+        return [
+            Authenticate(
+                session.peer, cmd.nick, cmd.password, cmd.token, cmd.ref, address=session.address
+            )
+        ]
+
+    def _register_account(self, session: Session[P], cmd: m.Register) -> list[Effect[P]]:
+        nick = session.nick
+        if session.account or self.is_registered(nick):
+            return self._refuse(
+                session, cmd, m.ErrorCode.ACCOUNT_EXISTS, f"{nick} is already registered"
+            )
+        return [
+            CreateAccount(
+                session.peer,
+                nick,
+                cmd.password,
+                since_id=self.bus.next_id,
+                ref=cmd.ref,
+                address=session.address,
+            )
+        ]
+
+    def _history(self, session: Session[P], cmd: m.History) -> list[Effect[P]]:
+        """Who may read what: a room's members its history, an account its private chats."""
+        target = cmd.target
+        viewer = None
+        if target is None:
+            if session.current is None:
+                return self._refuse(session, cmd, m.ErrorCode.NO_ROOM, "you are not in a room")
+            target = session.current.name
+        elif m.is_room(target):
+            room = session.rooms.get(m.casefold(target))
+            if room is None:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NOT_MEMBER, f"join {target} to read its history"
+                )
+            target = room.name
+        else:
+            if not session.account:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.LOGIN_REQUIRED, "log in to read private messages"
+                )
+            viewer = session.nick
+        if cmd.limit < 0:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, "limit may not be negative")
+        return [
+            ReadHistory(
+                session.peer,
+                target,
+                viewer,
+                cmd.before,
+                cmd.after,
+                cmd.limit,
+                settled_upto=self.bus.next_id - 1,
+                ref=cmd.ref,
+            )
+        ]
+
+    def _warm(self, session: Session[P], rooms: tuple[str, ...], then: m.Command) -> WarmRooms[P]:
+        below = self.recent.start_loading(rooms, self.bus.next_id)
+        return WarmRooms(session.peer, rooms, below, then)
+
+    def resume(self, request: Request[P], outcome: Outcome) -> list[Effect[P]]:
+        """The slow part of ``request`` is done: decide what follows from its ``outcome``.
+
+        The peer may have left (or, for a login, been replaced) while it waited; then only
+        what outlives it is kept (loaded history, a created account).
+        """
+        if isinstance(request, WarmRooms):
+            if isinstance(outcome, dict):
+                self.recent.loaded(outcome)
+            return self._continue(request.peer, request.then)
+        session = self._sessions.get(request.peer)
+        if isinstance(outcome, m.Error):
+            if session is None or session.state is SessionState.GONE:
+                return []
+            return [Deliver(outcome, (session.peer,))]
+        if isinstance(request, ReadHistory):
+            if session is None or not isinstance(outcome, m.HistoryPage):
+                return []
+            return [Deliver(outcome, (session.peer,))]
+        assert isinstance(outcome, LoginGrant)
+        if isinstance(request, CreateAccount):
+            self.add_registered(request.nick)
+            if session is None or session.nick != request.nick:
+                return []  # the account exists; its owner logs in to it next time
+        if session is None or session.state is SessionState.GONE:
+            return []
+        logged_in = Deliver(
+            m.LoggedIn(
+                nick=outcome.nick, token=outcome.token, expires=outcome.expires, ref=request.ref
+            ),
+            (session.peer,),
+        )
+        if isinstance(request, Authenticate) and request.then is not None:
+            if session.state is not SessionState.NEW:
+                return []
+            effects = self.log_in(session.peer, outcome.nick)
+            hello = dataclasses.replace(request.then, nick=outcome.nick, password=None, token=None)
+            after = self.handle(session.peer, hello)
+            if _is_active(session):  # the hello may still be refused (nick in use...)
+                effects.append(logged_in)
+            return effects + after
+        return [logged_in, *self.log_in(session.peer, outcome.nick, request.ref)]
+
+    def _continue(self, peer: P, command: m.Command) -> list[Effect[P]]:
+        if peer not in self._sessions:
+            return []
+        return self.handle(peer, command)
+
+
+def _is_active(session: Session[Any]) -> bool:
+    return session.state is SessionState.ACTIVE

@@ -1,0 +1,72 @@
+"""The bus: what one node shares with the others, behind one interface.
+
+One node needs no bus at all, so the default, :class:`~anychat.bus.local.LocalBus`, is a few
+counters and sets in memory that the broker consults synchronously, and the local path pays a
+method call for it, nothing more. A second node needs the same facts shared: who owns which
+nick, which nicks belong to accounts, which nodes have members in a room, the next message id,
+and the events to fan out to other nodes' members. A networked bus (Redis, a later module)
+implements the same interface over a local cache it keeps current, and asks for the round trips
+it cannot answer from that cache (a nick claim racing another node) through request effects,
+the way logins already wait for a password check.
+
+The broker calls the bus; the hub carries out :class:`~anychat.effects.Publish` effects, which
+only a shared bus (``shared`` true) ever makes the broker emit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .. import model as m
+
+__all__ = ["Bus"]
+
+
+class Bus(Protocol):
+    """Nick claims, registered nicks, room membership, message ids, cross-node fan-out."""
+
+    @property
+    def shared(self) -> bool:
+        """True when other nodes exist: the broker then publishes room events to them."""
+        ...
+
+    # ---------------------------------------------------------------- message ids
+
+    @property
+    def next_id(self) -> int:
+        """The id the next message will get: every lower one is taken."""
+        ...
+
+    def allocate_id(self) -> int:
+        """A fresh message id, larger than every id allocated before it in this chat."""
+        ...
+
+    # ---------------------------------------------------------------- nicks
+
+    def claim_nick(self, nick: str) -> bool:
+        """Take ``nick`` (folded) for a session of this node; False if another node holds it."""
+        ...
+
+    def release_nick(self, nick: str) -> None: ...
+
+    def is_registered(self, nick: str) -> bool:
+        """Whether ``nick`` (folded) belongs to an account: only its owner may use it."""
+        ...
+
+    def set_registered(self, nicks: Iterable[str], registered: bool = True) -> None: ...
+
+    # ---------------------------------------------------------------- rooms
+
+    def room_opened(self, room: str) -> None:
+        """This node has members in ``room`` (folded) now: send us its events."""
+        ...
+
+    def room_closed(self, room: str) -> None:
+        """This node's last member of ``room`` left."""
+        ...
+
+    def publish(self, room: str, event: m.Event) -> None:
+        """Hand ``event`` to the other nodes with members in ``room`` (encoded there)."""
+        ...

@@ -1,0 +1,59 @@
+"""The bus of a single node: everything it would share is already here, in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from .. import model as m
+
+__all__ = ["LocalBus"]
+
+
+class LocalBus:
+    """One node, no one to tell: ids count up, claims always succeed, publishing is a no-op.
+
+    Nick collisions between this node's own sessions are the broker's to find (its nick table);
+    a claim here only ever fails for a nick another node holds, and there is none.
+    """
+
+    shared: ClassVar[bool] = False
+
+    def __init__(self, *, first_message_id: int = 1, registered: Iterable[str] = ()) -> None:
+        self._next_id = first_message_id
+        self._registered = set(registered)
+        self.rooms: set[str] = set()
+
+    @property
+    def next_id(self) -> int:
+        return self._next_id
+
+    def allocate_id(self) -> int:
+        msg_id = self._next_id
+        self._next_id = msg_id + 1
+        return msg_id
+
+    def claim_nick(self, nick: str) -> bool:
+        return True
+
+    def release_nick(self, nick: str) -> None:
+        pass
+
+    def is_registered(self, nick: str) -> bool:
+        return nick in self._registered
+
+    def set_registered(self, nicks: Iterable[str], registered: bool = True) -> None:
+        if registered:
+            self._registered.update(nicks)
+        else:
+            self._registered.difference_update(nicks)
+
+    def room_opened(self, room: str) -> None:
+        self.rooms.add(room)
+
+    def room_closed(self, room: str) -> None:
+        self.rooms.discard(room)
+
+    def publish(self, room: str, event: m.Event) -> None:
+        raise AssertionError("a single node has no one to publish to")

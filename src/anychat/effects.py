@@ -1,0 +1,155 @@
+"""What the broker asks the glue to do: deliver, store, disconnect, and slow work to fetch.
+
+The broker never awaits. Everything it decides comes back as one of these small frozen values;
+the hub carries them out. Most effects are immediate (:class:`Deliver`, :class:`Persist`,
+:class:`Disconnect`). The rest are *requests*: work that must wait for a password hash, a token
+check or the store. The hub hands a request to the services, which do the slow part without
+knowing anything about connections or chat rules, and gives the outcome back to
+:meth:`Broker.resume`, which decides what follows (a welcome, an error, a history page).
+
+A request carries everything the service needs, so a service is a plain function of its
+request and the store; and its ``then`` is the command to continue with once it is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Generic, TypeAlias, TypeVar
+
+from . import model as m
+
+__all__ = [
+    "Authenticate",
+    "CreateAccount",
+    "Deliver",
+    "Disconnect",
+    "Effect",
+    "LoginGrant",
+    "Outcome",
+    "Persist",
+    "Publish",
+    "ReadHistory",
+    "Request",
+    "WarmRooms",
+]
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver(Generic[P]):
+    """Send ``event`` to every peer in ``to`` except ``skip``.
+
+    ``to`` may be a live view of a room's members: apply effects before calling the broker again.
+    """
+
+    event: m.Event
+    to: Collection[P]
+    skip: P | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect(Generic[P]):
+    """Send ``bye`` to ``peer`` as its last event, then close it."""
+
+    peer: P
+    bye: m.Bye
+
+
+@dataclass(frozen=True, slots=True)
+class Persist(Generic[P]):
+    """Store ``message``, then send ``ack`` to ``peer`` (an ack promises the message is stored).
+
+    The message itself was already delivered live; only the sender's ack waits for the disk.
+    """
+
+    message: m.Message
+    peer: P
+    ack: m.Ack
+    #: A resend of a message said before (same idempotency key): nothing is written; the ack
+    #: (the original's id) waits for the original to be stored, and fails if that failed.
+    resent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Hand ``event`` to the other nodes that have members in ``room`` (a shared bus only)."""
+
+    room: str
+    event: m.Event
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate(Generic[P]):
+    """Check a password (for ``nick``) or a login token; then continue with ``then``."""
+
+    peer: P
+    nick: str | None
+    password: str | None
+    token: str | None
+    ref: m.Ref
+    #: The hello to finish once logged in, or ``None`` for a login of a chatting session.
+    then: m.Hello | None = None
+    #: The peer's address, for the guessing throttle.
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAccount(Generic[P]):
+    """Register ``nick`` with ``password``; private history counts from ``since_id``."""
+
+    peer: P
+    nick: str
+    password: str
+    since_id: int
+    ref: m.Ref
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadHistory(Generic[P]):
+    """A page of stored messages of ``target``; private ones only for ``viewer``."""
+
+    peer: P
+    target: str
+    #: Set for private history: whose conversation it is (the broker checked the login).
+    viewer: str | None
+    before: int | None
+    after: int | None
+    limit: int
+    #: Every id up to here was assigned when asked: wait until the store has them.
+    settled_upto: int
+    ref: m.Ref
+
+
+@dataclass(frozen=True, slots=True)
+class WarmRooms(Generic[P]):
+    """Load the recent messages of ``rooms`` into memory (for replays), then run ``then``.
+
+    ``below`` is the first id not yet assigned when the broker started remembering new
+    messages of these rooms itself: the store supplies everything under it.
+    """
+
+    peer: P
+    rooms: tuple[str, ...]
+    below: int
+    then: m.Command
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGrant:
+    """A successful login: the account's nick and a token for next time."""
+
+    nick: str
+    token: str
+    expires: float
+
+
+Request: TypeAlias = "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | WarmRooms[P]"
+Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Request[P]"
+#: What a service answers: a grant, a page, the rooms' messages, or why it failed.
+Outcome: TypeAlias = "LoginGrant | m.HistoryPage | dict[str, list[m.Message]] | m.Error"

@@ -1,0 +1,303 @@
+"""The hub: the live connections, and the one place where the broker's effects are carried out.
+
+Everything the hub does to a chat is decided by the :class:`~anychat.broker.Broker`; everything
+it sends is produced by a codec. It owns no sockets and starts no tasks of its own: a reader task
+per connection (:mod:`anychat.reader`) feeds it received bytes, and whoever touched an output
+buffer calls :meth:`Hub.flush` at the end of its batch, so each recipient gets one ``send`` for
+everything that arrived together (DESIGN.md, "The hot path").
+
+Effects are dispatched in one place, :meth:`Hub.apply_one`, which matches every effect type and
+fails type checking when a new one is added without a branch: an effect the hub does not know can
+never be mistaken for another (such as "close the peer").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, assert_never
+
+import anyio
+
+from . import model as m
+from ._version import __version__
+from .broker import Broker
+from .codecs import LocalReply
+from .committer import Committer
+from .effects import (
+    Authenticate,
+    CreateAccount,
+    Deliver,
+    Disconnect,
+    Effect,
+    Persist,
+    Publish,
+    ReadHistory,
+    Request,
+    WarmRooms,
+)
+from .services import Services
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from .config import ServerConfig
+    from .connection import Connection
+    from .store import Store
+
+__all__ = ["Hub"]
+
+logger = logging.getLogger("anychat.server")
+
+#: The effects that ask for slow work, awaited in the reader's own order.
+_REQUESTS = (Authenticate, CreateAccount, ReadHistory, WarmRooms)
+
+#: Matches no codec's encoding key, so the fan-out loop looks the first one up.
+_NO_KEY: Any = object()
+
+
+class Hub:
+    """Owns the set of live connections and applies the broker's effects to them."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        *,
+        first_message_id: int = 1,
+        registered: Iterable[str] = (),
+    ) -> None:
+        self.config = config
+        self.broker: Broker[Connection] = Broker(
+            server_name=config.server_name,
+            version=__version__,
+            default_rooms=config.default_rooms,
+            max_rooms_per_session=config.max_rooms_per_session,
+            first_message_id=first_message_id,
+            registered=registered,
+            require_login=config.require_login,
+            history_length=config.history_length,
+        )
+        self.committer: Committer[Connection] = Committer(
+            store,
+            self._settle,
+            settled_id=first_message_id - 1,
+            unstored=self.broker.forget_unstored,
+        )
+        self.services = Services(config, store, self.committer)
+        self.connections: set[Connection] = set()
+        self._dirty: list[Connection] = []
+        self.stopping = False
+        self._all_closed = anyio.Event()
+        #: The server's task group: writer tasks start here (set when the server starts).
+        self.task_group: TaskGroup | None = None
+
+    # ------------------------------------------------------------------ effects
+
+    def mark_dirty(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+
+    def flush(self) -> None:
+        """One send per touched connection: the end of every received batch calls this."""
+        dirty = self._dirty
+        while dirty:
+            self._dirty = []
+            for conn in dirty:
+                conn.flush()
+            dirty = self._dirty  # a flush may abort a client, whose goodbye dirties others
+
+    def apply(self, effects: Iterable[Effect[Connection]]) -> None:
+        for effect in effects:
+            self.apply_one(effect)
+
+    def apply_one(self, effect: Effect[Connection]) -> None:
+        """Carry out one effect: the only dispatcher, exhaustive by construction.
+
+        A request met here (outside a reader's batch, which awaits its requests in order) is
+        fulfilled in a task of its own.
+        """
+        match effect:
+            case Deliver():
+                self.deliver_many((effect.event,), effect.to, effect.skip)
+            case Persist():
+                self.committer.persist(effect)
+            case Disconnect():
+                effect.peer.close(effect.bye)
+            case Publish():
+                self.broker.bus.publish(effect.room, effect.event)
+            case Authenticate() | CreateAccount() | ReadHistory() | WarmRooms():
+                if self.task_group is not None:
+                    self.task_group.start_soon(self.fulfil, effect)
+            case _:
+                assert_never(effect)
+
+    async def fulfil(self, request: Request[Connection]) -> None:
+        """Await the slow part of a request, then apply what the broker makes of it."""
+        self.flush()
+        outcome = await self.services.fulfil(request)
+        effects = self.broker.resume(request, outcome)
+        while effects:
+            later: list[Effect[Connection]] = []
+            for effect in effects:
+                if isinstance(effect, _REQUESTS):
+                    self.flush()
+                    outcome = await self.services.fulfil(effect)
+                    later.extend(self.broker.resume(effect, outcome))
+                else:
+                    self.apply_one(effect)
+            effects = later
+        self.flush()
+
+    def _settle(self, results: list[tuple[Connection, m.Event]]) -> None:
+        """The committer's answer for a batch: each sender's ack (or why it was not stored)."""
+        for conn, event in results:
+            conn.push(conn.codec.encode(event))
+        self.flush()
+
+    def deliver(self, event: m.Event, to: Iterable[Connection], skip: Connection | None) -> None:
+        """Encode once per codec, then append the same bytes to every recipient's buffer."""
+        self.deliver_many((event,), to, skip)
+
+    def deliver_many(
+        self, events: Sequence[m.Event], to: Iterable[Connection], skip: Connection | None
+    ) -> None:
+        """Fan several events out to the same recipients: one append per recipient for all.
+
+        The loop body is the hottest code in the server, so it is :meth:`Connection.push`
+        inlined: an identity test, one attribute read, and an append per recipient (plus a
+        dirty-list entry for a buffer that was empty). Encodings are made once per codec key,
+        with the last one at hand, since a room is usually all one codec.
+        """
+        dirty = self._dirty
+        key: object = _NO_KEY
+        data = b""
+        encoded: dict[object, bytes] = {}
+        for conn in to:
+            if conn is skip:
+                continue
+            if conn.encoding_key is not key:
+                key = conn.encoding_key
+                cached = encoded.get(key)
+                if cached is None:
+                    encode = conn.codec.encode
+                    cached = encoded[key] = b"".join([encode(event) for event in events])
+                data = cached
+            if not data:
+                continue
+            out = conn.out
+            if not out:
+                if conn.closed:
+                    continue
+                dirty.append(conn)
+            out.append(data)
+
+    async def receive(self, conn: Connection, data: bytes) -> int:
+        """Feed received bytes through the codec and the broker; returns commands handled.
+
+        Requests for slow work (a password check, a store read) are awaited in order, after
+        flushing what earlier commands produced.
+
+        Consecutive messages from this client to one room are fanned out together (one append
+        per member for the whole run instead of one per message). That is safe because a
+        ``Say`` never changes who is in a room, and what is delivered in between only goes to
+        the sender itself (its acks), who is not among the run's recipients; anything else
+        delivers the run first, so every recipient still sees everything in order.
+        """
+        codec = conn.codec
+        commands = codec.feed(data)
+        conn.encoding_key = codec.encoding_key  # IRC capabilities may change the bytes
+        conn.heard_at = anyio.current_time()
+        conn.pinged = False
+        await self.run_commands(conn, commands)
+        return len(commands)
+
+    async def run_commands(
+        self, conn: Connection, commands: Iterable[m.Command | LocalReply]
+    ) -> None:
+        broker = self.broker
+        codec = conn.codec
+        run: list[m.Event] = []
+        run_to: Collection[Connection] = ()
+        for command in commands:
+            if conn.closing or conn.closed:
+                break
+            if isinstance(command, LocalReply):
+                if run:
+                    self.deliver_many(run, run_to, conn)
+                    run = []
+                conn.push(command.data)
+                continue
+            if run and type(command) is not m.Say:
+                self.deliver_many(run, run_to, conn)
+                run = []
+            for effect in broker.handle(conn, command):
+                if type(effect) is not Deliver:
+                    if type(effect) is Persist:
+                        self.apply_one(effect)  # storing delivers nothing: the run goes on
+                        continue
+                    if run:
+                        self.deliver_many(run, run_to, conn)
+                        run = []
+                    if isinstance(effect, _REQUESTS):
+                        await self.fulfil(effect)
+                    else:
+                        self.apply_one(effect)
+                    continue
+                to = effect.to
+                if effect.skip is conn and type(command) is m.Say:
+                    if run and to is not run_to:
+                        self.deliver_many(run, run_to, conn)
+                        run = []
+                    run_to = to
+                    run.append(effect.event)
+                    continue
+                if run and not (type(to) is tuple and len(to) == 1 and to[0] is conn):
+                    self.deliver_many(run, run_to, conn)
+                    run = []
+                self.deliver_many((effect.event,), to, effect.skip)
+            if codec.hangup is not None:
+                break
+        if run:
+            self.deliver_many(run, run_to, conn)
+        if codec.hangup is not None and not conn.closed:
+            # The protocol ends the connection here (IRC after a refused registration or
+            # server password, as IRC servers do): its goodbye is the last word.
+            conn.close(codec.hangup)
+
+    # ------------------------------------------------------------------ connections
+
+    def admit(self, conn: Connection) -> str | None:
+        """Register a new connection, or say why it is refused (the caller sends the bye)."""
+        if self.stopping:
+            return "server shutting down"
+        if len(self.connections) >= self.config.max_connections:
+            return "too many connections"
+        self.connections.add(conn)
+        self.broker.connect(conn, conn.address)
+        conn.task_group = self.task_group
+        return None
+
+    def forget(self, conn: Connection) -> None:
+        """The connection's task is ending: tell the room, and wake shutdown if it waits."""
+        self.connections.discard(conn)
+        conn.closed = True
+        reason = conn.why_closed or "connection closed"
+        session = self.broker.session(conn) if conn in self.broker.peers() else None
+        nick = session.nick if session else ""
+        self.apply(self.broker.disconnect(conn, reason))
+        self.flush()
+        logger.info("%s disconnected%s: %s", conn.address, f" ({nick})" if nick else "", reason)
+        if self.stopping and not self.connections:
+            self._all_closed.set()
+
+    def say_goodbye(self) -> None:
+        """Tell every client the server is going away (best effort, never waits)."""
+        self.stopping = True
+        bye = m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down")
+        for conn in list(self.connections):
+            conn.close(bye)
+        self.flush()
+
+    async def wait_closed(self) -> None:
+        if self.connections:
+            await self._all_closed.wait()

@@ -1,0 +1,49 @@
+"""The idle watcher: ping quiet clients, drop silent ones and those that never register.
+
+One task per server. Scanning every connection each tick costs far less than a timer per
+connection, and a tick of a fraction of the shortest timeout keeps every deadline within that
+fraction. Whether a protocol can be pinged at all is the codec's call (:meth:`Codec.keepalive`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+
+from . import model as m
+from .broker import SessionState
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = ["watch_idle"]
+
+
+async def watch_idle(hub: Hub) -> None:
+    config = hub.config
+    ping_after = config.idle_ping_seconds
+    drop_after = ping_after + config.idle_timeout_seconds
+    register_by = config.registration_timeout_seconds
+    tick = min(ping_after, config.idle_timeout_seconds, register_by, 4.0) / 4
+    broker = hub.broker
+    while True:
+        await anyio.sleep(tick)
+        now = anyio.current_time()
+        for conn in list(hub.connections):
+            if conn.closing or conn.closed:
+                continue
+            session = broker.session(conn) if conn in broker.peers() else None
+            if session is not None and session.state is SessionState.NEW:
+                if now - conn.connected_at > register_by:
+                    conn.close(m.Bye(code=None, reason="registration timed out"))
+                continue
+            quiet = now - conn.heard_at
+            if quiet > drop_after and conn.pinged:
+                conn.close(m.Bye(code=None, reason=f"ping timeout: {int(quiet)} seconds"))
+            elif quiet > ping_after and not conn.pinged:
+                ping = conn.codec.keepalive(config.server_name)
+                if ping is not None:
+                    conn.pinged = True
+                    conn.push(ping)
+        hub.flush()

@@ -1,0 +1,170 @@
+"""One accepted connection's task: sniff the protocol, pick a codec, read until either side ends.
+
+Resource handling: each accepted transport is owned by exactly one task (:func:`serve_peer`),
+which closes it however that task ends. Error handling: an unexpected exception while serving
+one client is logged with its traceback and closes that client only; the server keeps serving
+everyone else (an exception escaping here would end the server's task group).
+
+Flood control lives in the read loop: a client over its command rate is simply read more slowly,
+so TCP pushes back on it, nothing is dropped, and nobody else waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+
+from . import model as m
+from ._version import __version__
+from .codecs.registry import CodecSettings, codec_for
+from .codecs.sniff import Protocol, sniff
+from .connection import Connection
+from .transport import RECV_BYTES, TcpTransport
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .transport import Transport
+
+__all__ = ["serve_peer"]
+
+logger = logging.getLogger("anychat.server")
+
+
+async def serve_peer(
+    hub: Hub, sock: socket.socket, peer: tuple[str, int], protocol: Protocol | None = None
+) -> None:
+    """Serve one accepted socket until either side ends it (``protocol``: skip sniffing)."""
+    with suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    transport: Transport = TcpTransport(sock, peer)
+    conn: Connection | None = None
+    try:
+        first = b""
+        if protocol is None:
+            protocol, first = await _sniff(transport, hub.config.sniff_seconds)
+        if protocol is None:
+            return
+        config = hub.config
+        codec = codec_for(
+            protocol,
+            CodecSettings(
+                server_name=config.server_name,
+                version=__version__,
+                max_line_bytes=config.max_line_bytes,
+            ),
+        )
+        conn = Connection(
+            transport,
+            codec,
+            max_queue_bytes=config.max_queue_bytes,
+            on_dirty=hub.mark_dirty,
+            now=anyio.current_time(),
+        )
+        refused = hub.admit(conn)
+        if refused is not None:
+            logger.warning("refusing %s: %s", transport.address, refused)
+            code = m.ErrorCode.SHUTDOWN if hub.stopping else m.ErrorCode.TOO_MANY_CONNECTIONS
+            conn.close(m.Bye(code=code, reason=f"{refused}, try again later"))
+            conn = None
+            return
+        logger.info("%s connected (%s)", transport.address, codec.name)
+        with conn.scope:
+            greeting = codec.greeting()
+            if greeting:
+                await hub.run_commands(conn, greeting)
+            if first:
+                await hub.receive(conn, first)
+            hub.flush()
+            await _read(hub, conn)
+        conn.closing = True  # ended by the client or by conn.scope: no goodbye due
+    except Exception:
+        logger.exception("error serving %s; closing that connection", transport.address)
+        if conn is not None:
+            conn.closing = True
+    finally:
+        if conn is not None:
+            if not conn.closing and not conn.closed:
+                # Cancelled from outside the connection: the server is shutting down. Say
+                # so now, whichever task the event loop happened to cancel first.
+                conn.close(m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down"))
+            try:
+                hub.forget(conn)
+            except Exception:  # outside the handler above: must never reach the task group
+                logger.exception("error while %s left; the server carries on", transport.address)
+        with suppress(OSError):
+            transport.close()
+
+
+async def _sniff(transport: Transport, seconds: float) -> tuple[Protocol | None, bytes]:
+    """Look at the first bytes (or the silence) to pick a codec; ``None`` = peer left."""
+    first = b""
+    with anyio.move_on_after(seconds):
+        while True:
+            await transport.wait_readable()
+            try:
+                chunk = transport.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return None, b""
+            if not chunk:
+                return None, b""
+            first += chunk
+            protocol = sniff(first)
+            if protocol is not None:
+                return protocol, first
+    return Protocol.TEXT, first
+
+
+async def _read(hub: Hub, conn: Connection) -> None:
+    """The reader: receive, parse, apply, flush; slowed (never cut) by flood control."""
+    transport = conn.transport
+    config = hub.config
+    rate = config.flood_rate
+    burst = float(config.flood_burst)
+    tokens = burst
+    last = anyio.current_time()
+    while not conn.closing:
+        try:
+            data = transport.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            # Only now ask the event loop to watch the socket: a busy client's next batch is
+            # usually there already, and each wait costs registering with the selector and
+            # unregistering again (two system calls per wait on asyncio).
+            await transport.wait_readable()
+            continue
+        except OSError as exc:
+            conn.why_closed = f"connection lost ({exc.strerror or exc})"
+            return
+        if not data:
+            # The peer finished sending (it may still read): let our replies drain first.
+            hub.flush()
+            conn.why_closed = conn.why_closed or "connection closed"
+            if conn.writing:
+                conn.closing = True
+                with anyio.move_on_after(config.shutdown_grace_seconds):
+                    await anyio.sleep_forever()
+            return
+        handled = await hub.receive(conn, data)
+        if rate:
+            now = anyio.current_time()
+            tokens = min(burst, tokens + (now - last) * rate) - handled
+            last = now
+            if tokens < 0:
+                # Leave the rest in the kernel: TCP slows the flooder, nothing is dropped.
+                hub.flush()
+                await anyio.sleep(-tokens / rate)
+                continue
+        # Let every other reader woken in this round of the event loop run before reading
+        # again (a client that always has more to send must not starve the others), then
+        # flush: when several clients' batches arrive together, each recipient gets one send
+        # for all of them, and the first reader back sends for everyone.
+        await anyio.lowlevel.checkpoint()
+        hub.flush()
+    # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
+    await anyio.sleep_forever()

@@ -1,0 +1,49 @@
+"""The broker's records of who is connected and which rooms exist (plain data, no rules)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Generic, TypeVar
+
+__all__ = ["Room", "Session", "SessionState"]
+
+P = TypeVar("P")
+
+
+class SessionState(Enum):
+    #: Connected, no nick yet: only hello, ping and quit are allowed.
+    NEW = "new"
+    #: Registered with a nick: may chat.
+    ACTIVE = "active"
+    #: Left; no longer in any room or nick table.
+    GONE = "gone"
+
+
+@dataclass(eq=False, slots=True)
+class Session(Generic[P]):
+    """The broker's view of one connected client."""
+
+    peer: P
+    address: str = ""
+    nick: str = ""
+    state: SessionState = SessionState.NEW
+    #: Rooms joined, keyed by folded name, in join order.
+    rooms: dict[str, Room[P]] = field(default_factory=dict)
+    #: Where a bare line of text goes (the room joined last), for clients without targets.
+    current: Room[P] | None = None
+    #: Away message ("" = present) and registration time, for whois-style questions.
+    away: str = ""
+    since: float = 0.0
+    #: Folded nick of the account this session logged in to ("" = a guest).
+    account: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class Room(Generic[P]):
+    name: str
+    #: Members keyed by peer, in join order: fan-out iterates this mapping as it is.
+    members: dict[P, Session[P]] = field(default_factory=dict)
+    topic: str = ""
+    topic_setter: str = ""
+    topic_time: float = 0.0

@@ -1,0 +1,116 @@
+"""The byte stream under one connection: what the server reads from and writes to.
+
+A :class:`Connection` and the reader loop talk to a :class:`Transport`, never to a socket, so a
+TLS transport (``ssl.SSLObject`` over memory buffers, fed the bytes the sniffer already read) or
+any other stream slots in without touching the hot path. The calls mirror a non-blocking
+socket's, because that is what the fast path is built on (DESIGN.md, "The hot path"): try to
+receive or send now, and only when that would block ask the event loop to wait.
+
+:class:`TcpTransport` binds its ``recv`` and ``send`` straight to the socket's methods, so plain
+TCP pays no extra call per read or write for the seam.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from contextlib import suppress
+from typing import ClassVar, Protocol
+
+import anyio
+
+__all__ = ["RECV_BYTES", "TcpTransport", "Transport", "is_loopback"]
+
+#: How much one receive asks for: a batch of many lines, and the reader's fairness unit.
+RECV_BYTES = 65536
+
+
+class Transport(Protocol):
+    """A non-blocking byte stream with readiness waits (one per connection)."""
+
+    #: ``host:port`` of the peer, for logs.
+    address: str
+    #: The peer's host alone (per-address limits, the loopback test for plaintext logins).
+    peer_host: str
+
+    @property
+    def secure(self) -> bool:
+        """True when the bytes are encrypted on the wire (TLS)."""
+        ...
+
+    def recv(self, max_bytes: int, /) -> bytes:
+        """What has arrived (``b""`` once the peer finished sending).
+
+        Raises ``BlockingIOError`` when nothing is there yet and ``OSError`` when the stream
+        broke.
+        """
+        ...
+
+    def send(self, data: bytes, /) -> int:
+        """Hand ``data`` on without waiting; returns how many bytes of it were taken.
+
+        Raises ``BlockingIOError`` when none could be and ``OSError`` when the stream broke.
+        """
+        ...
+
+    @property
+    def pending(self) -> bool:
+        """Output this transport accepted but could not pass on yet (TLS records the kernel
+        did not take): the connection's writer keeps running until it is ``False``."""
+        ...
+
+    async def wait_readable(self) -> None: ...
+
+    async def wait_writable(self) -> None:
+        """Wait until :meth:`send` may take more (a TLS transport first flushes ``pending``)."""
+        ...
+
+    def close(self) -> None:
+        """Close without losing what was sent last (no TCP reset over unread input)."""
+        ...
+
+
+class TcpTransport:
+    """Plain TCP: a non-blocking socket awaited with AnyIO (identical on asyncio and trio)."""
+
+    __slots__ = ("address", "peer_host", "recv", "send", "sock")
+
+    secure: ClassVar[bool] = False
+    pending: ClassVar[bool] = False
+
+    def __init__(self, sock: socket.socket, peer: tuple[str, int] | tuple[str, int, int, int]):
+        self.sock = sock
+        self.peer_host = peer[0]
+        self.address = f"{peer[0]}:{peer[1]}"
+        # Bound methods of the socket itself: the seam costs the hot path nothing.
+        self.recv = sock.recv
+        self.send = sock.send
+
+    async def wait_readable(self) -> None:
+        await anyio.wait_readable(self.sock)
+
+    async def wait_writable(self) -> None:
+        await anyio.wait_writable(self.sock)
+
+    def close(self) -> None:
+        """Unread input at ``close()`` would make the kernel send a reset, and the peer could
+        then lose the last lines we sent it (our goodbye): read it away, then shut down."""
+        sock = self.sock
+        with suppress(OSError):
+            while sock.recv(RECV_BYTES):
+                pass
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        anyio.notify_closing(sock)
+        sock.close()
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
