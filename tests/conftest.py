@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 import anychat
+
+from .postgres import PostgresServer, postgres_session
 
 _ALL = {
     "asyncio": ("asyncio", {}),
@@ -35,3 +37,15 @@ async def server() -> AsyncIterator[anychat.Server]:
     """A real server on 127.0.0.1 with a kernel-chosen port."""
     async with anychat.serve(port=0) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A fresh PostgreSQL database for this run, dropped at the end (see tests/postgres.py)."""
+    yield from postgres_session()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A ``postgresql://`` URL of an empty schema of its own, for one test."""
+    return postgres.new_url()

@@ -11,7 +11,7 @@ import pytest
 
 import anychat
 from anychat import model as m
-from anychat.auth import LoginThrottle, TokenIssuer
+from anychat.auth import AccountGate, LoginThrottle, TokenIssuer
 from anychat.errors import (
     LoginFailed,
     LoginRequired,
@@ -172,21 +172,39 @@ async def test_failed_logins_are_delayed_then_forgiven(
     assert not any("nope" in r.getMessage() for r in caplog.records)
 
 
-def test_throttle_grows_caps_and_resets() -> None:
+def test_throttle_grows_caps_and_resets_per_address() -> None:
     now = [0.0]
     throttle = LoginThrottle(
         base_seconds=1, cap_seconds=8, forget_seconds=100, clock=lambda: now[0]
     )
-    assert throttle.delay("alice", "1.2.3.4:5") == 0
+    assert throttle.delay("1.2.3.4") == 0
     delays = []
     for _ in range(6):
-        throttle.failed("alice", "1.2.3.4:5")
-        delays.append(throttle.delay("alice", "9.9.9.9:1"))
-    assert delays == [1, 2, 4, 8, 8, 8]  # per account, whatever the address
-    assert throttle.delay("bob", "1.2.3.4:77") == 8  # per address, whatever the account
-    assert throttle.delay("bob", "5.5.5.5:1") == 0
-    throttle.succeeded("alice", "1.2.3.4:5")
-    assert throttle.delay("alice", "1.2.3.4:5") == 0
-    throttle.failed("carol", "7.7.7.7:1")
+        throttle.failed("1.2.3.4")
+        delays.append(throttle.delay("1.2.3.4"))
+    assert delays == [1, 2, 4, 8, 8, 8]
+    assert throttle.delay("5.5.5.5") == 0  # another address (the owner's) is not slowed
+    throttle.succeeded("1.2.3.4")
+    assert throttle.delay("1.2.3.4") == 0
+    throttle.failed("7.7.7.7")
     now[0] = 101.0
-    assert throttle.delay("carol", "7.7.7.7:1") == 0  # never a permanent lockout
+    assert throttle.delay("7.7.7.7") == 0  # never a permanent lockout
+
+
+def test_account_gate_allows_one_check_per_interval_whoever_asks() -> None:
+    now = [0.0]
+    gate = AccountGate(interval_seconds=1.0, clock=lambda: now[0])
+    started = 0
+    waits: list[float] = []
+    # 200 parallel guessers polling every 10 ms for 5 seconds, as the services' loop would.
+    for tick in range(500):
+        now[0] = tick / 100
+        for _ in range(200):
+            wait = gate.try_start("Victim")
+            if not wait:
+                started += 1
+            else:
+                waits.append(wait)
+    assert started == 5  # one per second, not 200 per second
+    assert max(waits) <= 1.0
+    assert gate.try_start("someone-else") == 0.0  # other accounts are not held up

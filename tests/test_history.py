@@ -17,8 +17,11 @@ from anychat.store.memory import MemoryStore
 SECRET = "s" * 40
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")  # skips without PostgreSQL
+        return url
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
 
 

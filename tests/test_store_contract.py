@@ -1,4 +1,4 @@
-"""One contract, every store: memory and SQLite must answer every query identically."""
+"""One contract, every store: memory, SQLite and PostgreSQL answer every query identically."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ import pytest
 
 from anychat import model as m
 from anychat.errors import ConfigError, StoreError
-from anychat.store import Account, Store, open_store, parse_url
+from anychat.store import Account, Store, describe_url, open_store, parse_url
 from anychat.store.sqlite import MIGRATIONS
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def store_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store of ``kind``; PostgreSQL only when asked for (it may skip)."""
+    if kind == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'chat.db'}"
-    async with open_store(url) as opened:
+    async with open_store(store_url(request.param, request, tmp_path)) as opened:
         yield opened
 
 
@@ -97,12 +104,29 @@ async def test_kinds_and_unicode_survive(store: Store) -> None:
     assert back.text == action.text
 
 
-async def test_closed_store_raises_store_error(tmp_path: Path) -> None:
-    for url in ("memory://", f"sqlite:///{tmp_path / 'x.db'}"):
-        async with open_store(url) as store:
-            pass
-        with pytest.raises(StoreError):
-            await store.last_message_id()
+async def test_closed_store_raises_store_error(store: Store) -> None:
+    await store.aclose()
+    with pytest.raises(StoreError):
+        await store.last_message_id()
+    with pytest.raises(StoreError):
+        await store.append_messages([msg(1, "a", "#r")])
+    await store.aclose()  # closing twice is harmless
+
+
+async def test_texts_come_back_exactly(store: Store) -> None:
+    """Whatever a codec lets through comes back byte for byte: NUL (which PostgreSQL text
+    cannot hold), backslashes next to it, C0/C1 controls, bidi overrides, long lines."""
+    texts = [
+        "a\x00b",
+        "\x00",
+        "\\0 and \\\x00\\",
+        "\\0 not escaped",
+        "\x01\x1b[2J\x7f\x9b bidi \u202e\u2066 done",
+        "\U0001f600" * 2000,
+        "",
+    ]
+    await store.append_messages([msg(i, "ann", "#r", t) for i, t in enumerate(texts, 1)])
+    assert [x.text for x in await store.history("#r", limit=50)] == texts
 
 
 async def test_sqlite_reopens_with_data_and_schema_version(tmp_path: Path) -> None:
@@ -138,9 +162,19 @@ def test_store_urls() -> None:
     assert parse_url("sqlite:///chat.db") == ("sqlite", "chat.db")
     assert parse_url("sqlite:////abs/chat.db") == ("sqlite", "/abs/chat.db")
     assert parse_url("memory://") == ("memory", "")
-    for bad in ("postgres://x", "chat.db", "sqlite://", "sqlite:///"):
+    url = "postgresql://ann@127.0.0.1:5432/chat"
+    assert parse_url(url) == ("postgresql", url)
+    assert parse_url("postgres://db.example/chat") == ("postgresql", "postgres://db.example/chat")
+    for bad in ("chat.db", "sqlite://", "sqlite:///", "mysql://x", "postgresql:x"):
         with pytest.raises(ConfigError, match="ANYCHAT_DATABASE_URL"):
             parse_url(bad)
+    with pytest.raises(ConfigError) as info:
+        parse_url("pgsql://ann:hunter2@host/db")
+    assert "hunter2" not in str(info.value)
+    assert describe_url("postgresql://ann:hunter2@h/db") == "postgresql://ann:***@h/db"
+    assert describe_url("postgresql://h/db?sslmode=require&password=x1") == (
+        "postgresql://h/db?sslmode=require&password=***"
+    )
 
 
 async def test_sqlite_migrates_an_old_database(tmp_path: Path) -> None:

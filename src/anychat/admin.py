@@ -1,7 +1,7 @@
 """Admin commands: ``anychat users add|list|delete|passwd`` and ``anychat history export``.
 
 They open the store the server uses (``--database-url`` / ``ANYCHAT_DATABASE_URL``) directly.
-SQLite's WAL mode lets them run beside a live server; a running server learns of an account added
+SQLite's WAL mode lets them run beside a live server (PostgreSQL is made for that); a running server learns of an account added
 here when it is first used to log in (until then a guest could still hold that nick).
 
 Passwords are prompted without echo (twice, to catch typos) or, when stdin is not a terminal,
@@ -37,7 +37,10 @@ history_app = typer.Typer(no_args_is_help=True, help="Read stored history.")
 
 DatabaseOption = Annotated[
     str,
-    typer.Option(envvar="ANYCHAT_DATABASE_URL", help="sqlite:///path/file.db (or memory://)."),
+    typer.Option(
+        envvar="ANYCHAT_DATABASE_URL",
+        help="sqlite:///path/file.db, postgresql://user@host/db (or memory://).",
+    ),
 ]
 
 

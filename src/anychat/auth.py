@@ -25,6 +25,7 @@ from . import model as m
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
+    "AccountGate",
     "LoginThrottle",
     "TokenError",
     "TokenIssuer",
@@ -146,13 +147,58 @@ class _Record:
     last: float = 0.0
 
 
-class LoginThrottle:
-    """Exponential delay for failed logins, per account and per address.
+class AccountGate:
+    """At most one password check per account per ``interval`` seconds, whoever asks.
 
-    The delay before a login attempt is answered is ``base * 2 ** (failures - 1)`` seconds,
-    capped at ``cap``, using the larger of the account's and the address's failure counts.
-    A success clears the account's and the address's counts; records idle for ``forget_seconds``
-    are dropped, so neither memory nor a lockout grows without bound. Pure: the clock is injected.
+    Parallel guessing (many connections, many addresses) against one account gets one guess
+    per interval in all. :meth:`try_start` either takes the account's next slot or says how
+    long until it is free; callers that are refused wait and ask again, and the services let
+    addresses without failures ask first, so the account's owner waits about one interval
+    while an attack is going on. Pure: the clock is injected.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_records: int = 100_000,
+    ) -> None:
+        self.interval_seconds = interval_seconds
+        self._clock = clock
+        self._max_records = max_records
+        self._last_start: dict[str, float] = {}
+
+    def remaining(self, nick: str) -> float:
+        """Seconds until a check of ``nick`` may start (0.0: now), taking nothing."""
+        last = self._last_start.get(m.casefold(nick))
+        if last is None:
+            return 0.0
+        return max(0.0, last + self.interval_seconds - self._clock())
+
+    def try_start(self, nick: str) -> float:
+        """0.0 if a check of ``nick`` may start now (the slot is taken), else seconds to wait."""
+        now = self._clock()
+        key = m.casefold(nick)
+        last = self._last_start.get(key)
+        if last is not None and now - last < self.interval_seconds:
+            return last + self.interval_seconds - now
+        if len(self._last_start) >= self._max_records:
+            cutoff = now - self.interval_seconds
+            self._last_start = {k: t for k, t in self._last_start.items() if t > cutoff}
+        self._last_start[key] = now
+        return 0.0
+
+
+class LoginThrottle:
+    """Exponential delay for failed logins, per address.
+
+    The delay before an address's next login attempt is answered is
+    ``base * 2 ** (failures - 1)`` seconds, capped at ``cap``. A success clears the address's
+    count; records idle for ``forget_seconds`` are dropped, so neither memory nor a lockout
+    grows without bound. Guessing one account from many addresses at once is
+    :class:`AccountGate`'s to stop: a per-account delay here would make the account's owner
+    wait out an attacker's failures. Pure: the clock is injected.
     """
 
     def __init__(
@@ -171,41 +217,33 @@ class LoginThrottle:
         self._max_records = max_records
         self._records: dict[str, _Record] = {}
 
-    def _keys(self, nick: str | None, address: str) -> list[str]:
-        host = address.rpartition(":")[0] or address
-        keys = [f"addr:{host}"]
-        if nick:
-            keys.append(f"nick:{m.casefold(nick)}")
-        return keys
+    def failures(self, host: str) -> int:
+        """Recent failures from ``host`` (0 once forgotten)."""
+        record = self._records.get(host)
+        if record is None:
+            return 0
+        if self._clock() - record.last > self.forget_seconds:
+            del self._records[host]
+            return 0
+        return record.failures
 
-    def delay(self, nick: str | None, address: str) -> float:
+    def delay(self, host: str) -> float:
         """Seconds to wait before answering this attempt (0 when nothing failed lately)."""
-        now = self._clock()
-        failures = 0
-        for key in self._keys(nick, address):
-            record = self._records.get(key)
-            if record is None:
-                continue
-            if now - record.last > self.forget_seconds:
-                del self._records[key]
-                continue
-            failures = max(failures, record.failures)
+        failures = self.failures(host)
         if failures == 0:
             return 0.0
         return float(min(self.cap_seconds, self.base_seconds * 2 ** min(failures - 1, 60)))
 
-    def failed(self, nick: str | None, address: str) -> None:
+    def failed(self, host: str) -> None:
         now = self._clock()
         if len(self._records) >= self._max_records:
             self._prune(now)
-        for key in self._keys(nick, address):
-            record = self._records.setdefault(key, _Record())
-            record.failures += 1
-            record.last = now
+        record = self._records.setdefault(host, _Record())
+        record.failures += 1
+        record.last = now
 
-    def succeeded(self, nick: str | None, address: str) -> None:
-        for key in self._keys(nick, address):
-            self._records.pop(key, None)
+    def succeeded(self, host: str) -> None:
+        self._records.pop(host, None)
 
     def _prune(self, now: float) -> None:
         stale = [k for k, r in self._records.items() if now - r.last > self.forget_seconds]

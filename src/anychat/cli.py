@@ -117,7 +117,8 @@ def serve(
         str,
         typer.Option(
             envvar="ANYCHAT_DATABASE_URL",
-            help="Accounts and history: sqlite:///path/file.db or memory://.",
+            help="Accounts and history: sqlite:///path/file.db, postgresql://user@host/db "
+            "(needs anychat[cluster]) or memory://.",
         ),
     ] = DEFAULT_DATABASE_URL,
     secret: Annotated[
@@ -184,7 +185,9 @@ def serve(
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
         if config.irc_port is not None:
             typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
-        where = config.database_url
+        from .store import describe_url
+
+        where = describe_url(config.database_url)  # a PostgreSQL password stays off the screen
         if where.startswith("sqlite:///"):
             where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
         typer.echo(f"anychat: storing accounts and history in {where}")

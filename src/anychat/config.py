@@ -107,6 +107,8 @@ class ServerConfig:
     #: First delay after a failed login; it doubles per failure up to the cap.
     login_delay_seconds: float = 0.25
     login_delay_cap_seconds: float = 30.0
+    #: Password checks against one account start at most this often, whoever asks.
+    login_interval_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -132,7 +134,11 @@ class ServerConfig:
             )
         if self.history_length < 0 or self.token_ttl_seconds <= 0:
             raise ConfigError("history_length must be >= 0 and token_ttl_seconds positive")
-        if self.login_delay_seconds < 0 or self.login_delay_cap_seconds < 0:
+        if (
+            self.login_delay_seconds < 0
+            or self.login_delay_cap_seconds < 0
+            or self.login_interval_seconds < 0
+        ):
             raise ConfigError("login delays may not be negative")
         from .store import parse_url
 

@@ -24,7 +24,7 @@ from .idle import watch_idle
 from .listeners import ListenerSpec, accept_loop, open_listener
 from .reader import serve_peer
 from .resend import MAX_KEYS
-from .store import Store, open_store
+from .store import Store, describe_url, open_store
 
 __all__ = ["Server", "open_listener", "open_listeners", "run", "serve"]
 
@@ -78,7 +78,7 @@ async def run(
         hub.broker.sent.stored(await store.keyed_messages(MAX_KEYS))
         logger.info(
             "store %s: %d messages so far, %d accounts",
-            config.database_url,
+            describe_url(config.database_url),  # a PostgreSQL password stays out of the log
             last_id,
             len(registered),
         )

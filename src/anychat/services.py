@@ -21,6 +21,7 @@ import anyio
 
 from . import model as m
 from .auth import (
+    AccountGate,
     LoginThrottle,
     TokenError,
     TokenIssuer,
@@ -38,6 +39,7 @@ from .effects import (
     WarmRooms,
 )
 from .errors import StoreError
+from .login_queue import LoginQueue
 from .store import Account, Store
 
 if TYPE_CHECKING:
@@ -77,6 +79,9 @@ class Services:
         self.throttle = LoginThrottle(
             base_seconds=config.login_delay_seconds, cap_seconds=config.login_delay_cap_seconds
         )
+        self.login_queue = LoginQueue(
+            AccountGate(interval_seconds=config.login_interval_seconds), self.throttle
+        )
 
     async def fulfil(self, request: Request[Any]) -> Outcome:
         """Do the slow part of ``request``; never raises for a client's mistake."""
@@ -97,19 +102,20 @@ class Services:
         return LoginGrant(nick=nick, token=token, expires=expires)
 
     async def _authenticate(self, req: Authenticate[Any]) -> LoginGrant | m.Error:
-        """The account's grant if the password or token is right; else why not."""
+        """The account's grant if the password or token is right; else why not.
+
+        Guessing is slowed twice: an address with failures waits longer each time (its own
+        fault, whatever account it tries), and each account gets at most one password check per
+        ``login_interval_seconds`` however many connections or addresses ask (so parallel
+        guessing gains nothing). A valid token is never delayed: it proves what a password would.
+        """
         nick, address, ref = req.nick, req.address, req.ref
-        delay = self.throttle.delay(nick, address)
-        if delay:
-            logger.info(
-                "delaying login for %s from %s by %.2f s after failures", nick, address, delay
-            )
-            await anyio.sleep(delay)
+        host = address.rpartition(":")[0] or address
         if req.token is not None:
             try:
                 token_nick = self.tokens.check(req.token)
             except TokenError as exc:
-                self.throttle.failed(None, address)
+                self.throttle.failed(host)
                 return m.Error(code=exc.code, text=exc.text, ref=ref)
             if nick is not None and m.casefold(nick) != m.casefold(token_nick):
                 return m.Error(
@@ -120,8 +126,12 @@ class Services:
             nick = token_nick
         failed = m.Error(code=m.ErrorCode.LOGIN_FAILED, text=_LOGIN_FAILED, ref=ref)
         if not nick or not m.valid_nick(nick):
-            self.throttle.failed(None, address)
+            self.throttle.failed(host)
             return failed
+        if req.token is None:
+            refusal = await self._wait_for_turn(nick, host, ref)
+            if refusal is not None:
+                return refusal
         try:
             account = await self.store.get_account(nick)
         except StoreError as exc:
@@ -137,12 +147,27 @@ class Services:
         elif not await verify_password_async(
             account.password_hash if account else None, req.password or ""
         ):
-            self.throttle.failed(nick, address)
+            self.throttle.failed(host)
             logger.info("failed login for %s from %s", nick, address)
             return failed
         assert account is not None
-        self.throttle.succeeded(nick, address)
+        self.throttle.succeeded(host)
         return self._grant(account.nick)
+
+    async def _wait_for_turn(self, nick: str, host: str, ref: m.Ref) -> m.Error | None:
+        """Sleep out this address's delay, then wait for the account's next check slot."""
+        delay = self.throttle.delay(host)
+        if delay:
+            logger.info("delaying login for %s from %s by %.2f s after failures", nick, host, delay)
+            await anyio.sleep(delay)
+        if await self.login_queue.turn(nick, host):
+            return None
+        logger.info("turning away a login for %s from %s: too many in line", nick, host)
+        return m.Error(
+            code=m.ErrorCode.LOGIN_FAILED,
+            text="too many login attempts for this account right now; try again in a minute",
+            ref=ref,
+        )
 
     async def _create_account(self, req: CreateAccount[Any]) -> LoginGrant | m.Error:
         problem = password_problem(req.password)

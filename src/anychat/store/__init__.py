@@ -1,9 +1,10 @@
 """Accounts and message history behind one narrow interface, so the backend is a URL away.
 
 ``memory://`` serves tests and throwaway servers; ``sqlite:///path`` is the embedded, durable
-default. The interface is deliberately small (create/get/list/delete an account, append a batch of
-messages in one transaction, read a page of history, the last id, the keys of recent messages) so a Redis store can implement it
-with hashes and streams later. Implementations raise :class:`~anychat.errors.StoreError` for every
+default; ``postgresql://user@host/db`` (or ``postgres://``) is shared by several nodes and needs
+the ``cluster`` extra (psycopg, imported only for such a URL). The interface is deliberately small
+(create/get/list/delete an account, append a batch of messages in one transaction, read a page of
+history, the last id, the idempotency keys of recent messages) so any database can implement it. Implementations raise :class:`~anychat.errors.StoreError` for every
 failure of the medium, never a driver exception.
 
 History visibility is decided here, in one place: a room's history is the room's messages; a
@@ -13,6 +14,7 @@ nick means all of the viewer's private messages). Nobody reads somebody else's p
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +23,15 @@ from typing import Final, Protocol
 from .. import model as m
 from ..errors import ConfigError
 
-__all__ = ["MAX_HISTORY_LIMIT", "Account", "Store", "open_store", "parse_url", "visible"]
+__all__ = [
+    "MAX_HISTORY_LIMIT",
+    "Account",
+    "Store",
+    "describe_url",
+    "open_store",
+    "parse_url",
+    "visible",
+]
 
 #: The largest page a history query returns, whatever the caller asks for.
 MAX_HISTORY_LIMIT: Final = 500
@@ -111,12 +121,16 @@ def check_query(target: str, viewer: str | None, limit: int) -> int:
 
 
 def parse_url(url: str) -> tuple[str, str]:
-    """``(scheme, rest)`` for a store URL; ConfigError naming the setting when unusable."""
+    """``(scheme, rest)`` for a store URL; ConfigError naming the setting when unusable.
+
+    For PostgreSQL, ``rest`` is the whole URL (libpq parses it when the store opens)."""
     scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres") and sep:
+        return "postgresql", url
     if not sep or scheme not in ("memory", "sqlite"):
         raise ConfigError(
-            f"ANYCHAT_DATABASE_URL: unsupported store URL {url!r} "
-            "(use sqlite:///path/to/file.db or memory://)"
+            f"ANYCHAT_DATABASE_URL: unsupported store URL {describe_url(url)!r} "
+            "(use sqlite:///path/to/file.db, postgresql://user@host/dbname or memory://)"
         )
     if scheme == "sqlite":
         # sqlite:///relative.db and sqlite:////abs/path.db, as SQLAlchemy spells them.
@@ -124,6 +138,12 @@ def parse_url(url: str) -> tuple[str, str]:
             raise ConfigError(f"ANYCHAT_DATABASE_URL: {url!r} names no file (sqlite:///chat.db)")
         rest = rest[1:]
     return scheme, rest
+
+
+def describe_url(url: str) -> str:
+    """A store URL as errors and logs may show it: any password in it is replaced by ``***``."""
+    url = re.sub(r"(://[^/?#@:]*:)[^/?#@]*@", r"\1***@", url)
+    return re.sub(r"(?i)\b(password=)[^&\s]*", r"\1***", url)
 
 
 @asynccontextmanager
@@ -135,6 +155,15 @@ async def open_store(url: str) -> AsyncIterator[Store]:
         from .memory import MemoryStore
 
         store = MemoryStore()
+    elif scheme == "postgresql":
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                f"ANYCHAT_DATABASE_URL: PostgreSQL needs psycopg ({exc}); "
+                "install it with: pip install 'anychat[cluster]'"
+            ) from exc
+        store = await PostgresStore.open(rest)
     else:
         from .sqlite import SqliteStore
 
