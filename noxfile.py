@@ -109,3 +109,14 @@ def faults(session: nox.Session) -> None:
         "tests/test_resend.py",
         *session.posargs,
     )
+
+
+@nox.session
+def weechat(session: nox.Session) -> None:
+    """Opt-in: a real weechat (headless) joins, is made an operator, and reads a message.
+
+    Needs Debian's weechat-headless (``apt-get install weechat-headless``); not in the default run.
+    """
+    install(session, "test")
+    session.env["ANYCHAT_WEECHAT_SMOKE"] = "1"
+    session.run("pytest", "tests/test_weechat_smoke.py", *session.posargs)

@@ -12,6 +12,7 @@ import sys
 
 from anychat import model
 from anychat.codecs.jsonl import JsonClientCodec
+from anychat.safetext import safe_text
 
 
 def say_once(host: str, port: int, text: str, nick: str = "blocky") -> model.Ack:
@@ -25,7 +26,7 @@ def say_once(host: str, port: int, text: str, nick: str = "blocky") -> model.Ack
                 raise ConnectionError("server closed the connection")
             for event in codec.feed(data):
                 if isinstance(event, model.Error):
-                    raise RuntimeError(f"server refused: {event.text}")
+                    raise RuntimeError(f"server refused: {safe_text(event.text)}")
                 if isinstance(event, model.Ack) and event.ref == "say":
                     sock.sendall(codec.encode(model.Quit()))
                     return event

@@ -17,9 +17,14 @@ async def echo(host: str, port: int, *, max_messages: int | None = None) -> None
     """Echo until the connection ends (or ``max_messages`` were answered, for tests)."""
     async with anychat.connect(host, port, nick="echobot") as bot:
         answered = 0
+        # Only what is said from now on: messages replayed on joining a room are not yielded
+        # unless asked for (``connect(..., history=True)``; then ``event.history`` tells them).
         async for event in bot:
-            if not isinstance(event, anychat.Message) or event.history:
+            if not isinstance(event, anychat.Message):
                 continue
+            # ``event.text`` is exactly what the sender typed, escape sequences included: print
+            # ``event.safe_text``, which cannot drive your terminal.
+            print(f"{event.sender} -> {event.target}: {event.safe_text}")
             # A room message is echoed to the room; a private one back to its sender.
             reply_to = event.target if event.target.startswith("#") else event.sender
             await bot.send(reply_to, f"{event.sender} said: {event.text}")

@@ -1,4 +1,4 @@
-"""A bot written in plain trio: counts messages and reports on ``!count``.
+"""A bot written in plain trio: counts the messages said since it came, reports on ``!count``.
 
 anychat's client is built on AnyIO, so it runs inside any trio program as it is: no adapters.
 Run: ``python examples/trio_bot.py [host] [port]``.
@@ -18,6 +18,7 @@ async def count_bot(host: str, port: int, *, stop_after_reports: int | None = No
     counts: Counter[str] = Counter()
     reports = 0
     async with anychat.connect(host, port, nick="countbot") as bot:
+        # Live messages only (the default): what was said before the bot came is not counted.
         async for event in bot:
             if not isinstance(event, anychat.Message) or not event.target.startswith("#"):
                 continue

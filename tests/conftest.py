@@ -27,6 +27,19 @@ _INSTALLED = [
 BACKENDS = os.environ.get("ANYCHAT_BACKENDS", ",".join(_INSTALLED)).split(",")
 
 
+@pytest.fixture(autouse=True)
+def _own_data_and_config_dirs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test (nor any ``anychat`` subprocess it starts) reads or writes the user's real
+    data directory, token file or secret: each test gets its own, empty."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    for variable in ("ANYCHAT_DATA_DIR", "ANYCHAT_DATABASE_URL", "ANYCHAT_PASSWORD"):
+        monkeypatch.delenv(variable, raising=False)
+
+
 @pytest.fixture(params=[pytest.param(_ALL[name], id=name) for name in BACKENDS])
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     return request.param  # type: ignore[no-any-return]

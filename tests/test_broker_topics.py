@@ -92,3 +92,33 @@ def test_quit_reason_is_the_goodbye_everyone_hears() -> None:
     (plain,) = broker.handle("cy", m.Quit())
     assert isinstance(plain, Disconnect)
     assert plain.bye.reason == "goodbye"
+
+
+def test_whois_idle_time_counts_from_the_last_message() -> None:
+    now = [100.0]
+    broker: Broker[str] = Broker(default_rooms=(), clock=lambda: now[0])
+    for peer in ("ada", "bob"):
+        broker.connect(peer)
+        broker.handle(peer, m.Hello(nick=peer))
+    broker.handle("bob", m.Join(room="#a"))
+
+    def idle() -> float:
+        ((info, _),) = deliveries(broker.handle("ada", m.Whois(nick="bob")))
+        assert isinstance(info, m.UserInfo)
+        return info.idle
+
+    now[0] = 160.0
+    assert idle() == 60.0  # silent since registering
+    broker.handle("bob", m.Say(target="#a", text="hi"))
+    now[0] = 400.0
+    assert idle() == 240.0
+    broker.handle("bob", m.Say(target="ada", text="psst"))
+    assert idle() == 0.0
+
+
+def test_whois_idle_reaches_irc_and_json_clients() -> None:
+    from anychat.codecs.jsonl import JsonClientCodec, JsonServerCodec
+
+    info = m.UserInfo(nick="bob", since=100.0, idle=75.5)
+    (decoded,) = JsonClientCodec().feed(JsonServerCodec().encode(info))
+    assert decoded == info

@@ -154,3 +154,36 @@ def test_port_comes_from_the_environment() -> None:
         assert proc.wait(timeout=10) == 0
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_uvloop_not_installed_says_how_to_install_it() -> None:
+    script = (
+        "import sys; sys.modules['uvloop'] = None; "  # as if uvloop were not installed
+        "sys.argv = ['anychat', 'serve', '--uvloop', '--port', '0']; "
+        "from anychat.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "anychat: --uvloop needs uvloop, which is not installed: pip install 'anychat[uvloop]'\n"
+    )
+
+
+def test_serve_help_describes_every_option() -> None:
+    result = subprocess.run(
+        [*ANYCHAT, "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0
+    options = re.findall(r"^\W*(--[a-z-]+)(.*)$", result.stdout, re.MULTILINE)
+    assert {"--max-connections", "--max-line-bytes", "--data-dir"} <= {o for o, _ in options}
+    for option, rest in options:
+        # Each option's row carries words of help beyond its type and default.
+        words = re.sub(r"\[[^\]]*\]|INTEGER|FLOAT|TEXT|PATH|DIRECTORY|RANGE|[<>=x.0-9-]", "", rest)
+        assert re.search(r"[a-z]{3,}", words), f"{option} has no help: {rest!r}"

@@ -24,21 +24,25 @@ def load(name: str) -> ModuleType:
     return module
 
 
-async def test_echo_bot_echoes(server: anychat.Server) -> None:
+async def test_echo_bot_echoes(server: anychat.Server, capsys: pytest.CaptureFixture[str]) -> None:
     echo_bot = load("echo_bot")
     async with anychat.connect(*server.address, nick="ada") as ada:
+        await ada.send("#general", "said before the bot came")  # replayed: not echoed
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: echo_bot.echo(server.host, server.port, max_messages=1))
             await ada.wait_for(m.Joined, lambda e: e.nick == "echobot")
-            await ada.send("#general", "ping?")
+            await ada.send("#general", "ping? \x1b]0;pwned\x07")
             reply = await ada.wait_for(m.Message, lambda e: e.sender == "echobot")
-        assert reply.text == "ada said: ping?"
+        assert reply.text == "ada said: ping? \x1b]0;pwned\x07"
+    printed = capsys.readouterr().out
+    assert printed == "ada -> #general: ping? \ufffd]0;pwned\ufffd\n"
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_trio_bot_counts(server: anychat.Server, anyio_backend: object) -> None:
     trio_bot = load("trio_bot")
     async with anychat.connect(*server.address, nick="ada") as ada:
+        await ada.send("#general", "before the bot")  # replayed to the bot on joining: not new
         async with anyio.create_task_group() as tg:
             tg.start_soon(
                 lambda: trio_bot.count_bot(server.host, server.port, stop_after_reports=1)

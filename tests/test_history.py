@@ -38,7 +38,9 @@ async def test_join_replays_recent_messages_marked_as_history(server: anychat.Se
         async with anychat.connect(*server.address, nick="ann") as ann:
             for i in range(5):
                 await ann.send("#general", f"m{i}")
-            async with anychat.connect(*server.address, nick="bob", autojoin=False) as bob:
+            async with anychat.connect(
+                *server.address, nick="bob", autojoin=False, history=True
+            ) as bob:
                 await bob.join("#general")
                 replay = [await bob.wait_for(m.Message) for _ in range(3)]
                 assert [x.text for x in replay] == ["m2", "m3", "m4"]
@@ -123,7 +125,7 @@ async def test_ack_means_stored_and_ids_continue_after_restart(tmp_path: Path) -
             first = await ann.send("#general", "before restart")
         async with (
             anychat.serve(port=0, database_url=url) as srv,
-            anychat.connect(*srv.address, nick="ann") as ann,
+            anychat.connect(*srv.address, nick="ann", history=True) as ann,
         ):
             replayed = await ann.wait_for(m.Message)
             assert (replayed.id, replayed.text, replayed.history) == (

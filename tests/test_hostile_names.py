@@ -98,7 +98,7 @@ async def test_escape_room_is_refused_and_never_reaches_an_nc_user() -> None:
             for raw in ("\u009b", "\u202e", "\u2028", "\u2029"):
                 assert raw.encode() not in transcript
             assert b"<mallory> \xef\xbf\xbdevil\xef\xbf\xbd" in transcript
-            assert b"* rooms: #general (2)" in transcript
+            assert b"*   #general (2)" in transcript
             assert b"no such nick" in transcript
 
 

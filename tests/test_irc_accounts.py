@@ -76,7 +76,7 @@ async def test_registered_user_logs_in_with_sasl_and_chats(
         irc_port(accounts_server), "ada", sasl_login="ada", password=PASSWORD
     ) as ada:
         logged = await ada.wait_for("loggedin")
-        assert logged.arguments[:2] == ["ada!ada@anychat", "ada"]
+        assert logged.arguments[:2] == ["ada!~ada@anychat", "ada"]
         await ada.wait_for("saslsuccess")
         welcome = await ada.wait_for("welcome")
         assert welcome.target == "ada"
@@ -195,7 +195,7 @@ async def test_sasl_after_registration_takes_the_account_nick(
         await peer.wait_for("authenticate", lambda e: e.target == "+")
         await peer.call("send_raw", f"AUTHENTICATE {plain_payload('ada', PASSWORD)}")
         logged = await peer.wait_for("loggedin")
-        assert logged.arguments[:2] == ["visitor!visitor@anychat", "ada"]
+        assert logged.arguments[:2] == ["visitor!~visitor@anychat", "ada"]
         await peer.wait_for("saslsuccess")
         own = await peer.wait_for("nick")
         assert (own.source.nick, own.target) == ("visitor", "ada")

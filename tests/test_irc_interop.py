@@ -158,6 +158,8 @@ async def test_irc_users_see_each_other(irc_port: int) -> None:
         await cy.call("send_raw", "PART #a :tidying up")
         part = await ada.wait_for("part")
         assert (part.source.nick, part.target, part.arguments) == ("cy", "#a", ["tidying up"])
+        await ada.call("mode", "#b", "+o cy")  # #b is +t: only its operators set the topic
+        await cy.wait_for("mode")
         await cy.call("topic", "#b", "plans")
         topic = await ada.wait_for("topic")
         assert (topic.source.nick, topic.target, topic.arguments) == ("cy", "#b", ["plans"])

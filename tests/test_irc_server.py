@@ -80,7 +80,7 @@ async def test_quiet_clients_are_pinged_and_silent_ones_dropped() -> None:
                 elif " QUIT " in line:
                     quits.append(line)
         assert len(quits) == 1
-        assert quits[0].startswith(":ada!ada@anychat QUIT :ping timeout: ")
+        assert quits[0].startswith(":ada!~ada@anychat QUIT :ping timeout: ")
         await ada.until("ERROR :Closing Link: ada (ping timeout")
         await ada.closed()
 
@@ -116,7 +116,7 @@ async def test_bad_input_is_answered_and_the_connection_lives_on(server: anychat
         assert (
             await ada.line()
         ) == ":anychat NOTICE ada :message may not contain line breaks or NUL"
-        assert (await ada.line()) == ":ada!ada@anychat JOIN #a"
+        assert (await ada.line()) == ":ada!~ada@anychat JOIN #a"
         await ada.send(b"PING :still-here")
         await ada.until("PONG anychat still-here")
 
@@ -136,7 +136,9 @@ async def test_topics_and_away_cross_codecs(server: anychat.Server) -> None:
         assert (topic.room, topic.text, topic.setter) == ("#lab", "plans for today", "ada")
         await ada.send("AWAY :lunch", "WHOIS bob", "WHO ada", "LIST #lab")
         await ada.until(" 306 ada ")
-        assert (await ada.until(" 319 ada bob ")).endswith(":#general #lab")
+        assert (await ada.until(" 319 ada bob ")).endswith(
+            ":#general #lab"
+        )  # the lobby has no operator
         assert (await ada.until(" 352 ")).split()[8] == "G"
         assert (await ada.until(" 322 ")).endswith("#lab 2 :plans for today")
 
@@ -146,6 +148,6 @@ async def test_a_json_client_quit_reaches_irc_with_its_reason(server: anychat.Se
         await ada.send("JOIN #general")
         await ada.until("366 ada #general")
         async with anychat.connect("127.0.0.1", server.port, nick="bob") as bob:
-            await ada.until(":bob!bob@anychat JOIN #general")
+            await ada.until(":bob!~bob@anychat JOIN #general")
             await bob.aclose("see you")
-        assert (await ada.until("QUIT")) == ":bob!bob@anychat QUIT :see you"
+        assert (await ada.until("QUIT")) == ":bob!~bob@anychat QUIT :see you"

@@ -30,7 +30,7 @@ _PROBE = textwrap.dedent(
             del sys.modules[name]
     sys.meta_path.insert(0, Block())
 
-    import anychat.codecs, anychat.model, anychat.broker
+    import anychat.codecs, anychat.model, anychat.broker, anychat.commands, anychat.safetext
     for info in pkgutil.walk_packages(anychat.codecs.__path__, "anychat.codecs."):
         importlib.import_module(info.name)
 

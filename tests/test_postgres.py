@@ -131,7 +131,7 @@ async def test_server_on_postgresql_acks_pages_and_replays_after_restart(
         # A new server process on the same database: ids go on, joiners get the replay.
         async with (
             anychat.serve(port=0, database_url=postgres_url, history_length=3) as srv,
-            anychat.connect(*srv.address, nick="bob") as bob,
+            anychat.connect(*srv.address, nick="bob", history=True) as bob,
         ):
             replay = [await bob.wait_for(m.Message) for _ in range(3)]
             assert [(x.text, x.history) for x in replay] == [
@@ -194,7 +194,8 @@ def test_admin_commands_on_postgresql(postgres_url: str, tmp_path: Path) -> None
         result = runner.invoke(
             cli.app, [*args, "--database-url", postgres_url], input=password and password + "\n"
         )
-        return result.exit_code, result.output
+        # stdout for what a script reads; errors (and which database) go to stderr.
+        return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
     assert run("users", "add", "Alice", password="a good password") == (0, "registered Alice\n")
     code, out = run("users", "add", "alice", password="a good password")
@@ -248,7 +249,11 @@ async def test_serve_subprocess_on_postgresql_hides_the_password(
         first = proc.stdout.readline()
         match = re.search(rb"listening on 127\.0\.0\.1:(\d+)", first)
         assert match, first + proc.stderr.read()
-        storing = proc.stdout.readline()
+        storing = b""
+        while b"storing accounts" not in storing:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            storing += line
         assert b"postgresql://" in storing and b":***@" in storing
         with anyio.fail_after(15):
             async with await LineClient.open(int(match.group(1))) as js:

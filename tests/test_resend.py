@@ -72,7 +72,7 @@ def test_a_repeated_ref_is_a_resend_only_for_the_same_message() -> None:
 def test_keys_of_unstored_messages_are_forgotten_so_a_resend_stores_them() -> None:
     broker = _broker()
     failed = [e for e in _say(broker, "ann", text="x", key="k") if isinstance(e, Persist)]
-    broker.forget_unstored(failed)
+    broker.sent.forget_unstored(failed)
     again = _say(broker, "ann", text="x", key="k")
     assert any(isinstance(e, Deliver) for e in again)
 

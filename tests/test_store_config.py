@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from anychat.codecs.jsonl import JsonClientCodec, JsonServerCodec
 from anychat.codecs.text import TextCodec
 from anychat.config import ServerConfig, load_env_file
 from anychat.errors import ConfigError
+from anychat.store import open_store
 
 KEYS = (
     "ANYCHAT_PORT",
@@ -71,7 +73,8 @@ def test_plain_port_and_default_database(clean_env: None, monkeypatch: pytest.Mo
     os.environ["PORT"] = "6001"
     config = _serve_config(monkeypatch, [])
     assert config.port == 6001
-    assert config.database_url == "sqlite:///anychat.db"
+    data_dir = Path(os.environ["XDG_DATA_HOME"]) / "anychat"
+    assert config.database_url == f"sqlite:///{data_dir / 'anychat.db'}"
     assert config.environment == "development"
 
 
@@ -94,6 +97,7 @@ def test_production_needs_a_real_secret(clean_env: None, monkeypatch: pytest.Mon
 
 def test_users_and_export_cli(clean_env: None, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
+    anyio.run(_create_database, url)
     runner = CliRunner()
     added = runner.invoke(
         cli.app, ["users", "add", "alice", "--database-url", url], input="a good password\n"
@@ -109,7 +113,8 @@ def test_users_and_export_cli(clean_env: None, tmp_path: Path) -> None:
     assert weak.exit_code == 2
     assert "too short" in weak.output
     listed = runner.invoke(cli.app, ["users", "list", "--database-url", url])
-    assert listed.output.startswith("alice\t")
+    assert listed.stdout.startswith("alice\t")
+    assert listed.stderr == f"anychat: using database {tmp_path / 'c.db'}\n"
     changed = runner.invoke(
         cli.app, ["users", "passwd", "alice", "--database-url", url], input="another password\n"
     )
@@ -118,11 +123,16 @@ def test_users_and_export_cli(clean_env: None, tmp_path: Path) -> None:
         cli.app, ["history", "export", "--room", "#general", "--database-url", url]
     )
     assert exported.exit_code == 0
-    assert exported.output == ""
+    assert exported.stdout == ""
     deleted = runner.invoke(cli.app, ["users", "delete", "ALICE", "--database-url", url])
     assert deleted.exit_code == 0
     gone = runner.invoke(cli.app, ["users", "delete", "alice", "--database-url", url])
     assert gone.exit_code == 1
+
+
+async def _create_database(url: str) -> None:
+    async with open_store(url):
+        pass
 
 
 def test_text_codec_account_and_history_verbs() -> None:
@@ -185,7 +195,7 @@ def test_jsonl_round_trips_new_commands_and_events() -> None:
 def test_token_file_is_private_and_round_trips(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from anychat.tokenfile import forget_token, load_token, save_token, token_path
+    from anychat.terminal.tokenfile import forget_token, load_token, save_token, token_path
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     assert load_token("h", 1, "alice") is None

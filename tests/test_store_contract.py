@@ -230,7 +230,7 @@ async def test_sqlite_keys_survive_a_reopen_and_old_databases_migrate(tmp_path: 
 
     path = tmp_path / "old.db"
     db = sqlite3.connect(path, isolation_level=None)
-    for number, migration in enumerate(MIGRATIONS[:2]):  # a database from before keys
+    for number, migration in enumerate(MIGRATIONS[:3]):  # a database from before keys
         db.executescript(f"BEGIN; {migration}; PRAGMA user_version = {number + 1}; COMMIT;")
     db.execute("INSERT INTO messages VALUES (1, 1.0, 'ann', 'ann', '#r', '#r', 'old', 'plain')")
     db.close()
@@ -243,3 +243,43 @@ async def test_sqlite_keys_survive_a_reopen_and_old_databases_migrate(tmp_path: 
     async with open_store(url) as store:
         (again,) = await store.keyed_messages(5)
         assert (again.id, again.key) == (2, "k")
+
+
+async def test_account_changes_are_logged_in_order_from_a_cursor(store: Store) -> None:
+    start, none = await store.account_changes()
+    assert none == []
+    await store.create_account(Account(nick="Ada", password_hash="h"))
+    await store.create_account(Account(nick="ADA", password_hash="h"))  # refused: no change
+    await store.create_account(Account(nick="bob", password_hash="h"))
+    await store.set_password("bob", "h2")  # not a change of who is registered
+    await store.delete_account("ada")
+    cursor, changes = await store.account_changes(start)
+    assert [(c.nick, c.registered) for c in changes] == [
+        ("Ada", True),
+        ("bob", True),
+        ("Ada", False),
+    ]
+    assert cursor == changes[-1].id and [c.id for c in changes] == sorted(c.id for c in changes)
+    assert await store.account_changes(cursor) == (cursor, [])
+    assert (await store.account_changes())[0] == cursor
+
+
+async def test_another_process_s_account_changes_are_seen(tmp_path: Path) -> None:
+    """What `anychat users add` does from another process: a second connection to the file."""
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    async with open_store(url) as server_side, open_store(url) as admin:
+        cursor, _ = await server_side.account_changes()
+        await admin.create_account(Account(nick="quinn", password_hash="h"))
+        cursor, changes = await server_side.account_changes(cursor)
+        assert [(c.nick, c.registered) for c in changes] == [("quinn", True)]
+        await admin.delete_account("quinn")
+        _, changes = await server_side.account_changes(cursor)
+        assert [(c.nick, c.registered) for c in changes] == [("quinn", False)]
+
+
+async def test_a_missing_database_is_not_created_when_asked_not_to(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "chat.db"
+    with pytest.raises(StoreError, match="no database at"):
+        async with open_store(f"sqlite:///{path}", create=False):
+            pass
+    assert not path.exists() and not path.parent.exists()

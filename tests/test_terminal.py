@@ -23,8 +23,8 @@ import pyte
 from anyio.abc import Process
 
 import anychat
-from anychat import _chatsession as cs
 from anychat import model as m
+from anychat.terminal import session as cs
 
 COLUMNS, ROWS = 100, 30
 DEADLINE = 10
@@ -40,8 +40,10 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _chat_command(port: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "anychat", "chat", "--port", str(port), *args]
+def _chat_command(port: int, *args: str, plain: bool = True) -> list[str]:
+    """``anychat chat``; in line mode unless ``plain`` is false (then full-screen on a pty)."""
+    mode = ["--plain"] if plain else []
+    return [sys.executable, "-m", "anychat", "chat", "--port", str(port), *mode, *args]
 
 
 class Terminal:
@@ -57,9 +59,11 @@ class Terminal:
         self.process: Process | None = None
         self.closed = False
 
-    async def start(self, port: int, *args: str, env: dict[str, str] | None = None) -> None:
+    async def start(
+        self, port: int, *args: str, env: dict[str, str] | None = None, plain: bool = True
+    ) -> None:
         self.process = await anyio.open_process(
-            _chat_command(port, *args),
+            _chat_command(port, *args, plain=plain),
             stdin=self.slave,
             stdout=self.slave,
             stderr=self.slave,
@@ -130,11 +134,11 @@ class Terminal:
 
 @asynccontextmanager
 async def chat_in_terminal(
-    port: int, *args: str, env: dict[str, str] | None = None
+    port: int, *args: str, env: dict[str, str] | None = None, plain: bool = True
 ) -> AsyncIterator[Terminal]:
     term = Terminal()
     try:
-        await term.start(port, *args, env=env)
+        await term.start(port, *args, env=env, plain=plain)
         yield term
     finally:
         await term.aclose()
@@ -315,7 +319,9 @@ async def test_pipe_sends_every_line_and_exits_zero(server: anychat.Server) -> N
 async def test_pipe_prints_incoming_messages_plainly(server: anychat.Server) -> None:
     async with (
         anychat.connect(*server.address, nick="bob") as bob,
-        await anyio.open_process(_chat_command(server.port, "--nick", "bot"), env=_env()) as proc,
+        await anyio.open_process(
+            _chat_command(server.port, "--nick", "bot", "--show"), env=_env()
+        ) as proc,
     ):
         assert proc.stdin is not None
         assert proc.stdout is not None
@@ -369,16 +375,19 @@ async def test_pipe_resends_after_the_server_came_back() -> None:
 
 async def test_pipe_reports_refused_lines(server: anychat.Server) -> None:
     result = await anyio.run_process(
-        _chat_command(server.port, "--nick", "bot"),
+        _chat_command(server.port, "--nick", "bot", "--show"),
         input=b"/msg nobody hi\n/frobnicate\n/help\nfine\n",
         env=_env(),
         check=False,
     )
     assert result.returncode == 1
     errors = result.stderr.decode().splitlines()
-    assert len(errors) == 2
-    assert "no such nick nobody" in errors[0]
-    assert "unknown command /frobnicate" in errors[1]
+    assert len(errors) == 3
+    assert (
+        errors[0] == f"anychat: connected to 127.0.0.1:{server.port} as bot (guest, not logged in)"
+    )
+    assert "no such nick nobody" in errors[1]
+    assert "unknown command /frobnicate" in errors[2]
     assert "/join #ROOM" in result.stdout.decode()
 
 

@@ -49,6 +49,7 @@ async def test_login_prompts_without_echo_then_reuses_the_saved_token(tmp_path: 
             await term.wait_until(_prompt_ready(term, "ada"), "prompt")
             assert PASSWORD.encode() not in term.raw
             assert "password for" not in term.text()  # the prompt was erased too
+            assert "as ada (logged in with the password) in #general" in term.text()
             term.type("/quit\r")
             assert await term.wait_exit() == 0
 
@@ -65,6 +66,7 @@ async def test_login_prompts_without_echo_then_reuses_the_saved_token(tmp_path: 
         ):
             await term.wait_until(_prompt_ready(term, "ada"), "prompt")
             assert "password" not in term.text()
+            assert "as ada (logged in with the saved login token)" in term.text()
             with anyio.fail_after(DEADLINE):
                 await bob.wait_for(anychat.Joined, lambda e: e.nick == "ada")
             term.type("/quit\r")
@@ -178,6 +180,10 @@ async def test_history_is_dimmed_and_marked(tmp_path: Path) -> None:
             await term.wait_until(_prompt_ready(term, "ada"), "prompt")
             assert "[earlier] <bob> old 3" in term.text()
             assert "old 2" not in term.text()
+            # Said once, before the replay, not between its lines.
+            screen = term.text()
+            assert screen.count("-- connected to") == 1
+            assert screen.index("-- connected to") < screen.index("[earlier] <bob> old 3")
             assert _dimmed(term, "old 3")
             await bob.send("#general", "live one")
             await term.wait_for_text("<bob> live one")
@@ -185,12 +191,13 @@ async def test_history_is_dimmed_and_marked(tmp_path: Path) -> None:
             assert "[earlier] <bob> live" not in term.text()
 
             term.type(f"/history #general {ids[2]}\r")  # the page before "old 3"
-            await term.wait_for_text(f"/history #general {ids[0]} shows")
+            await term.wait_for_text("[earlier] <bob> old 2")
             assert "[earlier] <bob> old 1" in term.text()
-            assert "[earlier] <bob> old 2" in term.text()
             assert _dimmed(term, "old 1")
             term.type("/history #general 1\r")
             await term.wait_for_text("no earlier messages in #general")
+            # That page (two messages) was the first: no later page is offered that is empty.
+            assert "shows the messages before" not in term.text()
             term.type("/history #general x y\r")
             await term.wait_for_text("usage: /history")
             term.type("/quit\r")
@@ -283,7 +290,7 @@ async def test_refused_token_on_reconnect_falls_back_to_a_guest(tmp_path: Path) 
 
 
 def test_secret_lines_are_recognised() -> None:
-    from anychat._chatsession import is_secret
+    from anychat.terminal.session import is_secret
 
     assert is_secret("/register hunter2")
     assert is_secret("/LOGIN ada hunter2")
@@ -293,8 +300,8 @@ def test_secret_lines_are_recognised() -> None:
 
 
 def test_history_lines_are_all_dim_and_dated_when_old() -> None:
-    from anychat import _chatsession as cs
     from anychat import model as m
+    from anychat.terminal import session as cs
 
     old = m.Message(id=1, time=0.0, sender="bob", target="#general", text="hi", history=True)
     line = cs.message_line(old, me="ada", room="#general")

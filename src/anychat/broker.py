@@ -12,6 +12,7 @@ lookups: a room keeps its members keyed by peer and the glue iterates that mappi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from . import model as m
+from .broker_ops import OperatorRules
 from .broker_slow import SlowWork
 from .bus import Bus
 from .bus.local import LocalBus
@@ -32,7 +34,7 @@ from .effects import (
     Request,
 )
 from .replay import RecentHistory
-from .resend import SentMessages, key_problem
+from .resend import SentMessages
 from .sessions import Room, Session, SessionState
 
 __all__ = [
@@ -53,13 +55,16 @@ P = TypeVar("P")
 # them into a message that another codec will have to render. Lone surrogates are no text at all
 # (the codecs refuse them; this is the second line of defence for embedders and future codecs).
 _UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
+#: Real names (IRC ``USER``) are free text without controls, bounded.
+REALNAME_LENGTH: Final = 100
+_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(SlowWork[P]):
+class Broker(SlowWork[P], OperatorRules[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -103,10 +108,11 @@ class Broker(SlowWork[P]):
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
         self._random = random.Random()
+        self._max_users = 0
         self.require_login = require_login
         self.recent = RecentHistory(history_length)
-        #: Idempotency keys of recent messages (:mod:`anychat.resend`).
-        self.sent = SentMessages()
+        self._lobbies = frozenset(m.casefold(room) for room in self.default_rooms)
+        self.sent = SentMessages()  # idempotency keys of recent messages
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
             raise ValueError(f"invalid default room names: {', '.join(bad)}")
@@ -143,6 +149,21 @@ class Broker(SlowWork[P]):
 
     def remove_registered(self, nick: str) -> None:
         self.bus.set_registered((m.casefold(nick),), registered=False)
+
+    def account_deleted(self, nick: str) -> list[Effect[P]]:
+        """The account ``nick`` is gone: free the nick and log out its sessions (they stay
+        connected, as guests under the same nick, and are told)."""
+        key = m.casefold(nick)
+        self.bus.set_registered((key,), registered=False)
+        logged_out = [s.peer for s in self._sessions.values() if s.account == key]
+        for peer in logged_out:
+            self._sessions[peer].account = ""
+        if not logged_out:
+            return []
+        notice = m.Error(
+            code=m.ErrorCode.ACCOUNT_DELETED, text=f"account {nick} was deleted: you are logged out"
+        )
+        return [Deliver(notice, logged_out)]
 
     def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
         """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
@@ -195,7 +216,7 @@ class Broker(SlowWork[P]):
         session.state = SessionState.GONE
         if not audience:
             return []
-        return [Deliver(m.Quitted(nick=session.nick, reason=reason), audience)]
+        return [Deliver(m.Quitted(nick=session.nick, reason=reason, user=session.user), audience)]
 
     # ----------------------------------------------------------------- commands
 
@@ -249,7 +270,7 @@ class Broker(SlowWork[P]):
                 session,
                 cmd,
                 m.ErrorCode.LOGIN_REQUIRED,
-                "this server requires an account: log in (/login NICK PASSWORD)",
+                "this server requires an account: log in first",
             )
         if cmd.nick is None:
             nick = self._guest_nick()
@@ -262,9 +283,18 @@ class Broker(SlowWork[P]):
         session.nick = nick
         session.state = SessionState.ACTIVE
         session.since = self._clock()
+        session.user = m.clean_username(cmd.user, nick)
+        session.realname = _CONTROLS.sub("", cmd.realname)[:REALNAME_LENGTH] or nick
         self._nicks[m.casefold(nick)] = session
+        self._max_users = max(self._max_users, len(self._nicks))
         peer = session.peer
-        welcome = m.Welcome(nick=nick, server=self.server_name, version=self.version, ref=cmd.ref)
+        welcome = m.Welcome(
+            nick=nick,
+            server=self.server_name,
+            version=self.version,
+            ref=cmd.ref,
+            stats=self._stats_of(None),
+        )
         effects.append(Deliver(welcome, (peer,)))
         if cmd.autojoin:
             for name in self.default_rooms:
@@ -291,9 +321,10 @@ class Broker(SlowWork[P]):
         session.nick = cmd.nick
         audience = self._audience(session)
         audience.discard(session.peer)
+        user = session.user
         return [
-            Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref), (session.peer,)),
-            Deliver(m.NickChanged(old=old, new=cmd.nick), audience),
+            Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref, user=user), (session.peer,)),
+            Deliver(m.NickChanged(old=old, new=cmd.nick, user=user), audience),
         ]
 
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
@@ -320,19 +351,39 @@ class Broker(SlowWork[P]):
         if self.recent.cold((cmd.room,)):
             return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
+        peer = session.peer
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
             self.bus.room_opened(key)
-        peer = session.peer
-        effects: list[Effect[P]] = []
-        if room.members:
-            effects.append(
-                Deliver(m.Joined(room=room.name, nick=session.nick), room.members, skip=peer)
+            room.channel.created = self._clock()
+            if key in self._lobbies:
+                # The server's own rooms (everyone is put in them) belong to nobody: no
+                # operator, and anyone may set the topic, as before operators existed.
+                room.channel.modes.discard("t")
+            else:
+                room.channel.ops.add(peer)  # whoever creates a room is its operator
+        else:
+            chan = room.channel
+            problem = chan.join_problem(
+                session.nick, self._host(session), cmd.key, len(room.members)
             )
+            if problem:
+                return self._refuse(session, cmd, *problem)
+            chan.invited.discard(m.casefold(session.nick))
+        effects: list[Effect[P]] = []
+        joined = m.Joined(
+            room=room.name,
+            nick=session.nick,
+            user=session.user,
+            realname=session.realname,
+            account=session.account,
+        )
+        if room.members:
+            effects.append(Deliver(joined, room.members, skip=peer))
         room.members[peer] = session
         session.rooms[key] = room
         session.current = room
-        effects.append(Deliver(m.Joined(room=room.name, nick=session.nick, ref=cmd.ref), (peer,)))
+        effects.append(Deliver(dataclasses.replace(joined, ref=cmd.ref), (peer,)))
         if room.topic:
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
@@ -344,18 +395,12 @@ class Broker(SlowWork[P]):
         if isinstance(room, m.Error):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         self._leave(session, room)
+        parted = m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, user=session.user)
         effects: list[Effect[P]] = [
-            Deliver(
-                m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, ref=cmd.ref),
-                (session.peer,),
-            )
+            Deliver(dataclasses.replace(parted, ref=cmd.ref), (session.peer,))
         ]
         if room.members:
-            effects.append(
-                Deliver(
-                    m.Parted(room=room.name, nick=session.nick, reason=cmd.reason), room.members
-                )
-            )
+            effects.append(Deliver(parted, room.members))
         return effects
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
@@ -376,17 +421,21 @@ class Broker(SlowWork[P]):
                 m.ErrorCode.BAD_COMMAND,
                 "message may not contain line breaks or NUL",
             )
-        if cmd.key is not None and key_problem(cmd.key):
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, key_problem(cmd.key))
-        sent = self.sent.resend_of(session.nick, session.peer, cmd)
-        if sent is not None:  # said before: answer with the original ack, relay nothing
-            original = sent.original(session.nick, cmd)
-            return [Persist(original, session.peer, sent.ack(cmd.ref), resent=True)]
+        if (resend := self.sent.answer(session.nick, session.peer, cmd)) is not None:
+            return resend  # a bad key, or said before: the original ack, nothing relayed
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
             if isinstance(room, m.Error):
-                return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+                outside = self._rooms.get(m.casefold(target)) if target else None
+                if outside is None or room.code is not m.ErrorCode.NOT_MEMBER:
+                    return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+                room = outside  # a member of no such room: +n decides (below)
+            problem = room.channel.send_problem(
+                session.peer, session.peer in room.members, self._host(session)
+            )
+            if problem:
+                return self._refuse(session, cmd, *problem)
             msg = self._message(session, room.name, cmd)
             self.recent.remember(msg)
             effects: list[Effect[P]] = [
@@ -425,7 +474,7 @@ class Broker(SlowWork[P]):
             if isinstance(room, m.Error):
                 return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
         else:
-            found = self._rooms.get(m.casefold(cmd.room))
+            found = self._visible_room(session, cmd.room)
             if found is None:
                 return self._refuse(
                     session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
@@ -435,12 +484,14 @@ class Broker(SlowWork[P]):
 
     def _list_rooms(self, session: Session[P], cmd: m.ListRooms) -> list[Effect[P]]:
         rooms = tuple(
-            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic) for r in self.rooms()
+            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic)
+            for r in self.rooms()
+            if not r.channel.secret or session.peer in r.members
         )
         return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
 
     def _topic(self, session: Session[P], cmd: m.Topic) -> list[Effect[P]]:
-        if cmd.text is None:
+        if cmd.text is None and cmd.room is not None:
             found = self._rooms.get(m.casefold(cmd.room))
             if found is None:
                 return self._refuse(
@@ -450,6 +501,15 @@ class Broker(SlowWork[P]):
         room = self._my_room(session, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+        if cmd.text is None:  # the current room's topic
+            return [Deliver(self._topic_of(room, cmd.ref), (session.peer,))]
+        if "t" in room.channel.modes and not room.channel.is_op(session.peer):
+            return self._refuse(
+                session,
+                cmd,
+                m.ErrorCode.NOT_OPERATOR,
+                f"only operators of {room.name} may set its topic (+t)",
+            )
         problem = _free_text_problem(cmd.text, "topic")
         if problem:
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
@@ -470,12 +530,20 @@ class Broker(SlowWork[P]):
         other = self._nicks.get(m.casefold(cmd.nick))
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        shown = [
+            r for r in other.rooms.values() if not r.channel.secret or session.peer in r.members
+        ]
         info = m.UserInfo(
             nick=other.nick,
-            rooms=tuple(r.name for r in other.rooms.values()),
+            rooms=tuple(r.name for r in shown),
             away=other.away,
             since=other.since,
+            idle=max(0.0, self._clock() - (other.spoke or other.since)),
             ref=cmd.ref,
+            statuses=tuple(r.channel.status(other.peer) for r in shown),
+            user=other.user,
+            realname=other.realname,
+            account=other.account,
         )
         return [Deliver(info, (session.peer,))]
 
@@ -506,6 +574,10 @@ class Broker(SlowWork[P]):
         m.Topic: _topic,
         m.Away: _away,
         m.Whois: _whois,
+        m.Mode: OperatorRules._mode,
+        m.Kick: OperatorRules._kick,
+        m.Invite: OperatorRules._invite,
+        m.Stats: OperatorRules._stats,
         m.Login: SlowWork._login,
         m.Register: SlowWork._register_account,
         m.History: SlowWork._history,
@@ -517,23 +589,18 @@ class Broker(SlowWork[P]):
     # ----------------------------------------------------------------- helpers
 
     def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
-        msg = m.Message(
+        session.spoke = now = self._clock()  # for whois' idle time
+        msg = m.Message(  # remembered by its key or ref, for resends
             id=self.bus.allocate_id(),
-            time=self._clock(),
+            time=now,
             sender=session.nick,
             target=target,
             text=cmd.text,
             kind=cmd.kind,
+            user=session.user,
             key=cmd.key,
         )
-        self.sent.said(session.peer, cmd, msg)
-        return msg
-
-    def forget_unstored(self, failed: Iterable[Persist[P]]) -> None:
-        """Messages the store could not take: their resends must be stored after all."""
-        for effect in failed:
-            if not effect.resent:
-                self.sent.unstored(effect.peer, effect.message, effect.ack.ref)
+        return self.sent.said(session.peer, cmd, msg)
 
     @staticmethod
     def _topic_of(room: Room[P], ref: m.Ref) -> m.RoomTopic:
@@ -542,17 +609,27 @@ class Broker(SlowWork[P]):
         )
 
     def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
+        chan = room.channel
+        details = tuple(
+            m.Member(
+                nick=s.nick,
+                status=chan.status(peer),
+                user=s.user,
+                realname=s.realname,
+                account=s.account,
+                away=s.away,
+            )
+            for peer, s in room.members.items()
+        )
         return m.Members(
-            room=room.name, nicks=tuple(s.nick for s in room.members.values()), ref=ref
+            room=room.name, nicks=tuple(d.nick for d in details), ref=ref, details=details
         )
 
     def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
         """The room ``name`` (or the current room) if the session is in it, else the error."""
         if name is None:
             if session.current is None:
-                return m.Error(
-                    code=m.ErrorCode.NO_ROOM, text="you are not in a room; /join #room first"
-                )
+                return m.Error(code=m.ErrorCode.NO_ROOM, text="you are not in a room")
             return session.current
         room = session.rooms.get(m.casefold(name))
         if room is not None:
@@ -564,6 +641,7 @@ class Broker(SlowWork[P]):
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
         del room.members[session.peer]
+        room.channel.forget(session.peer)
         del session.rooms[key]
         if not room.members:
             del self._rooms[key]
@@ -590,7 +668,7 @@ class Broker(SlowWork[P]):
         if self.bus.is_registered(m.casefold(nick)) and session.account != m.casefold(nick):
             return (
                 m.ErrorCode.NICK_REGISTERED,
-                f"nick {nick} is registered: log in (/login {nick} PASSWORD) or pick another",
+                f"nick {nick} is registered: log in or pick another",
             )
         key = m.casefold(nick)
         holder = self._nicks.get(key)

@@ -16,7 +16,15 @@ import anyio
 import typer
 
 from ._version import __version__
-from .config import DEFAULT_DATABASE_URL, DEFAULT_PORT, ServerConfig, load_env_file
+from .config import DEFAULT_PORT, ServerConfig, load_env_file
+from .datadir import (
+    DATA_DIR_VARIABLE,
+    SECRET_FILE,
+    database_url_in,
+    load_or_create_secret,
+    resolve_data_dir,
+    sqlite_path,
+)
 from .errors import ChatError
 
 __all__ = ["app", "main"]
@@ -83,10 +91,20 @@ def serve(
         typer.Option(help="Room joined on connect (repeatable). Default: #general."),
     ] = None,
     max_connections: Annotated[
-        int, typer.Option(envvar="ANYCHAT_MAX_CONNECTIONS", min=1)
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_CONNECTIONS",
+            min=1,
+            help="Clients connected at once; the next one is told the server is full.",
+        ),
     ] = _DEFAULTS.max_connections,
     max_line_bytes: Annotated[
-        int, typer.Option(envvar="ANYCHAT_MAX_LINE_BYTES", min=64)
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_LINE_BYTES",
+            min=64,
+            help="Longest input line; a longer one is dropped with an error (the client stays).",
+        ),
     ] = _DEFAULTS.max_line_bytes,
     max_queue_bytes: Annotated[
         int,
@@ -113,21 +131,33 @@ def serve(
             help="Also listen for IRC clients only on this port (e.g. 6667).",
         ),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar=DATA_DIR_VARIABLE,
+            file_okay=False,
+            show_default=False,
+            help="Where the database and the development token secret live "
+            "(default: $XDG_DATA_HOME/anychat, i.e. ~/.local/share/anychat).",
+        ),
+    ] = None,
     database_url: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="ANYCHAT_DATABASE_URL",
+            show_default=False,
             help="Accounts and history: sqlite:///path/file.db, postgresql://user@host/db "
-            "(needs anychat[cluster]) or memory://.",
+            "(needs anychat[cluster]) or memory:// (default: anychat.db in the data directory).",
         ),
-    ] = DEFAULT_DATABASE_URL,
+    ] = None,
     secret: Annotated[
         str | None,
         typer.Option(
             envvar=["ANYCHAT_SECRET", "JWT_SECRET"],
             show_default=False,
             help="Signs login tokens (32+ characters; prefer the variable to the flag). "
-            "Development: random per run if unset. Production: required.",
+            "Development: generated once into the data directory if unset. Production: required.",
         ),
     ] = None,
     env: Annotated[
@@ -159,6 +189,26 @@ def serve(
     )
     if uvloop and backend is not Backend.asyncio:
         raise _fail("--uvloop works only with --backend asyncio", 2)
+    if uvloop:
+        try:
+            import uvloop as _  # noqa: F401 - only checking that it is installed
+        except ImportError:
+            raise _fail(
+                "--uvloop needs uvloop, which is not installed: pip install 'anychat[uvloop]'", 2
+            ) from None
+    where = resolve_data_dir(data_dir)
+    secret_note = ""
+    try:
+        if not secret and env is Environment.development:
+            secret, made = load_or_create_secret(where)
+            how = "made now" if made else "kept across restarts"
+            secret_note = f"anychat: login tokens signed with {where / SECRET_FILE} ({how})"
+        elif database_url is None:
+            where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except ChatError as exc:
+        raise _fail(str(exc), 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot create data directory {where}: {exc.strerror}", 2) from None
     try:
         config = ServerConfig(
             host=host,
@@ -170,7 +220,7 @@ def serve(
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
             irc_port=irc_port,
-            database_url=database_url,
+            database_url=database_url or database_url_in(where),
             secret=secret or None,
             environment=env.value,
             history_length=history_length,
@@ -185,12 +235,16 @@ def serve(
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
         if config.irc_port is not None:
             typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
+        typer.echo(f"anychat: data directory {where}")
+        if secret_note:
+            typer.echo(secret_note)
         from .store import describe_url
 
-        where = describe_url(config.database_url)  # a PostgreSQL password stays off the screen
-        if where.startswith("sqlite:///"):
-            where += f" ({Path(where.removeprefix('sqlite:///')).resolve()})"
-        typer.echo(f"anychat: storing accounts and history in {where}")
+        path = sqlite_path(config.database_url)
+        shown = str(path) if path is not None else describe_url(config.database_url)
+        if config.database_url.startswith("memory:"):
+            shown += " (lost when the server stops)"
+        typer.echo(f"anychat: storing accounts and history in {shown}")
 
     try:
         run_server(config, backend=backend.value, use_uvloop=uvloop, on_started=started)
@@ -233,13 +287,31 @@ def chat(
             "for the password (read from ANYCHAT_PASSWORD when stdin is not a terminal).",
         ),
     ] = False,
+    show: Annotated[
+        bool,
+        typer.Option(
+            "--show",
+            help="With piped input: also print the messages received (replayed history "
+            "included) and command results to stdout. By default only errors are printed.",
+        ),
+    ] = False,
+    plain: Annotated[
+        bool,
+        typer.Option(
+            "--plain",
+            help="Line mode: one stream of lines above a prompt, instead of the full-screen "
+            "window per room (the default on a terminal that is not dumb).",
+        ),
+    ] = False,
 ) -> None:
     """Chat in your terminal (or send each line of a piped stdin, then exit)."""
     from .terminal import run_chat
 
     if login and not nick:
         raise _fail("--login needs --nick (the account to log in to)")
-    raise typer.Exit(run_chat(host=host, port=port, nick=nick, room=room, login=login))
+    raise typer.Exit(
+        run_chat(host=host, port=port, nick=nick, room=room, login=login, show=show, plain=plain)
+    )
 
 
 @app.command()
@@ -251,22 +323,48 @@ def send(
         str, typer.Option("--room", "--to", help="Room or nick to send to.")
     ] = "#general",
     nick: Annotated[str | None, typer.Option(envvar="ANYCHAT_NICK", help="Your nick.")] = None,
+    login: Annotated[
+        bool,
+        typer.Option(
+            "--login",
+            help="Log in to the account NICK: with the token saved by the last login, else the "
+            "password in ANYCHAT_PASSWORD (setting it implies --login).",
+        ),
+    ] = False,
 ) -> None:
-    """Send one message and exit (for scripts and cron)."""
-    from . import model
-    from .client import connect
+    """Send one message and exit (for scripts and cron); says on stderr who sent it.
 
-    async def go() -> int:
-        async with connect(host, port, nick=nick, autojoin=False) as client:
+    Logs in as ``anychat chat`` does: a token saved by an earlier login of NICK is used if there
+    is one, else with --login (or ANYCHAT_PASSWORD set) the password from ANYCHAT_PASSWORD.
+    """
+    from contextlib import AsyncExitStack
+
+    from . import model
+    from .errors import NickRegistered
+    from .terminal.login import Credentials, password_from_environment, wants_login
+
+    if login and not nick:
+        raise _fail("--login needs --nick (the account to log in to)")
+    credentials = Credentials(host, port, login=wants_login(login), ask=password_from_environment)
+
+    async def go() -> tuple[int, str]:
+        async with AsyncExitStack() as stack:
+            client = await credentials.open(stack, nick, may_ask=True)
+            who = credentials.identity(client)
             if model.is_room(room):
                 await client.join(room)
             ack = await client.send(room, text)
-            return ack.id
+            return ack.id, who
 
     try:
-        msg_id = anyio.run(go)
+        msg_id, who = anyio.run(go)
+    except NickRegistered:
+        raise _fail(
+            f"nick {nick} is registered: add --login (password in ANYCHAT_PASSWORD) to log in"
+        ) from None
     except ChatError as exc:
         raise _fail(str(exc)) from None
+    typer.echo(f"anychat: sent as {who}", err=True)
     typer.echo(f"sent message {msg_id} to {room}")
 
 

@@ -74,8 +74,10 @@ class Client:
         reconnect_delay: float = 0.5,
         address: tuple[str, int] | None = None,
         password: str | None = None,
+        history: bool = False,
     ) -> None:
         self._stream = stream
+        self._history = history
         self._reconnect = reconnect
         self._reconnect_delay = reconnect_delay
         self._address = address
@@ -112,6 +114,8 @@ class Client:
         self.server = ""
         #: Rooms we are in, as the server named them.
         self.rooms: set[str] = set()
+        #: Room (casefolded) -> its topic, as last heard (on joining, or set since).
+        self.topics: dict[str, m.RoomTopic] = {}
         #: The login token from the server (after a password login or a registration).
         self.token: str | None = None
         #: The highest message id this client has seen (received, or acked for its own).
@@ -168,9 +172,43 @@ class Client:
         members = await self._request(lambda ref: m.Who(room=room, ref=ref), m.Members)
         return members.nicks
 
+    async def set_modes(self, room: str, *changes: m.ModeChange) -> m.ModeChanged:
+        """Change ``room``'s modes (operators only): ``ModeChange(mode="o", arg="bob")`` gives
+        bob operator status; returns what changed (``changes`` empty when nothing did)."""
+        return await self._request(
+            lambda ref: m.Mode(room=room, changes=changes, ref=ref), m.ModeChanged
+        )
+
+    async def modes(self, room: str) -> m.RoomModes:
+        return await self._request(lambda ref: m.Mode(room=room, ref=ref), m.RoomModes)
+
+    async def kick(self, room: str, nick: str, reason: str = "") -> m.Kicked:
+        return await self._request(
+            lambda ref: m.Kick(room=room, nick=nick, reason=reason, ref=ref), m.Kicked
+        )
+
+    async def invite(self, nick: str, room: str) -> m.Invited:
+        return await self._request(lambda ref: m.Invite(nick=nick, room=room, ref=ref), m.Invited)
+
+    async def stats(self) -> m.ServerStats:
+        return await self._request(lambda ref: m.Stats(ref=ref), m.ServerStats)
+
     async def list_rooms(self) -> tuple[m.RoomInfo, ...]:
         listing = await self._request(lambda ref: m.ListRooms(ref=ref), m.RoomList)
         return listing.rooms
+
+    async def topic(self, room: str | None = None, text: str | None = None) -> m.RoomTopic:
+        """A room's topic (``room`` ``None``: the current room); with ``text``, set it first
+        (``""`` clears it)."""
+        return await self._request(lambda ref: m.Topic(room=room, text=text, ref=ref), m.RoomTopic)
+
+    async def away(self, text: str = "") -> m.AwayStatus:
+        """Mark yourself away with ``text`` (``""``: back again)."""
+        return await self._request(lambda ref: m.Away(text=text, ref=ref), m.AwayStatus)
+
+    async def whois(self, nick: str) -> m.UserInfo:
+        """Who ``nick`` is: rooms, away message, connected since."""
+        return await self._request(lambda ref: m.Whois(nick=nick, ref=ref), m.UserInfo)
 
     async def register(self, password: str) -> str:
         """Claim the current nick with ``password``; returns the login token."""
@@ -292,8 +330,13 @@ class Client:
                 self.nick = new
             case m.Joined(room=room, nick=nick) if nick == self.nick:
                 self.rooms.add(room)
-            case m.Parted(room=room, nick=nick) if nick == self.nick:
+            case m.Parted(room=room, nick=nick) | m.Kicked(room=room, nick=nick) if (
+                nick == self.nick
+            ):
                 self.rooms.discard(room)
+                self.topics.pop(m.casefold(room), None)
+            case m.RoomTopic(room=room):
+                self.topics[m.casefold(room)] = event
             case m.LoggedIn(nick=nick, token=token):
                 self.nick = nick
                 self.token = token
@@ -329,6 +372,8 @@ class Client:
                         self.closed_code = event.code
                         if self._reconnect and self._may_reconnect():
                             continue  # the application sees the reconnect, not the goodbye
+                    if isinstance(event, m.Message) and event.history and not self._history:
+                        continue  # replayed on joining: only for clients that asked for it
                     await self._events_in.send(event)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             self.closed_reason = self.closed_reason or f"connection lost: {exc}"
@@ -510,6 +555,7 @@ async def connect(
     token: str | None = None,
     reconnect: bool = False,
     reconnect_delay: float = 0.5,
+    history: bool = False,
 ) -> AsyncIterator[Client]:
     """Connect, register with ``nick`` (a guest nick if ``None``) and yield the client.
 
@@ -518,6 +564,10 @@ async def connect(
     restart) is redialled with growing pauses; the client logs in again, rejoins its rooms and
     queues exactly the messages it missed since the last id it saw, in id order, before any new
     ones. Requests made while it is reconnecting raise :class:`ConnectionClosed`.
+
+    ``history``: also yield the messages a room replays on joining (``event.history`` is true
+    for those). Off by default, so a bot's ``async for event in client`` sees only what is said
+    from now on; :meth:`Client.history` fetches earlier messages explicitly.
 
     Raises:
         ConnectError: The server could not be reached.
@@ -539,6 +589,7 @@ async def connect(
         reconnect_delay=reconnect_delay,
         address=(host, port),
         password=password,
+        history=history,
     )
     refused: ChatError | None = None
     try:

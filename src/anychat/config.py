@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from .listeners import ListenerSpec
 
 __all__ = [
-    "DEFAULT_DATABASE_URL",
     "DEFAULT_PORT",
     "MIN_SECRET_LENGTH",
     "ServerConfig",
@@ -28,9 +27,6 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 3000
-#: What ``anychat serve`` uses when nothing is configured: a file in the working directory.
-#: (The library default is ``memory://``, so embedding a server in a test writes no files.)
-DEFAULT_DATABASE_URL: Final = "sqlite:///anychat.db"
 MIN_SECRET_LENGTH: Final = 32
 #: Secrets that appear in examples and tutorials: production refuses them.
 _KNOWN_SECRETS: Final = frozenset(
@@ -92,7 +88,9 @@ class ServerConfig:
     idle_timeout_seconds: float = 60.0
     #: A connection that has not registered (chosen a nick) by then is dropped.
     registration_timeout_seconds: float = 60.0
-    #: Where accounts and history live: ``memory://`` or ``sqlite:///path/to/file.db``.
+    #: Where accounts and history live: ``memory://`` or ``sqlite:///path/to/file.db``. The
+    #: library default writes no files; ``anychat serve`` uses its data directory
+    #: (:mod:`anychat.datadir`).
     database_url: str = "memory://"
     #: ``development`` or ``production``; production insists on a real ``secret``.
     environment: str = "development"
@@ -102,6 +100,10 @@ class ServerConfig:
     token_ttl_seconds: float = 7 * 24 * 3600.0
     #: Messages replayed to a client joining a room (0 = none).
     history_length: int = 50
+    #: Replay that history to IRC clients without the ``batch`` and ``server-time``
+    #: capabilities too; off by default, since such clients cannot tell replayed lines from
+    #: live chat (bots would answer old messages again).
+    irc_history_replay: bool = False
     #: Refuse guests: every connection must log in.
     require_login: bool = False
     #: First delay after a failed login; it doubles per failure up to the cap.

@@ -82,7 +82,7 @@ class Hub:
             store,
             self._settle,
             settled_id=first_message_id - 1,
-            unstored=self.broker.forget_unstored,
+            unstored=self.broker.sent.forget_unstored,
         )
         self.services = Services(config, store, self.committer)
         self.connections: set[Connection] = set()

@@ -6,6 +6,9 @@ bytes; the broker only ever sees these objects, never bytes or sockets. Every cl
 slotted, keyword-only dataclass so an instance cannot change after a codec produced it, which is
 what lets the server encode one event once and hand the same bytes to many recipients.
 
+Fields declared with ``compare=False`` are presentation details (the parts of an IRC hostmask,
+counts shown at registration): two events that differ only there describe the same fact.
+
 ``ref`` is an optional client-chosen correlation value: the server copies it from a command onto
 the reply (ack, error, member list...) so a client can match replies to requests.
 """
@@ -18,16 +21,48 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeAlias
 
+from .model_ops import (
+    FLAG_MODES,
+    LIST_MODES,
+    MAX_BANS,
+    ROOM_MODES,
+    SETTING_MODES,
+    STATUS_MODES,
+    STATUS_PREFIXES,
+    Ban,
+    BanList,
+    Invite,
+    Invited,
+    Kick,
+    Kicked,
+    Mode,
+    ModeChange,
+    ModeChanged,
+    RoomModes,
+    ServerStats,
+    Stats,
+)
+from .safetext import safe_text
+
 __all__ = [
+    "FLAG_MODES",
+    "LIST_MODES",
+    "MAX_BANS",
     "MAX_KEY_LENGTH",
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
     "MAX_TOPIC_LENGTH",
     "PROTOCOL_VERSION",
+    "ROOM_MODES",
+    "SETTING_MODES",
+    "STATUS_MODES",
+    "STATUS_PREFIXES",
     "Ack",
     "Away",
     "AwayStatus",
+    "Ban",
+    "BanList",
     "Bye",
     "Command",
     "Error",
@@ -37,14 +72,22 @@ __all__ = [
     "History",
     "HistoryPage",
     "Invalid",
+    "Invite",
+    "Invited",
     "Join",
     "Joined",
+    "Kick",
+    "Kicked",
     "Kind",
     "ListRooms",
     "LoggedIn",
     "Login",
+    "Member",
     "Members",
     "Message",
+    "Mode",
+    "ModeChange",
+    "ModeChanged",
     "Nick",
     "NickChanged",
     "Part",
@@ -57,14 +100,18 @@ __all__ = [
     "Register",
     "RoomInfo",
     "RoomList",
+    "RoomModes",
     "RoomTopic",
     "Say",
+    "ServerStats",
+    "Stats",
     "Topic",
     "UserInfo",
     "Welcome",
     "Who",
     "Whois",
     "casefold",
+    "clean_username",
     "is_room",
     "valid_nick",
     "valid_room",
@@ -114,6 +161,17 @@ def valid_room(room: str) -> bool:
     return room.isascii() or not any(
         unicodedata.category(char)[0] in "CZ" for char in room if not char.isascii()
     )
+
+
+#: Usernames (IRC ``USER``) keep these characters, up to ``USERLEN`` of them, so a hostmask
+#: ``nick!~user@host`` is always one word that cannot be mistaken for another's.
+USERLEN: Final = 10
+_NOT_USERNAME: Final = re.compile(r"[^A-Za-z0-9._\-\[\]\\{}|^`]")
+
+
+def clean_username(user: str, nick: str) -> str:
+    """The username shown for ``user`` (what ``USER`` sent): legal characters only, or the nick."""
+    return _NOT_USERNAME.sub("", user)[:USERLEN] or _NOT_USERNAME.sub("", nick)[:USERLEN]
 
 
 def is_room(target: str) -> bool:
@@ -167,6 +225,23 @@ class ErrorCode(str, Enum):
     STORE_UNAVAILABLE = "store_unavailable"
     #: Goodbye to an older connection when its account logs in again (a dropped link's ghost).
     LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"
+    #: The account this session was logged in to was deleted by an administrator.
+    ACCOUNT_DELETED = "account_deleted"
+    #: Only a room operator may do that (set modes, kick, lock the topic, invite to +i).
+    NOT_OPERATOR = "not_operator"
+    #: The nick named is not in the room (kick, op, voice).
+    TARGET_NOT_MEMBER = "target_not_member"
+    #: The nick invited is already in the room.
+    ALREADY_MEMBER = "already_member"
+    #: A mode letter the server does not know (``subject`` is the letter).
+    UNKNOWN_MODE = "unknown_mode"
+    #: Joining needs an invite (+i), the key (+k), a free place (+l), or is banned (+b).
+    INVITE_ONLY = "invite_only"
+    BAD_KEY = "bad_key"
+    ROOM_FULL = "room_full"
+    BANNED = "banned"
+    #: The room is moderated (+m), or closed to non-members (+n), or the sender is banned.
+    CANNOT_SEND = "cannot_send"
 
 
 # ---------------------------------------------------------------- commands (client -> server)
@@ -184,12 +259,17 @@ class Hello:
     #: (then ``nick`` may be ``None``). Never shown in reprs, so never in logs.
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    #: IRC's ``USER``: a username shown in hostmasks (``""`` = the nick) and a real name.
+    user: str = ""
+    realname: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Join:
     room: str
     ref: Ref = None
+    #: The room's key, when it has one (+k).
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,9 +345,12 @@ class Invalid:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Topic:
-    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set."""
+    """Ask for a room's topic (``text=None``) or set it (``""`` clears it); members only may set.
 
-    room: str
+    ``room`` ``None`` = the current room.
+    """
+
+    room: str | None
     text: str | None = None
     ref: Ref = None
 
@@ -342,6 +425,10 @@ Command: TypeAlias = (
     | Register
     | Login
     | History
+    | Mode
+    | Kick
+    | Invite
+    | Stats
 )
 
 
@@ -357,6 +444,8 @@ class Welcome:
     version: str
     protocol: int = PROTOCOL_VERSION
     ref: Ref = None
+    #: The server's counts as this connection registered (IRC shows them as LUSERS).
+    stats: ServerStats | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -376,6 +465,15 @@ class Message:
     #: The sender's idempotency key (:attr:`Say.key`), kept with the stored message so a
     #: restarted server still knows it; never sent to other clients.
     key: str | None = field(default=None, compare=False, repr=False)
+    #: The sender's username (IRC hostmasks; ``""`` = unknown, shown as the nick).
+    user: str = field(default="", compare=False)
+
+    @property
+    def safe_text(self) -> str:
+        """:attr:`text` fit to print on a terminal: ``text`` is whatever the sender typed,
+        escape sequences included; here controls, bidi overrides and line separators are
+        U+FFFD (:func:`anychat.safetext.safe_text`)."""
+        return safe_text(self.text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -393,6 +491,10 @@ class Joined:
     room: str
     nick: str
     ref: Ref = None
+    #: Who joined, for IRC hostmasks and ``extended-join`` (details: not compared).
+    user: str = field(default="", compare=False)
+    realname: str = field(default="", compare=False)
+    account: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -401,6 +503,7 @@ class Parted:
     nick: str
     reason: str = ""
     ref: Ref = None
+    user: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,6 +512,7 @@ class Quitted:
 
     nick: str
     reason: str = ""
+    user: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -416,6 +520,20 @@ class NickChanged:
     old: str
     new: str
     ref: Ref = None
+    user: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """One member of a room as WHO and NAMES show it."""
+
+    nick: str
+    #: Status letters held, highest first (``"ov"``, ``"o"``, ``"v"`` or ``""``).
+    status: str = ""
+    user: str = ""
+    realname: str = ""
+    account: str = ""
+    away: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -423,6 +541,8 @@ class Members:
     room: str
     nicks: tuple[str, ...]
     ref: Ref = None
+    #: The same members in the same order, with their status and identity.
+    details: tuple[Member, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -473,7 +593,14 @@ class UserInfo:
     away: str = ""
     #: When the nick registered (seconds since the epoch).
     since: float = 0.0
+    #: Seconds since it last sent a message (since registering, if it has sent none).
+    idle: float = 0.0
     ref: Ref = None
+    #: Status letters in each of ``rooms`` (same order), username, real name, account.
+    statuses: tuple[str, ...] = field(default=(), compare=False)
+    user: str = field(default="", compare=False)
+    realname: str = field(default="", compare=False)
+    account: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -483,6 +610,8 @@ class Error:
     code: ErrorCode
     text: str
     ref: Ref = None
+    #: What the error is about, when the command named several things (a nick, a mode letter).
+    subject: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -531,4 +660,10 @@ Event: TypeAlias = (
     | RoomTopic
     | AwayStatus
     | UserInfo
+    | ServerStats
+    | RoomModes
+    | ModeChanged
+    | BanList
+    | Kicked
+    | Invited
 )

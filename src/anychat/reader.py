@@ -56,6 +56,7 @@ async def serve_peer(
                 server_name=config.server_name,
                 version=__version__,
                 max_line_bytes=config.max_line_bytes,
+                extras={"irc_history_replay": config.irc_history_replay},
             ),
         )
         conn = Connection(

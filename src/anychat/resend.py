@@ -24,9 +24,10 @@ import re
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from . import model as m
+from .effects import Deliver, Effect, Persist
 
 __all__ = ["MAX_KEYS", "PER_SCOPE", "RecentKeys", "Sent", "SentMessages", "key_problem"]
 
@@ -121,6 +122,9 @@ class RecentKeys:
             self._size -= len(keys)
 
 
+P = TypeVar("P", bound=Hashable)
+
+
 class SentMessages:
     """The broker's memory of said messages: explicit keys per nick, refs per connection."""
 
@@ -138,14 +142,15 @@ class SentMessages:
             return None  # the same ref for another message: a new message
         return sent
 
-    def said(self, peer: Hashable, cmd: m.Say, msg: m.Message) -> None:
-        """Remember a new message (if it has a key or a ref)."""
+    def said(self, peer: Hashable, cmd: m.Say, msg: m.Message) -> m.Message:
+        """Remember a new message (if it has a key or a ref); returns it."""
         if cmd.key is not None:
             scope: Hashable = ("nick", m.casefold(msg.sender))
             self.keys.remember(scope, cmd.key, Sent(msg.id, msg.time, msg.target))
         elif cmd.ref is not None:
             said = hash((cmd.target, cmd.text, cmd.kind))
             self.keys.remember(("conn", peer), cmd.ref, Sent(msg.id, msg.time, msg.target, said))
+        return msg
 
     def closed(self, peer: Hashable) -> None:
         self.keys.drop(("conn", peer))
@@ -163,3 +168,22 @@ class SentMessages:
             self.keys.forget(("nick", m.casefold(msg.sender)), msg.key)
         elif ref is not None:
             self.keys.forget(("conn", peer), ref)
+
+    def answer(self, nick: str, peer: P, cmd: m.Say) -> list[Effect[P]] | None:
+        """The broker's answer to a ``say`` with a bad key, or one that repeats a message said
+        before (its original ack; nothing relayed or stored); ``None`` for a new message."""
+        if cmd.key is not None:
+            problem = key_problem(cmd.key)
+            if problem:
+                error = m.Error(code=m.ErrorCode.BAD_COMMAND, text=problem, ref=cmd.ref)
+                return [Deliver(error, (peer,))]
+        sent = self.resend_of(nick, peer, cmd)
+        if sent is None:
+            return None
+        return [Persist(sent.original(nick, cmd), peer, sent.ack(cmd.ref), resent=True)]
+
+    def forget_unstored(self, failed: Iterable[Persist[P]]) -> None:
+        """Messages the store could not take: their resends must be stored after all."""
+        for effect in failed:
+            if not effect.resent:
+                self.unstored(effect.peer, effect.message, effect.ack.ref)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
@@ -18,7 +18,10 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ._groups import unwrap_single
+from .accountsync import follow_account_changes
 from .config import ServerConfig
+from .connection import Connection
+from .effects import Effect
 from .hub import Hub
 from .idle import watch_idle
 from .listeners import ListenerSpec, accept_loop, open_listener
@@ -98,6 +101,7 @@ async def _serve(
             hub.task_group = tg
             tg.start_soon(hub.committer.run)
             tg.start_soon(watch_idle, hub)
+            tg.start_soon(_follow_accounts, hub)
 
             async def handle(
                 sock: socket.socket, peer: tuple[str, int], spec: ListenerSpec
@@ -126,6 +130,16 @@ async def _serve(
         for _, sock in listeners:
             anyio.notify_closing(sock)
             sock.close()
+
+
+async def _follow_accounts(hub: Hub) -> None:
+    """Admin changes reach the running broker (the hook for ``anychat users add|delete``)."""
+
+    def apply(effects: Iterable[Effect[Connection]]) -> None:
+        hub.apply(effects)
+        hub.flush()
+
+    await follow_account_changes(hub.services.store, hub.broker, apply)
 
 
 class Server:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
 
+from .rooms import Channel
+
 __all__ = ["Room", "Session", "SessionState"]
 
 P = TypeVar("P")
@@ -35,8 +37,13 @@ class Session(Generic[P]):
     #: Away message ("" = present) and registration time, for whois-style questions.
     away: str = ""
     since: float = 0.0
+    #: When it last said something (0 = not yet), for the idle time whois reports.
+    spoke: float = 0.0
     #: Folded nick of the account this session logged in to ("" = a guest).
     account: str = ""
+    #: Username shown in hostmasks (IRC ``USER``, else the nick at hello) and real name.
+    user: str = ""
+    realname: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -47,3 +54,5 @@ class Room(Generic[P]):
     topic: str = ""
     topic_setter: str = ""
     topic_time: float = 0.0
+    #: Operators, voices and modes (see :mod:`anychat.rooms`).
+    channel: Channel[P] = field(default_factory=Channel)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from anychat import model as m
 from anychat.codecs import LocalReply
 from anychat.codecs.irc import IrcCodec
-from anychat.codecs.irc_parse import IrcLine, escape_tag, format_line, parse_line, unescape_tag
+from anychat.codecs.irc.parse import IrcLine, escape_tag, format_line, parse_line, unescape_tag
 from anychat.codecs.sniff import Protocol, sniff
 
 # ------------------------------------------------------------------------------- syntax
@@ -106,7 +106,7 @@ def registered(nick: str = "ada", *caps: str) -> IrcCodec:
         codec.feed(f"CAP REQ :{' '.join(caps)}\r\n".encode())
     (hello,) = [
         c
-        for c in codec.feed(f"NICK {nick}\r\nUSER u 0 * :U\r\nCAP END\r\n".encode())
+        for c in codec.feed(f"NICK {nick}\r\nUSER {nick} 0 * :U\r\nCAP END\r\n".encode())
         if isinstance(c, m.Hello)
     ]
     codec.encode(m.Welcome(nick=nick, server="irc.test", version="1", ref=hello.ref))
@@ -125,21 +125,39 @@ def lines(codec: IrcCodec, event: m.Event) -> list[str]:
 def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     codec = IrcCodec(server_name="irc.test")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
-        ":irc.test CAP * LS :echo-message multi-prefix sasl=PLAIN server-time"
+        ":irc.test CAP * LS :batch cap-notify chghost draft/chathistory echo-message "
+        "extended-join message-tags "
+        "multi-prefix sasl=PLAIN server-time userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada Lovelace\r\n") == []
-    assert replies(codec.feed(b"CAP REQ :server-time chghost\r\n")) == [
-        ":irc.test CAP * NAK :server-time chghost"
+    assert replies(codec.feed(b"CAP REQ :server-time  draft/frob -cap-notify\r\n")) == [
+        ":irc.test CAP * NAK :server-time  draft/frob -cap-notify"
+    ]
+    assert replies(codec.feed(b"CAP REQ :-cap-notify\r\n")) == [
+        ":irc.test CAP * NAK :-cap-notify"  # 302 clients keep cap-notify
     ]
     assert replies(codec.feed(b"CAP REQ :server-time\r\n")) == [":irc.test CAP * ACK :server-time"]
     hello = one(codec.feed(b"CAP END\r\n"))
     assert isinstance(hello, m.Hello)
     assert (hello.nick, hello.autojoin) == ("ada", False)
     welcome = lines(codec, m.Welcome(nick="ada", server="x", version="1", ref=hello.ref))
-    assert [line.split()[1] for line in welcome] == ["001", "002", "003", "004", "005", "422"]
-    assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!ada@irc.test"
-    for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=30", "PREFIX=(ov)@+"):
-        assert token in welcome[4].split()
+    assert [line.split()[1] for line in welcome] == [
+        "001",
+        "002",
+        "003",
+        "004",
+        "005",
+        "005",
+        "422",
+    ]
+    assert replies(codec.feed(b"CAP LIST\r\n")) == [
+        ":irc.test CAP ada LIST :cap-notify server-time"
+    ]
+    assert welcome[0] == ":irc.test 001 ada :Welcome to the irc.test IRC Network ada!~u@irc.test"
+    isupport = welcome[4].split() + welcome[5].split()
+    for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=30", "PREFIX=(ov)@+", "WHOX"):
+        assert token in isupport
+    assert all(len(line.split()) <= 3 + 13 + 5 for line in welcome[4:6])
 
 
 def test_without_cap_nick_and_user_register_in_either_order() -> None:
@@ -189,12 +207,15 @@ def test_nick_in_use_during_registration_lets_the_client_try_again() -> None:
         (b"NOTICE #a\r\n", None),
         (b"FROB x\r\n", ":s 421 ada FROB :Unknown command"),
         (b"PING\r\n", ":s 409 ada :No origin specified"),
-        (b"MODE #a\r\n", ":s 324 ada #a +nt"),
-        (b"MODE #a b\r\n", ":s 368 ada #a :End of channel ban list"),
-        (b"MODE #a +o bob\r\n", ":s 482 ada #a :You're not channel operator"),
+        (b"MODE #a +x\r\n", ":s 472 ada x :is unknown mode char to me"),
+        (b"MODE #a +o\r\n", ":s 461 ada MODE :Not enough parameters"),
+        (b"MODE #a +k\r\n", ":s 461 ada MODE :Not enough parameters"),
+        (b"KICK #a\r\n", ":s 461 ada KICK :Not enough parameters"),
+        (b"INVITE bob\r\n", ":s 461 ada INVITE :Not enough parameters"),
+        (b"USER a 0 * :\r\n", ":s 462 ada :You may not reregister"),
         (b"MODE ada\r\n", ":s 221 ada +"),
         (b"MODE bob\r\n", ":s 502 ada :Can't change mode for other users"),
-        (b"MODE ada +i\r\n", ":ada!ada@s MODE ada :+i"),
+        (b"MODE ada +i\r\n", ":ada!~u@s MODE ada :+i"),
         (b"MODE ada +iw-x\r\n", ":s 501 ada :Unknown MODE flag"),
         (b"USERHOST\r\n", ":s 461 ada USERHOST :Not enough parameters"),
         (b"NAMES\r\n", ":s 366 ada * :End of /NAMES list"),
@@ -259,11 +280,35 @@ def test_join_zero_parts_every_room_we_joined() -> None:
     assert [p.room for p in parts if isinstance(p, m.Part)] == ["#a", "#b"]
 
 
-def test_long_privmsg_is_split_to_fit_messages() -> None:
+def test_long_privmsg_is_one_message_cut_to_what_anychat_keeps() -> None:
     codec = registered()
     text = "x" * (m.MAX_TEXT_LENGTH + 50)
     out = codec.feed(f"PRIVMSG #a :{text}\r\n".encode())
-    assert [len(s.text) for s in out if isinstance(s, m.Say)] == [m.MAX_TEXT_LENGTH, 50]
+    assert [len(s.text) for s in out if isinstance(s, m.Say)] == [m.MAX_TEXT_LENGTH]
+
+
+@pytest.mark.parametrize("char", ["y", "é", "€", "😀"])
+@pytest.mark.parametrize("kind", [b"", b"\x01ACTION "])
+def test_relayed_irc_messages_fit_one_line_cut_at_a_character(char: str, kind: bytes) -> None:
+    """ngircd and ergo cut, never split: the relayed line must fit 512 bytes with its CRLF."""
+    codec = registered("ada_with_a_long_nick")
+    head = b"PRIVMSG #room :" + kind
+    body = char.encode() * ((510 - len(head)) // len(char.encode()))
+    (say,) = codec.feed(head + body + b"\r\n")
+    assert isinstance(say, m.Say)
+    assert say.text and body.decode().startswith(say.text)
+    message = m.Message(
+        id=1,
+        time=0,
+        sender="ada_with_a_long_nick",
+        target="#room",
+        text=say.text,
+        kind=say.kind,
+        user="ada_with_a",
+    )
+    (line,) = lines(registered("bob"), message)
+    assert len(line.encode()) + 2 <= 512
+    assert len(line.encode()) + 2 > 512 - 4 or len(say.text) == m.MAX_TEXT_LENGTH
 
 
 # ------------------------------------------------------------------------------- framing
@@ -273,7 +318,7 @@ def test_lines_over_512_bytes_are_refused_but_tags_do_not_count() -> None:
     codec = registered()
     body = "PRIVMSG #a :" + "y" * (510 - len("PRIVMSG #a :"))
     accepted = codec.feed(f"@+t={'z' * 3000} {body}\r\n".encode())
-    assert "".join(c.text for c in accepted if isinstance(c, m.Say)) == body[12:]
+    assert [c.text for c in accepted if isinstance(c, m.Say)] == ["y" * m.MAX_TEXT_LENGTH]
     assert replies(codec.feed(f"{body}y\r\n".encode())) == [
         ":irc.test 417 ada :Input line was too long"
     ]
@@ -349,17 +394,17 @@ def test_feeding_in_pieces_gives_the_same_result(data: bytes, step: int) -> None
 def test_messages_render_as_privmsg_notice_and_action() -> None:
     codec = registered()
     msg = m.Message(id=1, time=0.0, sender="bob", target="#a", text="hi")
-    assert lines(codec, msg) == [":bob!bob@irc.test PRIVMSG #a :hi"]
+    assert lines(codec, msg) == [":bob!~bob@irc.test PRIVMSG #a :hi"]
     notice = m.Message(id=2, time=0.0, sender="bob", target="ada", text="x", kind=m.Kind.NOTICE)
-    assert lines(codec, notice) == [":bob!bob@irc.test NOTICE ada :x"]
+    assert lines(codec, notice) == [":bob!~bob@irc.test NOTICE ada :x"]
     action = m.Message(id=3, time=0.0, sender="bob", target="#a", text="waves", kind=m.Kind.ACTION)
-    assert lines(codec, action) == [":bob!bob@irc.test PRIVMSG #a :\x01ACTION waves\x01"]
+    assert lines(codec, action) == [":bob!~bob@irc.test PRIVMSG #a :\x01ACTION waves\x01"]
 
 
 def test_server_time_tags_only_for_clients_that_asked() -> None:
     msg = m.Message(id=1, time=1767225600.25, sender="bob", target="#a", text="hi")
     assert lines(registered("ada", "server-time"), msg) == [
-        "@time=2026-01-01T00:00:00.250Z :bob!bob@irc.test PRIVMSG #a :hi"
+        "@time=2026-01-01T00:00:00.250Z :bob!~bob@irc.test PRIVMSG #a :hi"
     ]
     assert registered("ada", "server-time").encoding_key != registered("ada").encoding_key
 
@@ -377,7 +422,7 @@ def test_echo_message_renders_our_ack_as_the_message() -> None:
     codec = registered("ada", "echo-message")
     say = one(codec.feed(b"PRIVMSG bob :hello\r\n"))
     ack = m.Ack(id=7, time=0.0, target="bob", ref=say.ref)
-    assert lines(codec, ack) == [":ada!ada@irc.test PRIVMSG bob :hello"]
+    assert lines(codec, ack) == [":ada!~ada@irc.test PRIVMSG bob :hello"]
     plain = registered()
     say = one(plain.feed(b"PRIVMSG bob :hello\r\n"))
     assert plain.encode(m.Ack(id=7, time=0.0, target="bob", ref=say.ref)) == b""
@@ -412,8 +457,12 @@ def test_errors_become_numerics_naming_what_was_asked(
 def test_whois_reply_and_unknown_nick() -> None:
     codec = registered()
     whois = one(codec.feed(b"WHOIS bob\r\n"))
-    info = m.UserInfo(nick="bob", rooms=("#a",), away="out", since=5.0, ref=whois.ref)
-    assert [line.split()[1] for line in lines(codec, info)] == [
+    info = m.UserInfo(nick="bob", rooms=("#a",), away="out", since=5.0, idle=42.9, ref=whois.ref)
+    replies_ = lines(codec, info)
+    assert [line for line in replies_ if " 317 " in line] == [
+        ":irc.test 317 ada bob 42 5 :seconds idle, signon time"
+    ]
+    assert [line.split()[1] for line in replies_] == [
         "311",
         "319",
         "312",
@@ -436,8 +485,8 @@ def test_whowas_knows_no_history() -> None:
 def test_user_modes_are_remembered_and_only_changes_echoed() -> None:
     codec = registered()
     assert replies(codec.feed(b"MODE ada +iw\r\nMODE ada +i\r\nMODE ada -w\r\nMODE ada\r\n")) == [
-        ":ada!ada@irc.test MODE ada :+iw",
-        ":ada!ada@irc.test MODE ada :-w",
+        ":ada!~ada@irc.test MODE ada :+iw",
+        ":ada!~ada@irc.test MODE ada :-w",
         ":irc.test 221 ada +i",
     ]
 
@@ -448,7 +497,7 @@ def test_userhost_answers_from_whois() -> None:
     assert not isinstance(bob, LocalReply)
     assert not isinstance(nobody, LocalReply)
     info = m.UserInfo(nick="bob", away="zzz", ref=bob.ref)
-    assert lines(codec, info) == [":irc.test 302 ada :bob=-bob@irc.test"]
+    assert lines(codec, info) == [":irc.test 302 ada :bob=-~bob@irc.test"]
     missing = m.Error(code=m.ErrorCode.NO_SUCH_NICK, text="", ref=nobody.ref)
     assert lines(codec, missing) == [":irc.test 302 ada :"]
 
@@ -476,7 +525,7 @@ def test_topic_query_and_change() -> None:
     empty = m.RoomTopic(room="#a", text="", ref=query.ref)
     assert lines(codec, empty) == [":irc.test 331 ada #a :No topic is set"]
     change = m.RoomTopic(room="#a", text="new plans", setter="bob", time=9.0)
-    assert lines(codec, change) == [":bob!bob@irc.test TOPIC #a :new plans"]
+    assert lines(codec, change) == [":bob!~bob@irc.test TOPIC #a :new plans"]
 
 
 def test_names_are_split_to_fit_lines() -> None:
@@ -493,7 +542,7 @@ def test_names_are_split_to_fit_lines() -> None:
 def test_free_text_from_other_codecs_cannot_inject_lines() -> None:
     codec = registered()
     part = m.Parted(room="#a", nick="bob", reason="bye\r\nPRIVMSG #a :forged")
-    assert lines(codec, part) == [":bob!bob@irc.test PART #a :bye  PRIVMSG #a :forged"]
+    assert lines(codec, part) == [":bob!~bob@irc.test PART #a :bye  PRIVMSG #a :forged"]
     assert lines(codec, m.Bye(code=None, reason="x\ny")) == ["ERROR :Closing Link: ada (x y)"]
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from anychat import model as m
 from anychat.codecs import LocalReply
 from anychat.codecs.irc import IrcCodec
-from anychat.codecs.irc_sasl import CHUNK_BYTES, PlainExchange, SaslRefused, decode_plain
+from anychat.codecs.irc.sasl import CHUNK_BYTES, PlainExchange, SaslRefused, decode_plain
 
 Inbound = list[m.Command | LocalReply]
 
@@ -36,7 +36,9 @@ def negotiating() -> IrcCodec:
     """A client mid-registration that asked for SASL, as clients do."""
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
-        ":s CAP * LS :echo-message multi-prefix sasl=PLAIN server-time"
+        ":s CAP * LS :batch cap-notify chghost draft/chathistory echo-message extended-join "
+        "message-tags multi-prefix "
+        "sasl=PLAIN server-time userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada\r\n") == []
     assert replies(codec.feed(b"CAP REQ sasl\r\n")) == [":s CAP * ACK :sasl"]
@@ -62,7 +64,9 @@ def hello_of(inbound: Inbound) -> m.Hello:
 def test_sasl_is_offered_without_a_value_to_clients_before_302() -> None:
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS\r\n")) == [
-        ":s CAP * LS :echo-message multi-prefix sasl server-time"
+        ":s CAP * LS :batch cap-notify chghost draft/chathistory echo-message extended-join "
+        "message-tags multi-prefix sasl "
+        "server-time userhost-in-names"
     ]
 
 
@@ -74,7 +78,7 @@ def test_plain_login_then_registration_with_the_account_nick() -> None:
     assert "secret" not in repr(cmd)
     answer = lines(codec, m.LoggedIn(nick="Ada", token="t", ref=cmd.ref))
     assert answer == [
-        ":s 900 * ada!ada@s Ada :You are now logged in as Ada",
+        ":s 900 * ada!~ada@s Ada :You are now logged in as Ada",
         ":s 903 * :SASL authentication successful",
     ]
     hello = hello_of(codec.feed(b"CAP END\r\n"))
@@ -197,11 +201,11 @@ def test_pass_is_the_account_password_of_the_registering_nick() -> None:
     hello = hello_of(codec.feed(b"PASS :my secret\r\nNICK ada\r\nUSER u 0 * :Ada\r\n"))
     assert (hello.nick, hello.password) == ("ada", "my secret")
     assert lines(codec, m.LoggedIn(nick="ada", token="t", ref=hello.ref)) == [
-        ":s 900 * ada!ada@s ada :You are now logged in as ada"
+        ":s 900 * ada!~ada@s ada :You are now logged in as ada"
     ]
     welcome = lines(codec, m.Welcome(nick="ada", server="s", version="1", ref=hello.ref))
     assert welcome[0].startswith(":s 001 ada ")
-    assert codec.password is None
+    assert codec.state.password is None
 
 
 def test_wrong_pass_is_464_then_goodbye() -> None:

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from anychat import model as m
 from anychat.codecs import LocalReply
-from anychat.codecs.text import HELP, TextCodec, neutralize
+from anychat.codecs.text import HELP, TextCodec
+from anychat.safetext import safe_text
 
 
 def feed(data: bytes, max_line_bytes: int = 100) -> list[object]:
@@ -62,6 +63,16 @@ def test_invalid_utf8_is_an_error_for_that_line_only() -> None:
     assert good == m.Say(target=None, text="ok")
 
 
+@pytest.mark.parametrize(
+    "line", [b"bad utf8 \xff\xfe\xc3( end", b"\xff\xff\xff", b"\xff", b"ok \xffx", b"\xc3("]
+)
+def test_invalid_utf8_is_never_silently_stripped(line: bytes) -> None:
+    """0xff is never UTF-8: unless it starts a real telnet command, the line is an error."""
+    (bad, good) = feed(line + b"\r\nnext\r\n")
+    assert bad == m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
+    assert good == m.Say(target=None, text="next")
+
+
 def test_over_long_line_is_an_error_and_the_next_line_works() -> None:
     (bad, good) = feed(b"x" * 200 + b"\nshort\n", max_line_bytes=100)
     assert isinstance(bad, m.Invalid) and bad.code is m.ErrorCode.LINE_TOO_LONG
@@ -72,6 +83,8 @@ def test_telnet_negotiation_is_ignored() -> None:
     # IAC DO ECHO, IAC WILL SGA, IAC SB NAWS ... IAC SE, then the text.
     data = b"\xff\xfd\x01\xff\xfb\x03\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0hi\r\n"
     assert feed(data) == [m.Say(target=None, text="hi")]
+    # IAC NOP and IAC GA, as some clients send between lines.
+    assert feed(b"\xff\xf1he\xff\xf9llo\r\n") == [m.Say(target=None, text="hello")]
 
 
 def test_empty_lines_are_ignored() -> None:
@@ -119,7 +132,7 @@ def test_control_characters_from_peers_are_neutralised() -> None:
     evil = "hi \x1b[2J\x1b]0;pwned\x07 \x9b31m end"
     line = render(message(text=evil))
     assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
-    assert neutralize(evil).count("\N{REPLACEMENT CHARACTER}") == 4
+    assert safe_text(evil).count("\N{REPLACEMENT CHARACTER}") == 4
 
 
 def test_ack_is_silent_and_errors_are_marked() -> None:

@@ -100,7 +100,7 @@ def events_for(cmd: Inbound, me: str = "ada") -> list[m.Event]:
             out.append(m.UserInfo(nick=nick, rooms=("#general",), away="", since=1.0, ref=ref))
         case m.ListRooms():
             out.append(m.RoomList(rooms=(m.RoomInfo(name="#general", members=2),), ref=ref))
-        case m.Topic(room=room, text=text) if m.valid_room(room):
+        case m.Topic(room=str(room), text=text) if m.valid_room(room):
             if text is None or _sendable(text):
                 out.append(m.RoomTopic(room=room, text=text or "", setter=me, time=2.0, ref=ref))
         case m.Away(text=text) if _sendable(text):
@@ -162,7 +162,7 @@ def fuzz_irc_registered(data: bytes) -> None:
     def make() -> IrcCodec:
         codec = _irc()
         codec.feed(_REGISTRATION + b"CAP END\r\n")
-        codec.registered = True
+        codec.state.registered = True
         return codec
 
     _server_codec(make, data)

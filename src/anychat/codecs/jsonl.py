@@ -13,7 +13,7 @@ from json.encoder import encode_basestring as _quote  # the same escaping as _du
 from typing import Any, ClassVar, Final
 
 from .. import model as m
-from . import DEFAULT_MAX_LINE_BYTES, Inbound
+from . import DEFAULT_MAX_LINE_BYTES, Inbound, roomops
 from ._lines import LineBuffer
 
 __all__ = [
@@ -111,7 +111,7 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
         limit=50 if o.get("limit") is None else _int(o, "limit"),
         ref=_ref(o),
     ),
-    "join": lambda o: m.Join(room=_str(o, "room"), ref=_ref(o)),
+    "join": lambda o: m.Join(room=_str(o, "room"), key=_str(o, "key", ""), ref=_ref(o)),
     "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
     "say": lambda o: m.Say(
         target=_opt_str(o, "to"),
@@ -125,9 +125,11 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     "rooms": lambda o: m.ListRooms(ref=_ref(o)),
     "ping": lambda o: m.Ping(token=_str(o, "token", ""), ref=_ref(o)),
     "quit": lambda o: m.Quit(reason=_str(o, "reason", ""), ref=_ref(o)),
-    "topic": lambda o: m.Topic(room=_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
+    "topic": lambda o: m.Topic(room=_opt_str(o, "room"), text=_opt_str(o, "text"), ref=_ref(o)),
     "away": lambda o: m.Away(text=_str(o, "text", ""), ref=_ref(o)),
     "whois": lambda o: m.Whois(nick=_str(o, "nick"), ref=_ref(o)),
+    # Room operators (mode, kick, invite) and server counts: codecs/roomops.py.
+    **roomops.JSON_COMMANDS,
 }
 
 
@@ -144,7 +146,7 @@ def command_from_json(obj: object) -> m.Command:
         )
     try:
         return parser(obj)
-    except _BadField as exc:
+    except (_BadField, roomops.BadField) as exc:
         return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"{kind}: {exc}", ref=ref)
 
 
@@ -174,6 +176,8 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
                 out["after"] = after
         case m.Join(room=room):
             out = {"type": "join", "room": room}
+            if cmd.key:
+                out["key"] = cmd.key
         case m.Part(room=room, reason=reason):
             out = {"type": "part", "room": room, "reason": reason}
         case m.Say(target=target, text=text, kind=kind, key=key):
@@ -198,6 +202,11 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
             out = {"type": "whois", "nick": nick}
         case m.Invalid():
             raise ValueError("Invalid is produced by codecs, never sent")
+        case _:
+            ops = roomops.command_to_json(cmd)
+            if ops is None:  # pragma: no cover - every command type is handled
+                raise AssertionError(cmd)
+            out = ops
     if cmd.ref is not None:
         out["ref"] = cmd.ref
     return out
@@ -252,15 +261,20 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
             out = {"type": "nick", "old": old, "new": new}
         case m.Members(room=room, nicks=nicks):
             out = {"type": "members", "room": room, "nicks": list(nicks)}
+            status = {d.nick: d.status for d in event.details if d.status}
+            if status:
+                out["status"] = status  # room operators ("o") and voiced members ("v")
         case m.RoomList(rooms=rooms):
             out = {
                 "type": "rooms",
-                "rooms": [{"name": r.name, "members": r.members} for r in rooms],
+                "rooms": [{"name": r.name, "members": r.members, "topic": r.topic} for r in rooms],
             }
         case m.Pong(token=token):
             out = {"type": "pong", "token": token}
         case m.Error(code=code, text=text):
             out = {"type": "error", "code": code.value, "text": text}
+            if event.subject:
+                out["subject"] = event.subject
         case m.Bye(code=code, reason=reason):
             return {"type": "bye", "code": code.value if code else None, "reason": reason}
         case m.RoomTopic(room=room, text=text, setter=setter, time=when):
@@ -273,14 +287,20 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
             }
         case m.AwayStatus(text=text):
             out = {"type": "away", "text": text}
-        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since):
+        case m.UserInfo(nick=nick, rooms=rooms, away=away, since=since, idle=idle):
             out = {
                 "type": "user",
                 "nick": nick,
                 "rooms": list(rooms),
                 "away": away,
                 "since": round(since, 6),
+                "idle": round(idle, 3),
             }
+        case _:
+            ops = roomops.event_to_json(event)
+            if ops is None:  # pragma: no cover - every event type is handled
+                raise AssertionError(event)
+            out = ops
     if event.ref is not None:
         out["ref"] = event.ref
     return out
@@ -347,7 +367,8 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     ),
     "rooms": lambda o: m.RoomList(
         rooms=tuple(
-            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members")) for r in o.get("rooms", ())
+            m.RoomInfo(name=_str(r, "name"), members=_int(r, "members"), topic=_str(r, "topic", ""))
+            for r in o.get("rooms", ())
         ),
         ref=_ref(o),
     ),
@@ -369,8 +390,10 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         rooms=tuple(str(r) for r in o.get("rooms", ())),
         away=_str(o, "away", ""),
         since=float(o.get("since", 0.0)),
+        idle=float(o.get("idle", 0.0)),
         ref=_ref(o),
     ),
+    **roomops.JSON_EVENTS,
 }
 
 
@@ -384,7 +407,7 @@ def event_from_json(obj: object) -> m.Event:
         raise ValueError(f"unknown event type {kind!r}")
     try:
         return parser(obj)
-    except (_BadField, TypeError, AttributeError) as exc:
+    except (_BadField, roomops.BadField, TypeError, AttributeError) as exc:
         raise ValueError(f"bad {kind} event: {exc}") from None
 
 

@@ -70,7 +70,11 @@ def _jsonl(settings: CodecSettings) -> Codec:
 def _irc(settings: CodecSettings) -> Codec:
     from .irc import IrcCodec
 
-    return IrcCodec(server_name=settings.server_name, version=settings.version)
+    return IrcCodec(
+        server_name=settings.server_name,
+        version=settings.version,
+        history_replay=bool(settings.extras.get("irc_history_replay", False)),
+    )
 
 
 register_codec(Protocol.TEXT, _text)

@@ -26,6 +26,7 @@ from ..errors import ConfigError
 __all__ = [
     "MAX_HISTORY_LIMIT",
     "Account",
+    "AccountChange",
     "Store",
     "describe_url",
     "open_store",
@@ -49,6 +50,15 @@ class Account:
 
     def __repr__(self) -> str:  # the hash stays out of logs too
         return f"Account(nick={self.nick!r}, created={self.created!r}, since_id={self.since_id!r})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountChange:
+    """An account added (``registered``) or deleted, by this process or another one."""
+
+    id: int
+    nick: str
+    registered: bool
 
 
 class Store(Protocol):
@@ -94,6 +104,15 @@ class Store(Protocol):
 
     async def last_message_id(self) -> int:
         """The highest stored message id (0 when empty), to seed the broker's counter."""
+        ...
+
+    async def account_changes(self, after: int | None = None) -> tuple[int, list[AccountChange]]:
+        """Accounts added or deleted since change ``after``, oldest first, and the cursor to
+        pass next time. ``None``: no changes, just the current cursor (where to start).
+
+        Cheap enough to poll every second: ``anychat users add`` runs in another process, and
+        this is how a running server hears of it (SQLite records each change with a trigger).
+        """
         ...
 
     async def aclose(self) -> None: ...
@@ -147,8 +166,12 @@ def describe_url(url: str) -> str:
 
 
 @asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[Store]:
-    """Open the store a URL names and close it afterwards (backends are imported lazily)."""
+async def open_store(url: str, *, create: bool = True) -> AsyncIterator[Store]:
+    """Open the store a URL names and close it afterwards (backends are imported lazily).
+
+    ``create=False``: a database file that does not exist is a :class:`StoreError`, not a new
+    empty database (admin commands must not invent one the server never sees).
+    """
     scheme, rest = parse_url(url)
     store: Store
     if scheme == "memory":
@@ -167,7 +190,7 @@ async def open_store(url: str) -> AsyncIterator[Store]:
     else:
         from .sqlite import SqliteStore
 
-        store = await SqliteStore.open(rest)
+        store = await SqliteStore.open(rest, create=create)
     try:
         yield store
     finally:

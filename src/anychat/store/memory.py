@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from .. import model as m
 from ..errors import StoreError
-from . import Account, check_query, visible
+from . import Account, AccountChange, check_query, visible
 
 __all__ = ["MemoryStore"]
 
@@ -23,6 +23,12 @@ class MemoryStore:
         self._messages: list[m.Message] = []
         self._ids: list[int] = []
         self._closed = False
+        self._changes: list[AccountChange] = []
+
+    def _changed(self, nick: str, *, registered: bool) -> None:
+        self._changes.append(
+            AccountChange(id=len(self._changes) + 1, nick=nick, registered=registered)
+        )
 
     def _check(self) -> None:
         if self._closed:
@@ -34,6 +40,7 @@ class MemoryStore:
         if key in self._accounts:
             return False
         self._accounts[key] = account
+        self._changed(account.nick, registered=True)
         return True
 
     async def get_account(self, nick: str) -> Account | None:
@@ -55,7 +62,11 @@ class MemoryStore:
 
     async def delete_account(self, nick: str) -> bool:
         self._check()
-        return self._accounts.pop(m.casefold(nick), None) is not None
+        account = self._accounts.pop(m.casefold(nick), None)
+        if account is None:
+            return False
+        self._changed(account.nick, registered=False)
+        return True
 
     async def append_messages(self, messages: Sequence[m.Message]) -> None:
         self._check()
@@ -114,6 +125,12 @@ class MemoryStore:
     async def last_message_id(self) -> int:
         self._check()
         return self._ids[-1] if self._ids else 0
+
+    async def account_changes(self, after: int | None = None) -> tuple[int, list[AccountChange]]:
+        self._check()
+        if after is None:
+            return len(self._changes), []
+        return len(self._changes), self._changes[after:]
 
     async def aclose(self) -> None:
         self._closed = True

@@ -66,7 +66,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import model as m
 from ..errors import StoreError
-from . import Account, check_query, describe_url
+from . import Account, AccountChange, check_query, describe_url
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -97,7 +97,27 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX messages_by_target ON messages (target_key, id);
     CREATE INDEX messages_by_sender ON messages (sender_key, id);
     """,
-    # 2: the sender's idempotency key, so a restarted server still recognises a resend.
+    # 2: a log of accounts added and deleted, written by triggers whichever process made the
+    # change, so running servers follow `anychat users add|delete` (account_changes).
+    """
+    CREATE TABLE account_changes (
+        id BIGSERIAL PRIMARY KEY,
+        nick TEXT NOT NULL,
+        registered BOOLEAN NOT NULL
+    );
+    CREATE FUNCTION anychat_account_changed() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO account_changes (nick, registered) VALUES (NEW.nick, TRUE);
+        ELSE
+            INSERT INTO account_changes (nick, registered) VALUES (OLD.nick, FALSE);
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql;
+    CREATE TRIGGER account_changed AFTER INSERT OR DELETE ON accounts
+        FOR EACH ROW EXECUTE FUNCTION anychat_account_changed();
+    """,
+    # 3: the sender's idempotency key, so a restarted server still recognises a resend.
     """
     ALTER TABLE messages ADD COLUMN msg_key TEXT;
     CREATE INDEX messages_with_key ON messages (id) WHERE msg_key IS NOT NULL;
@@ -406,6 +426,20 @@ class PostgresStore:
             return int(row[0]) if row else 0
 
         return await self._run(last)
+
+    async def account_changes(self, after: int | None = None) -> tuple[int, list[AccountChange]]:
+        def changes(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[int, list[AccountChange]]:
+            if after is None:
+                row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM account_changes").fetchone()
+                return (int(row[0]) if row else 0), []
+            rows = conn.execute(
+                "SELECT id, nick, registered FROM account_changes WHERE id > %s ORDER BY id",
+                (after,),
+            ).fetchall()
+            found = [AccountChange(id=r[0], nick=r[1], registered=bool(r[2])) for r in rows]
+            return (found[-1].id if found else after), found
+
+        return await self._run(changes)
 
     async def aclose(self) -> None:
         def close() -> None:

@@ -33,7 +33,7 @@ import anyio
 
 from .. import model as m
 from ..errors import StoreError
-from . import Account, check_query
+from . import Account, AccountChange, check_query
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -65,7 +65,22 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     """
     ALTER TABLE accounts ADD COLUMN since_id INTEGER NOT NULL DEFAULT 0;
     """,
-    # 3: the sender's idempotency key, so a restarted server still recognises a resend.
+    # 3: a log of accounts added and deleted, written by triggers whichever process made the
+    # change, so a running server can follow `anychat users add|delete` (account_changes).
+    """
+    CREATE TABLE account_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        nick TEXT NOT NULL,
+        registered INTEGER NOT NULL
+    );
+    CREATE TRIGGER account_added AFTER INSERT ON accounts BEGIN
+        INSERT INTO account_changes (nick, registered) VALUES (NEW.nick, 1);
+    END;
+    CREATE TRIGGER account_deleted AFTER DELETE ON accounts BEGIN
+        INSERT INTO account_changes (nick, registered) VALUES (OLD.nick, 0);
+    END;
+    """,
+    # 4: the sender's idempotency key, so a restarted server still recognises a resend.
     """
     ALTER TABLE messages ADD COLUMN msg_key TEXT;
     CREATE INDEX messages_with_key ON messages (id) WHERE msg_key IS NOT NULL;
@@ -105,7 +120,9 @@ def _migrate(db: sqlite3.Connection) -> None:
         )
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, create: bool = True) -> sqlite3.Connection:
+    if not create and not Path(path).is_file():
+        raise StoreError(f"no database at {Path(path).resolve()}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly one transaction.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -182,9 +199,9 @@ class SqliteStore:
         self._file = _FileWatch(path)
 
     @classmethod
-    async def open(cls, path: str) -> SqliteStore:
+    async def open(cls, path: str, *, create: bool = True) -> SqliteStore:
         try:
-            db = await anyio.to_thread.run_sync(_connect, path)
+            db = await anyio.to_thread.run_sync(_connect, path, create)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         except OSError as exc:
@@ -359,6 +376,20 @@ class SqliteStore:
             return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
 
         return await self._run(last)
+
+    async def account_changes(self, after: int | None = None) -> tuple[int, list[AccountChange]]:
+        def changes(db: sqlite3.Connection) -> tuple[int, list[AccountChange]]:
+            if after is None:
+                row = db.execute("SELECT COALESCE(MAX(id), 0) FROM account_changes").fetchone()
+                return int(row[0]), []
+            rows = db.execute(
+                "SELECT id, nick, registered FROM account_changes WHERE id > ? ORDER BY id",
+                (after,),
+            ).fetchall()
+            found = [AccountChange(id=r[0], nick=r[1], registered=bool(r[2])) for r in rows]
+            return (found[-1].id if found else after), found
+
+        return await self._run(changes)
 
     async def aclose(self) -> None:
         def close(db: sqlite3.Connection) -> None:

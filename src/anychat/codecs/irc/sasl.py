@@ -14,7 +14,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Final
 
-from .. import model as m
+from ... import model as m
 
 __all__ = ["CHUNK_BYTES", "Credentials", "PlainExchange", "SaslRefused"]
 

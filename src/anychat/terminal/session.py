@@ -3,7 +3,7 @@
 :class:`ChatSession` keeps the connection alive (reconnecting with exponential backoff and
 rejoining the rooms it was in), tracks who is where (for nick completion), maps ``/commands`` typed
 by a person onto :class:`~anychat.client.Client` calls, and turns everything worth showing into
-prompt_toolkit formatted text (with :mod:`anychat._chatrender`). It never writes to the terminal
+prompt_toolkit formatted text (with :mod:`anychat.terminal.render`). It never writes to the terminal
 itself: it hands lines to a :class:`Sink`, so the interactive prompt and the pipe mode share all
 of it.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Final, Literal, Protocol, TypeAlias
 
@@ -23,11 +22,21 @@ import anyio
 from anyio.abc import TaskStatus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
-from . import model as m
-from ._chatlogin import Credentials
-from ._chatrender import error_line, message_line, nick_style, notice, render, safe
-from .client import MAX_PAGE, Client
-from .errors import ChatError, ConnectionClosed, LoginFailed, NickInUse, NickRegistered, Refused
+from .. import model as m
+from ..client import MAX_PAGE, Client
+from ..commands import COMMANDS, ShowHelp, help_rows, is_secret, parse_line, room_name, with_hint
+from ..errors import ChatError, ConnectionClosed, LoginFailed, NickInUse, NickRegistered, Refused
+from .login import Credentials
+from .render import (
+    error_line,
+    message_line,
+    nick_style,
+    notice,
+    render,
+    safe,
+    topic_line,
+    whois_text,
+)
 
 # The drawing helpers are re-exported: the terminal module and the tests take them from here.
 __all__ = [
@@ -51,40 +60,11 @@ RECONNECT_MAX_SECONDS: Final = 10.0
 #: Pages of missed messages fetched after a reconnect, at most (``/history`` reaches further).
 CATCH_UP_MAX_PAGES: Final = 10
 
-#: Commands whose arguments hold a password: masked while typed, never kept in the input history.
-SECRET_COMMANDS: Final = ("register", "login")
-
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
-
-#: ``/command`` -> (arguments, what it does); the order is the order of ``/help``.
-COMMANDS: Final = {
-    "join": ("#ROOM", "join a room and talk there"),
-    "part": ("[#ROOM] [REASON]", "leave a room (default: the current one)"),
-    "msg": ("NICK|#ROOM TEXT", "send to a nick privately, or to a room"),
-    "me": ("ACTION", "act in the current room (* you waves)"),
-    "nick": ("NAME", "change your nick"),
-    "who": ("[#ROOM]", "list the members of a room"),
-    "rooms": ("", "list the rooms"),
-    "history": ("[#ROOM|NICK] [ID]", "earlier messages (before message ID)"),
-    "register": ("PASSWORD", "claim your nick with a password"),
-    "login": ("NICK PASSWORD", "log in to your account"),
-    "help": ("", "this list"),
-    "quit": ("[REASON]", "leave (Ctrl-D does too)"),
-}
-
-
-def is_secret(line: str) -> bool:
-    """True for a typed line that carries a password (``/login ada hunter2``)."""
-    name = line[1:].split(" ", 1)[0].lower() if line.startswith("/") else ""
-    return name in SECRET_COMMANDS
 
 
 def help_lines() -> list[StyleAndTextTuples]:
-    lines = [notice("commands:")]
-    for name, (args, what) in COMMANDS.items():
-        lines.append(notice(f"  /{name} {args}".ljust(28) + what))
-    lines.append(notice("anything else is said to the current room; // says a leading /"))
-    return lines
+    return [notice("commands:"), *(notice("  " + row) for row in help_rows())]
 
 
 #: What a shown line is: someone's ``message``, our ``own`` message as the server acked it,
@@ -93,10 +73,19 @@ LineKind: TypeAlias = Literal["message", "own", "presence", "info"]
 
 
 class Sink(Protocol):
-    """Where a session's lines go: the prompt's scrollback, or stdout/stderr in pipe mode."""
+    """Where a session's lines go: the prompt's scrollback, the windows of the full-screen
+    mode, or stdout/stderr in pipe mode."""
 
-    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
-        """A line for the user to read."""
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
+        """A line for the user to read; ``where``: the rooms or private chats (the other
+        nick) it belongs to, for sinks with a window per chat (``()``: the current one);
+        ``msg_id``: the message it shows, if it shows one."""
 
     def problem(self, line: StyleAndTextTuples) -> None:
         """A refusal or a connection problem."""
@@ -115,8 +104,11 @@ class ChatSession:
         room: str,
         max_attempts: int | None = None,
         credentials: Credentials | None = None,
+        windows: bool = False,
     ) -> None:
         self.sink = sink
+        #: The sink keeps a window per room: lines never name the room they are shown in.
+        self.windows = windows
         self.host = host
         self.port = port
         #: Tokens and passwords: how each connection logs in.
@@ -124,7 +116,7 @@ class ChatSession:
         #: The nick to register with (``None`` = a guest nick); follows nick changes.
         self.nick = nick
         #: Rooms we are in, in the order joined; :attr:`room` is where plain lines go.
-        self.rooms: list[str] = [_room_name(room)]
+        self.rooms: list[str] = [room_name(room)]
         self.room: str | None = self.rooms[0]
         #: Room -> members, from member lists and join/part/quit/nick events (for completion).
         self.members: dict[str, set[str]] = {}
@@ -135,6 +127,8 @@ class ChatSession:
         #: Lines refused by the server (pipe mode turns this into the exit status).
         self.failures = 0
         self.quitting = False
+        #: Our away message ("" = present).
+        self.away = ""
         #: The highest message id seen (shown, or acked for our own): a reconnect fetches what
         #: came after it.
         self.last_id = 0
@@ -172,6 +166,19 @@ class ChatSession:
                     self._set_client(client)
                     if first:
                         first = False
+                        # Said before any event is shown, so never between replayed lines.
+                        where = safe(self.room) if self.room else "no room"
+                        who = safe(self.credentials.identity(client))
+                        self.sink.show(
+                            notice(
+                                f"connected to {safe(self.host)}:{self.port} as {who} "
+                                f"in {where}; /help for help"
+                            ),
+                            "presence",
+                        )
+                        topic = client.topics.get(m.casefold(self.room or ""))
+                        if topic is not None and topic.text:
+                            self.sink.show(topic_line(topic), "presence", (topic.room,))
                         task_status.started()
                     else:
                         where = ", ".join(safe(r) for r in self.rooms) or "no rooms"
@@ -285,13 +292,36 @@ class ChatSession:
         if isinstance(event, m.Message):
             self._show_message(event)
             return
+        where = self._where(event)
         self._track(event)
         line = render(event, me=self.me, room=self.room)
         if line is not None:
             if isinstance(event, m.Error):
                 self.sink.problem(line)
             else:
-                self.sink.show(line, "message" if isinstance(event, m.Message) else "presence")
+                self.sink.show(line, "presence", where)
+
+    def _where(self, event: m.Event) -> tuple[str, ...]:
+        """The rooms an event is about: its room, or every room its nick is in (before the
+        event changes that)."""
+        match event:
+            case m.Joined(room=room) | m.Parted(room=room) | m.RoomTopic(room=room):
+                return (room,)
+            case m.Members(room=room):
+                return (room,)
+            case m.Quitted(nick=nick) | m.NickChanged(old=nick):
+                return tuple(room for room, nicks in self.members.items() if nick in nicks)
+        return ()
+
+    def line_room(self, msg: m.Message) -> str | None:
+        """The room a message line is drawn for (its room is named when it is another)."""
+        return msg.target if self.windows else self.room
+
+    def chat_of(self, msg: m.Message) -> str:
+        """The room or private chat (the other nick) ``msg`` belongs to."""
+        if m.is_room(msg.target):
+            return msg.target
+        return msg.target if m.casefold(msg.sender) == m.casefold(self.me) else msg.sender
 
     def _show_message(self, msg: m.Message) -> None:
         """Show a message from the server unless it was shown already."""
@@ -301,7 +331,12 @@ class ChatSession:
         self._shown[key] = msg.id
         self.last_id = max(self.last_id, msg.id)
         self._track(msg)
-        self.sink.show(message_line(msg, me=self.me, room=self.room), "message")
+        self.sink.show(
+            message_line(msg, me=self.me, room=self.line_room(msg)),
+            "message",
+            (self.chat_of(msg),),
+            msg.id,
+        )
 
     def _track(self, event: m.Event) -> None:
         match event:
@@ -333,6 +368,7 @@ class ChatSession:
     async def execute(self, line: str) -> bool:
         """Act on one line typed (or piped) by the user; ``False`` means leave.
 
+        The line is read with the grammar every text client shares (:mod:`anychat.commands`).
         Refusals are shown and counted; a lost connection raises :class:`ConnectionClosed`
         (the caller decides whether to retry the line).
         """
@@ -343,23 +379,56 @@ class ChatSession:
             return True
         if not line.strip():
             return True
-        if line.startswith("//") or not line.startswith("/"):
-            await self._say(self.room, line[1:] if line.startswith("//") else line)
-            return True
-        name, _, rest = line[1:].partition(" ")
-        name, rest = name.lower(), rest.strip()
-        if name == "quit":
-            await self.quit(rest)
-            return False
-        handler = self._handlers.get(name)
-        if handler is None:
-            self._refused(f"unknown command /{safe(name)}; /help lists the commands")
-            return True
-        try:
-            await handler(self, rest)
-        except Refused as exc:
-            self._refused(safe(exc.text))
+        parsed = parse_line(line)
+        match parsed:
+            case ShowHelp():
+                for row in help_lines():
+                    self.sink.show(row)
+            case m.Quit(reason=reason):
+                await self.quit(reason)
+                return False
+            case m.Invalid(text=text):
+                self._refused(safe(text))
+            case _:
+                try:
+                    await self._run(parsed)
+                except Refused as exc:
+                    self._refused(safe(with_hint(exc.code, exc.text)))
         return True
+
+    async def _run(self, command: m.Command) -> None:
+        """Carry out one command through the client, and show its result."""
+        match command:
+            case m.Say(target=target, text=text, kind=kind):
+                await self._say(target or self.room, text, kind)
+            case m.Join(room=room):
+                await self._join(room)
+            case m.Part(room=room, reason=reason):
+                await self._part(room or self.room, reason)
+            case m.Nick(nick=nick):
+                await self._nick(nick)
+            case m.Who(room=room):
+                await self._who(room or self.room)
+            case m.ListRooms():
+                await self._rooms()
+            case m.Topic(room=room, text=text):
+                await self._topic(room or self.room, text)
+            case m.Away(text=text):
+                await self._away(text)
+            case m.Whois(nick=nick):
+                await self._whois(nick)
+            case m.History(target=target, before=before, limit=limit):
+                await self._history(target or self.room, before, limit)
+            case m.Register(password=password):
+                self._logged_in(self._client(), await self._client().register(password))
+            case m.Login(nick=nick, password=password):
+                self._logged_in(self._client(), await self._client().login(nick, password))
+            case m.Ping():
+                rtt = await self._client().ping()
+                self.sink.show(notice(f"pong from {safe(self.host)} in {rtt * 1000:.0f} ms"))
+            case _:  # a command the grammar knows and this client cannot carry out yet
+                name = type(command).__name__.lower()
+                raise Refused(f"/{name} is not available in the terminal client yet")
 
     def _client(self) -> Client:
         client = self.client
@@ -373,14 +442,14 @@ class ChatSession:
 
     async def _say(self, target: str | None, text: str, kind: m.Kind = m.Kind.PLAIN) -> None:
         if target is None:
-            self._refused("you are not in a room; /join #room first")
+            self._refused(with_hint(m.ErrorCode.NO_ROOM, "you are not in a room"))
             return
         client = self._client()
         for chunk in split_text(text):
             try:
                 ack = await client.send(target, chunk, kind=kind)
             except Refused as exc:
-                self._refused(safe(exc.text))
+                self._refused(safe(with_hint(exc.code, exc.text)))
                 return
             self.last_id = max(self.last_id, ack.id)
             msg = m.Message(
@@ -391,13 +460,15 @@ class ChatSession:
                 text=chunk,
                 kind=kind,
             )
-            self.sink.show(message_line(msg, me=client.nick, room=self.room), "own")
+            self.sink.show(
+                message_line(msg, me=client.nick, room=self.line_room(msg)),
+                "own",
+                (self.chat_of(msg),),
+                msg.id,
+            )
 
-    async def _join(self, rest: str) -> None:
-        if not rest:
-            raise Refused("usage: /join #ROOM")
+    async def _join(self, room: str) -> None:
         client = self._client()
-        room = _room_name(rest.split()[0])
         nicks = await client.join(room)
         room = self._canonical(client, room)
         self.members[room] = set(nicks)
@@ -405,15 +476,14 @@ class ChatSession:
             self.rooms.remove(room)
         self.rooms.append(room)
         self.room = room
-        self.sink.show(notice(f"you are in {safe(room)} with {_names(nicks, client.nick)}"))
+        self.sink.show(
+            notice(f"you are in {safe(room)} with {_names(nicks, client.nick)}"), "info", (room,)
+        )
+        topic = client.topics.get(m.casefold(room))
+        if topic is not None and topic.text:
+            self.sink.show(topic_line(topic), "info", (room,))
 
-    async def _part(self, rest: str) -> None:
-        words = rest.split(maxsplit=1)
-        room: str | None
-        if words and m.is_room(words[0]):
-            room, reason = words[0], (words[1] if len(words) > 1 else "")
-        else:
-            room, reason = self.room, rest
+    async def _part(self, room: str | None, reason: str) -> None:
         if room is None:
             raise Refused("you are not in a room")
         await self._client().part(room, reason)
@@ -424,80 +494,67 @@ class ChatSession:
         now = f"; now in {safe(self.room)}" if self.room else ""
         self.sink.show(notice(f"you left {safe(room)}{now}"))
 
-    async def _msg(self, rest: str) -> None:
-        target, _, text = rest.partition(" ")
-        if not target or not text.strip():
-            raise Refused("usage: /msg NICK|#ROOM TEXT")
-        await self._say(target, text)
-
-    async def _me(self, rest: str) -> None:
-        if not rest:
-            raise Refused("usage: /me ACTION")
-        await self._say(self.room, rest, m.Kind.ACTION)
-
-    async def _nick(self, rest: str) -> None:
-        if not rest:
-            raise Refused("usage: /nick NAME")
+    async def _nick(self, nick: str) -> None:
         client = self._client()
-        await client.set_nick(rest)  # the server explains what a nick may be
+        await client.set_nick(nick)  # the server explains what a nick may be
         self.nick = client.nick
         self.sink.show(notice(f"you are now known as {safe(client.nick)}"))
 
-    async def _who(self, rest: str) -> None:
-        room = _room_name(rest.split()[0]) if rest else self.room
+    async def _who(self, room: str | None) -> None:
         if room is None:
-            raise Refused("usage: /who #ROOM")
+            raise Refused(f"usage: {COMMANDS['who'].usage}")
         client = self._client()
         nicks = await client.who(room)
         if room in self.rooms:
             self.members[room] = set(nicks)
         self.sink.show(notice(f"in {safe(room)}: {_names(nicks, client.nick)}"))
 
-    async def _rooms(self, rest: str) -> None:
+    async def _rooms(self) -> None:
         rooms = await self._client().list_rooms()
-        listing = ", ".join(f"{safe(r.name)} ({r.members})" for r in rooms) or "none"
-        self.sink.show(notice(f"rooms: {listing}"))
+        if not rooms:
+            self.sink.show(notice("rooms: none"))
+            return
+        self.sink.show(notice("rooms:"))
+        for info in rooms:
+            topic = f": {safe(info.topic)}" if info.topic else ""
+            self.sink.show(notice(f"  {safe(info.name)} ({info.members}){topic}"))
 
-    async def _history(self, rest: str) -> None:
+    async def _topic(self, room: str | None, text: str | None) -> None:
+        if room is None:
+            raise Refused(f"usage: {COMMANDS['topic'].usage}")
+        self.sink.show(topic_line(await self._client().topic(room, text)))
+
+    async def _away(self, text: str) -> None:
+        status = await self._client().away(text)
+        self.away = status.text
+        if status.text:
+            self.sink.show(notice(f"you are away: {safe(status.text)}"))
+        else:
+            self.sink.show(notice("you are back"))
+
+    async def _whois(self, nick: str) -> None:
+        self.sink.show(notice(whois_text(await self._client().whois(nick))))
+
+    async def _history(self, target: str | None, before: int | None, limit: int) -> None:
         """``/history [#ROOM|NICK] [ID]``: the page of messages before ``ID`` (or the newest)."""
-        words = rest.split()
-        target: str | None = self.room
-        before: int | None = None
-        if words and not words[0].isdigit():
-            target = words.pop(0)
-        if words:
-            if len(words) > 1 or not words[0].isdigit():
-                raise Refused("usage: /history [#ROOM|NICK] [ID]")
-            before = int(words[0])
         if target is None:
             raise Refused("usage: /history #ROOM|NICK [ID]")
-        page = await self._client().history(target, before=before)
+        page = await self._client().history(target, before=before, limit=limit)
         if not page:
             self.sink.show(notice(f"no earlier messages in {safe(target)}"))
             return
         for msg in page:
+            replayed = dataclasses.replace(msg, history=True)
             self.sink.show(
-                message_line(dataclasses.replace(msg, history=True), me=self.me, room=self.room),
+                message_line(replayed, me=self.me, room=self.line_room(msg)),
                 "message",
+                (self.chat_of(msg),),
+                msg.id,
             )
-        self.sink.show(
-            notice(f"/history {safe(target)} {page[0].id} shows the messages before these")
-        )
-
-    async def _register(self, rest: str) -> None:
-        if not rest:
-            raise Refused("usage: /register PASSWORD")
-        client = self._client()
-        token = await client.register(rest)
-        self._logged_in(client, token)
-
-    async def _login(self, rest: str) -> None:
-        nick, _, password = rest.partition(" ")
-        if not nick or not password:
-            raise Refused("usage: /login NICK PASSWORD")
-        client = self._client()
-        token = await client.login(nick, password)
-        self._logged_in(client, token)
+        if len(page) == limit:  # a short page is the first one: nothing earlier to offer
+            self.sink.show(
+                notice(f"/history {safe(target)} {page[0].id} shows the messages before these")
+            )
 
     def _logged_in(self, client: Client, token: str) -> None:
         """Keep the token for reconnects and the next run."""
@@ -505,30 +562,12 @@ class ChatSession:
         self.credentials.keep(client, token)
         self.sink.show(notice(f"logged in as {safe(client.nick)}; this terminal stays logged in"))
 
-    async def _help(self, rest: str) -> None:
-        for line in help_lines():
-            self.sink.show(line)
-
     async def quit(self, reason: str = "") -> None:
         """Say goodbye to the server (if connected) and stop reconnecting."""
         self.quitting = True
         client = self.client
         if client is not None:
             await client.aclose(reason)
-
-    _handlers: Final[dict[str, Callable[[ChatSession, str], Awaitable[None]]]] = {
-        "join": _join,
-        "part": _part,
-        "msg": _msg,
-        "me": _me,
-        "nick": _nick,
-        "who": _who,
-        "rooms": _rooms,
-        "history": _history,
-        "register": _register,
-        "login": _login,
-        "help": _help,
-    }
 
     @staticmethod
     def _canonical(client: Client, room: str) -> str:
@@ -558,11 +597,6 @@ def _key(target: str) -> str:
     """Where a message was said, for telling repeats apart: its room, or ``""`` for private
     messages (ids only grow, so one high-water mark per room and one for private suffices)."""
     return m.casefold(target) if m.is_room(target) else ""
-
-
-def _room_name(word: str) -> str:
-    """People type ``/join general``; rooms are named ``#general``."""
-    return word if word.startswith("#") else "#" + word
 
 
 def _names(nicks: tuple[str, ...], me: str) -> str:

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from . import model as m
+from .. import model as m
 
 __all__ = ["forget_token", "load_token", "save_token", "token_path"]
 

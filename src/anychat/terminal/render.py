@@ -14,10 +14,21 @@ from typing import Final
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
-from . import model as m
-from .codecs.text import neutralize
+from .. import model as m
+from ..commands import with_hint
+from ..safetext import safe_text
 
-__all__ = ["clock", "error_line", "message_line", "nick_style", "notice", "render", "safe"]
+__all__ = [
+    "clock",
+    "error_line",
+    "message_line",
+    "nick_style",
+    "notice",
+    "render",
+    "safe",
+    "topic_line",
+    "whois_text",
+]
 
 # Nick colours: no red (errors), magenta (private messages) or grey (presence notices).
 _PALETTE: Final = (
@@ -34,13 +45,9 @@ _PALETTE: Final = (
 
 
 def safe(text: str) -> str:
-    """``text`` from another user, made harmless for a terminal.
-
-    C0 and C1 control characters, DEL (so also ESC and the one-byte CSI: no escape sequence can
-    get through), bidirectional embeddings, overrides and isolates, and the Unicode line and
-    paragraph separators become U+FFFD (the same table the text protocol uses).
-    """
-    return neutralize(text)
+    """``text`` from another user, made harmless for a terminal (:func:`anychat.safetext.safe_text`:
+    controls, bidirectional overrides and line separators become U+FFFD)."""
+    return safe_text(text)
 
 
 def nick_style(nick: str) -> str:
@@ -118,9 +125,35 @@ def render(event: m.Event, *, me: str, room: str | None) -> StyleAndTextTuples |
             return notice(f"{safe(old)} is now known as {safe(new)}")
         case m.Members(room=where, nicks=nicks):
             return notice(f"in {safe(where)}: {', '.join(safe(n) for n in nicks)}")
-        case m.Error(text=text):
-            return error_line(safe(text))
+        case m.RoomTopic(room=where, text=text, setter=setter):
+            if not text:
+                return notice(f"{safe(setter) or 'someone'} cleared the topic of {safe(where)}")
+            return notice(
+                f"{safe(setter) or 'someone'} set the topic of {safe(where)}: {safe(text)}"
+            )
+        case m.Error(code=code, text=text):
+            return error_line(safe(with_hint(code, text)))
     return None
+
+
+def topic_line(topic: m.RoomTopic) -> StyleAndTextTuples:
+    """``-- topic of #rust: ... (set by ada)``, the answer to ``/topic`` and shown on joining."""
+    if not topic.text:
+        return notice(f"{safe(topic.room)} has no topic")
+    by = f" (set by {safe(topic.setter)})" if topic.setter else ""
+    return notice(f"topic of {safe(topic.room)}: {safe(topic.text)}{by}")
+
+
+def whois_text(info: m.UserInfo) -> str:
+    """``bob is in #a, #b; away: lunch; connected since 12:01``."""
+    parts = [f"{safe(info.nick)} is in {', '.join(safe(r) for r in info.rooms) or 'no rooms'}"]
+    if info.away:
+        parts.append(f"away: {safe(info.away)}")
+    if info.since:
+        parts.append(f"connected since {clock(info.since)}")
+    if info.idle >= 60:
+        parts.append(f"idle {int(info.idle // 60)} min")
+    return "; ".join(parts)
 
 
 def _why(reason: str) -> str:

@@ -4,7 +4,7 @@ Interactive (stdin and stdout are terminals): a prompt_toolkit prompt at the bot
 screen. Incoming lines are printed *above* it while the user types: prompt_toolkit erases the
 prompt, prints, and redraws the prompt with the half-typed line and cursor where they were, so
 nothing the user typed is garbled or lost. Everything printed is formatted text built by
-:mod:`anychat._chatsession` from strings it made safe first; no raw ANSI from other users ever
+:mod:`anychat.terminal.session` from strings it made safe first; no raw ANSI from other users ever
 reaches the terminal. Tab completes ``/commands``, nicks and rooms; Up/Down walk the input history,
 which is kept in memory only, so private messages never land in a file.
 
@@ -12,7 +12,7 @@ Piped (``printf 'hi\\n' | anychat chat --nick bot``): each line is sent (lines s
 are commands) and its acknowledgement awaited before the next; at the end of the input the client
 leaves and exits 0 (1 if the server refused any line). Incoming messages are printed as plain text.
 
-Logging in (``--login``, or a token saved by an earlier login): see :mod:`anychat._chatlogin`.
+Logging in (``--login``, or a token saved by an earlier login): see :mod:`anychat.terminal.login`.
 The password is asked for without echo; lines typed with ``/register`` or ``/login`` are masked
 while typed, erased once sent, and never kept in the input history.
 
@@ -21,6 +21,7 @@ Both modes run on asyncio, which prompt_toolkit requires, over the same :class:`
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -45,19 +46,19 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.styles import Style
 
-from . import model as m
-from ._chatlogin import Credentials, LoginCancelled, password_from_environment
-from ._chatsession import (
+from .. import model as m
+from ..errors import ChatError, ConnectionClosed, NickRegistered
+from .fullscreen import FullScreen, WindowSink
+from .login import Credentials, LoginCancelled, password_from_environment, wants_login
+from .session import (
     COMMANDS,
     ChatSession,
     LineKind,
     error_line,
     is_secret,
     nick_style,
-    notice,
     safe,
 )
-from .errors import ChatError, ConnectionClosed, NickRegistered
 
 __all__ = ["run_chat"]
 
@@ -81,7 +82,16 @@ STYLE: Final = Style.from_dict(
 )
 
 
-def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool = False) -> int:
+def run_chat(
+    *,
+    host: str,
+    port: int,
+    nick: str | None,
+    room: str,
+    login: bool = False,
+    show: bool = False,
+    plain: bool = False,
+) -> int:
     """Run the terminal client until the user leaves; returns the exit status.
 
     0: the user left (``/quit``, Ctrl-D, Ctrl-C) or the piped input was all sent. 1: the server
@@ -90,12 +100,21 @@ def run_chat(*, host: str, port: int, nick: str | None, room: str, login: bool =
     stopped it before it was done; interactively SIGTERM and SIGHUP leave cleanly with 0.
 
     ``login``: log in to the account ``nick``, with the saved token or else a password (asked
-    for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode).
+    for on the terminal; ``$ANYCHAT_PASSWORD`` in pipe mode, where setting it also asks for a
+    login). ``show``: pipe mode prints what it receives (by default only errors, on stderr).
+    ``plain``: line mode on a terminal; the default there is the full-screen mode (windows per
+    room), except on a dumb terminal.
     """
     interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
-    mode = _interactive if interactive else _piped
+    if interactive:
+        windows = not plain and os.environ.get("TERM", "dumb") not in ("dumb", "unknown", "")
+        mode = partial(
+            _interactive, host=host, port=port, nick=nick, room=room, login=login, windows=windows
+        )
+    else:
+        mode = partial(_piped, host=host, port=port, nick=nick, room=room, login=login, show=show)
     try:
-        return anyio.run(partial(mode, host=host, port=port, nick=nick, room=room, login=login))
+        return anyio.run(mode)
     except BaseException as exc:
         inner = _unwrap(exc)
         if isinstance(inner, KeyboardInterrupt):
@@ -119,10 +138,32 @@ def _unwrap(exc: BaseException) -> BaseException:
 # ---------------------------------------------------------------------- interactive
 
 
+class _NoSink:
+    """A placeholder until the real sink, which needs the session, exists."""
+
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
+        pass
+
+    def problem(self, line: StyleAndTextTuples) -> None:
+        pass
+
+
 class _PromptSink:
     """Lines printed above the prompt (prompt_toolkit redraws the prompt under them)."""
 
-    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
         print_formatted_text(FormattedText(line), style=STYLE)
 
     def problem(self, line: StyleAndTextTuples) -> None:
@@ -218,9 +259,22 @@ def _prompt(chat: ChatSession) -> StyleAndTextTuples:
     return line
 
 
-async def _interactive(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
+async def _interactive(
+    *, host: str, port: int, nick: str | None, room: str, login: bool, windows: bool
+) -> int:
     quiet, no_echo = _quiet_terminal()
     credentials = Credentials(host, port, login=login, ask=partial(_ask_password, quiet=quiet))
+    if windows:
+        chat = ChatSession(
+            _NoSink(), host=host, port=port, nick=nick, room=room, credentials=credentials
+        )
+        sink = WindowSink(lambda: chat.me)
+        for name in chat.rooms:  # the first lines (connecting) go to the first room's window
+            sink.window(name)
+        chat.sink = sink
+        chat.windows = True
+        with no_echo:
+            return await _in_windows(chat, sink, quiet)
     chat = ChatSession(
         _PromptSink(), host=host, port=port, nick=nick, room=room, credentials=credentials
     )
@@ -234,10 +288,6 @@ async def _chat_at_prompt(chat: ChatSession, *, host: str, port: int, quiet: Inp
         # raised from here and run_chat prints one line.
         await tg.start(chat.maintain)
         await tg.start(_leave_on_signal, chat, tg.cancel_scope, [])
-        where = safe(chat.room) if chat.room else "no room"
-        chat.sink.show(
-            notice(f"connected to {host}:{port} as {safe(chat.me)} in {where}; /help for help")
-        )
         session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(chat),
             complete_style=CompleteStyle.READLINE_LIKE,
@@ -268,6 +318,46 @@ async def _chat_at_prompt(chat: ChatSession, *, host: str, port: int, quiet: Inp
                     await lines.send(line)
             await anyio.sleep_forever()  # until the worker has finished and cancels
     return 0
+
+
+async def _in_windows(chat: ChatSession, sink: WindowSink, quiet: Input | None) -> int:
+    """The full-screen mode: the first connection, then the application until the user leaves."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(chat.maintain)  # fails before anything is drawn, as at the prompt
+        await tg.start(_leave_on_signal, chat, tg.cancel_scope, [])
+        lines, pending = anyio.create_memory_object_stream[str](_MAX_PENDING_LINES)
+        screen = FullScreen(
+            chat,
+            sink,
+            lines,
+            tg,
+            completer=ChatCompleter(chat),
+            history=_SecretFreeHistory(),
+            quiet=quiet,
+        )
+        tg.start_soon(_execute_window_lines, chat, screen, pending)
+        await screen.app.run_async()
+        await chat.quit()
+        tg.cancel_scope.cancel()
+    return 0
+
+
+async def _execute_window_lines(
+    chat: ChatSession, screen: FullScreen, pending: MemoryObjectReceiveStream[str]
+) -> None:
+    """Execute typed lines in order, following ``/join`` to its window; leave at the end."""
+    async with pending:
+        async for line in pending:
+            before = chat.room
+            try:
+                if not await chat.execute(line):
+                    break
+            except ConnectionClosed as exc:
+                chat.sink.problem(error_line(f"not sent (Up recalls it): {safe(exc.reason)}"))
+            screen.follow(line, before)
+    await chat.quit()
+    if screen.app.is_running:
+        screen.app.exit()
 
 
 async def _execute_lines(
@@ -309,10 +399,20 @@ async def _leave_on_signal(
 
 
 class _PlainSink:
-    """Pipe mode: messages and command results to stdout, problems to stderr, no colour."""
+    """Pipe mode: problems to stderr, no colour; messages and command results to stdout only
+    when asked (``--show``): a cron job's mail or a CI log gets no replayed history."""
 
-    def show(self, line: StyleAndTextTuples, kind: LineKind = "info") -> None:
-        if kind in ("message", "info"):
+    def __init__(self, *, show: bool = False) -> None:
+        self._show = show
+
+    def show(
+        self,
+        line: StyleAndTextTuples,
+        kind: LineKind = "info",
+        where: tuple[str, ...] = (),
+        msg_id: int = 0,
+    ) -> None:
+        if self._show and kind in ("message", "info"):
             _write(sys.stdout, fragment_list_to_text(line))
 
     def problem(self, line: StyleAndTextTuples) -> None:
@@ -354,10 +454,12 @@ def _stdin_lines() -> MemoryObjectReceiveStream[str]:
     return receive
 
 
-async def _piped(*, host: str, port: int, nick: str | None, room: str, login: bool) -> int:
-    credentials = Credentials(host, port, login=login, ask=password_from_environment)
+async def _piped(
+    *, host: str, port: int, nick: str | None, room: str, login: bool, show: bool
+) -> int:
+    credentials = Credentials(host, port, login=wants_login(login), ask=password_from_environment)
     chat = ChatSession(
-        _PlainSink(),
+        _PlainSink(show=show),
         host=host,
         port=port,
         nick=nick,
@@ -369,6 +471,9 @@ async def _piped(*, host: str, port: int, nick: str | None, room: str, login: bo
     async with anyio.create_task_group() as tg:
         await tg.start(chat.maintain)
         await tg.start(_leave_on_signal, chat, tg.cancel_scope, caught)
+        if chat.client is not None:  # scripts' logs say who posted (stdout stays quiet)
+            who = credentials.identity(chat.client)
+            _write(sys.stderr, f"anychat: connected to {host}:{port} as {who}")
         async with _stdin_lines() as lines:
             async for line in lines:
                 if not await _send_line(chat, line):

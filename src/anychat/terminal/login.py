@@ -1,7 +1,7 @@
 """How the terminal client logs in: a saved token first, then a password asked for.
 
-A token from an earlier login (kept by :mod:`anychat.tokenfile`, owner-only) is tried first, so a
-returning user is not asked for anything. A token the server no longer accepts (expired, or signed
+A token from an earlier login (kept by :mod:`anychat.terminal.tokenfile`, owner-only) is tried
+first, so a returning user is not asked for anything. A token the server no longer accepts (expired, or signed
 with another secret) is forgotten; with ``--login`` the password is then asked for (without echo
 on a terminal, from ``ANYCHAT_PASSWORD`` in pipe mode, never from the command line where ``ps``
 would show it). Every token the server hands out is saved again, which keeps it fresh.
@@ -18,11 +18,17 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Final
 
+from ..client import Client, connect
+from ..errors import ChatError, LoginFailed
 from . import tokenfile
-from .client import Client, connect
-from .errors import ChatError, LoginFailed
 
-__all__ = ["PASSWORD_VARIABLE", "Credentials", "password_from_environment"]
+__all__ = [
+    "PASSWORD_VARIABLE",
+    "Credentials",
+    "LoginCancelled",
+    "password_from_environment",
+    "wants_login",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,11 @@ PasswordAsker = Callable[[str], Awaitable[str]]
 
 class LoginCancelled(ChatError):
     """No password was given (end of input at the password prompt)."""
+
+
+def wants_login(login: bool) -> bool:
+    """``--login`` given, or a password waiting in ``$ANYCHAT_PASSWORD`` (which asks for it)."""
+    return login or bool(os.environ.get(PASSWORD_VARIABLE))
 
 
 async def password_from_environment(nick: str) -> str:
@@ -58,6 +69,8 @@ class Credentials:
         self._ask = ask
         #: The token of the account we are logged in to, once we are.
         self.token: str | None = None
+        #: How the last :meth:`open` logged in: "saved login token", "password" or "" (not).
+        self.method = ""
 
     async def open(self, stack: AsyncExitStack, nick: str | None, *, may_ask: bool) -> Client:
         """Connect (registered, not yet in any room) with the best credentials we have.
@@ -72,24 +85,37 @@ class Credentials:
         if token is not None and nick is not None:
             try:
                 client = await stack.enter_async_context(
-                    connect(self.host, self.port, nick=nick, token=token, autojoin=False)
+                    connect(
+                        self.host, self.port, nick=nick, token=token, autojoin=False, history=True
+                    )
                 )
             except LoginFailed as exc:
                 logger.info("saved login for %s refused: %s", nick, exc)
                 self.forget(nick)
             else:
                 self.keep(client)
+                self.method = "saved login token"
                 return client
         if self.login and may_ask and nick is not None and self._ask is not None:
             password = await self._ask(nick)
             client = await stack.enter_async_context(
-                connect(self.host, self.port, nick=nick, password=password, autojoin=False)
+                connect(
+                    self.host, self.port, nick=nick, password=password, autojoin=False, history=True
+                )
             )
             self.keep(client)
+            self.method = "password"
             return client
+        self.method = ""
         return await stack.enter_async_context(
-            connect(self.host, self.port, nick=nick, autojoin=False)
+            connect(self.host, self.port, nick=nick, autojoin=False, history=True)
         )
+
+    def identity(self, client: Client) -> str:
+        """Who ``client`` is, for a line on stderr: ``carol (logged in with the password)``."""
+        if self.method:
+            return f"{client.nick} (logged in with the {self.method})"
+        return f"{client.nick} (guest, not logged in)"
 
     def saved(self, nick: str) -> str | None:
         return tokenfile.load_token(self.host, self.port, nick)

@@ -1,0 +1,185 @@
+"""The broker's rules for room operators: modes, kicks, invites, and the server's counts.
+
+A mixin of :class:`~anychat.broker.Broker` (as :mod:`anychat.broker_slow` is), kept apart so each
+module stays small; it uses only the broker state declared below. What each mode means lives in
+:mod:`anychat.rooms`; this module decides who may change it and who hears about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Final, Generic, TypeVar
+
+from . import model as m
+from .effects import Deliver, Effect
+from .rooms import hostmask
+from .sessions import Room, Session
+
+__all__ = ["OperatorRules"]
+
+P = TypeVar("P")
+
+# As the broker's own rule for free text: nothing that cannot cross a line-based protocol.
+_UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
+
+
+class OperatorRules(Generic[P]):
+    """Operator commands (mixed into the broker)."""
+
+    server_name: str
+    _clock: Callable[[], float]
+    _max_users: int
+    _nicks: dict[str, Session[P]]
+    _rooms: dict[str, Room[P]]
+    _sessions: dict[P, Session[P]]
+
+    def _leave(self, session: Session[P], room: Room[P]) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _refuse(
+        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
+    ) -> list[Effect[P]]:
+        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
+
+    def _host(self, session: Session[P]) -> str:
+        return hostmask(session.nick, session.user, self.server_name)
+
+    def _visible_room(self, session: Session[P], name: str) -> Room[P] | None:
+        """The room ``name`` unless it is secret (+s) and ``session`` is not in it."""
+        room = self._rooms.get(m.casefold(name))
+        if room is None or (room.channel.secret and session.peer not in room.members):
+            return None
+        return room
+
+    def _stats_of(self, ref: m.Ref) -> m.ServerStats:
+        return m.ServerStats(
+            users=len(self._nicks),
+            unregistered=len(self._sessions) - len(self._nicks),
+            rooms=len(self._rooms),
+            max_users=self._max_users,
+            ref=ref,
+        )
+
+    def _stats(self, session: Session[P], cmd: m.Stats) -> list[Effect[P]]:
+        return [Deliver(self._stats_of(cmd.ref), (session.peer,))]
+
+    def _op_room(self, session: Session[P], cmd: m.Mode | m.Kick, name: str) -> Room[P] | m.Error:
+        """The room an operator command is about; refusals in IRC's order (403, 442, 482)."""
+        room = self._rooms.get(m.casefold(name))
+        if room is None:
+            return m.Error(code=m.ErrorCode.NO_SUCH_ROOM, text=f"no such room {name}", ref=cmd.ref)
+        if session.peer not in room.members:
+            return m.Error(
+                code=m.ErrorCode.NOT_MEMBER, text=f"you are not in {room.name}", ref=cmd.ref
+            )
+        if not room.channel.is_op(session.peer):
+            return m.Error(
+                code=m.ErrorCode.NOT_OPERATOR,
+                text=f"you are not an operator of {room.name}",
+                ref=cmd.ref,
+            )
+        return room
+
+    def _mode(self, session: Session[P], cmd: m.Mode) -> list[Effect[P]]:
+        room = self._visible_room(session, cmd.room)
+        peer = session.peer
+        if room is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}")
+        chan = room.channel
+        banlist = m.BanList(room=room.name, bans=tuple(chan.bans), ref=cmd.ref)
+        if not cmd.changes:
+            modes, args = chan.mode_string(peer in room.members)
+            event = m.RoomModes(
+                room=room.name, modes=modes, args=args, created=chan.created, ref=cmd.ref
+            )
+            return [Deliver(event, (peer,))]
+        if all(c.mode in m.LIST_MODES and not c.arg for c in cmd.changes):
+            return [Deliver(banlist, (peer,))]  # anyone may look at the ban list
+        checked = self._op_room(session, cmd, cmd.room)
+        if isinstance(checked, m.Error):
+            return [Deliver(checked, (peer,))]
+
+        def find(nick: str) -> tuple[P, str] | None:
+            other = self._nicks.get(m.casefold(nick))
+            return None if other is None else (other.peer, other.nick)
+
+        applied, answers = chan.apply(
+            cmd.changes, setter=session.nick, now=self._clock(), find=find, members=room.members
+        )
+        effects: list[Effect[P]] = [
+            Deliver(banlist if a is None else dataclasses.replace(a, ref=cmd.ref), (peer,))
+            for a in answers
+        ]
+        if applied:
+            changed = m.ModeChanged(
+                room=room.name, by=session.nick, changes=tuple(applied), user=session.user
+            )
+            effects.append(Deliver(changed, room.members, skip=peer))
+            effects.append(Deliver(dataclasses.replace(changed, ref=cmd.ref), (peer,)))
+        elif not answers:  # nothing to change: the setter still gets its answer
+            changed = m.ModeChanged(room=room.name, by=session.nick, changes=(), ref=cmd.ref)
+            effects.append(Deliver(changed, (peer,)))
+        return effects
+
+    def _kick(self, session: Session[P], cmd: m.Kick) -> list[Effect[P]]:
+        room = self._op_room(session, cmd, cmd.room)
+        if isinstance(room, m.Error):
+            return [Deliver(room, (session.peer,))]
+        other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        if other.peer not in room.members:
+            return self._refuse(
+                session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{other.nick} is not in {room.name}"
+            )
+        if len(cmd.reason) > m.MAX_TOPIC_LENGTH or _UNSENDABLE.search(cmd.reason):
+            text = f"a kick reason is at most {m.MAX_TOPIC_LENGTH} characters on one line"
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, text)
+        kicked = m.Kicked(
+            room=room.name,
+            nick=other.nick,
+            by=session.nick,
+            reason=cmd.reason or session.nick,
+            user=session.user,
+        )
+        # Everyone hears it, the kicked member included, before it leaves the member list.
+        # The kicked member hears it on its own, so its codec may learn that it left.
+        others = [p for p in room.members if p is not session.peer and p is not other.peer]
+        effects: list[Effect[P]] = [
+            Deliver(kicked, others),
+            Deliver(dataclasses.replace(kicked, ref=cmd.ref), (session.peer,)),
+        ]
+        if other is not session:
+            effects.append(Deliver(kicked, (other.peer,)))
+        self._leave(other, room)
+        return effects
+
+    def _invite(self, session: Session[P], cmd: m.Invite) -> list[Effect[P]]:
+        other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        room = self._rooms.get(m.casefold(cmd.room))
+        name = cmd.room
+        if room is not None:
+            name = room.name
+            if session.peer not in room.members:
+                return self._refuse(session, cmd, m.ErrorCode.NOT_MEMBER, f"you are not in {name}")
+            if other.peer in room.members:
+                return self._refuse(
+                    session, cmd, m.ErrorCode.ALREADY_MEMBER, f"{other.nick} is already in {name}"
+                )
+            if "i" in room.channel.modes and not room.channel.is_op(session.peer):
+                return self._refuse(
+                    session, cmd, m.ErrorCode.NOT_OPERATOR, f"only operators invite to {name} (+i)"
+                )
+            room.channel.invited.add(m.casefold(other.nick))
+        elif not m.valid_room(cmd.room):
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}")
+        invited = m.Invited(room=name, nick=other.nick, by=session.nick, user=session.user)
+        return [
+            Deliver(invited, (other.peer,)),
+            Deliver(dataclasses.replace(invited, ref=cmd.ref), (session.peer,)),
+        ]

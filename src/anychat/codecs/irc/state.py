@@ -1,0 +1,222 @@
+"""What one IRC connection remembers, and every change to it, in one place.
+
+The codec's input side (:mod:`.commands`) and output side (:mod:`.render`) both need to know who
+the client is (its nick, capabilities, the requests still waiting for an answer). Every change to
+that knowledge happens here: the command handlers call the ``begin_*``/``track`` methods, and each
+outgoing event passes through :meth:`IrcState.observe` before it is rendered, so rendering itself
+only reads. That split is what makes fan-out safe: an event rendered once for many clients must
+not teach any one of them anything, and :meth:`observe` learns only from answers addressed to this
+connection (events carrying one of its own refs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from ... import model as m
+
+if TYPE_CHECKING:
+    from .sasl import PlainExchange
+
+__all__ = ["Context", "IrcState", "Pending"]
+
+#: Requests remembered at most; a reply that never came is forgotten, oldest first.
+MAX_PENDING: Final = 1024
+
+
+class Pending(NamedTuple):
+    """What one of our commands asked, kept until the broker answers it."""
+
+    verb: str
+    target: str = ""
+    text: str = ""
+    kind: m.Kind = m.Kind.PLAIN
+    rooms: frozenset[str] = frozenset()
+    #: For ISON: the question's id, and whether this is its last nick.
+    batch: int = 0
+    last: bool = False
+    #: Free-form detail a renderer needs (WHOX field letters, a CHATHISTORY subcommand...).
+    extra: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What :meth:`IrcState.observe` found out about one event, for the renderer."""
+
+    #: The request this event answers (``None`` for fan-out and unsolicited events).
+    pending: Pending | None = None
+    #: ISON: the complete answer once the last nick is in, else ``None``.
+    ison: tuple[str, ...] | None = None
+    #: CHATHISTORY: every message of the answer once its last page is in, else ``None``.
+    page: tuple[m.Message, ...] | None = None
+
+
+_HANGUPS: Final = {
+    m.ErrorCode.LOGIN_REQUIRED: "Access denied: this server admits only accounts",
+    m.ErrorCode.LOGIN_FAILED: "Access denied: bad password",
+    m.ErrorCode.STORE_UNAVAILABLE: "Access denied: bad password",
+}
+
+
+class IrcState:
+    """One connection's registration, capabilities and outstanding requests."""
+
+    def __init__(self) -> None:
+        self.nick = ""
+        #: From ``USER``: the username (shown as ``~user``, no ident check) and the realname.
+        self.user: str | None = None
+        self.realname = ""
+        self.password: str | None = None
+        #: The account this connection logged in to (learnt from the server's answer).
+        self.account: str | None = None
+        #: A goodbye the glue must send and close with (a refusal that ends the connection).
+        self.hangup: m.Bye | None = None
+        self.sasl: PlainExchange | None = None
+        self.cap_302 = False
+        #: Welcome seen; ``hello_sent`` is true from our Hello until the broker refuses it, so
+        #: lines that follow NICK/USER in the same batch reach the broker in order.
+        self.registered = False
+        self.hello_sent = False
+        self.caps: set[str] = set()
+        self.negotiating = False
+        self._next_ref = 1
+        self._pending: dict[int, Pending] = {}
+        #: Rooms we are in, folded -> name, learnt from our own join/part replies (for JOIN 0).
+        self.rooms: dict[str, str] = {}
+        self.modes: set[str] = set()
+        #: ISON answers being collected: one 303 line answers all of its nicks.
+        self._ison: dict[int, list[str]] = {}
+        #: History pages being collected (CHATHISTORY AROUND asks twice, answers once).
+        self._pages: dict[int, list[m.Message]] = {}
+
+    # ------------------------------------------------------------------ from input
+
+    def track(self, pending: Pending) -> int:
+        """Remember a request; returns the ref the broker will copy onto its answer."""
+        ref = self._next_ref
+        self._next_ref = ref + 1
+        if len(self._pending) >= MAX_PENDING:  # a reply never came: forget the oldest
+            del self._pending[next(iter(self._pending))]
+        self._pending[ref] = pending
+        return ref
+
+    def begin_ison(self) -> int:
+        batch = self._next_ref
+        self._ison[batch] = []
+        return batch
+
+    def begin_pages(self) -> int:
+        batch = self._next_ref
+        self._pages[batch] = []
+        return batch
+
+    def set_caps(self, changes: dict[str, bool]) -> None:
+        for cap, on in changes.items():
+            if on:
+                self.caps.add(cap)
+            else:
+                self.caps.discard(cap)
+
+    def set_user_mode(self, mode: str, on: bool) -> None:
+        (self.modes.add if on else self.modes.discard)(mode)
+
+    # ------------------------------------------------------------------ from output
+
+    def _take(self, ref: m.Ref, *, final: bool = True) -> Pending | None:
+        if not isinstance(ref, int):
+            return None
+        return self._pending.pop(ref, None) if final else self._pending.get(ref)
+
+    def observe(self, event: m.Event) -> Context:
+        """Learn what an outgoing event teaches this connection; say what it answers."""
+        match event:
+            case m.Message() | m.Quitted() | m.Bye():
+                return Context()
+            case m.Joined(room=room):
+                pending = self._take(event.ref, final=False) if event.ref is not None else None
+                if pending is not None:
+                    self.rooms[m.casefold(room)] = room
+                return Context(pending)
+            case m.Parted(room=room):
+                pending = self._take(event.ref)
+                if pending is not None:
+                    self.rooms.pop(m.casefold(room), None)
+                return Context(pending)
+            case m.NickChanged(new=new):
+                pending = self._take(event.ref)
+                if pending is not None:
+                    self.nick = new
+                return Context(pending)
+            case m.Welcome(nick=nick):
+                pending = self._take(event.ref)
+                self.registered = True
+                self.nick = nick
+                self.password = None  # checked (or not needed): no reason to keep it
+                return Context(pending)
+            case m.LoggedIn(nick=nick):
+                pending = self._take(event.ref, final=False)
+                self.account = nick
+                if pending is not None and pending.verb == "sasl":
+                    if not self.registered or m.casefold(self.nick) == m.casefold(nick):
+                        self._take(event.ref)  # else the nick change to the account's answers
+                return Context(pending)
+            case m.RoomTopic():
+                pending = self._take(event.ref, final=False)
+                if pending is None or pending.verb != "join":
+                    self._take(event.ref)  # a join's ref also answers its member list
+                return Context(pending)
+            case m.UserInfo(nick=nick):
+                pending = self._take(event.ref)
+                return Context(pending, self._ison_step(pending, nick))
+            case m.Error():
+                pending = self._take(event.ref)
+                if pending is None:
+                    return Context()
+                if pending.verb == "hello":
+                    self.hello_sent = False  # back to waiting for a usable NICK
+                    hangup = _HANGUPS.get(event.code)
+                    if hangup is not None:
+                        self.hangup = m.Bye(code=event.code, reason=hangup)
+                if pending.verb == "chathistory" and pending.batch:
+                    self._pages.pop(pending.batch, None)  # one refusal answers both halves
+                return Context(pending, self._ison_step(pending, None))
+            case m.Kicked(room=room, nick=nick):
+                # Delivered to the kicked member on its own (never fanned out with others).
+                if m.casefold(nick) == m.casefold(self.nick):
+                    self.rooms.pop(m.casefold(room), None)
+                return Context(self._take(event.ref))
+            case m.Ack() | m.Members() | m.RoomList() | m.AwayStatus() | m.Pong():
+                return Context(self._take(event.ref))
+            case m.ServerStats() | m.RoomModes() | m.ModeChanged() | m.BanList() | m.Invited():
+                return Context(self._take(event.ref))
+            case m.HistoryPage(messages=messages):
+                pending = self._take(event.ref)
+                if pending is None or pending.verb != "chathistory":
+                    return Context(pending)
+                if not pending.batch:
+                    return Context(pending, page=messages)
+                collected = self._pages.get(pending.batch)
+                if collected is None:
+                    return Context(pending)
+                collected.extend(messages)
+                if not pending.last:
+                    return Context(pending)
+                del self._pages[pending.batch]
+                # Two pages overlap at nothing (before id+1, after id): ordered by id.
+                return Context(pending, page=tuple(sorted(collected, key=lambda x: x.id)))
+        return Context()
+
+    def _ison_step(self, pending: Pending | None, nick: str | None) -> tuple[str, ...] | None:
+        """Replies arrive in the order asked (one client, one broker), so the last one answers."""
+        if pending is None or pending.verb != "ison":
+            return None
+        online = self._ison.get(pending.batch)
+        if online is None:
+            return None
+        if nick is not None:
+            online.append(nick)
+        if not pending.last:
+            return None
+        del self._ison[pending.batch]
+        return tuple(online)
