@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anychat import model as m
+from anychat.codecs import LocalReply
 from anychat.codecs.irc import IrcCodec
 from anychat.codecs.jsonl import JsonClientCodec, JsonServerCodec
 from anychat.codecs.text import TextCodec
@@ -153,3 +154,14 @@ def test_a_cr_at_the_line_limit_counts_the_same_split_or_whole(size: int) -> Non
     codec = TextCodec(max_line_bytes=63)
     split = [c for i in range(0, len(line), size) for c in codec.feed(line[i : i + size])]
     assert whole == split == [m.Say(target=None, text="x" * 63)]
+
+
+@pytest.mark.parametrize(
+    "line", ["CHATHISTORY LATEST #a * ²", "CHATHISTORY BEFORE #a msgid=² 10", "CAP LS ³⁰²"]
+)
+def test_irc_superscript_numbers_are_answered(line: str) -> None:
+    codec = IrcCodec()
+    codec.feed(b"NICK ada\r\nUSER a 0 * :A\r\n")
+    codec.state.registered = True
+    out = codec.feed(line.encode() + b"\r\n")
+    assert out and all(isinstance(item, m.Invalid | LocalReply) for item in out)
