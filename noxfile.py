@@ -65,9 +65,11 @@ def irssi(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Opt-in: the fan-out benchmark against the tutorial server (and ngircd when installed).
+    """Opt-in: the benchmark against the tutorial server, ngircd and InspIRCd (each skipped with
+    a note when not installed: ``apt-get install ngircd inspircd``).
 
-    Pass arguments through: ``nox -s bench -- --quick`` or ``-- --repeat 2 --json out.json``.
+    Pass arguments through: ``nox -s bench -- --quick``, or regenerate the tables in
+    docs/performance.md and the README: ``nox -s bench -- --json results.json --write-docs``.
     """
     install(session, "bench", extras="uvloop")
     session.run("python", "benchmarks/run.py", *session.posargs)

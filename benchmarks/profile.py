@@ -1,6 +1,6 @@
 """Where a server's time goes under the closed-loop load: py-spy samples, summed per function.
 
-    python benchmarks/profile.py anychat-asyncio --clients 50 --seconds 8
+    python benchmarks/profile.py anychat-asyncio-jsonl-memory --clients 50 --seconds 8
 
 Prints the functions with the most samples on top of the stack (self time) and in the stack
 (inclusive time). Needs py-spy (``pip install py-spy``; root or ptrace permission).
@@ -26,11 +26,13 @@ def main() -> int:
     parser.add_argument("server")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--senders", type=int, default=5)
-    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    spec = next(s for s in all_servers() if s.name == args.server)
+    spec = next((s for s in all_servers() if s.name == args.server), None)
+    if spec is None:
+        parser.error("server names: " + ", ".join(s.name for s in all_servers()))
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})
     server = RunningServer(spec, pin=True)

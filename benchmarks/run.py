@@ -1,21 +1,27 @@
-"""Fan-out benchmark: anychat (asyncio, uvloop, trio) against a tutorial asyncio server and ngircd.
+"""Fan-out benchmark: anychat (asyncio, uvloop, trio; IRC and JSON lines; SQLite and memory)
+against a tutorial asyncio server, ngircd and InspIRCd, in one interleaved run.
 
-    python benchmarks/run.py               # the full run (a few minutes)
-    python benchmarks/run.py --quick       # a short smoke run
-    python benchmarks/run.py --json out.json --servers tutorial,anychat-trio --clients 50
+    python benchmarks/run.py --json results.json          # the full run (about 20 minutes)
+    python benchmarks/run.py --quick                      # a short run (a few minutes)
+    python benchmarks/run.py --servers 'tutorial,ngircd,anychat-trio-*' --scenarios closed-50
+    python benchmarks/run.py --json results.json --write-docs   # and regenerate the docs
 
-Each server runs as a subprocess pinned to core 0; this process is the load generator and pins
-itself to core 1. Scenarios, each on a freshly started server:
+Each server runs as a subprocess pinned to core 0; this process, the load generator, pins
+itself to core 1. Each scenario runs on every server (servers inside scenarios, so that a change
+in the machine's load hits all of them alike), each on a freshly started server:
 
-- closed loop: N clients in one room, K of them sending, each with at most W messages that the
-  designated receiver has not seen yet (sustainable throughput, not buffer overflow);
-- fixed rate: 1,000 messages/s into a room of 50 (CPU and latency at a realistic load);
-- memory: 10,000 idle registered connections; RSS per connection above the empty server's, and
-  a room message must still get through.
+- closed-50 / closed-200: 50 or 200 clients in one room, 5 of them sending, each sender with at
+  most W (256) messages not yet delivered to every receiver. These are the throughput rows: each
+  shows the server's CPU and the generator's, and a row where the server was below 95 % of its
+  core says what bound it instead and gets no ratio to the tutorial server;
+- pingpong: 2 clients, one message in flight: latency and server CPU time per message;
+- rate: a fixed 1,000 messages/s into a room of 50: server CPU and latency at a realistic load;
+- idle: 10,000 idle registered connections; RSS per connection above the empty server's, and a
+  room message must still get through.
 
-Deliveries are lines received by all clients (acks excluded); every run must lose nothing and
-duplicate nothing, which the table shows. anychat runs with flood control off (``--flood-rate 0``),
-since flood control is there to pace exactly this kind of sender.
+Every delivery of every row is checked for loss, duplication and order (see loadgen.py); a row
+with any problem fails the run. anychat runs with flood control off (``--flood-rate 0``), as do
+the C servers (their configurations are in servers.py).
 """
 
 from __future__ import annotations
@@ -27,19 +33,60 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from loadgen import LoadError, LoadGen, Measurement
-from servers import ROOM, RunningServer, ServerSpec, all_servers, core_busy_seconds
+from loadgen import LoadError, LoadGen
+from servers import RunningServer, ServerSpec, all_servers, core_busy_seconds, select_servers
 
 try:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 except ImportError:  # pragma: no cover
-    sys.exit("the benchmark needs rich: pip install --group bench (or pip install rich)")
+    sys.exit("the benchmark needs rich and numpy: pip install --group bench")
 
-console = Console(width=None if sys.stdout.isatty() else 200)
+import report
+
+console = Console(width=None if sys.stdout.isatty() else 220)
+
+#: A row is saturated when the server used at least this much of its core.
+SATURATED = 0.95
+#: At or above this much of its own core, the generator is what bounded an unsaturated row.
+GENERATOR_LIMIT = 0.80
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    kind: str  # "throughput", "pingpong", "rate", "idle"
+    clients: int
+    senders: int = 0
+    window: int = 0
+    rate: float = 0.0
+
+    def title(self) -> str:
+        if self.kind == "throughput":
+            return (
+                f"{self.clients} clients, {self.senders} senders, closed loop "
+                f"(window {self.window} per sender)"
+            )
+        if self.kind == "pingpong":
+            return "2 clients, ping-pong (one message in flight)"
+        if self.kind == "rate":
+            return f"{self.rate:,.0f} messages/s into a room of {self.clients}"
+        return f"{self.clients:,} idle connections"
+
+
+def scenarios(args: argparse.Namespace) -> list[Scenario]:
+    every = {
+        "closed-50": Scenario("closed-50", "throughput", 50, args.senders, args.window),
+        "closed-200": Scenario("closed-200", "throughput", 200, args.senders, args.window),
+        "pingpong": Scenario("pingpong", "pingpong", 2, 1, 1),
+        "rate": Scenario("rate", "rate", args.rate_clients, args.senders, 0, args.rate),
+        "idle": Scenario("idle", "idle", args.idle),
+    }
+    return [every[k.strip()] for k in args.scenarios.split(",") if k.strip()]
 
 
 def machine() -> dict[str, Any]:
@@ -60,48 +107,69 @@ def machine() -> dict[str, Any]:
     }
 
 
-def percentile(sorted_ns: list[int], q: float) -> float:
-    if not sorted_ns:
-        return float("nan")
-    return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e6
+def percentile_ms(sorted_us: Any, q: float) -> float | None:
+    if not len(sorted_us):
+        return None
+    return float(sorted_us[min(len(sorted_us) - 1, int(q * len(sorted_us)))]) / 1000
 
 
-def closed_or_fixed(
-    spec: ServerSpec,
-    args: argparse.Namespace,
-    n: int,
-    *,
-    rate: float,
-    progress: Progress,
-    task: Any,
+def bound(row: dict[str, Any]) -> str:
+    """What limited a throughput row: the server's core (saturated), or else what did."""
+    if row["server_cpu_frac"] >= SATURATED:
+        return "server"
+    if row["loadgen_cpu_frac"] >= GENERATOR_LIMIT:
+        return "generator"
+    if row["server_cpu_frac"] + row["other_load_core0"] >= SATURATED:
+        return "shared core"  # other processes took the rest of core 0
+    return "window"
+
+
+def describe(spec: ServerSpec) -> dict[str, Any]:
+    label = {"tutorial": "tutorial asyncio", "ngircd": "ngircd", "inspircd": "InspIRCd"}.get(
+        spec.kind, ""
+    )
+    if spec.kind == "anychat":
+        label = "anychat " + ("uvloop" if spec.uvloop else spec.backend)
+    return {
+        "server": spec.name,
+        "label": label,
+        "protocol": spec.protocol if spec.kind != "tutorial" else "raw lines",
+        "store": spec.store,
+    }
+
+
+def load_row(
+    spec: ServerSpec, sc: Scenario, args: argparse.Namespace, progress: Progress, task: Any
 ) -> dict[str, Any]:
-    label = f"{n} clients, " + (f"{rate:,.0f} msg/s" if rate else f"closed loop W={args.window}")
+    row: dict[str, Any] = {
+        **describe(spec),
+        "scenario": sc.key,
+        "kind_key": sc.key,
+        "kind": sc.kind,
+        "title": sc.title(),
+        "clients": sc.clients,
+        "window": sc.window,
+        "rate": sc.rate,
+    }
     server = RunningServer(spec, pin=args.pin)
     gen = LoadGen(
         server.port,
         spec.adapter,
-        n,
-        args.senders,
+        sc.clients,
+        sc.senders,
         text_bytes=args.text_bytes,
-        verify_all=args.verify_all,
+        time_all=sc.kind != "throughput",
     )
-    row: dict[str, Any] = {
-        "server": spec.name,
-        "scenario": label,
-        "clients": n,
-        "senders": gen.k,
-        "window": 0 if rate else args.window,
-        "rate": rate,
-    }
+    row["senders"] = gen.k
     try:
         gen.connect()
         gen.barrier()
         total = args.warmup + args.duration
 
-        def report(elapsed: float, lines: int) -> None:
+        def report_progress(elapsed: float, _bytes: int) -> None:
             progress.update(
                 task,
-                description=f"{spec.name:16} {label:28}",
+                description=f"{spec.name:30} {sc.key:10}",
                 completed=min(elapsed, total),
                 total=total,
             )
@@ -113,32 +181,33 @@ def closed_or_fixed(
             marks.append(server.cpu_seconds())
             cores.append(core_busy_seconds())
 
-        m: Measurement = gen.run(
+        m = gen.run(
             warmup=args.warmup,
             duration=args.duration,
-            window=0 if rate else args.window,
-            rate=rate,
-            progress=report,
+            window=sc.window,
+            rate=sc.rate,
+            progress=report_progress,
             on_window=window,
         )
         cpu = marks[1] - marks[0]  # the server's CPU time in the measured window
         # Whatever else ran on the server's core meanwhile (other processes on a shared box).
         other = (cores[1][0] - cores[0][0] - cpu) / m.elapsed if args.pin else float("nan")
-        lat = sorted(m.latencies_ns)
+        lat = m.latencies_us
         row.update(
             deliveries_per_s=m.deliveries / m.elapsed,
             messages_per_s=m.messages / m.elapsed,
-            p50_ms=percentile(lat, 0.50),
-            p99_ms=percentile(lat, 0.99),
-            max_ms=lat[-1] / 1e6 if lat else float("nan"),
+            p50_ms=percentile_ms(lat, 0.50),
+            p99_ms=percentile_ms(lat, 0.99),
+            max_ms=percentile_ms(lat, 1.0),
             latency_samples=len(lat),
             sent=m.sent,
+            checked=m.checked,
             expected_lines=m.expected,
             received_lines=m.received,
             **m.problems,
             server_cpu_s=cpu,
             server_cpu_frac=cpu / m.elapsed,
-            # Contention-proof efficiency: what one core would carry if the server had it all.
+            server_cpu_per_message_us=cpu / m.messages * 1e6 if m.messages else float("nan"),
             deliveries_per_cpu_s=m.deliveries / cpu if cpu > 0 else float("nan"),
             loadgen_cpu_frac=m.loadgen_cpu / m.elapsed,
             other_load_core0=max(0.0, other),
@@ -146,50 +215,44 @@ def closed_or_fixed(
             elapsed_s=m.elapsed,
             capped=m.capped,
         )
-        row["bound"] = _bound(row)
-    except LoadError as exc:
+        if sc.kind == "throughput":
+            row["bound"] = bound(row)
+    except (LoadError, OSError) as exc:
         row["error"] = str(exc)
-        console.print(f"[red]{spec.name} {label}: {exc}[/red]\n{server.log_tail()}")
+        console.print(f"[red]{spec.name} {sc.key}: {exc}[/red]\n{server.log_tail()}")
     finally:
         gen.close()
         server.stop()
     return row
 
 
-def _best(tries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run that got the most of its core: on a shared machine, the least disturbed one."""
-    ok = [t for t in tries if "error" not in t]
-    if not ok:
+def best(tries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of repeated tries, the one with the most deliveries (the least disturbed one); the
+    correctness counts are the worst of all tries."""
+    good = [t for t in tries if "error" not in t]
+    if not good:
         return tries[0]
-    best = max(ok, key=lambda t: t["deliveries_per_s"])
-    best["repeats"] = [round(t["deliveries_per_s"]) for t in ok]
-    for t in ok:  # correctness counts from every try, not only the kept one
-        for k in ("lost", "duplicated", "order_errors"):
-            best[k] = max(best[k], t[k])
-    return best
+    top = max(good, key=lambda t: t["deliveries_per_s"])
+    top["repeats"] = [round(t["deliveries_per_s"]) for t in good]
+    for t in good:
+        for k in (*report.PROBLEMS, "disconnected"):
+            top[k] = max(top.get(k, 0), t.get(k, 0))
+    return top
 
 
-def _bound(row: dict[str, Any]) -> str:
-    if row["other_load_core0"] > 0.1:
-        return "contended"
-    if row["loadgen_cpu_frac"] > 0.9 and row["server_cpu_frac"] < 0.9:
-        return "load generator"
-    if row["server_cpu_frac"] > 0.9:
-        return "server CPU"
-    return ""
-
-
-def memory(
-    spec: ServerSpec, args: argparse.Namespace, progress: Progress, task: Any
+def idle_row(
+    spec: ServerSpec, sc: Scenario, args: argparse.Namespace, progress: Progress, task: Any
 ) -> dict[str, Any]:
-    n = args.memory
-    label = f"{n:,} idle connections"
-    if spec.kind == "ngircd":
-        # ngircd registers about ten clients a second from one address (connection throttling
-        # we found no setting for), so it holds fewer: per-connection memory is still comparable.
-        n = min(n, 300)
-    progress.update(task, description=f"{spec.name:16} {label:28}", completed=0, total=3)
-    row: dict[str, Any] = {"server": spec.name, "scenario": label, "clients": n}
+    n = min(sc.clients, spec.max_idle or sc.clients)
+    row: dict[str, Any] = {
+        **describe(spec),
+        "scenario": sc.key,
+        "kind_key": sc.key,
+        "kind": sc.kind,
+        "title": sc.title(),
+        "clients": n,
+    }
+    progress.update(task, description=f"{spec.name:30} {sc.key:10}", completed=0, total=3)
     server = RunningServer(spec, pin=args.pin, max_connections=n + 100)
     try:
         warm = LoadGen(server.port, spec.adapter, 2, 1)
@@ -201,17 +264,17 @@ def memory(
         progress.update(task, completed=1)
         # Registered clients in rooms of 100 (one room per 100: a join tells the room, so one
         # room of 10,000 would cost 50 million "joined" lines before measuring anything).
-        group = args.memory_room
+        group = args.idle_room
         gen = LoadGen(server.port, spec.adapter, n, 1)
         try:
-            gen.connect(timeout=600, room_of=lambda i: f"#m{i // group}")
+            gen.connect(timeout=900, room_of=lambda i: f"#m{i // group}")
             progress.update(task, completed=2)
-            members = gen.clients[:group] if spec.adapter.ready else gen.clients
-            ok = True
+            members = gen.clients[:group]
+            delivered = True
             try:
                 gen.barrier(members=members, room="#m0")
             except LoadError:
-                ok = False
+                delivered = False
             held = server.memory_kib("VmRSS")
             alive = sum(not c.dead for c in gen.clients)
         finally:
@@ -222,86 +285,85 @@ def memory(
             per_connection_kib=(held - base) / n,
             peak_rss_kib=server.memory_kib("VmHWM"),
             held=alive,
-            message_delivered=ok,
+            message_delivered=delivered,
             room_members=len(members),
-            connections=n,
         )
         progress.update(task, completed=3)
     except (LoadError, OSError) as exc:
         row["error"] = str(exc)
-        console.print(f"[red]{spec.name} {label}: {exc}[/red]\n{server.log_tail()}")
+        console.print(f"[red]{spec.name} {sc.key}: {exc}[/red]\n{server.log_tail()}")
     finally:
         server.stop()
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--servers", default=",".join(s.name for s in all_servers()))
-    parser.add_argument("--clients", default="2,50,200", help="closed-loop room sizes")
+    parser.add_argument("--quick", action="store_true", help="short run, fewer anychat variants")
+    parser.add_argument(
+        "--servers",
+        default="",
+        help="comma-separated name patterns, e.g. 'tutorial,ngircd,anychat-*-irc-*' "
+        "(default: all; names: " + ", ".join(s.name for s in all_servers()) + ")",
+    )
+    parser.add_argument("--scenarios", default="closed-50,closed-200,pingpong,rate,idle")
     parser.add_argument("--senders", type=int, default=5)
-    parser.add_argument("--window", type=int, default=100, help="messages in flight per sender")
-    parser.add_argument("--rate", type=float, default=1000, help="fixed-rate msg/s (0: skip)")
+    parser.add_argument("--window", type=int, default=256, help="messages in flight per sender")
+    parser.add_argument("--rate", type=float, default=1000, help="fixed-rate messages/s")
     parser.add_argument("--rate-clients", type=int, default=50)
-    parser.add_argument("--memory", type=int, default=10_000, help="idle connections (0: skip)")
-    parser.add_argument("--memory-room", type=int, default=100, help="clients per room")
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    parser.add_argument("--idle", type=int, default=10_000, help="idle connections")
+    parser.add_argument("--idle-room", type=int, default=100, help="idle clients per room")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per row")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--text-bytes", type=int, default=64, help="message text length")
-    parser.add_argument(
-        "--verify-all",
-        action="store_true",
-        help="check order on every client, not only the designated receiver",
-    )
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--json", metavar="PATH", help="write results as JSON")
     parser.add_argument(
-        "--anychat-database",
-        default="",
-        help="anychat's store (default: SQLite in a temporary directory; e.g. memory://)",
+        "--write-docs",
+        action="store_true",
+        help="rewrite the generated tables in docs/performance.md and README.md",
     )
     parser.add_argument(
         "--repeat",
         type=int,
         default=1,
-        help="run each load scenario this many times and keep the least disturbed run",
+        help="run each load row this many times and keep the least disturbed try",
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 1.5, 0.5
-        args.clients = "2,50"
-        args.memory = min(args.memory, 1000)
+        args.idle = min(args.idle, 1000)
+        args.servers = args.servers or "tutorial,anychat-asyncio-*,ngircd,inspircd"
+    args.servers = args.servers or "*"
+    return args
 
-    wanted = args.servers.split(",")
-    specs = [s for s in all_servers() if s.name in wanted]
-    for spec in specs:
-        spec.database_url = args.anychat_database
-    notes: list[str] = ["anychat runs with --flood-rate 0 (flood control off)."]
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    specs = select_servers(args.servers)
+    notes: list[str] = [
+        "anychat runs with --flood-rate 0 (flood control off); ngircd and InspIRCd with their "
+        "flood penalties off (benchmarks/servers.py)."
+    ]
     for spec in list(specs):
         why = spec.available()
         if why:
             notes.append(f"{spec.name} skipped: {why}")
+            console.print(f"[yellow]skipped {spec.name}: {why}[/yellow]")
             specs.remove(spec)
     if args.pin and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})
     else:
         args.pin = False
         notes.append("not pinned: fewer than two cores (or --no-pin)")
+    plan = scenarios(args)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 2 * args.memory + 1000
+    need = 2 * args.idle + 1000
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
-    if args.memory and hard < args.memory + 500:
-        notes.append(f"memory mode limited to {hard - 500} connections (RLIMIT_NOFILE {hard})")
-        args.memory = hard - 500
-
-    sizes = [int(x) for x in args.clients.split(",") if x]
-    plan: list[tuple[str, int, float]] = [("load", n, 0.0) for n in sizes]
-    if args.rate:
-        plan.append(("load", args.rate_clients, args.rate))
-    if args.memory:
-        plan.append(("memory", args.memory, 0.0))
+    if hard < args.idle + 500:
+        notes.append(f"idle rows limited to {hard - 500} connections (RLIMIT_NOFILE {hard})")
+        plan = [Scenario(s.key, s.kind, hard - 500) if s.kind == "idle" else s for s in plan]
     rows: list[dict[str, Any]] = []
     with Progress(
         TextColumn("{task.description}"),
@@ -310,118 +372,42 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        overall = progress.add_task("all runs", total=len(plan) * len(specs))
+        overall = progress.add_task("all rows", total=len(plan) * len(specs))
         task = progress.add_task("", total=1)
-        for kind, n, rate in plan:
+        for sc in plan:
             for spec in specs:
-                if kind == "memory":
-                    rows.append(memory(spec, args, progress, task))
+                if sc.kind == "idle":
+                    rows.append(idle_row(spec, sc, args, progress, task))
                 else:
-                    tries = [
-                        closed_or_fixed(spec, args, n, rate=rate, progress=progress, task=task)
-                        for _ in range(args.repeat)
-                    ]
-                    rows.append(_best(tries))
+                    tries = [load_row(spec, sc, args, progress, task) for _ in range(args.repeat)]
+                    rows.append(best(tries))
                 progress.advance(overall)
-    print_tables(rows, notes)
-    info = machine()
-    console.print(f"machine: {info['nproc']} cores, {info['cpu']}, Python {info['python']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {"machine": info, "settings": vars(args), "notes": notes, "results": rows},
-                f,
-                indent=2,
-            )
-    failed = [
-        r
-        for r in rows
-        if r.get("error")
-        or r.get("lost")
-        or r.get("duplicated")
-        or r.get("order_errors")
-        or r.get("message_delivered") is False
-    ]
-    return 1 if failed else 0
-
-
-def print_tables(rows: list[dict[str, Any]], notes: list[str]) -> None:
-    load = [r for r in rows if "deliveries_per_s" in r or ("error" in r and "window" in r)]
-    base = {r["scenario"]: r for r in load if r["server"] == "tutorial" and "error" not in r}
-    table = Table(title="Fan-out into one room (" + ROOM + ")")
-    for col in (
-        "scenario",
-        "server",
-        "deliveries/s",
-        "x tutorial",
-        "per CPU-s",
-        "x tutorial (CPU)",
-        "msgs/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "lost/dup/order",
-        "server CPU",
-        "peak RSS",
-        "loadgen CPU",
-        "others on core 0",
-        "bound",
-    ):
-        table.add_column(col, justify="left" if col in ("scenario", "server", "bound") else "right")
-    for r in load:
-        if "error" in r:
-            table.add_row(r["scenario"], r["server"], "[red]failed[/red]", *[""] * 14)
-            continue
-        ref = base.get(r["scenario"])
-        ratio = f"{r['deliveries_per_s'] / ref['deliveries_per_s']:.1f}x" if ref else "-"
-        cpu_ratio = (
-            f"{r['deliveries_per_cpu_s'] / ref['deliveries_per_cpu_s']:.1f}x" if ref else "-"
-        )
-        errors = f"{r['lost']}/{r['duplicated']}/{r['order_errors']}"
-        if r["lost"] or r["duplicated"] or r["order_errors"]:
-            errors = f"[red]{errors}[/red]"
-        table.add_row(
-            r["scenario"],
-            r["server"],
-            f"{r['deliveries_per_s']:,.0f}",
-            ratio,
-            f"{r['deliveries_per_cpu_s']:,.0f}",
-            cpu_ratio,
-            f"{r['messages_per_s']:,.0f}",
-            f"{r['p50_ms']:.2f}",
-            f"{r['p99_ms']:.2f}",
-            f"{r['max_ms']:.1f}",
-            errors,
-            f"{r['server_cpu_s']:.2f}s ({r['server_cpu_frac']:.0%})",
-            f"{r['peak_rss_kib'] / 1024:.1f} MiB",
-            f"{r['loadgen_cpu_frac']:.0%}",
-            f"{r['other_load_core0']:.0%}",
-            r["bound"],
-        )
-    if load:
+    data = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "settings": {k: v for k, v in vars(args).items() if k != "write_docs"},
+        "notes": notes,
+        "results": rows,
+    }
+    for t in report.tables(data):
+        table = Table(title=t.title)
+        for h in t.headers:
+            table.add_column(h, justify="left" if h in ("server", "protocol", "store") else "right")
+        for r in t.rows:
+            table.add_row(*r)
         console.print(table)
-    mem = [r for r in rows if "idle" in r["scenario"]]
-    if mem:
-        t = Table(title="Idle connections")
-        for col in ("server", "held", "empty RSS", "held RSS", "per connection", "room message"):
-            t.add_column(col, justify="left" if col == "server" else "right")
-        for r in mem:
-            if "error" in r:
-                t.add_row(r["server"], "[red]failed[/red]", "", "", "", "")
-                continue
-            t.add_row(
-                r["server"],
-                f"{r['held']:,}",
-                f"{r['base_rss_kib'] / 1024:.1f} MiB",
-                f"{r['held_rss_kib'] / 1024:.1f} MiB",
-                f"{r['per_connection_kib']:.1f} KiB",
-                f"delivered to {r['room_members'] - 1}"
-                if r["message_delivered"]
-                else "[red]not delivered[/red]",
-            )
-        console.print(t)
     for note in notes:
         console.print(f"note: {note}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=2)
+    if args.write_docs:
+        report.write_docs(data)
+        console.print("wrote docs/performance.md and README.md")
+    failed = [
+        r for r in rows if "error" in r or report.problems(r) or r.get("message_delivered") is False
+    ]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

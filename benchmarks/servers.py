@@ -2,11 +2,14 @@
 
 Every server runs as its own process pinned to core 0 (``taskset -c 0``) so that its CPU time and
 memory can be read from ``/proc/<pid>`` and so that it never competes with the load generator,
-which pins itself to the other core.
+which pins itself to the other core. The C servers get a minimal configuration generated into the
+run's temporary directory: a free port on 127.0.0.1, no daemonizing, no DNS or ident lookups, and
+flood limits out of the way (the benchmark measures fan-out, not flood control).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import signal
@@ -15,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -25,21 +28,29 @@ ROOM = "#general"
 
 @dataclass(frozen=True)
 class Adapter:
-    """The wire format of one server: registration, the "registered and in the room" marker,
-    how a room message is sent, and whether the sender gets one line back per message (an ack)."""
+    """The wire format of one protocol: registration, joining, the "in the room" marker, how a
+    room message is sent, and whether the sender gets one line back per message (an ack)."""
 
     name: str
     #: Bytes a client sends on connect (``%(nick)s`` and ``%(room)s`` are filled in).
     hello: bytes
-    #: A line containing this means the client is registered and in its room (None: at once).
+    #: A line containing this means registration is complete and ``join`` may be sent
+    #: (None: ``join`` goes out with ``hello``). InspIRCd refuses a JOIN sent before its 001.
+    welcome: bytes | None
+    #: Bytes that join the room, sent after ``welcome``.
+    join: bytes
+    #: A line containing this means the client is in its room (None: at once).
     ready: bytes | None
     #: Template of one room message; ``%(text)s`` is filled in (bytes formatting, no encoding).
     say: bytes
-    #: Lines each sender receives for each of its own messages (anychat acks them).
+    #: Lines each sender receives for each of its own messages (anychat's JSON acks).
     acks_per_message: int = 0
 
     def hello_for(self, nick: str, room: str = ROOM) -> bytes:
         return self.hello % {b"nick": nick.encode(), b"room": room.encode()}
+
+    def join_for(self, nick: str, room: str = ROOM) -> bytes:
+        return self.join % {b"nick": nick.encode(), b"room": room.encode()}
 
     def say_template(self, room: str = ROOM) -> bytes:
         """The say line with the room filled in and ``%s`` left for the text."""
@@ -48,19 +59,37 @@ class Adapter:
 
 JSONL = Adapter(
     name="jsonl",
-    hello=b'{"type":"hello","nick":"%(nick)s","autojoin":false}\n'
-    b'{"type":"join","room":"%(room)s","ref":"j"}\n',
+    hello=b'{"type":"hello","nick":"%(nick)s","autojoin":false}\n',
+    welcome=None,
+    join=b'{"type":"join","room":"%(room)s","ref":"j"}\n',
     ready=b'"type":"members"',
     say=b'{"type":"say","to":"%(room)s","text":"%(text)s"}\n',
     acks_per_message=1,
 )
 IRC = Adapter(
     name="irc",
-    hello=b"NICK %(nick)s\r\nUSER %(nick)s 0 * :bench\r\nJOIN %(room)s\r\n",
+    hello=b"NICK %(nick)s\r\nUSER %(nick)s 0 * :bench\r\n",
+    welcome=b" 001 ",
+    join=b"JOIN %(room)s\r\n",
     ready=b" 366 ",
     say=b"PRIVMSG %(room)s :%(text)s\r\n",
 )
-RAW = Adapter(name="raw", hello=b"", ready=None, say=b"%(text)s\n")
+RAW = Adapter(name="raw", hello=b"", welcome=None, join=b"", ready=None, say=b"%(text)s\n")
+
+#: The protocol axis: every protocol a room can have, each measured against anychat as one entry.
+#: The load generator counts newline-terminated lines over plain TCP, which is what these two
+#: are. WebSocket and TLS do not exist in anychat yet; when they do, each is one entry here:
+#: WebSocket an Adapter whose ``hello`` is the HTTP upgrade (plus a frame counter in place of
+#: the newline count in ``loadgen.Client``), TLS the JSON or IRC adapter over a socket wrapped
+#: by ``ssl`` before ``hello`` (``recv_into`` works the same on an ``SSLSocket``).
+PROTOCOLS: dict[str, Adapter] = {"irc": IRC, "jsonl": JSONL}
+
+#: anychat's stores: the shipped default (a SQLite file, every message committed before its
+#: ack) and the memory store.
+STORES = ("sqlite", "memory")
+
+#: anychat's event loops: (name, backend, uvloop).
+BACKENDS = (("asyncio", "asyncio", False), ("uvloop", "asyncio", True), ("trio", "trio", False))
 
 
 @dataclass
@@ -69,27 +98,34 @@ class ServerSpec:
 
     name: str
     adapter: Adapter
-    kind: str  # "anychat", "tutorial", "ngircd"
-    backend: str = "asyncio"
+    kind: str  # "anychat", "tutorial", "ngircd", "inspircd"
+    backend: str = ""
     uvloop: bool = False
+    store: str = ""
     note: str = ""
-    extra_args: list[str] = field(default_factory=list)
-    database_url: str = ""
+    #: Most idle connections the idle row opens (None: as many as asked).
+    max_idle: int | None = None
+
+    @property
+    def protocol(self) -> str:
+        return self.adapter.name
 
     def available(self) -> str | None:
         """None when the server can run here, else why not."""
-        if self.kind == "ngircd" and _ngircd() is None:
-            return "ngircd not installed (apt-get install ngircd)"
+        if self.kind == "ngircd" and _binary("ngircd") is None:
+            return "ngircd is not installed (apt-get install ngircd)"
+        if self.kind == "inspircd" and _binary("inspircd") is None:
+            return "InspIRCd is not installed (apt-get install inspircd)"
         if self.uvloop:
             try:
                 import uvloop  # noqa: F401
             except ImportError:
-                return "uvloop not installed (pip install 'anychat[uvloop]')"
+                return "uvloop is not installed (pip install 'anychat[uvloop]')"
         if self.backend == "trio":
             try:
                 import trio  # noqa: F401
             except ImportError:
-                return "trio not installed"
+                return "trio is not installed"
         return None
 
     def command(self, port: int, tmpdir: Path, max_connections: int) -> list[str]:
@@ -101,7 +137,13 @@ class ServerSpec:
                 _NGIRCD_CONF.format(port=port, tmp=tmpdir, uid=os.getuid(), gid=os.getgid())
             )
             (tmpdir / "motd").write_text("bench\n")
-            return [str(_ngircd()), "--nodaemon", "--config", str(conf)]
+            return [str(_binary("ngircd")), "--nodaemon", "--config", str(conf)]
+        if self.kind == "inspircd":
+            conf = tmpdir / "inspircd.conf"
+            conf.write_text(_INSPIRCD_CONF.format(port=port, tmp=tmpdir, max=max_connections + 100))
+            cmd = [str(_binary("inspircd")), "--config", str(conf), "--nofork", "--nopid"]
+            return cmd + (["--runasroot"] if os.getuid() == 0 else [])
+        database = "memory://" if self.store == "memory" else f"sqlite:///{tmpdir / 'chat.db'}"
         cmd = [
             sys.executable,
             "-m",
@@ -119,16 +161,15 @@ class ServerSpec:
             "0",
             "--max-connections",
             str(max_connections),
-            # The shipped default store (SQLite) in the run's temporary directory, unless the
-            # benchmark was given another (``--anychat-database memory://``).
             "--database-url",
-            self.database_url or f"sqlite:///{tmpdir / 'chat.db'}",
+            database,
         ]
         if self.uvloop:
             cmd.append("--uvloop")
-        return cmd + self.extra_args
+        return cmd
 
 
+# ngircd 26: penalties off (MaxPenaltyTime 0), no connection limits, no lookups.
 _NGIRCD_CONF = """\
 [Global]
 Name = bench.example
@@ -152,21 +193,62 @@ Ident = no
 PAM = no
 """
 
+# InspIRCd 3: one connect class for everyone, lookups off, flood penalty and queues far above
+# what the closed loop can put in flight (threshold x 1000 must fit in 32 bits).
+_INSPIRCD_CONF = """\
+<server name="bench.example" description="benchmark" network="bench">
+<admin name="bench" nick="bench" email="bench@example.invalid">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect name="main" allow="*" resolvehostnames="no" useident="no" timeout="120"
+         pingfreq="3600" hardsendq="67108864" softsendq="67108864" recvq="67108864"
+         threshold="100000" commandrate="100000000" fakelag="no"
+         localmax="{max}" globalmax="{max}" limit="{max}" maxchans="200">
+<performance softlimit="{max}" somaxconn="1024" clonesonconnect="no">
+<pid file="{tmp}/inspircd.pid">
+<dns timeout="1">
+<options syntaxhints="no">
+<channels users="200" opers="200">
+<whowas groupsize="0" maxgroups="0">
+"""
 
-def _ngircd() -> str | None:
-    return shutil.which("ngircd") or (
-        "/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None
-    )
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    path = f"/usr/sbin/{name}"
+    return path if os.path.exists(path) else None
 
 
 def all_servers() -> list[ServerSpec]:
-    return [
-        ServerSpec("tutorial", RAW, "tutorial", note="asyncio streams, write+drain per recipient"),
-        ServerSpec("anychat-asyncio", JSONL, "anychat"),
-        ServerSpec("anychat-uvloop", JSONL, "anychat", uvloop=True),
-        ServerSpec("anychat-trio", JSONL, "anychat", backend="trio"),
-        ServerSpec("ngircd", IRC, "ngircd", note="C, over IRC"),
+    """Every server the benchmark knows, in table order: the reference first."""
+    specs = [
+        ServerSpec("tutorial", RAW, "tutorial", note="asyncio streams, write+drain per recipient")
     ]
+    for protocol, adapter in PROTOCOLS.items():
+        for store in STORES:
+            for label, backend, uvloop in BACKENDS:
+                specs.append(
+                    ServerSpec(
+                        f"anychat-{label}-{protocol}-{store}",
+                        adapter,
+                        "anychat",
+                        backend=backend,
+                        uvloop=uvloop,
+                        store=store,
+                    )
+                )
+    # ngircd accepts and registers new connections from one address slowly (about 17 a second
+    # on the shared 2-core machine), so its idle row holds fewer; per connection is comparable.
+    specs.append(ServerSpec("ngircd", IRC, "ngircd", note="C, IRC", max_idle=2000))
+    specs.append(ServerSpec("inspircd", IRC, "inspircd", note="C++, IRC"))
+    return specs
+
+
+def select_servers(patterns: str) -> list[ServerSpec]:
+    """The servers whose names match any of the comma-separated shell patterns."""
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    return [s for s in all_servers() if any(fnmatch.fnmatchcase(s.name, p) for p in wanted)]
 
 
 def core_busy_seconds() -> list[float]:
@@ -200,7 +282,7 @@ class RunningServer:
         tmpdir = Path(self._tmp.name)
         cmd = spec.command(self.port, tmpdir, max_connections)
         if pin:
-            cmd = ["taskset", "-c", "0", *cmd]
+            cmd = ["taskset", "-c", "0", *cmd]  # taskset execs: the pid is the server's
         self._log = open(tmpdir / "server.log", "wb")
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -208,7 +290,7 @@ class RunningServer:
         self.pid = self.proc.pid
         self._wait_listening()
 
-    def _wait_listening(self, timeout: float = 15.0) -> None:
+    def _wait_listening(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -221,7 +303,7 @@ class RunningServer:
         raise RuntimeError(f"{self.spec.name} did not listen within {timeout}s:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time so far, from /proc/<pid>/stat."""
+        """User + system CPU time so far (all threads), from /proc/<pid>/stat."""
         with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS

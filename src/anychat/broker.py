@@ -128,6 +128,9 @@ class Broker(SlowWork[P], OperatorRules[P]):
     def find_room(self, name: str) -> Room[P] | None:
         return self._rooms.get(m.casefold(name))
 
+    def room_count(self) -> int:
+        return len(self._rooms)
+
     def rooms(self) -> list[Room[P]]:
         return sorted(self._rooms.values(), key=lambda r: m.casefold(r.name))
 

@@ -67,6 +67,17 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _origins(given: list[str] | None) -> tuple[str, ...]:
+    """Repeated flags, or one variable holding a comma- or space-separated list."""
+    return tuple(part for item in given or () for part in item.replace(",", " ").split())
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -98,6 +109,23 @@ def serve(
             help="Clients connected at once; the next one is told the server is full.",
         ),
     ] = _DEFAULTS.max_connections,
+    max_connections_per_address: Annotated[
+        int,
+        typer.Option(
+            envvar="ANYCHAT_MAX_CONNECTIONS_PER_ADDRESS",
+            min=0,
+            help="Clients one address (other than this machine's) may connect at once, and "
+            "it may open 5 a second at most; 0 = no limit.",
+        ),
+    ] = _DEFAULTS.max_connections_per_address,
+    silent_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="ANYCHAT_SILENT_TIMEOUT",
+            min=1,
+            help="Seconds after which a connection that never sent a byte is closed.",
+        ),
+    ] = _DEFAULTS.silent_timeout_seconds,
     max_line_bytes: Annotated[
         int,
         typer.Option(
@@ -140,6 +168,24 @@ def serve(
             show_default=False,
             help="Where the database and the development token secret live "
             "(default: $XDG_DATA_HOME/anychat, i.e. ~/.local/share/anychat).",
+        ),
+    ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ANYCHAT_HTTP_PORT",
+            min=0,
+            max=65535,
+            help="Also serve the web page and its WebSocket (only) on this port, e.g. 8080.",
+        ),
+    ] = None,
+    allowed_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="ANYCHAT_ALLOWED_ORIGINS",
+            help="Another web origin whose pages may open a WebSocket here, such as "
+            "https://chat.example.com (repeatable; the variable takes a comma-separated list). "
+            "The server's own origin is always allowed.",
         ),
     ] = None,
     database_url: Annotated[
@@ -216,11 +262,15 @@ def serve(
             server_name=server_name,
             default_rooms=tuple(room) if room else _DEFAULTS.default_rooms,
             max_connections=max_connections,
+            max_connections_per_address=max_connections_per_address,
+            silent_timeout_seconds=silent_timeout,
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
             irc_port=irc_port,
             database_url=database_url or database_url_in(where),
+            http_port=http_port,
+            allowed_origins=_origins(allowed_origin),
             secret=secret or None,
             environment=env.value,
             history_length=history_length,
@@ -235,6 +285,9 @@ def serve(
         typer.echo(f"anychat {__version__} listening on {config.host}:{bound} ({flavour})")
         if config.irc_port is not None:
             typer.echo(f"anychat: IRC clients also on port {config.irc_port}")
+        typer.echo(f"anychat: web chat at http://{_url_host(config.host)}:{bound}/")
+        if config.http_port is not None:
+            typer.echo(f"anychat: web page and WebSocket also on port {config.http_port}")
         typer.echo(f"anychat: data directory {where}")
         if secret_note:
             typer.echo(secret_note)

@@ -24,6 +24,7 @@ import anyio
 from . import model as m
 from .effects import Persist
 from .errors import StoreError
+from .metrics import Histogram
 from .store import Store
 
 __all__ = ["Committer"]
@@ -67,6 +68,8 @@ class Committer(Generic[P]):
         self.settled_id = settled_id
         self._waiters: list[tuple[int, anyio.Event]] = []
         self.failing = False
+        #: How long each successful batch took to write (``/metrics``).
+        self.latency = Histogram()
 
     def persist(self, effect: Persist[P]) -> None:
         """Queue one message (never blocks; called from the broker's effects)."""
@@ -99,10 +102,12 @@ class Committer(Generic[P]):
         batch = self._pending[:MAX_BATCH]
         del self._pending[:MAX_BATCH]
         error: Exception | None = None
+        started = anyio.current_time()
         try:
             # A resend (same idempotency key) writes nothing: its original is stored already,
             # or is in this batch or an earlier one.
             await self._store.append_messages([p.message for p in batch if not p.resent])
+            self.latency.observe(anyio.current_time() - started)
         except StoreError as exc:
             error = exc
         except Exception as exc:  # a store bug must not take the server down with it

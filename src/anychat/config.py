@@ -71,6 +71,16 @@ class ServerConfig:
     #: A client whose unsent output exceeds this is disconnected ("send queue exceeded").
     max_queue_bytes: int = 1 << 20
     max_connections: int = 10_000
+    #: Connections one address may hold at once (0 = no limit)...
+    max_connections_per_address: int = 20
+    #: ...and open per second on average, in bursts of up to this many (0 = no limit).
+    connection_rate_per_address: float = 5.0
+    connection_burst_per_address: int = 20
+    #: Addresses the per-address limits leave alone: this machine (and a local proxy).
+    connection_limit_exempt: tuple[str, ...] = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    #: A connection that has never sent a byte is closed after this long (a flood of silent
+    #: sockets must not pile up as guests; a person on nc who has typed anything stays).
+    silent_timeout_seconds: float = 600.0
     max_rooms_per_session: int = 50
     #: How long a new connection may stay silent before it is treated as a person on nc/telnet.
     sniff_seconds: float = 0.25
@@ -82,6 +92,12 @@ class ServerConfig:
     shutdown_grace_seconds: float = 1.0
     #: A dedicated IRC listener (no sniffing) besides the main port; ``None`` = none, 0 = any.
     irc_port: int | None = None
+    #: A dedicated HTTP listener (the web page and its WebSocket, no sniffing) besides the
+    #: main port, which serves them too; ``None`` = none, 0 = any.
+    http_port: int | None = None
+    #: Web origins (``https://chat.example.com``) besides the server's own whose pages may open
+    #: a WebSocket; ``*`` admits any (only for a server with nothing private on it).
+    allowed_origins: tuple[str, ...] = ()
     #: Clients that can be pinged (IRC) get a PING after this long without input...
     idle_ping_seconds: float = 120.0
     #: ...and are dropped if still silent this long after it.
@@ -117,7 +133,16 @@ class ServerConfig:
             raise ConfigError(f"port must be between 0 and 65535, not {self.port}")
         if self.irc_port is not None and not 0 <= self.irc_port <= 65535:
             raise ConfigError(f"irc_port must be between 0 and 65535, not {self.irc_port}")
-        for name in ("idle_ping_seconds", "idle_timeout_seconds", "registration_timeout_seconds"):
+        if self.http_port is not None and not 0 <= self.http_port <= 65535:
+            raise ConfigError(f"http_port must be between 0 and 65535, not {self.http_port}")
+        if self.allowed_origins:
+            self._check_origins()
+        for name in (
+            "idle_ping_seconds",
+            "idle_timeout_seconds",
+            "registration_timeout_seconds",
+            "silent_timeout_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         for name in ("max_line_bytes", "max_queue_bytes", "max_connections", "flood_burst"):
@@ -125,6 +150,12 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         if self.max_queue_bytes < self.max_line_bytes:
             raise ConfigError("max_queue_bytes must be at least max_line_bytes")
+        if (
+            self.max_connections_per_address < 0
+            or self.connection_rate_per_address < 0
+            or self.connection_burst_per_address < 1
+        ):
+            raise ConfigError("per-address connection limits may not be negative")
         if self.flood_rate < 0:
             raise ConfigError("flood_rate must be 0 (unlimited) or positive")
         bad = [room for room in self.default_rooms if not valid_room(room)]
@@ -154,6 +185,16 @@ class ServerConfig:
                     "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
                 )
 
+    def _check_origins(self) -> None:
+        from .codecs.web.origin import normalize_origin
+
+        bad = [o for o in self.allowed_origins if o != "*" and normalize_origin(o) is None]
+        if bad:
+            raise ConfigError(
+                f"allowed origin(s) {', '.join(map(repr, bad))} must look like "
+                "https://host[:port] (or be * or null)"
+            )
+
     def listener_specs(self) -> list[ListenerSpec]:
         """Every port this configuration listens on, the main (sniffing) one first."""
         from .codecs.sniff import Protocol
@@ -163,6 +204,12 @@ class ServerConfig:
         if self.irc_port is not None:
             specs.append(
                 ListenerSpec(name="irc", host=self.host, port=self.irc_port, protocol=Protocol.IRC)
+            )
+        if self.http_port is not None:
+            specs.append(
+                ListenerSpec(
+                    name="http", host=self.host, port=self.http_port, protocol=Protocol.HTTP
+                )
             )
         return specs
 

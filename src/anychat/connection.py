@@ -61,12 +61,14 @@ class Connection:
         "closing",
         "codec",
         "connected_at",
+        "cut_code",
         "encoding_key",
         "heard_at",
         "max_queue_bytes",
         "out",
         "pinged",
         "scope",
+        "spoke",
         "task_group",
         "transport",
         "why_closed",
@@ -90,6 +92,8 @@ class Connection:
         #: and whether it has been asked to prove it is alive since.
         self.connected_at = self.heard_at = now
         self.pinged = False
+        #: Whether the peer ever sent a byte (silent sockets are closed after a while).
+        self.spoke = False
         self.max_queue_bytes = max_queue_bytes
         #: Chunks queued since the last flush, oldest first. Non-empty means "dirty".
         self.out: list[bytes] = []
@@ -103,6 +107,8 @@ class Connection:
         #: Nothing more is sent; the connection's task is on its way out.
         self.closed = False
         self.why_closed = ""
+        #: Why the server cut this client, if it did (a slow consumer, say): for statistics.
+        self.cut_code: m.ErrorCode | None = None
         self.scope = anyio.CancelScope()
         #: Where a writer task is started when needed (the server's task group).
         self.task_group: TaskGroup | None = None
@@ -114,10 +120,14 @@ class Connection:
     # -------------------------------------------------------------- the hot path
 
     def push(self, data: bytes) -> None:
-        """Queue bytes for this client; never blocks (the fan-out loop inlines this)."""
+        """Queue bytes for this client; never blocks (the fan-out loop inlines this).
+
+        Nothing is queued once the goodbye is (``closing``): it must stay the last thing the
+        client hears, and after a WebSocket close frame no other frame may follow.
+        """
         out = self.out
         if not out:
-            if self.closed or not data:
+            if self.closed or self.closing or not data:
                 return
             self._on_dirty(self)
         out.append(data)
@@ -217,6 +227,7 @@ class Connection:
         at_line_boundary = not self.writing
         self.closed = True
         self.why_closed = reason
+        self.cut_code = code
         self.out.clear()
         self.backlog.clear()
         self.backlog_bytes = 0

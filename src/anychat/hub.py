@@ -21,8 +21,10 @@ import anyio
 
 from . import model as m
 from ._version import __version__
+from .address_limits import AddressLimits
 from .broker import Broker
 from .codecs import LocalReply
+from .codecs.registry import CodecSettings
 from .committer import Committer
 from .effects import (
     Authenticate,
@@ -36,6 +38,7 @@ from .effects import (
     Request,
     WarmRooms,
 )
+from .metrics import ServerStats
 from .services import Services
 
 if TYPE_CHECKING:
@@ -91,6 +94,27 @@ class Hub:
         self._all_closed = anyio.Event()
         #: The server's task group: writer tasks start here (set when the server starts).
         self.task_group: TaskGroup | None = None
+        #: Counters for ``/metrics``: a few additions per batch, never per recipient.
+        self.messages_in = 0
+        self.messages_out = 0
+        self.slow_consumer_cuts = 0
+        self.address_limits = AddressLimits(
+            max_per_address=config.max_connections_per_address,
+            rate=config.connection_rate_per_address,
+            burst=config.connection_burst_per_address,
+            exempt=config.connection_limit_exempt,
+        )
+        #: What every new connection's codec is made with (one object for all of them).
+        self.codec_settings = CodecSettings(
+            server_name=config.server_name,
+            version=__version__,
+            max_line_bytes=config.max_line_bytes,
+            extras={
+                "allowed_origins": config.allowed_origins,
+                "status": self.stats,
+                "irc_history_replay": config.irc_history_replay,
+            },
+        )
 
     # ------------------------------------------------------------------ effects
 
@@ -152,14 +176,15 @@ class Hub:
         """The committer's answer for a batch: each sender's ack (or why it was not stored)."""
         for conn, event in results:
             conn.push(conn.codec.encode(event))
+        self.messages_out += len(results)
         self.flush()
 
-    def deliver(self, event: m.Event, to: Iterable[Connection], skip: Connection | None) -> None:
+    def deliver(self, event: m.Event, to: Collection[Connection], skip: Connection | None) -> None:
         """Encode once per codec, then append the same bytes to every recipient's buffer."""
         self.deliver_many((event,), to, skip)
 
     def deliver_many(
-        self, events: Sequence[m.Event], to: Iterable[Connection], skip: Connection | None
+        self, events: Sequence[m.Event], to: Collection[Connection], skip: Connection | None
     ) -> None:
         """Fan several events out to the same recipients: one append per recipient for all.
 
@@ -172,6 +197,8 @@ class Hub:
         key: object = _NO_KEY
         data = b""
         encoded: dict[object, bytes] = {}
+        # Counted per fan-out, not per recipient (the skipped sender is nearly always a member).
+        self.messages_out += len(events) * (len(to) - (skip is not None))
         for conn in to:
             if conn is skip:
                 continue
@@ -186,7 +213,7 @@ class Hub:
                 continue
             out = conn.out
             if not out:
-                if conn.closed:
+                if conn.closed or conn.closing:  # the goodbye stays the last word
                     continue
                 dirty.append(conn)
             out.append(data)
@@ -205,9 +232,13 @@ class Hub:
         """
         codec = conn.codec
         commands = codec.feed(data)
-        conn.encoding_key = codec.encoding_key  # IRC capabilities may change the bytes
+        conn.encoding_key = codec.encoding_key  # IRC capabilities, a WebSocket upgrade
         conn.heard_at = anyio.current_time()
         conn.pinged = False
+        conn.spoke = True
+        self.messages_in += len(commands)
+        # run_commands ends the connection when the codec asks (HTTP after its response, a
+        # closed WebSocket, IRC after a refused registration), even for a batch of no commands.
         await self.run_commands(conn, commands)
         return len(commands)
 
@@ -216,6 +247,10 @@ class Hub:
     ) -> None:
         broker = self.broker
         codec = conn.codec
+        # A codec may hang up as it parses (HTTP after its last response, a WebSocket closed
+        # for an oversized message): every command it returned before that still runs. Only a
+        # hangup that a command causes (IRC's refused registration) stops the rest.
+        parsed_hangup = codec.hangup
         run: list[m.Event] = []
         run_to: Collection[Connection] = ()
         for command in commands:
@@ -255,13 +290,14 @@ class Hub:
                     self.deliver_many(run, run_to, conn)
                     run = []
                 self.deliver_many((effect.event,), to, effect.skip)
-            if codec.hangup is not None:
+            if codec.hangup is not parsed_hangup:
                 break
         if run:
             self.deliver_many(run, run_to, conn)
         if codec.hangup is not None and not conn.closed:
             # The protocol ends the connection here (IRC after a refused registration or
-            # server password, as IRC servers do): its goodbye is the last word.
+            # server password, as IRC servers do; HTTP after a response that closes; a closed
+            # WebSocket): its goodbye is the last word.
             conn.close(codec.hangup)
 
     # ------------------------------------------------------------------ connections
@@ -272,6 +308,9 @@ class Hub:
             return "server shutting down"
         if len(self.connections) >= self.config.max_connections:
             return "too many connections"
+        refused = self.address_limits.admit(conn.transport.peer_host)
+        if refused is not None:
+            return refused
         self.connections.add(conn)
         self.broker.connect(conn, conn.address)
         conn.task_group = self.task_group
@@ -279,7 +318,11 @@ class Hub:
 
     def forget(self, conn: Connection) -> None:
         """The connection's task is ending: tell the room, and wake shutdown if it waits."""
+        if conn in self.connections:
+            self.address_limits.release(conn.transport.peer_host)
         self.connections.discard(conn)
+        if conn.cut_code is m.ErrorCode.SEND_QUEUE_EXCEEDED:
+            self.slow_consumer_cuts += 1
         conn.closed = True
         reason = conn.why_closed or "connection closed"
         session = self.broker.session(conn) if conn in self.broker.peers() else None
@@ -297,6 +340,29 @@ class Hub:
         for conn in list(self.connections):
             conn.close(bye)
         self.flush()
+
+    def stats(self) -> ServerStats:
+        """A snapshot for ``/metrics`` and ``/healthz`` (runs per scrape, not per message)."""
+        from .codecs.web import WebCodec
+
+        counts: dict[str, int] = {}
+        for conn in self.connections:
+            codec = conn.codec
+            label = codec.protocol if isinstance(codec, WebCodec) else codec.name
+            counts[label] = counts.get(label, 0) + 1
+        latency = self.committer.latency
+        return ServerStats(
+            serving=not self.stopping,
+            connections=counts,
+            rooms=self.broker.room_count(),
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+            slow_consumer_cuts=self.slow_consumer_cuts,
+            commit_bounds=latency.bounds,
+            commit_buckets=latency.cumulative(),
+            commit_count=latency.count,
+            commit_seconds=latency.total,
+        )
 
     async def wait_closed(self) -> None:
         if self.connections:

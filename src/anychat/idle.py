@@ -25,7 +25,8 @@ async def watch_idle(hub: Hub) -> None:
     ping_after = config.idle_ping_seconds
     drop_after = ping_after + config.idle_timeout_seconds
     register_by = config.registration_timeout_seconds
-    tick = min(ping_after, config.idle_timeout_seconds, register_by, 4.0) / 4
+    silent_for = config.silent_timeout_seconds
+    tick = min(ping_after, config.idle_timeout_seconds, register_by, silent_for, 4.0) / 4
     broker = hub.broker
     while True:
         await anyio.sleep(tick)
@@ -37,6 +38,9 @@ async def watch_idle(hub: Hub) -> None:
             if session is not None and session.state is SessionState.NEW:
                 if now - conn.connected_at > register_by:
                     conn.close(m.Bye(code=None, reason="registration timed out"))
+                continue
+            if not conn.spoke and now - conn.connected_at > silent_for:
+                conn.close(m.Bye(code=None, reason="closing a connection that never said anything"))
                 continue
             quiet = now - conn.heard_at
             if quiet > drop_after and conn.pinged:

@@ -20,8 +20,7 @@ import anyio
 import anyio.lowlevel
 
 from . import model as m
-from ._version import __version__
-from .codecs.registry import CodecSettings, codec_for
+from .codecs.registry import codec_for
 from .codecs.sniff import Protocol, sniff
 from .connection import Connection
 from .transport import RECV_BYTES, TcpTransport
@@ -50,15 +49,7 @@ async def serve_peer(
         if protocol is None:
             return
         config = hub.config
-        codec = codec_for(
-            protocol,
-            CodecSettings(
-                server_name=config.server_name,
-                version=__version__,
-                max_line_bytes=config.max_line_bytes,
-                extras={"irc_history_replay": config.irc_history_replay},
-            ),
-        )
+        codec = codec_for(protocol, hub.codec_settings)
         conn = Connection(
             transport,
             codec,

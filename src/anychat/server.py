@@ -153,6 +153,9 @@ class Server:
         self.port = self.ports["main"]
         #: The dedicated IRC port, when ``config.irc_port`` asked for one.
         self.irc_port = self.ports.get("irc")
+        #: The dedicated web port, when ``config.http_port`` asked for one (the main port
+        #: serves the page and its WebSocket too).
+        self.http_port = self.ports.get("http")
 
     @property
     def address(self) -> tuple[str, int]:

@@ -20,6 +20,7 @@ __all__ = [
     "JsonClientCodec",
     "JsonServerCodec",
     "command_from_json",
+    "command_from_line",
     "command_to_json",
     "event_from_json",
     "event_to_json",
@@ -445,36 +446,8 @@ class JsonServerCodec:
                     )
                 )
                 continue
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode()
-                obj, end = _scan(line, 0)
-                if end != len(line):
-                    raise ValueError("trailing data")
-            except (ValueError, StopIteration, RecursionError):  # UnicodeDecodeError: ValueError
-                obj = None
-            else:
-                commands.append(_checked_command(obj, line))
-                continue
-            try:
-                obj = _loads(raw)
-            except UnicodeDecodeError:
-                commands.append(
-                    m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
-                )
-                continue
-            except RecursionError:
-                commands.append(
-                    m.Invalid(code=m.ErrorCode.BAD_COMMAND, text="line is nested too deeply")
-                )
-                continue
-            except ValueError as exc:
-                commands.append(
-                    m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"line is not valid JSON: {exc}")
-                )
-                continue
-            commands.append(_checked_command(obj, raw.decode(errors="replace")))
+            if raw.strip():
+                commands.append(command_from_line(raw))
         return commands
 
     def encode(self, event: m.Event) -> bytes:
@@ -490,6 +463,30 @@ class JsonServerCodec:
 
 #: The complaint about a ``\\u`` escape that spells half of a UTF-16 surrogate pair.
 LONE_SURROGATE: Final = "line contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+
+
+def command_from_line(raw: bytes) -> m.Command:
+    """One line (or WebSocket text message) of JSON as a command; every problem, from invalid
+    UTF-8 to a lone surrogate or a recursion bomb, becomes an :class:`~model.Invalid` with the
+    same code whichever transport carried it."""
+    try:
+        line = raw.decode()
+        obj, end = _scan(line, 0)
+        if end != len(line):
+            raise ValueError("trailing data")
+    except (ValueError, StopIteration, RecursionError):  # UnicodeDecodeError: ValueError
+        pass
+    else:
+        return _checked_command(obj, line)
+    try:
+        obj = _loads(raw)
+    except UnicodeDecodeError:
+        return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
+    except RecursionError:
+        return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text="line is nested too deeply")
+    except ValueError as exc:
+        return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"line is not valid JSON: {exc}")
+    return _checked_command(obj, raw.decode(errors="replace"))
 
 
 def _checked_command(obj: object, line: str) -> m.Command:

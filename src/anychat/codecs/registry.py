@@ -77,6 +77,22 @@ def _irc(settings: CodecSettings) -> Codec:
     )
 
 
+def _web(settings: CodecSettings) -> Codec:
+    """The page and the WebSocket. Extras: ``allowed_origins`` (origins besides the server's
+    own that may open a WebSocket) and ``status`` (a callable returning the server's
+    :class:`~anychat.metrics.ServerStats`, for ``/healthz`` and ``/metrics``)."""
+    from .web import WebCodec
+
+    extras = settings.extras
+    return WebCodec(
+        status=extras.get("status"),
+        allowed_origins=extras.get("allowed_origins", ()),
+        max_message_bytes=settings.max_line_bytes,
+        version=settings.version,
+    )
+
+
 register_codec(Protocol.TEXT, _text)
 register_codec(Protocol.JSONL, _jsonl)
 register_codec(Protocol.IRC, _irc)
+register_codec(Protocol.HTTP, _web)

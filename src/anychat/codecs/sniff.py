@@ -20,6 +20,8 @@ class Protocol(Enum):
     JSONL = "jsonl"
     #: An IRC client: its first line is a registration verb (compared case-insensitively).
     IRC = "irc"
+    #: A browser (the page, or a WebSocket upgrade): an HTTP/1.1 request line.
+    HTTP = "http"
 
 
 #: Leading bytes that identify a protocol; later codecs (IRC, HTTP, TLS) add theirs here.
@@ -30,18 +32,37 @@ _PREFIXES: Final[tuple[tuple[bytes, Protocol], ...]] = (
     (b"USER ", Protocol.IRC),
     (b"PASS ", Protocol.IRC),
 )
-_LONGEST: Final = max(len(prefix) for prefix, _ in _PREFIXES)
+#: RFC 9110 §9 methods followed by the space of a request line. Methods are case-sensitive, so
+#: a person on nc who types "get lost" quickly is still a person.
+_HTTP_METHODS: Final = (
+    b"GET ",
+    b"HEAD ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+)
+_LONGEST: Final = max(len(prefix) for prefix in (*_HTTP_METHODS, *(p for p, _ in _PREFIXES)))
 
 
 def sniff(first: bytes) -> Protocol | None:
     """The protocol ``first`` starts, or ``None`` if more bytes are needed to tell."""
-    data = first.lstrip(b"\r\n\t ")[:_LONGEST].upper()
+    raw = first.lstrip(b"\r\n\t ")[:_LONGEST]
+    data = raw.upper()
     if not data:
         return None
+    if raw.startswith(_HTTP_METHODS):
+        return Protocol.HTTP
     for prefix, protocol in _PREFIXES:
         if data.startswith(prefix):
             return protocol
     complete = b"\n" in data or len(data) >= _LONGEST
-    if not complete and any(prefix.startswith(data) for prefix, _ in _PREFIXES):
+    if not complete and (
+        any(prefix.startswith(data) for prefix, _ in _PREFIXES)
+        or any(method.startswith(raw) for method in _HTTP_METHODS)
+    ):
         return None
     return Protocol.TEXT

@@ -1,0 +1,124 @@
+"""The benchmark's load generator (benchmarks/loadgen.py, verify.py): a short real run against an embedded
+server accounts for every delivery, and the accounting does fail on a duplicated, lost,
+reordered, corrupted or echoed line. A benchmark whose checks cannot fail would let a fast
+but wrong server win."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import anychat
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+K = 3
+
+
+def _bench(name: str) -> Any:
+    """A module of benchmarks/ (scripts, not a package: they import each other by name)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
+
+
+def _irc_line(sender: int, seq: int, nick: bytes = b"b00000") -> bytes:
+    token: bytes = _bench("verify").token(sender, seq, 12345)
+    return b":" + nick + b"!" + nick + b"@anychat PRIVMSG #general :" + token + b"xxxx\r\n"
+
+
+def _json_line(sender: int, seq: int, msg_id: int) -> bytes:
+    token = _bench("verify").token(sender, seq, 12345).decode()
+    return (
+        f'{{"type":"message","id":{msg_id},"from":"b{sender}","to":"#general",'
+        f'"text":"{token}xxxx","kind":"plain","history":false}}\n'
+    ).encode()
+
+
+def _growing_json_line(sender: int, seq: int) -> bytes:
+    """JSON lines whose ids grow a digit midway: the generator's searching path."""
+    return _json_line(sender, seq, 8 + 3 * seq + sender)
+
+
+def _stream(line: Any, n: int = 4) -> list[bytes]:
+    """``n`` messages from each of K senders, interleaved, each as one line."""
+    return [line(s, q) for q in range(n) for s in range(K)]
+
+
+def _problems(lines: list[bytes]) -> dict[str, int]:
+    v = _bench("verify").Verifier([-1], K)
+    v.feed(0, b"".join(lines))
+    result: dict[str, int] = v.finish([4] * K)
+    return result
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(_irc_line, id="same-length-lines"),
+        pytest.param(_growing_json_line, id="varying-lengths"),
+    ],
+)
+def test_accounting_fails_on_every_kind_of_wrong_delivery(line: Any) -> None:
+    good = _stream(line)
+    assert _problems(good) == dict.fromkeys(
+        ("lost", "duplicated", "reordered", "corrupt", "echoed"), 0
+    )
+    assert _problems([*good[:5], good[4], *good[5:]])["duplicated"] == 1
+    assert _problems([*good[:5], *good[6:]])["lost"] == 1
+    assert _problems(good[:-1])["lost"] == 1  # the last one never came
+    swapped = [*good[:3], good[6], good[4], good[5], good[3], *good[7:]]
+    assert _problems(swapped)["reordered"] == 1
+    bad_digits = good[7].replace(b"00000002", b"0000x002")
+    assert _problems([*good[:7], bad_digits, *good[8:]])["corrupt"] == 1
+    v = _bench("verify").Verifier([1], K)  # this client is sender 1
+    v.feed(0, b"".join(good))
+    assert v.finish([4] * K)["echoed"] == 4
+
+
+def test_accounting_spans_blocks() -> None:
+    """Numbers run on from one check to the next, per client: a gap across blocks counts."""
+    v = _bench("verify").Verifier([-1, -1], K)
+    good = _stream(_irc_line)
+    v.feed(0, b"".join(good[:6]))
+    v.feed(1, b"".join(good[:9]))
+    v.feed(0, b"".join(good[6:]))
+    v.feed(1, b"".join(good[10:]))  # good[9] (sender 0, number 3) never reached client 1
+    problems = v.finish([4] * K)
+    assert problems["lost"] == 1 and problems["duplicated"] == 0
+    assert v.seen.tolist() == [12, 11]
+
+
+@pytest.mark.parametrize("protocol", ["irc", "jsonl"])
+async def test_short_run_against_an_embedded_server(protocol: str) -> None:
+    servers, loadgen = _bench("servers"), _bench("loadgen")
+    adapter = servers.PROTOCOLS[protocol]
+    async with anychat.serve(port=0, flood_rate=0) as server:
+
+        def run() -> Any:
+            gen = loadgen.LoadGen(server.port, adapter, 6, 2)
+            try:
+                gen.connect(timeout=20)
+                gen.barrier(timeout=20)
+                m = gen.run(warmup=0.05, duration=0.25, window=32)
+                # One more copy of a message the receiver already had must be caught.
+                seen_before = gen.verifier.finish(gen.sent_of)
+                line = _irc_line(0, 0) if protocol == "irc" else _json_line(0, 0, 10**6)
+                gen.verifier.feed(gen.receiver.idx, line)
+                return m, seen_before, gen.verifier.finish(gen.sent_of)
+            finally:
+                gen.close()
+
+        with anyio.fail_after(60):
+            m, before, after = await anyio.to_thread.run_sync(run)
+    assert m.sent > 0 and m.deliveries > 0
+    # Every message reached each of the other 5 clients, each checked once.
+    assert m.checked == m.sent * 5
+    assert m.received == m.expected
+    assert not any(m.problems.values()), m.problems
+    assert not any(before.values())
+    assert after["duplicated"] == 1
