@@ -77,9 +77,8 @@ class Broker(SlowWork[P], OperatorRules[P]):
         registered: Nicks that belong to accounts: only a session logged in to one may use it.
         require_login: Refuse guests.
         history_length: Recent messages replayed to whoever joins a room (0 = none).
-        bus: What this node shares with others (default: a single node's
-            :class:`~anychat.bus.local.LocalBus`, seeded with ``first_message_id`` and
-            ``registered``).
+        bus: What this node shares with others (default: a single node's ``LocalBus``,
+            seeded with ``first_message_id`` and ``registered``).
     """
 
     def __init__(
@@ -215,7 +214,6 @@ class Broker(SlowWork[P], OperatorRules[P]):
             key = m.casefold(session.nick)
             del self._nicks[key]
             self.bus.release_nick(key)
-        self.sent.closed(peer)
         session.state = SessionState.GONE
         if not audience:
             return []
@@ -601,7 +599,6 @@ class Broker(SlowWork[P], OperatorRules[P]):
             text=cmd.text,
             kind=cmd.kind,
             user=session.user,
-            key=cmd.key,
         )
         return self.sent.said(session.peer, cmd, msg)
 

@@ -20,6 +20,7 @@ reconnecting client has in flight. Pure and synchronous, like the broker that ow
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
@@ -143,8 +144,9 @@ class SentMessages:
         return sent
 
     def said(self, peer: Hashable, cmd: m.Say, msg: m.Message) -> m.Message:
-        """Remember a new message (if it has a key or a ref); returns it."""
+        """Remember a new message (if it has a key or a ref); returns it, with its key."""
         if cmd.key is not None:
+            msg = dataclasses.replace(msg, key=cmd.key)  # stored with it, for a restart
             scope: Hashable = ("nick", m.casefold(msg.sender))
             self.keys.remember(scope, cmd.key, Sent(msg.id, msg.time, msg.target))
         elif cmd.ref is not None:
