@@ -142,9 +142,9 @@ def _history(rest: str) -> Parsed:
     words = rest.split()
     target: str | None = None
     before: int | None = None
-    if words and not words[0].isdigit():
+    if words and not _is_id(words[0]):
         target = words.pop(0)
-    if len(words) == 1 and words[0].isdigit():
+    if len(words) == 1 and _is_id(words[0]):
         before = int(words[0])
     elif words:
         return _usage("history")
@@ -268,3 +268,9 @@ def with_hint(code: m.ErrorCode | None, text: str) -> str:
     """An error text followed by its slash-command hint (``...; /join #room first``)."""
     fix = hint(code)
     return f"{text}; {fix}" if fix else text
+
+
+def _is_id(word: str) -> bool:
+    """A message id: ASCII digits only (``str.isdigit`` also accepts ``²``, which int() refuses),
+    and short enough for a 64-bit integer, the largest id a store keeps."""
+    return word.isascii() and word.isdigit() and len(word) <= 18

@@ -42,7 +42,8 @@ class LineBuffer:
             lines.append(line if len(line) <= limit else None)
         if self._discarding:
             rest = b""
-        elif len(rest) > limit:
+        elif len(rest) > limit + rest.endswith(b"\r"):
+            # (A CR at the very end may be half of the CRLF, which does not count.)
             lines.append(None)
             self._discarding = True
             rest = b""

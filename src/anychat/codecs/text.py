@@ -90,7 +90,14 @@ class TextCodec:
     # -------------------------------------------------------------------- sending
 
     def encode(self, event: m.Event) -> bytes:
-        return (_render(event) + "\r\n").encode() if not isinstance(event, m.Ack) else b""
+        if isinstance(event, m.Ack):
+            return b""
+        # Every line as a whole, not field by field: error texts, room names from older
+        # databases and whatever a future event carries are all covered.
+        text = _render(event)
+        if "\r\n" in text:
+            return ("\r\n".join(map(safe_text, text.split("\r\n"))) + "\r\n").encode()
+        return (safe_text(text) + "\r\n").encode()
 
 
 def _render(event: m.Event) -> str:
