@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final
 
 from .. import model as m
 from . import DEFAULT_MAX_LINE_BYTES, Inbound, roomops
-from ._lines import LineBuffer
+from ._lines import NOT_UTF8, LineBuffer
 
 __all__ = [
     "JsonClientCodec",
@@ -439,12 +439,7 @@ class JsonServerCodec:
         commands: list[Inbound] = []
         for raw in self._lines.feed(data):
             if raw is None:
-                commands.append(
-                    m.Invalid(
-                        code=m.ErrorCode.LINE_TOO_LONG,
-                        text=f"line longer than {self._lines.max_line_bytes} bytes was dropped",
-                    )
-                )
+                commands.append(self._lines.too_long())
                 continue
             if raw.strip():
                 commands.append(command_from_line(raw))
@@ -481,7 +476,7 @@ def command_from_line(raw: bytes) -> m.Command:
     try:
         obj = _loads(raw)
     except UnicodeDecodeError:
-        return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
+        return NOT_UTF8
     except RecursionError:
         return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text="line is nested too deeply")
     except ValueError as exc:

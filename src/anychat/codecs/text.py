@@ -16,7 +16,7 @@ from .. import model as m
 from ..commands import HISTORY_PAGE, ShowHelp, help_rows, parse_line, with_hint
 from ..safetext import safe_text
 from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply, roomops
-from ._lines import LineBuffer
+from ._lines import NOT_UTF8, LineBuffer
 
 __all__ = ["HELP", "TextCodec"]
 
@@ -61,21 +61,14 @@ class TextCodec:
         commands: list[Inbound] = []
         for raw in self._lines.feed(data):
             if raw is None:
-                commands.append(
-                    m.Invalid(
-                        code=m.ErrorCode.LINE_TOO_LONG,
-                        text=f"line longer than {self._lines.max_line_bytes} bytes was dropped",
-                    )
-                )
+                commands.append(self._lines.too_long())
                 continue
             if b"\xff" in raw:
                 raw = _TELNET.sub(b"", raw)
             try:
                 line = raw.decode().strip("\x00 \t\r")
             except UnicodeDecodeError:
-                commands.append(
-                    m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
-                )
+                commands.append(NOT_UTF8)
                 continue
             if line:
                 commands.append(self._parse(line))
