@@ -25,6 +25,10 @@ def tests(session: nox.Session, backend: str) -> None:
     """
     # The tls extra: the --tls-self-signed tests run the server as a user who installed it.
     install(session, "test", extras="uvloop,tls" if backend == "asyncio" else "tls")
+    try:  # the short fuzz runs skip where atheris has no wheel
+        session.install(*nox.project.dependency_groups(PYPROJECT, "fuzz"))
+    except nox.command.CommandFailed:
+        session.log("atheris is not installable on this Python: the short fuzz runs skip")
     session.env["ANYCHAT_BACKENDS"] = "asyncio,uvloop" if backend == "asyncio" else backend
     session.run("pytest", *session.posargs)
 
@@ -70,6 +74,44 @@ def bench(session: nox.Session) -> None:
     """
     install(session, "bench", extras="uvloop")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Opt-in: coverage-guided fuzzing of every codec, a million inputs each (atheris).
+
+    ``nox -s fuzz -- -runs=10000`` for a shorter run; other libFuzzer options pass through.
+    A crash stops the run with the input that caused it (replay: ``python -m tests.fuzz.run
+    CODEC crash-FILE``). docs/security.md records the last full run.
+    """
+    install(session, "fuzz")
+    options = session.posargs or ["-runs=1000000"]
+    for codec, max_len in FUZZ_TARGETS.items():
+        session.run("python", "-m", "tests.fuzz.run", codec, f"-max_len={max_len}", *options)
+
+
+#: Each fuzz target and the longest input it gets (short inputs: more of them per second; the
+#: targets use small line limits, so the over-long-line paths are still reached).
+FUZZ_TARGETS = {"text": 64, "jsonl": 128, "irc": 64, "irc-registered": 64, "json-client": 128}
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Opt-in: the fault suite (tests/faults/): SIGKILL under load with every ack checked, a
+    full disk, a read-only file system, the database directory removed, store-thread bugs.
+
+    The disk and file-system cases mount a small tmpfs and need root; without it they fall
+    back to ``RLIMIT_FSIZE`` or skip, saying why.
+    """
+    install(session, "test")
+    session.env["ANYCHAT_FAULTS"] = "1"
+    session.run(
+        "pytest",
+        "tests/faults",
+        "tests/test_store_faults.py",
+        "tests/test_resend.py",
+        *session.posargs,
+    )
 
 
 @nox.session

@@ -59,7 +59,7 @@ def test_the_text_codec_and_the_terminal_client_read_lines_the_same_way() -> Non
                 continue
             assert inbound == parsed
     # /help is the same list in both, one row per command.
-    rows = [row.split("  ")[0] for row in c.help_rows()[:-1]]
+    rows = [row.split("  ")[0] for row in c.help_rows()[: len(c.COMMANDS)]]
     assert rows == [spec.usage for spec in c.COMMANDS.values()]
     assert all(f"/{name}" in HELP for name in c.COMMANDS)
     terminal_rows = [line[-1][1] for line in session.help_lines()[1:]]

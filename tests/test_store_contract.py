@@ -210,6 +210,41 @@ async def test_a_batch_that_cannot_be_written_does_not_poison_the_next(store: St
     assert [x.text for x in await store.history("#a", limit=10)] == [*stored, "next"]
 
 
+async def test_keyed_messages_are_the_newest_with_a_key_in_id_order(store: Store) -> None:
+    def keyed(i: int, key: str | None) -> m.Message:
+        return m.Message(id=i, time=float(i), sender="ann", target="#r", text=f"t{i}", key=key)
+
+    await store.append_messages([keyed(1, "k1"), keyed(2, None), keyed(3, "k3")])
+    await store.append_messages([keyed(4, "k4"), keyed(5, None)])
+    got = await store.keyed_messages(2)
+    assert [(msg.id, msg.key, msg.text, msg.target) for msg in got] == [
+        (3, "k3", "t3", "#r"),
+        (4, "k4", "t4", "#r"),
+    ]
+    assert [msg.id for msg in await store.keyed_messages(10)] == [1, 3, 4]
+    assert await store.keyed_messages(0) == []
+
+
+async def test_sqlite_keys_survive_a_reopen_and_old_databases_migrate(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for number, migration in enumerate(MIGRATIONS[:3]):  # a database from before keys
+        db.executescript(f"BEGIN; {migration}; PRAGMA user_version = {number + 1}; COMMIT;")
+    db.execute("INSERT INTO messages VALUES (1, 1.0, 'ann', 'ann', '#r', '#r', 'old', 'plain')")
+    db.close()
+    url = f"sqlite:///{path}"
+    async with open_store(url) as store:
+        assert [msg.text for msg in await store.history("#r")] == ["old"]
+        await store.append_messages(
+            [m.Message(id=2, time=2.0, sender="ann", target="#r", text="new", key="k")]
+        )
+    async with open_store(url) as store:
+        (again,) = await store.keyed_messages(5)
+        assert (again.id, again.key) == (2, "k")
+
+
 async def test_account_changes_are_logged_in_order_from_a_cursor(store: Store) -> None:
     start, none = await store.account_changes()
     assert none == []

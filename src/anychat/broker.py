@@ -34,6 +34,7 @@ from .effects import (
     Request,
 )
 from .replay import RecentHistory
+from .resend import SentMessages
 from .sessions import Room, Session, SessionState
 
 __all__ = [
@@ -76,9 +77,8 @@ class Broker(SlowWork[P], OperatorRules[P]):
         registered: Nicks that belong to accounts: only a session logged in to one may use it.
         require_login: Refuse guests.
         history_length: Recent messages replayed to whoever joins a room (0 = none).
-        bus: What this node shares with others (default: a single node's
-            :class:`~anychat.bus.local.LocalBus`, seeded with ``first_message_id`` and
-            ``registered``).
+        bus: What this node shares with others (default: a single node's ``LocalBus``,
+            seeded with ``first_message_id`` and ``registered``).
     """
 
     def __init__(
@@ -111,6 +111,7 @@ class Broker(SlowWork[P], OperatorRules[P]):
         self.require_login = require_login
         self.recent = RecentHistory(history_length)
         self._lobbies = frozenset(m.casefold(room) for room in self.default_rooms)
+        self.sent = SentMessages()  # idempotency keys of recent messages
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
         if bad:
             raise ValueError(f"invalid default room names: {', '.join(bad)}")
@@ -421,6 +422,8 @@ class Broker(SlowWork[P], OperatorRules[P]):
                 m.ErrorCode.BAD_COMMAND,
                 "message may not contain line breaks or NUL",
             )
+        if (resend := self.sent.answer(session.nick, session.peer, cmd)) is not None:
+            return resend  # a bad key, or said before: the original ack, nothing relayed
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -588,7 +591,7 @@ class Broker(SlowWork[P], OperatorRules[P]):
 
     def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
         session.spoke = now = self._clock()  # for whois' idle time
-        return m.Message(
+        msg = m.Message(  # remembered by its key or ref, for resends
             id=self.bus.allocate_id(),
             time=now,
             sender=session.nick,
@@ -597,6 +600,7 @@ class Broker(SlowWork[P], OperatorRules[P]):
             kind=cmd.kind,
             user=session.user,
         )
+        return self.sent.said(session.peer, cmd, msg)
 
     @staticmethod
     def _topic_of(room: Room[P], ref: m.Ref) -> m.RoomTopic:

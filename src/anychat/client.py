@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import secrets
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -87,8 +88,15 @@ class Client:
         self._password = password
         #: Messages held back while resuming, merged with the missed ones in id order.
         self._buffer: list[m.Message] | None = None
-        #: Between a drop and a completed resume: application requests fail fast.
+        #: Between a drop and a completed resume: application requests fail fast (sends wait
+        #: for ``_up`` and go again, see :meth:`send`).
         self._down = False
+        self._up = anyio.Event()
+        self._up.set()
+        #: Idempotency keys of this client's messages: unique per client object, so a resend
+        #: after a reconnect is recognised by the server and stored once.
+        self._key_prefix = secrets.token_urlsafe(12)
+        self._keys = itertools.count(1)
         self._closing = False
         self._broken = False
         self._codec = JsonClientCodec()
@@ -135,11 +143,30 @@ class Client:
 
     # ------------------------------------------------------------- requests
 
-    async def send(self, target: str, text: str, *, kind: m.Kind = m.Kind.PLAIN) -> m.Ack:
-        """Say ``text`` to a room or a nick; returns the server's ack (message id and time)."""
-        return await self._request(
-            lambda ref: m.Say(target=target, text=text, kind=kind, ref=ref), m.Ack
-        )
+    async def send(
+        self, target: str, text: str, *, kind: m.Kind = m.Kind.PLAIN, key: str | None = None
+    ) -> m.Ack:
+        """Say ``text`` to a room or a nick; returns the server's ack (message id and time).
+
+        Every message carries an idempotency ``key`` (a fresh one unless given). With
+        ``reconnect=True`` a send whose connection drops before the ack arrives waits for the
+        reconnect and goes again with the same key: the server answers a message it already
+        has with the original ack, so the message is stored and relayed exactly once.
+        """
+        key = key or f"{self._key_prefix}-{next(self._keys)}"
+
+        def say(ref: m.Ref) -> m.Command:
+            return m.Say(target=target, text=text, kind=kind, ref=ref, key=key)
+
+        while True:
+            try:
+                return await self._request(say, m.Ack)
+            except ConnectionClosed:
+                if not (self._reconnect and self._down) or self._reader_done.is_set():
+                    raise
+            await self._up.wait()  # the resume finished, or the client closed for good
+            if self._down or self._reader_done.is_set():
+                raise ConnectionClosed(self.closed_reason or "connection closed", self.closed_code)
 
     async def action(self, target: str, text: str) -> m.Ack:
         """``/me``: ``* nick text``."""
@@ -372,6 +399,10 @@ class Client:
             self.closed_reason = self.closed_reason or f"connection lost: {exc}"
         finally:
             self.closed_reason = self.closed_reason or "server closed the connection"
+            if self._reconnect and self._may_reconnect() and not self._down:
+                # Before the waiting requests wake: a send sees the drop and waits to go again.
+                self._down = True
+                self._up = anyio.Event()
             for reply in self._pending.values():
                 reply.done.set()
 
@@ -395,7 +426,9 @@ class Client:
                 self._buffer = None
                 if not (self._reconnect and self._may_reconnect()):
                     return
-                self._down = True
+                if not self._down:
+                    self._down = True
+                    self._up = anyio.Event()
                 await anyio.aclose_forcefully(self._stream)
                 if not await self._redial():
                     return
@@ -405,6 +438,7 @@ class Client:
             for reply in self._pending.values():
                 reply.done.set()
             self._reader_done.set()
+            self._up.set()  # sends waiting for a reconnect give up
 
     async def _redial(self) -> bool:
         """Connect again, with growing pauses; False if the client was closed meanwhile."""
@@ -487,6 +521,7 @@ class Client:
                 self._track(missed[msg_id])
                 await self._events_in.send(missed[msg_id])
         self._down = False
+        self._up.set()
 
     async def aclose(self, reason: str = "") -> None:
         """Say goodbye, wait briefly for the server's goodbye, and close.

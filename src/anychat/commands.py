@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from . import model as m
+from .codecs import LocalReply, roomops
 
 __all__ = [
     "COMMANDS",
@@ -141,9 +142,9 @@ def _history(rest: str) -> Parsed:
     words = rest.split()
     target: str | None = None
     before: int | None = None
-    if words and not words[0].isdigit():
+    if words and not _is_id(words[0]):
         target = words.pop(0)
-    if len(words) == 1 and words[0].isdigit():
+    if len(words) == 1 and _is_id(words[0]):
         before = int(words[0])
     elif words:
         return _usage("history")
@@ -220,6 +221,11 @@ def parse_line(line: str) -> Parsed:
     verb, _, rest = line[1:].partition(" ")
     spec = _BY_NAME.get(verb.lower())
     if spec is None:
+        operator_command = roomops.TEXT_COMMANDS.get(verb.lower())
+        if operator_command is not None:  # room operators' commands: their own block
+            parsed = operator_command(rest.strip())
+            assert not isinstance(parsed, LocalReply)
+            return parsed
         return m.Invalid(
             code=m.ErrorCode.UNKNOWN_COMMAND,
             text=f"unknown command /{verb}; /help lists the commands",
@@ -240,6 +246,7 @@ def help_rows() -> list[str]:
     width = max(len(spec.usage) for spec in _SPECS) + 2
     rows = [spec.usage.ljust(width) + spec.what for spec in _SPECS]
     rows.append("anything else is said to the current room; // says a leading /")
+    rows.extend(roomops.TEXT_HELP.splitlines())
     return rows
 
 
@@ -261,3 +268,9 @@ def with_hint(code: m.ErrorCode | None, text: str) -> str:
     """An error text followed by its slash-command hint (``...; /join #room first``)."""
     fix = hint(code)
     return f"{text}; {fix}" if fix else text
+
+
+def _is_id(word: str) -> bool:
+    """A message id: ASCII digits only (``str.isdigit`` also accepts ``²``, which int() refuses),
+    and short enough for a 64-bit integer, the largest id a store keeps."""
+    return word.isascii() and word.isdigit() and len(word) <= 18

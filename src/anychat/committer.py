@@ -15,6 +15,7 @@ once per message), and live chat carries on; the first batch that commits again 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -41,6 +42,8 @@ class Committer(Generic[P]):
 
     Args:
         store: Where messages go.
+        unstored: Called with the requests of a batch that failed (so their idempotency keys
+            are forgotten and a resend is stored after all).
         settle: Called after each batch with ``(peer, event)`` pairs: the ack, or an error event
             when the batch could not be stored. Runs in the committer's task; must not block.
         settled_id: The last id already in the store.
@@ -52,9 +55,13 @@ class Committer(Generic[P]):
         settle: Callable[[list[tuple[P, m.Event]]], None],
         *,
         settled_id: int = 0,
+        unstored: Callable[[list[Persist[P]]], None] | None = None,
     ) -> None:
         self._store = store
         self._settle = settle
+        self._unstored = unstored
+        #: Ids of recent messages that could not be stored: a resend of one is not acked.
+        self._failed: deque[range] = deque(maxlen=1000)
         self._pending: list[Persist[P]] = []
         self._wake = anyio.Event()
         #: Every message id up to this one has been written or has failed for good.
@@ -97,7 +104,9 @@ class Committer(Generic[P]):
         error: Exception | None = None
         started = anyio.current_time()
         try:
-            await self._store.append_messages([p.message for p in batch])
+            # A resend (same idempotency key) writes nothing: its original is stored already,
+            # or is in this batch or an earlier one.
+            await self._store.append_messages([p.message for p in batch if not p.resent])
             self.latency.observe(anyio.current_time() - started)
         except StoreError as exc:
             error = exc
@@ -109,8 +118,16 @@ class Committer(Generic[P]):
             if self.failing:
                 self.failing = False
                 logger.warning("message store recovered; messages are being stored again")
-            results = [(p.peer, p.ack) for p in batch]
+            results = [
+                (p.peer, self._refusal(p.ack.ref) if p.resent and self._lost(p) else p.ack)
+                for p in batch
+            ]
         else:
+            ids = [p.message.id for p in batch if not p.resent]  # ascending: assigned in order
+            if ids:
+                self._failed.append(range(ids[0], ids[-1] + 1))
+            if self._unstored is not None:
+                self._unstored(batch)
             if not self.failing:
                 self.failing = True
                 logger.error(
@@ -118,19 +135,8 @@ class Committer(Generic[P]):
                     "stored and their senders are told so until it recovers",
                     error,
                 )
-            results = [
-                (
-                    p.peer,
-                    m.Error(
-                        code=m.ErrorCode.STORE_UNAVAILABLE,
-                        text="message delivered live but not stored: the server cannot write its "
-                        "history right now",
-                        ref=p.ack.ref,
-                    ),
-                )
-                for p in batch
-            ]
-        self.settled_id = max(self.settled_id, batch[-1].message.id)
+            results = [(p.peer, self._refusal(p.ack.ref)) for p in batch]
+        self.settled_id = max(self.settled_id, max(p.message.id for p in batch))
         self._settle(results)
         still = []
         for upto, event in self._waiters:
@@ -139,3 +145,17 @@ class Committer(Generic[P]):
             else:
                 still.append((upto, event))
         self._waiters = still
+
+    def _lost(self, resend: Persist[P]) -> bool:
+        """Whether the original of a resend was in a batch that failed."""
+        msg_id = resend.message.id
+        return any(msg_id in failed for failed in self._failed)
+
+    @staticmethod
+    def _refusal(ref: m.Ref) -> m.Error:
+        return m.Error(
+            code=m.ErrorCode.STORE_UNAVAILABLE,
+            text="message delivered live but not stored: the server cannot write its "
+            "history right now",
+            ref=ref,
+        )

@@ -67,6 +67,9 @@ class Persist(Generic[P]):
     message: m.Message
     peer: P
     ack: m.Ack
+    #: A resend of a message said before (same idempotency key): nothing is written; the ack
+    #: (the original's id) waits for the original to be stored, and fails if that failed.
+    resent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

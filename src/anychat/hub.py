@@ -83,7 +83,10 @@ class Hub:
             history_length=config.history_length,
         )
         self.committer: Committer[Connection] = Committer(
-            store, self._settle, settled_id=first_message_id - 1
+            store,
+            self._settle,
+            settled_id=first_message_id - 1,
+            unstored=self.broker.sent.forget_unstored,
         )
         self.services = Services(config, store, self.committer)
         self.connections: set[Connection] = set()
@@ -354,6 +357,7 @@ class Hub:
         session = self.broker.session(conn) if conn in self.broker.peers() else None
         nick = session.nick if session else ""
         self.apply(self.broker.disconnect(conn, reason))
+        self.broker.sent.closed(conn)  # its refs can no longer be resent
         self.flush()
         logger.info("%s disconnected%s: %s", conn.address, f" ({nick})" if nick else "", reason)
         if self.stopping and not self.connections:

@@ -16,6 +16,7 @@ the reply (ack, error, member list...) so a client can match replies to requests
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeAlias
@@ -47,6 +48,7 @@ __all__ = [
     "FLAG_MODES",
     "LIST_MODES",
     "MAX_BANS",
+    "MAX_KEY_LENGTH",
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
@@ -124,6 +126,8 @@ MAX_ROOM_LENGTH: Final = 50
 MAX_TEXT_LENGTH: Final = 400
 #: The IRC ``TOPICLEN`` advertised; also bounds away messages.
 MAX_TOPIC_LENGTH: Final = 300
+#: An idempotency key (:attr:`Say.key`) is a client-chosen token, such as a UUID.
+MAX_KEY_LENGTH: Final = 100
 
 # Letters, digits and the IRC "special" characters (RFC 2812 §2.3.1), never a digit or '-' first,
 # so every nick is also a valid IRC nick.
@@ -141,11 +145,22 @@ def casefold(name: str) -> str:
 
 
 def valid_nick(nick: str) -> bool:
+    """IRC's nick characters only (ASCII), so no control, format or look-alike character can be
+    part of one."""
     return 0 < len(nick) <= MAX_NICK_LENGTH and _NICK_RE.fullmatch(nick) is not None
 
 
 def valid_room(room: str) -> bool:
-    return 1 < len(room) <= MAX_ROOM_LENGTH and _ROOM_RE.fullmatch(room) is not None
+    """``#`` and a name any client can show as it is: beyond ASCII, no character of the Unicode
+    categories C (controls, including C1 with the one-byte CSI; format characters such as bidi
+    overrides, isolates and zero-width joiners; surrogates, private use, unassigned) or Z (spaces
+    other than the ASCII one, excluded anyway, and the line and paragraph separators), which
+    could drive a terminal or make one room look like another."""
+    if not (1 < len(room) <= MAX_ROOM_LENGTH and _ROOM_RE.fullmatch(room) is not None):
+        return False
+    return room.isascii() or not any(
+        unicodedata.category(char)[0] in "CZ" for char in room if not char.isascii()
+    )
 
 
 #: Usernames (IRC ``USER``) keep these characters, up to ``USERLEN`` of them, so a hostmask
@@ -276,6 +291,9 @@ class Say:
     text: str
     kind: Kind = Kind.PLAIN
     ref: Ref = None
+    #: Idempotency key: a resend with a key this nick used recently is answered with the
+    #: original message's ack and is neither relayed nor stored again (docs/protocol.md).
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,6 +464,9 @@ class Message:
     kind: Kind = Kind.PLAIN
     #: True when replayed from history rather than relayed live.
     history: bool = False
+    #: The sender's idempotency key (:attr:`Say.key`), kept with the stored message so a
+    #: restarted server still knows it; never sent to other clients.
+    key: str | None = field(default=None, compare=False, repr=False)
     #: The sender's username (IRC hostmasks; ``""`` = unknown, shown as the nick).
     user: str = field(default="", compare=False)
 

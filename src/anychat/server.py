@@ -26,6 +26,7 @@ from .hub import Hub
 from .idle import watch_idle
 from .listeners import ListenerSpec, accept_loop, open_listener
 from .reader import serve_peer
+from .resend import MAX_KEYS
 from .store import Store, describe_url, open_store
 from .tlsconfig import ServerTls
 
@@ -80,6 +81,8 @@ async def run(
         last_id = await store.last_message_id()
         registered = [account.nick for account in await store.list_accounts()]
         hub = Hub(config, store, first_message_id=last_id + 1, registered=registered)
+        # Keys of recent messages: a client resending after this restart is not stored twice.
+        hub.broker.sent.stored(await store.keyed_messages(MAX_KEYS))
         logger.info(
             "store %s: %d messages so far, %d accounts",
             describe_url(config.database_url),  # a PostgreSQL password stays out of the log

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["LineBuffer"]
+from .. import model as m
+
+__all__ = ["NOT_UTF8", "LineBuffer"]
+
+#: What a line-based codec answers for a line that is not UTF-8 (the same words everywhere).
+NOT_UTF8 = m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
 
 
 class LineBuffer:
@@ -19,6 +24,13 @@ class LineBuffer:
         self.max_line_bytes = max_line_bytes
         self._pending = b""
         self._discarding = False
+
+    def too_long(self) -> m.Invalid:
+        """The answer for a line past the limit (each ``None`` that :meth:`feed` returns)."""
+        return m.Invalid(
+            code=m.ErrorCode.LINE_TOO_LONG,
+            text=f"line longer than {self.max_line_bytes} bytes was dropped",
+        )
 
     @property
     def pending_bytes(self) -> int:
@@ -42,7 +54,8 @@ class LineBuffer:
             lines.append(line if len(line) <= limit else None)
         if self._discarding:
             rest = b""
-        elif len(rest) > limit:
+        elif len(rest) > limit + rest.endswith(b"\r"):
+            # (A CR at the very end may be half of the CRLF, which does not count.)
             lines.append(None)
             self._discarding = True
             rest = b""

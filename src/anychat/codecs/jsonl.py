@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final
 
 from .. import model as m
 from . import DEFAULT_MAX_LINE_BYTES, Inbound, roomops
-from ._lines import LineBuffer
+from ._lines import NOT_UTF8, LineBuffer
 
 __all__ = [
     "JsonClientCodec",
@@ -62,6 +62,18 @@ def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
     return None if obj.get(key) is None else _int(obj, key)
 
 
+#: Message ids are 64-bit signed integers in every store.
+_MAX_ID: Final = 2**63 - 1
+
+
+def _opt_id(obj: Mapping[str, Any], key: str) -> int | None:
+    """A message id bound: JSON integers have no limit, a database column has."""
+    value = _opt_int(obj, key)
+    if value is not None and not -_MAX_ID <= value <= _MAX_ID:
+        raise _BadField(f"{key!r} is out of range")
+    return value
+
+
 def _ref(obj: Mapping[str, Any]) -> m.Ref:
     value = obj.get("ref")
     if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
@@ -95,15 +107,19 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
     ),
     "history": lambda o: m.History(
         target=_opt_str(o, "to"),
-        before=_opt_int(o, "before"),
-        after=_opt_int(o, "after"),
+        before=_opt_id(o, "before"),
+        after=_opt_id(o, "after"),
         limit=50 if o.get("limit") is None else _int(o, "limit"),
         ref=_ref(o),
     ),
     "join": lambda o: m.Join(room=_str(o, "room"), key=_str(o, "key", ""), ref=_ref(o)),
     "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
     "say": lambda o: m.Say(
-        target=_opt_str(o, "to"), text=_str(o, "text"), kind=_kind(o), ref=_ref(o)
+        target=_opt_str(o, "to"),
+        text=_str(o, "text"),
+        kind=_kind(o),
+        ref=_ref(o),
+        key=_opt_str(o, "key"),
     ),
     "nick": lambda o: m.Nick(nick=_str(o, "nick"), ref=_ref(o)),
     "who": lambda o: m.Who(room=_opt_str(o, "room"), ref=_ref(o)),
@@ -165,8 +181,10 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
                 out["key"] = cmd.key
         case m.Part(room=room, reason=reason):
             out = {"type": "part", "room": room, "reason": reason}
-        case m.Say(target=target, text=text, kind=kind):
+        case m.Say(target=target, text=text, kind=kind, key=key):
             out = {"type": "say", "to": target, "text": text, "kind": kind.value}
+            if key is not None:
+                out["key"] = key
         case m.Nick(nick=nick):
             out = {"type": "nick", "nick": nick}
         case m.Who(room=room):
@@ -421,12 +439,7 @@ class JsonServerCodec:
         commands: list[Inbound] = []
         for raw in self._lines.feed(data):
             if raw is None:
-                commands.append(
-                    m.Invalid(
-                        code=m.ErrorCode.LINE_TOO_LONG,
-                        text=f"line longer than {self._lines.max_line_bytes} bytes was dropped",
-                    )
-                )
+                commands.append(self._lines.too_long())
                 continue
             if raw.strip():
                 commands.append(command_from_line(raw))
@@ -463,7 +476,7 @@ def command_from_line(raw: bytes) -> m.Command:
     try:
         obj = _loads(raw)
     except UnicodeDecodeError:
-        return m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
+        return NOT_UTF8
     except RecursionError:
         return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text="line is nested too deeply")
     except ValueError as exc:
@@ -510,12 +523,14 @@ def _command(obj: object) -> m.Command:
         text = obj.get("text")
         to = obj.get("to")
         ref = obj.get("ref")
+        key = obj.get("key")
         if (
             type(text) is str
             and (to is None or type(to) is str)
             and (ref is None or type(ref) is int or type(ref) is str)
+            and (key is None or type(key) is str)
         ):
-            return m.Say(target=to, text=text, ref=ref)
+            return m.Say(target=to, text=text, ref=ref, key=key)
     return command_from_json(obj)
 
 
@@ -557,7 +572,11 @@ class JsonClientCodec:
             if raw is None:
                 raise ValueError("server sent an over-long line")
             if raw.strip():
-                events.append(event_from_json(json.loads(raw)))
+                try:
+                    obj = json.loads(raw)
+                except RecursionError:  # not a ValueError: would escape the reader's handler
+                    raise ValueError("server sent a line nested too deeply") from None
+                events.append(event_from_json(obj))
         return events
 
     def encode(self, command: m.Command) -> bytes:

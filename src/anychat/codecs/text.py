@@ -16,7 +16,7 @@ from .. import model as m
 from ..commands import HISTORY_PAGE, ShowHelp, help_rows, parse_line, with_hint
 from ..safetext import safe_text
 from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply, roomops
-from ._lines import LineBuffer
+from ._lines import NOT_UTF8, LineBuffer
 
 __all__ = ["HELP", "TextCodec"]
 
@@ -28,14 +28,7 @@ _TELNET: Final = re.compile(
     rb"\xff(?:[\xfb-\xfe][\x00-\x31]|\xfa[\x00-\x31].*?\xff\xf0|[\xf1-\xf9])", re.DOTALL
 )
 
-HELP: Final = "\r\n".join(
-    [
-        "*** Commands:",
-        *(f"***   {row}" for row in help_rows()),
-        "*** Room operators:",
-        *(f"***   {row}" for row in roomops.TEXT_HELP.splitlines()),
-    ]
-)
+HELP: Final = "\r\n".join(["*** Commands:", *(f"***   {row}" for row in help_rows())])
 
 
 def _clock(timestamp: float) -> str:
@@ -68,33 +61,20 @@ class TextCodec:
         commands: list[Inbound] = []
         for raw in self._lines.feed(data):
             if raw is None:
-                commands.append(
-                    m.Invalid(
-                        code=m.ErrorCode.LINE_TOO_LONG,
-                        text=f"line longer than {self._lines.max_line_bytes} bytes was dropped",
-                    )
-                )
+                commands.append(self._lines.too_long())
                 continue
             if b"\xff" in raw:
                 raw = _TELNET.sub(b"", raw)
             try:
                 line = raw.decode().strip("\x00 \t\r")
             except UnicodeDecodeError:
-                commands.append(
-                    m.Invalid(code=m.ErrorCode.INVALID_UTF8, text="line was not valid UTF-8")
-                )
+                commands.append(NOT_UTF8)
                 continue
             if line:
                 commands.append(self._parse(line))
         return commands
 
     def _parse(self, line: str) -> Inbound:
-        if line.startswith("/") and not line.startswith("//"):
-            # Room operator commands keep their own block (codecs/roomops.py).
-            verb, _, rest = line[1:].partition(" ")
-            operator_command = roomops.TEXT_COMMANDS.get(verb.lower())
-            if operator_command is not None:
-                return operator_command(rest.strip())
         parsed = parse_line(line)
         if isinstance(parsed, ShowHelp):
             return LocalReply((HELP + "\r\n").encode())
@@ -103,7 +83,14 @@ class TextCodec:
     # -------------------------------------------------------------------- sending
 
     def encode(self, event: m.Event) -> bytes:
-        return (_render(event) + "\r\n").encode() if not isinstance(event, m.Ack) else b""
+        if isinstance(event, m.Ack):
+            return b""
+        # Every line as a whole, not field by field: error texts, room names from older
+        # databases and whatever a future event carries are all covered.
+        text = _render(event)
+        if "\r\n" in text:
+            return ("\r\n".join(map(safe_text, text.split("\r\n"))) + "\r\n").encode()
+        return (safe_text(text) + "\r\n").encode()
 
 
 def _render(event: m.Event) -> str:

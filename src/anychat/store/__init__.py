@@ -4,7 +4,7 @@
 default; ``postgresql://user@host/db`` (or ``postgres://``) is shared by several nodes and needs
 the ``cluster`` extra (psycopg, imported only for such a URL). The interface is deliberately small
 (create/get/list/delete an account, append a batch of messages in one transaction, read a page of
-history, the last id) so any database can implement it. Implementations raise :class:`~anychat.errors.StoreError` for every
+history, the last id, the idempotency keys of recent messages) so any database can implement it. Implementations raise :class:`~anychat.errors.StoreError` for every
 failure of the medium, never a driver exception.
 
 History visibility is decided here, in one place: a room's history is the room's messages; a
@@ -95,6 +95,11 @@ class Store(Protocol):
     ) -> list[m.Message]:
         """A page of messages in id order, each with ``history=True`` (see :mod:`anychat.model`
         ``History`` for the paging rules). A nick ``target`` needs a ``viewer``."""
+        ...
+
+    async def keyed_messages(self, limit: int) -> list[m.Message]:
+        """The newest ``limit`` messages that carry an idempotency key (``Message.key``), in id
+        order: a restarted server learns them, so a client's resend is not stored twice."""
         ...
 
     async def last_message_id(self) -> int:

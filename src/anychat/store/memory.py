@@ -111,6 +111,17 @@ class MemoryStore:
         out.reverse()
         return out
 
+    async def keyed_messages(self, limit: int) -> list[m.Message]:
+        self._check()
+        out: list[m.Message] = []
+        for msg in reversed(self._messages):
+            if len(out) >= limit:
+                break
+            if msg.key is not None:
+                out.append(msg)
+        out.reverse()
+        return out
+
     async def last_message_id(self) -> int:
         self._check()
         return self._ids[-1] if self._ids else 0

@@ -53,6 +53,7 @@ id stored twice, and batches whose ids interleave with other nodes' are accepted
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import select
 from collections.abc import Callable, Sequence
@@ -115,6 +116,11 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     END $$ LANGUAGE plpgsql;
     CREATE TRIGGER account_changed AFTER INSERT OR DELETE ON accounts
         FOR EACH ROW EXECUTE FUNCTION anychat_account_changed();
+    """,
+    # 3: the sender's idempotency key, so a restarted server still recognises a resend.
+    """
+    ALTER TABLE messages ADD COLUMN msg_key TEXT;
+    CREATE INDEX messages_with_key ON messages (id) WHERE msg_key IS NOT NULL;
     """,
 )
 
@@ -342,6 +348,7 @@ class PostgresStore:
                     text,
                     escaped,
                     msg.kind.value,
+                    msg.key,  # keys have no NUL (the broker refuses control characters)
                 )
             )
 
@@ -352,7 +359,7 @@ class PostgresStore:
                 # still refuses an id stored twice, aborting the batch.
                 with cur.copy(
                     "COPY messages (id, time, sender, sender_key, target, target_key, text, "
-                    "text_escaped, kind) FROM STDIN"
+                    "text_escaped, kind, msg_key) FROM STDIN"
                 ) as copy:
                     for row in rows:
                         copy.write_row(row)
@@ -399,6 +406,19 @@ class PostgresStore:
             return [_row_to_message(r) for r in rows]
 
         return await self._run(query)
+
+    async def keyed_messages(self, limit: int) -> list[m.Message]:
+        sql = (
+            f"SELECT {_COLUMNS}, msg_key FROM messages WHERE msg_key IS NOT NULL "
+            "ORDER BY id DESC LIMIT %s"
+        )
+
+        def keyed(conn: psycopg.Connection[tuple[Any, ...]]) -> list[m.Message]:
+            rows = conn.execute(sql, (limit,)).fetchall()
+            rows.reverse()
+            return [dataclasses.replace(_row_to_message(r[:7]), key=r[7]) for r in rows]
+
+        return await self._run(keyed)
 
     async def last_message_id(self) -> int:
         def last(conn: psycopg.Connection[tuple[Any, ...]]) -> int:

@@ -24,6 +24,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from .. import model as m
 from ..client import MAX_PAGE, Client
+from ..codecs import roomops
 from ..commands import COMMANDS, ShowHelp, help_rows, is_secret, parse_line, room_name, with_hint
 from ..errors import ChatError, ConnectionClosed, LoginFailed, NickInUse, NickRegistered, Refused
 from .login import Credentials
@@ -304,6 +305,8 @@ class ChatSession:
         where = self._where(event)
         self._track(event)
         line = render(event, me=self.me, room=self.room)
+        if line is None and (operator_line := roomops.render_text(event, safe)) is not None:
+            line = notice(operator_line.removeprefix("* "))  # kicks, mode changes, invites
         if line is not None:
             if isinstance(event, m.Error):
                 self.sink.problem(line)
@@ -435,9 +438,24 @@ class ChatSession:
             case m.Ping():
                 rtt = await self._client().ping()
                 self.sink.show(notice(f"pong from {safe(self.host)} in {rtt * 1000:.0f} ms"))
+            case m.Mode(room=room, changes=()):
+                self._show_operator_event(await self._client().modes(room))
+            case m.Mode(room=room, changes=changes):
+                self._show_operator_event(await self._client().set_modes(room, *changes))
+            case m.Kick(room=room, nick=nick, reason=reason):
+                self._show_operator_event(await self._client().kick(room, nick, reason))
+            case m.Invite(nick=nick, room=room):
+                self._show_operator_event(await self._client().invite(nick, room))
+            case m.Stats():
+                self._show_operator_event(await self._client().stats())
             case _:  # a command the grammar knows and this client cannot carry out yet
                 name = type(command).__name__.lower()
                 raise Refused(f"/{name} is not available in the terminal client yet")
+
+    def _show_operator_event(self, event: m.Event) -> None:
+        line = roomops.render_text(event, safe)
+        if line is not None:
+            self.sink.show(notice(line.removeprefix("* ")))
 
     def _client(self) -> Client:
         client = self.client

@@ -148,7 +148,9 @@ class IrcCodec:
             if not self.state.hello_sent:
                 self.state.negotiating = True
             version = params[1] if len(params) > 1 else ""
-            self.state.cap_302 = self.state.cap_302 or (version.isdigit() and int(version) >= 302)
+            self.state.cap_302 = self.state.cap_302 or (
+                version.isascii() and version.isdigit() and int(version) >= 302
+            )  # '²'.isdigit() is true too, and int() refuses it
             if self.state.cap_302:
                 self.state.set_caps(dict.fromkeys(caps.STICKY_302, True))
             return [self._cap_reply("LS", " ".join(caps.ls_tokens(self.state.cap_302)))]

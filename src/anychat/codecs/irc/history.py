@@ -30,7 +30,7 @@ def _fail(w: Wire, code: str, *context: str) -> list[Inbound]:
 def _msgid(ref: str) -> int | None:
     if ref.startswith("msgid="):
         value = ref[6:]
-        return int(value) if value.isdigit() and len(value) < 19 else None
+        return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
     return None
 
 
@@ -46,7 +46,7 @@ def chathistory(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
     if len(params) < wanted:
         return w.need_params("CHATHISTORY")
     target, refs, limit_text = params[1], params[2 : wanted - 1], params[wanted - 1]
-    if not limit_text.isdigit() or len(limit_text) > 6:
+    if not (limit_text.isascii() and limit_text.isdigit()) or len(limit_text) > 6:
         return _fail(w, "INVALID_PARAMS", sub, limit_text, ":Invalid limit")
     limit = min(int(limit_text), MAX_LIMIT)
     ids = [_msgid(r) for r in refs]
