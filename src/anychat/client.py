@@ -106,9 +106,7 @@ class Client:
         self._pending: dict[m.Ref, _Reply] = {}
         self._events_in: MemoryObjectSendStream[m.Event]
         self._events_out: MemoryObjectReceiveStream[m.Event]
-        self._events_in, self._events_out = anyio.create_memory_object_stream[m.Event](
-            EVENT_QUEUE_SIZE
-        )
+        self._events_in, self._events_out = anyio.create_memory_object_stream(EVENT_QUEUE_SIZE)
         self._reader_done = anyio.Event()
         #: Why the connection ended, once it has.
         self.closed_reason: str | None = None
