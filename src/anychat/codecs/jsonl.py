@@ -14,6 +14,12 @@ from typing import Any, ClassVar, Final
 
 from .. import model as m
 from . import DEFAULT_MAX_LINE_BYTES, Inbound, roomops
+from ._fields import BadField as _BadField
+from ._fields import int_field as _int
+from ._fields import opt_id_field as _opt_id
+from ._fields import opt_str_field as _opt_str
+from ._fields import ref_field as _ref
+from ._fields import str_field as _str
 from ._lines import NOT_UTF8, LineBuffer
 
 __all__ = [
@@ -31,54 +37,6 @@ _loads: Final = json.loads
 # The C scanner behind json.loads, without its per-call detours (encoding detection, the
 # whitespace regex): one call per line on the hot path. Lines it cannot take whole go the long way.
 _scan: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-class _BadField(Exception):
-    """A field is missing or has the wrong type; becomes an Invalid/ProtocolError upstream."""
-
-
-def _str(obj: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = obj.get(key, default)
-    if not isinstance(value, str):
-        raise _BadField(f"{key!r} must be a string")
-    return value
-
-
-def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _BadField(f"{key!r} must be a string or null")
-    return value
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _BadField(f"{key!r} must be an integer")
-    return value
-
-
-def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
-    return None if obj.get(key) is None else _int(obj, key)
-
-
-#: Message ids are 64-bit signed integers in every store.
-_MAX_ID: Final = 2**63 - 1
-
-
-def _opt_id(obj: Mapping[str, Any], key: str) -> int | None:
-    """A message id bound: JSON integers have no limit, a database column has."""
-    value = _opt_int(obj, key)
-    if value is not None and not -_MAX_ID <= value <= _MAX_ID:
-        raise _BadField(f"{key!r} is out of range")
-    return value
-
-
-def _ref(obj: Mapping[str, Any]) -> m.Ref:
-    value = obj.get("ref")
-    if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
-        return value
-    raise _BadField("'ref' must be a string or an integer")
 
 
 def _kind(obj: Mapping[str, Any]) -> m.Kind:
@@ -147,7 +105,7 @@ def command_from_json(obj: object) -> m.Command:
         )
     try:
         return parser(obj)
-    except (_BadField, roomops.BadField) as exc:
+    except _BadField as exc:
         return m.Invalid(code=m.ErrorCode.BAD_COMMAND, text=f"{kind}: {exc}", ref=ref)
 
 
@@ -408,7 +366,7 @@ def event_from_json(obj: object) -> m.Event:
         raise ValueError(f"unknown event type {kind!r}")
     try:
         return parser(obj)
-    except (_BadField, roomops.BadField, TypeError, AttributeError) as exc:
+    except (_BadField, TypeError, AttributeError) as exc:
         raise ValueError(f"bad {kind} event: {exc}") from None
 
 

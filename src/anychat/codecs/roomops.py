@@ -12,6 +12,9 @@ from typing import Any, Final
 
 from .. import model as m
 from . import Inbound
+from ._fields import BadField
+from ._fields import ref_field as _ref
+from ._fields import str_field as _str
 
 __all__ = [
     "JSON_COMMANDS",
@@ -22,24 +25,6 @@ __all__ = [
     "event_to_json",
     "render_text",
 ]
-
-
-class BadField(Exception):
-    """A field is missing or has the wrong type."""
-
-
-def _str(o: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = o.get(key, default)
-    if not isinstance(value, str):
-        raise BadField(f"{key!r} must be a string")
-    return value
-
-
-def _ref(o: Mapping[str, Any]) -> m.Ref:
-    value = o.get("ref")
-    if value is None or (isinstance(value, str | int) and not isinstance(value, bool)):
-        return value
-    raise BadField("'ref' must be a string or an integer")
 
 
 def _change(o: object) -> m.ModeChange:
