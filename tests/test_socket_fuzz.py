@@ -70,6 +70,8 @@ async def _hostile(port: int, seed: int, protocols: list[list[bytes]], stop: any
         except OSError:
             continue
         async with stream:
+            # Taken now: once the server has closed its side, the stream may no longer have it.
+            sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
             data = _payload(rng, protocols)
             try:
                 while data:
@@ -85,7 +87,6 @@ async def _hostile(port: int, seed: int, protocols: list[list[bytes]], stop: any
                         async for _ in stream:
                             pass
                 elif ending < 0.5:
-                    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
                 else:
                     # Read a little of what came back before hanging up. (Floods of fresh
