@@ -51,6 +51,7 @@ from .. import model as m
 from ..errors import ChatError, ConnectionClosed, NickRegistered
 from .fullscreen import FullScreen, WindowSink
 from .login import Credentials, LoginCancelled, password_from_environment, wants_login
+from .render import LINE_STYLES
 from .session import (
     COMMANDS,
     ChatSession,
@@ -69,18 +70,7 @@ PIPE_MAX_ATTEMPTS: Final = 6
 #: Lines typed ahead of the server's acknowledgements before the prompt waits.
 _MAX_PENDING_LINES: Final = 100
 
-STYLE: Final = Style.from_dict(
-    {
-        "time": "ansibrightblack",
-        "room": "ansibrightblack",
-        "notice": "ansibrightblack",
-        "error": "ansired bold",
-        "private": "ansimagenta bold",
-        "action": "italic",
-        "offline": "ansired",
-        "history": "ansibrightblack",
-    }
-)
+STYLE: Final = Style.from_dict(LINE_STYLES)
 
 
 def run_chat(

@@ -48,7 +48,7 @@ from prompt_toolkit.styles import Style
 from .. import model as m
 from ..commands import is_secret, parse_line
 from ..errors import ChatError
-from .render import message_line, notice, safe
+from .render import LINE_STYLES, message_line, notice, safe
 from .session import ChatSession, LineKind
 
 __all__ = ["ChatWindow", "FullScreen", "WindowSink"]
@@ -70,14 +70,7 @@ STYLE: Final = Style.from_dict(
         "column.mention": "ansiyellow bold",
         "separator": "ansibrightblack",
         "more": "ansibrightblack reverse",
-        "time": "ansibrightblack",
-        "room": "ansibrightblack",
-        "notice": "ansibrightblack",
-        "error": "ansired bold",
-        "private": "ansimagenta bold",
-        "action": "italic",
-        "offline": "ansired",
-        "history": "ansibrightblack",
+        **LINE_STYLES,
     }
 )
 

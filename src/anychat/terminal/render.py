@@ -18,7 +18,20 @@ from .. import model as m
 from ..commands import with_hint
 from ..safetext import safe_text
 
+#: The colours of the line classes this module draws, for both the line and full-screen modes.
+LINE_STYLES: Final = {
+    "time": "ansibrightblack",
+    "room": "ansibrightblack",
+    "notice": "ansibrightblack",
+    "error": "ansired bold",
+    "private": "ansimagenta bold",
+    "action": "italic",
+    "offline": "ansired",
+    "history": "ansibrightblack",
+}
+
 __all__ = [
+    "LINE_STYLES",
     "clock",
     "error_line",
     "message_line",
