@@ -52,15 +52,20 @@ async def test_full_screen_windows(tmp_path: Path) -> None:
             await term.wait_for_text("[earlier] <bob> old 7")
             await term.wait_until(lambda: term.lines[-1].endswith("#general ada>"), "prompt")
             assert "old 2" not in term.text()  # only history_length were replayed
-            assert term.lines[1].rstrip().endswith("ada") and "bob" in term.lines[2]
+            # A screen arrives in several reads of the pty: wait for the whole of it.
+            await term.wait_until(
+                lambda: term.lines[1].rstrip().endswith("ada") and "bob" in term.lines[2],
+                "members",
+            )
             with anyio.fail_after(DEADLINE):
                 await bob.wait_for(m.Joined, lambda e: e.nick == "ada")
 
             # /join opens and shows a window of its own.
             term.type("/join #rust\r")
             await term.wait_for_text("#rust: fearless concurrency")
-            assert _column(term) == ["1 #general", "2 #rust"]
-            assert "old 7" not in _scrollback(term)  # #general's lines stay in its window
+            await term.wait_until(lambda: _column(term) == ["1 #general", "2 #rust"], "windows")
+            # #general's lines stay in its window (the title is drawn before the body).
+            await term.wait_until(lambda: "old 7" not in _scrollback(term), "#rust's own window")
 
             # Activity elsewhere: an unread count, a highlighted mention, a private window.
             await bob.send("#general", "anyone seen the build?")
@@ -77,7 +82,7 @@ async def test_full_screen_windows(tmp_path: Path) -> None:
             # Alt+1 goes back: the count is cleared, the mention is there.
             term.type("\x1b1")
             await term.wait_for_text("<bob> ada: are you there?")
-            assert _column(term)[0] == "1 #general"
+            await term.wait_until(lambda: _column(term)[0] == "1 #general", "count cleared")
             # The README's picture is this screen (ANYCHAT_WRITE_SCREENSHOT=1 rewrites it).
             if os.environ.get("ANYCHAT_WRITE_SCREENSHOT"):
                 SCREENSHOT.write_text(svg_of(term.screen), encoding="utf-8")
@@ -91,7 +96,7 @@ async def test_full_screen_windows(tmp_path: Path) -> None:
             # The private window: plain lines go to that nick.
             term.type("\x1b3")
             await term.wait_for_text("private chat with bob")
-            assert "psst, a private word" in _scrollback(term)
+            await term.wait_until(lambda: "psst, a private word" in _scrollback(term), "pm")
             term.type("hello bob\r")
             with anyio.fail_after(DEADLINE):
                 said = await bob.wait_for(m.Message, lambda e: e.sender == "ada")
@@ -104,7 +109,7 @@ async def test_full_screen_windows(tmp_path: Path) -> None:
             for i in range(40):
                 await bob.send("#general", f"line {i}")
             await term.wait_for_text("<bob> line 39")
-            assert "line 5" not in _scrollback(term)
+            await term.wait_until(lambda: "line 5" not in _scrollback(term), "scrolled")
             term.type("\x1b[5~")  # PgUp
             await term.wait_for_text("more below (PgDn)")
             # Keep paging up, as a person would, until the fetched history shows (how many
