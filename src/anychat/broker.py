@@ -20,7 +20,8 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from . import model as m
-from .broker_ops import OperatorRules
+from .broker_info import InfoRules, with_ref
+from .broker_ops import UNSENDABLE, OperatorRules
 from .broker_slow import SlowWork
 from .bus import Bus
 from .bus.local import LocalBus
@@ -51,10 +52,6 @@ __all__ = [
 
 P = TypeVar("P")
 
-# Line breaks and NUL cannot cross line-based protocols (RFC 2812 §2.3.1), so no codec may let
-# them into a message that another codec will have to render. Lone surrogates are no text at all
-# (the codecs refuse them; this is the second line of defence for embedders and future codecs).
-_UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
 #: Real names (IRC ``USER``) are free text without controls, bounded.
 REALNAME_LENGTH: Final = 100
 _CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -64,7 +61,7 @@ _CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud8
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(SlowWork[P], OperatorRules[P]):
+class Broker(SlowWork[P], InfoRules[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -394,7 +391,7 @@ class Broker(SlowWork[P], OperatorRules[P]):
     def _part(self, session: Session[P], cmd: m.Part) -> list[Effect[P]]:
         room = self._my_room(session, cmd.room)
         if isinstance(room, m.Error):
-            return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+            return [Deliver(with_ref(room, cmd.ref), (session.peer,))]
         self._leave(session, room)
         parted = m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, user=session.user)
         effects: list[Effect[P]] = [
@@ -415,7 +412,7 @@ class Broker(SlowWork[P], OperatorRules[P]):
                 m.ErrorCode.TEXT_TOO_LONG,
                 f"message longer than {m.MAX_TEXT_LENGTH} characters not sent",
             )
-        if _UNSENDABLE.search(text):
+        if UNSENDABLE.search(text):
             return self._refuse(
                 session,
                 cmd,
@@ -430,7 +427,7 @@ class Broker(SlowWork[P], OperatorRules[P]):
             if isinstance(room, m.Error):
                 outside = self._rooms.get(m.casefold(target)) if target else None
                 if outside is None or room.code is not m.ErrorCode.NOT_MEMBER:
-                    return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
+                    return [Deliver(with_ref(room, cmd.ref), (session.peer,))]
                 room = outside  # a member of no such room: +n decides (below)
             problem = room.channel.send_problem(
                 session.peer, session.peer in room.members, self._host(session)
@@ -469,85 +466,6 @@ class Broker(SlowWork[P], OperatorRules[P]):
             ),
         ]
 
-    def _who(self, session: Session[P], cmd: m.Who) -> list[Effect[P]]:
-        if cmd.room is None:
-            room = self._my_room(session, None)
-            if isinstance(room, m.Error):
-                return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
-        else:
-            found = self._visible_room(session, cmd.room)
-            if found is None:
-                return self._refuse(
-                    session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
-                )
-            room = found
-        return [Deliver(self._members(room, cmd.ref), (session.peer,))]
-
-    def _list_rooms(self, session: Session[P], cmd: m.ListRooms) -> list[Effect[P]]:
-        rooms = tuple(
-            m.RoomInfo(name=r.name, members=len(r.members), topic=r.topic)
-            for r in self.rooms()
-            if not r.channel.secret or session.peer in r.members
-        )
-        return [Deliver(m.RoomList(rooms=rooms, ref=cmd.ref), (session.peer,))]
-
-    def _topic(self, session: Session[P], cmd: m.Topic) -> list[Effect[P]]:
-        if cmd.text is None and cmd.room is not None:
-            found = self._rooms.get(m.casefold(cmd.room))
-            if found is None:
-                return self._refuse(
-                    session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}"
-                )
-            return [Deliver(self._topic_of(found, cmd.ref), (session.peer,))]
-        room = self._my_room(session, cmd.room)
-        if isinstance(room, m.Error):
-            return [Deliver(_with_ref(room, cmd.ref), (session.peer,))]
-        if cmd.text is None:  # the current room's topic
-            return [Deliver(self._topic_of(room, cmd.ref), (session.peer,))]
-        if "t" in room.channel.modes and not room.channel.is_op(session.peer):
-            return self._refuse(
-                session,
-                cmd,
-                m.ErrorCode.NOT_OPERATOR,
-                f"only operators of {room.name} may set its topic (+t)",
-            )
-        problem = _free_text_problem(cmd.text, "topic")
-        if problem:
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
-        room.topic, room.topic_setter, room.topic_time = cmd.text, session.nick, self._clock()
-        return [
-            Deliver(self._topic_of(room, None), room.members, skip=session.peer),
-            Deliver(self._topic_of(room, cmd.ref), (session.peer,)),
-        ]
-
-    def _away(self, session: Session[P], cmd: m.Away) -> list[Effect[P]]:
-        problem = _free_text_problem(cmd.text, "away message")
-        if problem:
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
-        session.away = cmd.text
-        return [Deliver(m.AwayStatus(text=cmd.text, ref=cmd.ref), (session.peer,))]
-
-    def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
-        other = self._nicks.get(m.casefold(cmd.nick))
-        if other is None:
-            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
-        shown = [
-            r for r in other.rooms.values() if not r.channel.secret or session.peer in r.members
-        ]
-        info = m.UserInfo(
-            nick=other.nick,
-            rooms=tuple(r.name for r in shown),
-            away=other.away,
-            since=other.since,
-            idle=max(0.0, self._clock() - (other.spoke or other.since)),
-            ref=cmd.ref,
-            statuses=tuple(r.channel.status(other.peer) for r in shown),
-            user=other.user,
-            realname=other.realname,
-            account=other.account,
-        )
-        return [Deliver(info, (session.peer,))]
-
     def _ping(self, session: Session[P], cmd: m.Ping) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]
 
@@ -570,11 +488,11 @@ class Broker(SlowWork[P], OperatorRules[P]):
         m.Join: _join,
         m.Part: _part,
         m.Say: _say,
-        m.Who: _who,
-        m.ListRooms: _list_rooms,
-        m.Topic: _topic,
-        m.Away: _away,
-        m.Whois: _whois,
+        m.Who: InfoRules._who,
+        m.ListRooms: InfoRules._list_rooms,
+        m.Topic: InfoRules._topic,
+        m.Away: InfoRules._away,
+        m.Whois: InfoRules._whois,
         m.Mode: OperatorRules._mode,
         m.Kick: OperatorRules._kick,
         m.Invite: OperatorRules._invite,
@@ -601,42 +519,6 @@ class Broker(SlowWork[P], OperatorRules[P]):
             user=session.user,
         )
         return self.sent.said(session.peer, cmd, msg)
-
-    @staticmethod
-    def _topic_of(room: Room[P], ref: m.Ref) -> m.RoomTopic:
-        return m.RoomTopic(
-            room=room.name, text=room.topic, setter=room.topic_setter, time=room.topic_time, ref=ref
-        )
-
-    def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
-        chan = room.channel
-        details = tuple(
-            m.Member(
-                nick=s.nick,
-                status=chan.status(peer),
-                user=s.user,
-                realname=s.realname,
-                account=s.account,
-                away=s.away,
-            )
-            for peer, s in room.members.items()
-        )
-        return m.Members(
-            room=room.name, nicks=tuple(d.nick for d in details), ref=ref, details=details
-        )
-
-    def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
-        """The room ``name`` (or the current room) if the session is in it, else the error."""
-        if name is None:
-            if session.current is None:
-                return m.Error(code=m.ErrorCode.NO_ROOM, text="you are not in a room")
-            return session.current
-        room = session.rooms.get(m.casefold(name))
-        if room is not None:
-            return room
-        if m.casefold(name) in self._rooms:
-            return m.Error(code=m.ErrorCode.NOT_MEMBER, text=f"you are not in {name}")
-        return m.Error(code=m.ErrorCode.NO_SUCH_ROOM, text=f"no such room {name}")
 
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
@@ -686,15 +568,3 @@ class Broker(SlowWork[P], OperatorRules[P]):
                 continue
             if self.bus.claim_nick(key):
                 return nick
-
-
-def _free_text_problem(text: str, what: str) -> str:
-    if len(text) > m.MAX_TOPIC_LENGTH:
-        return f"{what} longer than {m.MAX_TOPIC_LENGTH} characters"
-    if _UNSENDABLE.search(text):
-        return f"{what} may not contain line breaks or NUL"
-    return ""
-
-
-def _with_ref(error: m.Error, ref: m.Ref) -> m.Error:
-    return m.Error(code=error.code, text=error.text, ref=ref)

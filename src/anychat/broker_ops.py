@@ -21,8 +21,10 @@ __all__ = ["OperatorRules"]
 
 P = TypeVar("P")
 
-# As the broker's own rule for free text: nothing that cannot cross a line-based protocol.
-_UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
+# Line breaks and NUL cannot cross line-based protocols (RFC 2812 §2.3.1), so no codec may let
+# them into a message that another codec will have to render. Lone surrogates are no text at all
+# (the codecs refuse them; this is the second line of defence for embedders and future codecs).
+UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
 
 
 class OperatorRules(Generic[P]):
@@ -135,7 +137,7 @@ class OperatorRules(Generic[P]):
             return self._refuse(
                 session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{other.nick} is not in {room.name}"
             )
-        if len(cmd.reason) > m.MAX_TOPIC_LENGTH or _UNSENDABLE.search(cmd.reason):
+        if len(cmd.reason) > m.MAX_TOPIC_LENGTH or UNSENDABLE.search(cmd.reason):
             text = f"a kick reason is at most {m.MAX_TOPIC_LENGTH} characters on one line"
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, text)
         kicked = m.Kicked(
