@@ -337,9 +337,6 @@ class Hub:
             return "server shutting down"
         if len(self.connections) >= self.config.max_connections:
             return "too many connections"
-        refused = self.address_limits.admit(conn.transport.peer_host)
-        if refused is not None:
-            return refused
         self.connections.add(conn)
         self.broker.connect(conn, conn.address)
         conn.task_group = self.task_group
@@ -347,8 +344,6 @@ class Hub:
 
     def forget(self, conn: Connection) -> None:
         """The connection's task is ending: tell the room, and wake shutdown if it waits."""
-        if conn in self.connections:
-            self.address_limits.release(conn.transport.peer_host)
         self.connections.discard(conn)
         if conn.cut_code is m.ErrorCode.SEND_QUEUE_EXCEEDED:
             self.slow_consumer_cuts += 1
