@@ -74,6 +74,8 @@ class Broker(SlowWork[P], InfoRules[P]):
         registered: Nicks that belong to accounts: only a session logged in to one may use it.
         require_login: Refuse guests.
         history_length: Recent messages replayed to whoever joins a room (0 = none).
+        quiet_room_size: In a room with this many members, guests come and go unannounced
+            (0 = every join is announced); see :meth:`_quiet`.
         bus: What this node shares with others (default: a single node's ``LocalBus``,
             seeded with ``first_message_id`` and ``registered``).
     """
@@ -90,6 +92,7 @@ class Broker(SlowWork[P], InfoRules[P]):
         registered: Iterable[str] = (),
         require_login: bool = False,
         history_length: int = 0,
+        quiet_room_size: int = 0,
         bus: Bus | None = None,
     ) -> None:
         self.server_name = server_name
@@ -107,6 +110,7 @@ class Broker(SlowWork[P], InfoRules[P]):
         self._max_users = 0
         self.require_login = require_login
         self.recent = RecentHistory(history_length)
+        self.quiet_room_size = quiet_room_size
         self._lobbies = frozenset(m.casefold(room) for room in self.default_rooms)
         self.sent = SentMessages()  # idempotency keys of recent messages
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
@@ -376,7 +380,9 @@ class Broker(SlowWork[P], InfoRules[P]):
             realname=session.realname,
             account=session.account,
         )
-        if room.members:
+        if self._quiet(session, room):
+            room.quiet.add(peer)
+        elif room.members:
             effects.append(Deliver(joined, room.members, skip=peer))
         room.members[peer] = session
         session.rooms[key] = room
@@ -392,12 +398,13 @@ class Broker(SlowWork[P], InfoRules[P]):
         room = self._my_room(session, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(with_ref(room, cmd.ref), (session.peer,))]
+        announced = session.peer not in room.quiet
         self._leave(session, room)
         parted = m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, user=session.user)
         effects: list[Effect[P]] = [
             Deliver(dataclasses.replace(parted, ref=cmd.ref), (session.peer,))
         ]
-        if room.members:
+        if room.members and announced:
             effects.append(Deliver(parted, room.members))
         return effects
 
@@ -523,6 +530,7 @@ class Broker(SlowWork[P], InfoRules[P]):
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
         del room.members[session.peer]
+        room.quiet.discard(session.peer)
         room.channel.forget(session.peer)
         del session.rooms[key]
         if not room.members:
@@ -532,11 +540,30 @@ class Broker(SlowWork[P], InfoRules[P]):
             session.current = next(reversed(session.rooms.values()), None)
 
     def _audience(self, session: Session[P]) -> set[P]:
-        """Everyone who shares a room with ``session``, itself included, each once."""
-        audience = {session.peer}
+        """Everyone who shares a room with ``session`` and saw it join, itself included, each
+        once."""
+        peer = session.peer
+        audience = {peer}
         for room in session.rooms.values():
-            audience.update(room.members)
+            if peer not in room.quiet:
+                audience.update(room.members)
         return audience
+
+    def _quiet(self, session: Session[P], room: Room[P]) -> bool:
+        """Should ``session`` join ``room`` unannounced?
+
+        Announcing every join to every member makes a storm of N connections cost N²/2 lines,
+        most of them to people who never read them: so, as large IRC deployments do, a guest
+        (no account) joining a room that already has ``quiet_room_size`` members is not
+        announced, and neither are its part, quit or nick changes there (members never hear of
+        someone leaving whom they did not see come). Everyone still hears what it says, and
+        ``who`` lists it. Accounts are always announced: making one has a cost of its own.
+        """
+        return bool(
+            self.quiet_room_size
+            and not session.account
+            and len(room.members) >= self.quiet_room_size
+        )
 
     def _nick_problem(self, nick: str, session: Session[P]) -> tuple[m.ErrorCode, str] | None:
         if not nick:

@@ -166,6 +166,15 @@ def serve(
             "it may open 5 a second at most; 0 = no limit.",
         ),
     ] = _DEFAULTS.max_connections_per_address,
+    quiet_room_size: Annotated[
+        int,
+        typer.Option(
+            envvar="ANYCHAT_QUIET_ROOM_SIZE",
+            min=0,
+            help="In a room with this many members, guests join and leave unannounced; "
+            "0 = announce everyone.",
+        ),
+    ] = _DEFAULTS.quiet_room_size,
     silent_timeout: Annotated[
         float,
         typer.Option(
@@ -359,6 +368,7 @@ def serve(
             max_connections=max_connections,
             max_connections_per_address=max_connections_per_address,
             silent_timeout_seconds=silent_timeout,
+            quiet_room_size=quiet_room_size,
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,

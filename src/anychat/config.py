@@ -82,6 +82,10 @@ class ServerConfig:
     #: sockets must not pile up as guests; a person on nc who has typed anything stays).
     silent_timeout_seconds: float = 600.0
     max_rooms_per_session: int = 50
+    #: In a room with this many members, guests join, leave and change nicks unannounced (a
+    #: storm of guest connections must not cost every member a line per join); 0 = always
+    #: announce. Accounts are always announced.
+    quiet_room_size: int = 200
     #: How long a new connection may stay silent before it is treated as a person on nc/telnet.
     sniff_seconds: float = 0.25
     #: Commands per second a client may send on average (0 = unlimited); past the burst its
@@ -169,6 +173,8 @@ class ServerConfig:
             or self.connection_burst_per_address < 1
         ):
             raise ConfigError("per-address connection limits may not be negative")
+        if self.quiet_room_size < 0:
+            raise ConfigError("quiet_room_size must be 0 (always announce) or positive")
         if self.flood_rate < 0:
             raise ConfigError("flood_rate must be 0 (unlimited) or positive")
         bad = [room for room in self.default_rooms if not valid_room(room)]

@@ -81,6 +81,7 @@ class Hub:
             registered=registered,
             require_login=config.require_login,
             history_length=config.history_length,
+            quiet_room_size=config.quiet_room_size,
         )
         self.committer: Committer[Connection] = Committer(
             store,

@@ -56,3 +56,6 @@ class Room(Generic[P]):
     topic_time: float = 0.0
     #: Operators, voices and modes (see :mod:`anychat.rooms`).
     channel: Channel[P] = field(default_factory=Channel)
+    #: Members whose joining was not announced (guests joining a large room): their parts,
+    #: quits and nick changes are not announced to it either.
+    quiet: set[P] = field(default_factory=set)
