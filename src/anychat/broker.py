@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
 import time
 from collections.abc import Callable, Collection, Iterable
-from typing import Any, ClassVar, Final, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from . import model as m
 from .broker_info import InfoRules, with_ref
 from .broker_ops import UNSENDABLE, OperatorRules
+from .broker_presence import PresenceRules, clean_realname
 from .broker_slow import SlowWork
 from .bus import Bus
 from .bus.local import LocalBus
@@ -52,16 +52,12 @@ __all__ = [
 
 P = TypeVar("P")
 
-#: Real names (IRC ``USER``) are free text without controls, bounded.
-REALNAME_LENGTH: Final = 100
-_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
 
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(SlowWork[P], InfoRules[P]):
+class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -103,6 +99,7 @@ class Broker(SlowWork[P], InfoRules[P]):
         self._nicks: dict[str, Session[P]] = {}
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
+        self._watchers: dict[str, set[P]] = {}
         self._random = random.Random()
         self._max_users = 0
         self.require_login = require_login
@@ -155,14 +152,16 @@ class Broker(SlowWork[P], InfoRules[P]):
         key = m.casefold(nick)
         self.bus.set_registered((key,), registered=False)
         logged_out = [s.peer for s in self._sessions.values() if s.account == key]
+        news: list[Effect[P]] = []
         for peer in logged_out:
             self._sessions[peer].account = ""
+            news += self._account_news(self._sessions[peer])
         if not logged_out:
             return []
         notice = m.Error(
             code=m.ErrorCode.ACCOUNT_DELETED, text=f"account {nick} was deleted: you are logged out"
         )
-        return [Deliver(notice, logged_out)]
+        return [Deliver(notice, logged_out), *news]
 
     def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
         """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
@@ -173,11 +172,16 @@ class Broker(SlowWork[P], InfoRules[P]):
         session = self._sessions[peer]
         key = m.casefold(nick)
         self.bus.set_registered((key,))
+        changed = session.account != key
         session.account = key
-        if session.state is not SessionState.ACTIVE or session.nick == nick:
+        if session.state is not SessionState.ACTIVE:
             return []
-        effects = self._take_over(session, nick)
-        return effects + self._nick(session, m.Nick(nick=nick, ref=ref))
+        effects = []
+        if session.nick != nick:
+            effects = self._take_over(session, nick) + self._nick(
+                session, m.Nick(nick=nick, ref=ref)
+            )
+        return effects + self._account_news(session) if changed else effects
 
     def _take_over(self, session: Session[P], nick: str) -> list[Effect[P]]:
         """Disconnect another session holding ``nick`` if it is logged in to the same account."""
@@ -212,9 +216,12 @@ class Broker(SlowWork[P], InfoRules[P]):
             del self._nicks[key]
             self.bus.release_nick(key)
         session.state = SessionState.GONE
+        self._forget_watches(session)
+        watched = self._went(session.nick) if was_active else []
         if not audience:
-            return []
-        return [Deliver(m.Quitted(nick=session.nick, reason=reason, user=session.user), audience)]
+            return watched
+        quitted = m.Quitted(nick=session.nick, reason=reason, user=session.user)
+        return [Deliver(quitted, audience), *watched]
 
     # ----------------------------------------------------------------- commands
 
@@ -282,7 +289,7 @@ class Broker(SlowWork[P], InfoRules[P]):
         session.state = SessionState.ACTIVE
         session.since = self._clock()
         session.user = m.clean_username(cmd.user, nick)
-        session.realname = _CONTROLS.sub("", cmd.realname)[:REALNAME_LENGTH] or nick
+        session.realname = clean_realname(cmd.realname) or nick
         self._nicks[m.casefold(nick)] = session
         self._max_users = max(self._max_users, len(self._nicks))
         peer = session.peer
@@ -294,6 +301,7 @@ class Broker(SlowWork[P], InfoRules[P]):
             stats=self._stats_of(None),
         )
         effects.append(Deliver(welcome, (peer,)))
+        effects += self._came(session)
         if cmd.autojoin:
             for name in self.default_rooms:
                 effects += self._join(session, m.Join(room=name))
@@ -320,9 +328,11 @@ class Broker(SlowWork[P], InfoRules[P]):
         audience = self._audience(session)
         audience.discard(session.peer)
         user = session.user
+        watched = self._went(old) + self._came(session) if old_key != new_key else []
         return [
             Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref, user=user), (session.peer,)),
             Deliver(m.NickChanged(old=old, new=cmd.nick, user=user), audience),
+            *watched,
         ]
 
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
@@ -375,6 +385,7 @@ class Broker(SlowWork[P], InfoRules[P]):
             user=session.user,
             realname=session.realname,
             account=session.account,
+            away=session.away,
         )
         if room.members:
             effects.append(Deliver(joined, room.members, skip=peer))
@@ -491,7 +502,9 @@ class Broker(SlowWork[P], InfoRules[P]):
         m.Who: InfoRules._who,
         m.ListRooms: InfoRules._list_rooms,
         m.Topic: InfoRules._topic,
-        m.Away: InfoRules._away,
+        m.Away: PresenceRules._away,
+        m.SetRealname: PresenceRules._set_realname,
+        m.Watch: PresenceRules._watch,
         m.Whois: InfoRules._whois,
         m.Mode: OperatorRules._mode,
         m.Kick: OperatorRules._kick,
@@ -517,6 +530,7 @@ class Broker(SlowWork[P], InfoRules[P]):
             text=cmd.text,
             kind=cmd.kind,
             user=session.user,
+            account=session.account,
         )
         return self.sent.said(session.peer, cmd, msg)
 

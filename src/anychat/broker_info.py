@@ -1,6 +1,6 @@
 """The broker's answers about rooms and people, and what a session says about itself.
 
-WHO, LIST, WHOIS and TOPIC (asking and setting) and AWAY: a mixin of
+WHO, LIST, WHOIS and TOPIC (asking and setting): a mixin of
 :class:`~anychat.broker.Broker` (as :mod:`anychat.broker_ops` is), kept apart so each module stays
 small; it uses only the broker state declared below. Secret rooms (+s) are hidden here from
 whoever is not in them.
@@ -21,7 +21,7 @@ P = TypeVar("P")
 
 
 class InfoRules(OperatorRules[P]):
-    """Queries, topics and away (mixed into the broker)."""
+    """Queries and topics (mixed into the broker)."""
 
     def rooms(self) -> list[Room[P]]:
         raise NotImplementedError
@@ -76,13 +76,6 @@ class InfoRules(OperatorRules[P]):
             Deliver(self._topic_of(room, None), room.members, skip=session.peer),
             Deliver(self._topic_of(room, cmd.ref), (session.peer,)),
         ]
-
-    def _away(self, session: Session[P], cmd: m.Away) -> list[Effect[P]]:
-        problem = free_text_problem(cmd.text, "away message")
-        if problem:
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
-        session.away = cmd.text
-        return [Deliver(m.AwayStatus(text=cmd.text, ref=cmd.ref), (session.peer,))]
 
     def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))

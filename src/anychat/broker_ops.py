@@ -181,7 +181,12 @@ class OperatorRules(Generic[P]):
         elif not m.valid_room(cmd.room):
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}")
         invited = m.Invited(room=name, nick=other.nick, by=session.nick, user=session.user)
-        return [
+        effects: list[Effect[P]] = [
             Deliver(invited, (other.peer,)),
             Deliver(dataclasses.replace(invited, ref=cmd.ref), (session.peer,)),
         ]
+        if room is not None and len(room.members) > 1:
+            # The other members may hear of it (IRC invite-notify); the inviter was answered.
+            notice = dataclasses.replace(invited, notice=True)
+            effects.append(Deliver(notice, room.members, skip=session.peer))
+        return effects

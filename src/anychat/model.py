@@ -42,6 +42,18 @@ from .model_ops import (
     ServerStats,
     Stats,
 )
+from .model_presence import (
+    MAX_WATCHED,
+    AccountChanged,
+    AwayChanged,
+    Presence,
+    PresenceCommand,
+    PresenceEvent,
+    RealnameChanged,
+    SetRealname,
+    Watch,
+    WatchList,
+)
 from .safetext import safe_text
 
 __all__ = [
@@ -53,13 +65,16 @@ __all__ = [
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
     "MAX_TOPIC_LENGTH",
+    "MAX_WATCHED",
     "PROTOCOL_VERSION",
     "ROOM_MODES",
     "SETTING_MODES",
     "STATUS_MODES",
     "STATUS_PREFIXES",
+    "AccountChanged",
     "Ack",
     "Away",
+    "AwayChanged",
     "AwayStatus",
     "Ban",
     "BanList",
@@ -94,8 +109,12 @@ __all__ = [
     "Parted",
     "Ping",
     "Pong",
+    "Presence",
+    "PresenceCommand",
+    "PresenceEvent",
     "Quit",
     "Quitted",
+    "RealnameChanged",
     "Ref",
     "Register",
     "RoomInfo",
@@ -104,9 +123,12 @@ __all__ = [
     "RoomTopic",
     "Say",
     "ServerStats",
+    "SetRealname",
     "Stats",
     "Topic",
     "UserInfo",
+    "Watch",
+    "WatchList",
     "Welcome",
     "Who",
     "Whois",
@@ -431,6 +453,7 @@ Command: TypeAlias = (
     | Kick
     | Invite
     | Stats
+    | PresenceCommand
 )
 
 
@@ -469,6 +492,8 @@ class Message:
     key: str | None = field(default=None, compare=False, repr=False)
     #: The sender's username (IRC hostmasks; ``""`` = unknown, shown as the nick).
     user: str = field(default="", compare=False)
+    #: The sender's account when it was logged in (IRC ``account-tag``); never stored.
+    account: str = field(default="", compare=False)
 
     @property
     def safe_text(self) -> str:
@@ -497,6 +522,8 @@ class Joined:
     user: str = field(default="", compare=False)
     realname: str = field(default="", compare=False)
     account: str = field(default="", compare=False)
+    #: The joiner's away message, for IRC ``away-notify`` clients ("" = present).
+    away: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -668,4 +695,5 @@ Event: TypeAlias = (
     | BanList
     | Kicked
     | Invited
+    | PresenceEvent
 )

@@ -15,6 +15,7 @@ from .. import Inbound, LocalReply
 from .channel import invite, kick, mode
 from .history import chathistory
 from .parse import MAX_TARGETS
+from .presence import monitor, setname
 from .state import Pending
 from .wire import Wire
 
@@ -230,6 +231,8 @@ HANDLERS: Final[dict[str, Handler]] = {
     "INVITE": invite,
     "LUSERS": lusers,
     "CHATHISTORY": chathistory,
+    "MONITOR": monitor,
+    "SETNAME": setname,
     "USERHOST": userhost,
     "ISON": ison,
     "PING": ping,

@@ -132,8 +132,15 @@ class IrcState:
     def observe(self, event: m.Event) -> Context:
         """Learn what an outgoing event teaches this connection; say what it answers."""
         match event:
-            case m.Message() | m.Quitted() | m.Bye():
+            case m.Message() | m.Quitted() | m.Bye() | m.AwayChanged() | m.AccountChanged():
                 return Context()
+            case m.RealnameChanged(realname=realname):
+                pending = self._take(event.ref)
+                if pending is not None:
+                    self.realname = realname
+                return Context(pending)
+            case m.Presence() | m.WatchList():
+                return Context(self._take(event.ref))
             case m.Joined(room=room):
                 pending = self._take(event.ref, final=False) if event.ref is not None else None
                 if pending is not None:
