@@ -144,3 +144,23 @@ def test_invites_are_news_to_the_other_members() -> None:
     assert events(effects, "cy") == [m.Invited(room="#a", nick="cy", by="ada")]
     assert [e.notice for e in events(effects, "cy") if isinstance(e, m.Invited)] == [False]
     assert events(effects, "ada") == [m.Invited(room="#a", nick="cy", by="ada", ref=9)]
+
+
+def test_tagmsg_follows_the_rules_of_a_message_and_is_not_stored() -> None:
+    broker = make()
+    broker.handle("ada", m.Join(room="#a"))
+    broker.handle("bob", m.Join(room="#a"))
+    effects = broker.handle("ada", m.TagMsg(target="#A", tags="+typing=active", ref=1))
+    assert all(isinstance(e, Deliver) for e in effects)  # nothing persisted
+    news = m.Tagged(sender="ada", target="#a", tags="+typing=active", time=100.0, user="uada")
+    assert events(effects, "bob") == [news]
+    assert events(effects, "ada") == [
+        m.Tagged(sender="ada", target="#a", tags="+typing=active", time=100.0, ref=1)
+    ]
+    (outside,) = events(broker.handle("cy", m.TagMsg(target="#a", tags="+t")), "cy")  # +n
+    assert isinstance(outside, m.Error) and outside.code is m.ErrorCode.NOT_MEMBER
+    for bad in ("", "+a b", "+a\r\n", "+" + "x" * m.MAX_CLIENT_TAGS):
+        (refusal,) = events(broker.handle("ada", m.TagMsg(target="#a", tags=bad)), "ada")
+        assert isinstance(refusal, m.Error) and refusal.code is m.ErrorCode.BAD_COMMAND
+    (said,) = events(broker.handle("ada", m.Say(target="#a", text="x", tags="+a b")), "ada")
+    assert isinstance(said, m.Error) and said.code is m.ErrorCode.BAD_COMMAND

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 from . import model as m
 from .broker_info import InfoRules, with_ref
 from .broker_ops import UNSENDABLE, OperatorRules
-from .broker_presence import PresenceRules, clean_realname
+from .broker_presence import PresenceRules, clean_realname, tags_problem
 from .broker_slow import SlowWork
 from .bus import Bus
 from .bus.local import LocalBus
@@ -430,6 +430,8 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
                 m.ErrorCode.BAD_COMMAND,
                 "message may not contain line breaks or NUL",
             )
+        if cmd.tags and (bad_tags := tags_problem(cmd.tags)):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, bad_tags)
         if (resend := self.sent.answer(session.nick, session.peer, cmd)) is not None:
             return resend  # a bad key, or said before: the original ack, nothing relayed
         target = cmd.target
@@ -505,6 +507,7 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
         m.Away: PresenceRules._away,
         m.SetRealname: PresenceRules._set_realname,
         m.Watch: PresenceRules._watch,
+        m.TagMsg: PresenceRules._tagmsg,
         m.Whois: InfoRules._whois,
         m.Mode: OperatorRules._mode,
         m.Kick: OperatorRules._kick,
@@ -531,6 +534,7 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
             kind=cmd.kind,
             user=session.user,
             account=session.account,
+            tags=cmd.tags,
         )
         return self.sent.said(session.peer, cmd, msg)
 

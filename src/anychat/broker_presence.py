@@ -10,14 +10,16 @@ comes online or goes offline, whether or not they share a room.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
 from . import model as m
 from .effects import Deliver, Effect
-from .sessions import Session, SessionState
+from .sessions import Room, Session, SessionState
 
-__all__ = ["REALNAME_LENGTH", "PresenceRules", "clean_realname"]
+__all__ = ["REALNAME_LENGTH", "PresenceRules", "clean_realname", "tags_problem"]
 
 P = TypeVar("P")
 
@@ -32,15 +34,29 @@ def clean_realname(text: str) -> str:
     return _CONTROLS.sub("", text)[:REALNAME_LENGTH]
 
 
+def tags_problem(tags: str) -> str:
+    """Why client-only tags (escaped, ``+a=b;+c``) may not be relayed ("" = they may)."""
+    if len(tags) > m.MAX_CLIENT_TAGS:
+        return f"client tags longer than {m.MAX_CLIENT_TAGS} bytes"
+    if " " in tags or _UNSENDABLE.search(tags):
+        return "client tags must be escaped (no spaces, line breaks or NUL)"
+    return ""
+
+
 class PresenceRules(Generic[P]):
     """Away, SETNAME, account changes and watch lists (mixed into the broker)."""
 
+    _clock: Callable[[], float]
     _nicks: dict[str, Session[P]]
+    _rooms: dict[str, Room[P]]
     _sessions: dict[P, Session[P]]
     #: Folded nick -> the peers watching it.
     _watchers: dict[str, set[P]]
 
     def _audience(self, session: Session[P]) -> set[P]:
+        raise NotImplementedError
+
+    def _host(self, session: Session[P]) -> str:
         raise NotImplementedError
 
     @staticmethod
@@ -99,6 +115,41 @@ class PresenceRules(Generic[P]):
             return []
         news = m.AccountChanged(nick=session.nick, account=session.account, user=session.user)
         return [Deliver(news, others)]
+
+    # ------------------------------------------------------------------ tags without text
+
+    def _tagmsg(self, session: Session[P], cmd: m.TagMsg) -> list[Effect[P]]:
+        """Client-only tags (a typing notice...) to a room or a nick, by the rules of a message
+        to it, and echoed to the sender (with the ref); nothing is stored."""
+        problem = tags_problem(cmd.tags) or ("" if cmd.tags else "no client tags to send")
+        if problem:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        peer = session.peer
+        tagged = m.Tagged(
+            sender=session.nick,
+            target=cmd.target,
+            tags=cmd.tags,
+            time=self._clock(),
+            user=session.user,
+            account=session.account,
+        )
+        if m.is_room(cmd.target):
+            room = self._rooms.get(m.casefold(cmd.target))
+            if room is None:
+                code, text = m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.target}"
+                return self._refuse(session, cmd, code, text)
+            refused = room.channel.send_problem(peer, peer in room.members, self._host(session))
+            if refused:
+                return self._refuse(session, cmd, *refused)
+            tagged = dataclasses.replace(tagged, target=room.name)
+            relay = Deliver(tagged, room.members, skip=peer)
+        else:
+            other = self._nicks.get(m.casefold(cmd.target))
+            if other is None:
+                text = f"no such nick {cmd.target}"
+                return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, text)
+            relay = Deliver(tagged, (other.peer,))
+        return [relay, Deliver(dataclasses.replace(tagged, ref=cmd.ref), (peer,))]
 
     # ------------------------------------------------------------------ watch lists
 

@@ -43,7 +43,9 @@ from .model_ops import (
     Stats,
 )
 from .model_presence import (
+    MAX_CLIENT_TAGS,
     MAX_WATCHED,
+    USERLEN,
     AccountChanged,
     AwayChanged,
     Presence,
@@ -51,8 +53,11 @@ from .model_presence import (
     PresenceEvent,
     RealnameChanged,
     SetRealname,
+    Tagged,
+    TagMsg,
     Watch,
     WatchList,
+    clean_username,
 )
 from .safetext import safe_text
 
@@ -60,6 +65,7 @@ __all__ = [
     "FLAG_MODES",
     "LIST_MODES",
     "MAX_BANS",
+    "MAX_CLIENT_TAGS",
     "MAX_KEY_LENGTH",
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
@@ -71,6 +77,7 @@ __all__ = [
     "SETTING_MODES",
     "STATUS_MODES",
     "STATUS_PREFIXES",
+    "USERLEN",
     "AccountChanged",
     "Ack",
     "Away",
@@ -110,8 +117,6 @@ __all__ = [
     "Ping",
     "Pong",
     "Presence",
-    "PresenceCommand",
-    "PresenceEvent",
     "Quit",
     "Quitted",
     "RealnameChanged",
@@ -125,6 +130,8 @@ __all__ = [
     "ServerStats",
     "SetRealname",
     "Stats",
+    "TagMsg",
+    "Tagged",
     "Topic",
     "UserInfo",
     "Watch",
@@ -183,17 +190,6 @@ def valid_room(room: str) -> bool:
     return room.isascii() or not any(
         unicodedata.category(char)[0] in "CZ" for char in room if not char.isascii()
     )
-
-
-#: Usernames (IRC ``USER``) keep these characters, up to ``USERLEN`` of them, so a hostmask
-#: ``nick!~user@host`` is always one word that cannot be mistaken for another's.
-USERLEN: Final = 10
-_NOT_USERNAME: Final = re.compile(r"[^A-Za-z0-9._\-\[\]\\{}|^`]")
-
-
-def clean_username(user: str, nick: str) -> str:
-    """The username shown for ``user`` (what ``USER`` sent): legal characters only, or the nick."""
-    return _NOT_USERNAME.sub("", user)[:USERLEN] or _NOT_USERNAME.sub("", nick)[:USERLEN]
 
 
 def is_room(target: str) -> bool:
@@ -316,6 +312,8 @@ class Say:
     #: Idempotency key: a resend with a key this nick used recently is answered with the
     #: original message's ack and is neither relayed nor stored again (docs/protocol.md).
     key: str | None = None
+    #: IRC client-only tags, escaped (``+typing=active;+draft/reply=7``): relayed, not stored.
+    tags: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -494,6 +492,8 @@ class Message:
     user: str = field(default="", compare=False)
     #: The sender's account when it was logged in (IRC ``account-tag``); never stored.
     account: str = field(default="", compare=False)
+    #: The sender's client-only tags (:attr:`Say.tags`); never stored.
+    tags: str = field(default="", compare=False)
 
     @property
     def safe_text(self) -> str:

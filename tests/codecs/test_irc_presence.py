@@ -87,3 +87,27 @@ def test_json_and_text_users_see_away_news_and_nothing_of_the_rest() -> None:
         assert JsonServerCodec().encode(event) == b""
         assert TextCodec().encode(event) == b""
         assert encode_event(event) == b""  # not even an empty WebSocket frame
+
+
+def test_client_tags_are_kept_only_when_well_formed_and_negotiated() -> None:
+    codec = registered("ada", "message-tags")
+    (say,) = codec.feed(b"@+a=1;b=2;+v/k=x\\sy;+bad_key=3;+e;+a=last PRIVMSG #r :hi\r\n")
+    assert isinstance(say, m.Say)
+    assert say.tags == "+a=last;+v/k=x\\sy;+e"  # the last value wins, as the spec says
+    (plain,) = registered("ada").feed(b"@+a=1 PRIVMSG #r :hi\r\n")
+    assert isinstance(plain, m.Say) and plain.tags == ""
+    assert registered("ada").feed(b"@+typing=active TAGMSG #r\r\n") == []
+    assert codec.feed(b"TAGMSG #r\r\n") == []  # no tags: nothing to send
+    (tag,) = codec.feed(b"@+typing=active TAGMSG #r\r\n")
+    assert isinstance(tag, m.TagMsg) and (tag.target, tag.tags) == ("#r", "+typing=active")
+
+
+def test_a_tagmsg_is_shown_only_with_message_tags() -> None:
+    tagged = m.Tagged(sender="bob", target="#r", tags="+typing=paused", user="b", account="bob")
+    assert lines(registered("ada", "message-tags"), tagged) == [
+        "@+typing=paused :bob!~b@irc.test TAGMSG #r"
+    ]
+    assert lines(registered("ada", "message-tags", "account-tag"), tagged) == [
+        "@account=bob;+typing=paused :bob!~b@irc.test TAGMSG #r"
+    ]
+    assert lines(registered("ada"), tagged) == []

@@ -3,8 +3,9 @@
 IRC shows every presence event to the clients that asked for it (``away-notify``,
 ``account-notify``, ``setname``, ``invite-notify``, ``MONITOR``). JSON and nc users see that
 someone they share a room with went away or came back (docs/protocol.md "Presence"); the other
-events are IRC's own (a watch list is only kept for IRC clients, and a real name is only shown by
-IRC), so these codecs write nothing for them.
+events are IRC's own (a watch list is only kept for IRC clients, a real name is only shown by
+IRC, and a ``TAGMSG``'s client-only tags mean nothing elsewhere), so these codecs write nothing
+for them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def unshown(event: m.Event) -> bool:
     """Events the JSON-lines, WebSocket and text protocols do not show (nothing is written)."""
     match event:
         case m.AccountChanged() | m.RealnameChanged() | m.Presence() | m.WatchList():
+            return True
+        case m.Tagged():
             return True
         case m.Invited(notice=True):
             return True

@@ -45,6 +45,8 @@ __all__ = ["CAPABILITIES", "DEFAULT_IRC_LINE_BYTES", "IrcCodec"]
 CAPABILITIES: Final = tuple(caps.CAPABILITIES)
 #: IRCv3 message-tags: up to 4094 bytes of tags may precede the 512-byte RFC line.
 DEFAULT_IRC_LINE_BYTES: Final = 4096 + MAX_LINE_BYTES
+#: A client's tags, ``@`` and all, are at most 4094 bytes (IRCv3 message-tags): else 417.
+MAX_TAG_BYTES: Final = 4094
 #: Commands allowed before registration completes (RFC 2812 §3.1; IRCv3 capability negotiation).
 _BEFORE_REGISTRATION: Final = frozenset(
     {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"}
@@ -90,8 +92,8 @@ class IrcCodec:
             if raw is None:
                 out.append(wire.reply("417", ":Input line was too long"))
                 continue
-            body = raw.partition(b" ")[2] if raw.startswith(b"@") else raw
-            if len(body) > MAX_LINE_BYTES - 2:
+            tags, _, body = raw.partition(b" ") if raw.startswith(b"@") else (b"", b"", raw)
+            if len(body) > MAX_LINE_BYTES - 2 or len(tags) > MAX_TAG_BYTES:
                 # RFC 2812 §2.3 caps lines at 512 bytes with CRLF; 417 is what IRCv3 servers say.
                 out.append(wire.reply("417", ":Input line was too long"))
                 continue
@@ -106,6 +108,7 @@ class IrcCodec:
 
     def _dispatch(self, line: IrcLine) -> list[Inbound]:
         verb = line.command
+        self.state.begin_line(line.tags)
         if not self.state.hello_sent and verb not in _BEFORE_REGISTRATION:
             return [self.wire.reply("451", ":You have not registered")]
         own = self._handlers.get(verb)

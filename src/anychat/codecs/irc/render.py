@@ -44,6 +44,16 @@ def _fit(tags: str, head: str, text: str, action: bool) -> list[str]:
     return lines
 
 
+def _more_tags(w: Wire, tags: str, account: str, client_tags: str) -> str:
+    """``tags`` and the sender's: its account (``account-tag``; a nick, so it needs no
+    escaping) and its client-only tags (``message-tags``; escaped when they came in)."""
+    caps = w.state.caps
+    extra = [f"account={account}"] if account and "account-tag" in caps else []
+    if client_tags and "message-tags" in caps:
+        extra.append(client_tags)
+    return ";".join([tags, *extra] if tags else extra)
+
+
 def _say_lines(
     w: Wire,
     when: float,
@@ -55,15 +65,14 @@ def _say_lines(
     user: str = "",
     msgid: int = 0,
     account: str = "",
+    client_tags: str = "",
 ) -> list[str]:
     verb = "NOTICE" if kind is m.Kind.NOTICE else "PRIVMSG"
     head = f":{w.mask_of(sender, user)} {verb} {target} :"
     tags = w.time_tag(when)
     if msgid and "message-tags" in w.state.caps:
         tags = f"{tags};msgid={msgid}" if tags else f"msgid={msgid}"
-    if account and "account-tag" in w.state.caps:
-        # IRCv3 account-tag: the sender's account (a nick, so it needs no escaping).
-        tags = f"{tags};account={account}" if tags else f"account={account}"
+    tags = _more_tags(w, tags, account, client_tags)
     return _fit(tags, head, clean(text), kind is m.Kind.ACTION)
 
 
@@ -120,6 +129,7 @@ def _message_lines(w: Wire, msg: m.Message) -> list[str]:
         user=msg.user,
         msgid=msg.id,
         account=msg.account,
+        client_tags=msg.tags,
     )
 
 
@@ -330,7 +340,14 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
                 user=w.state.user or "",
                 msgid=event.id,
                 account=w.state.account or "",
+                client_tags=pending.extra,
             )
+        case m.Tagged(sender=sender, target=target):
+            caps = w.state.caps
+            if "message-tags" not in caps or (event.ref is not None and "echo-message" not in caps):
+                return []
+            tags = _more_tags(w, w.time_tag(event.time), event.account, event.tags)
+            return [f"@{tags} :{w.mask_of(sender, event.user)} TAGMSG {target}"]
         case m.Joined(room=room, nick=nick):
             mask = w.mask_of(nick, event.user)
             line = f":{mask} JOIN {room}"

@@ -11,10 +11,12 @@ connection (events carrying one of its own refs).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ... import model as m
+from .parse import escape_tag
 
 if TYPE_CHECKING:
     from .sasl import PlainExchange
@@ -23,6 +25,8 @@ __all__ = ["Context", "IrcState", "Pending"]
 
 #: Requests remembered at most; a reply that never came is forgotten, oldest first.
 MAX_PENDING: Final = 1024
+#: IRCv3 message-tags: a client-only tag name, ``+`` then an optional vendor and a key.
+_CLIENT_TAG: Final = re.compile(r"\+(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+")
 
 
 class Pending(NamedTuple):
@@ -90,6 +94,8 @@ class IrcState:
         self._ison: dict[int, list[str]] = {}
         #: History pages being collected (CHATHISTORY AROUND asks twice, answers once).
         self._pages: dict[int, list[m.Message]] = {}
+        #: The client-only tags of the line being handled, escaped for relaying ("" = none).
+        self.client_tags = ""
 
     # ------------------------------------------------------------------ from input
 
@@ -101,6 +107,20 @@ class IrcState:
             del self._pending[next(iter(self._pending))]
         self._pending[ref] = pending
         return ref
+
+    def begin_line(self, tags: dict[str, str]) -> None:
+        """A new input line: keep its well-formed client-only tags (``+name``), and only from
+        a client that negotiated ``message-tags`` (the others cannot know they are relayed)."""
+        if not tags or "message-tags" not in self.caps:
+            self.client_tags = ""
+            return
+        kept = [
+            (key if not value else f"{key}={escape_tag(value)}")
+            for key, value in tags.items()
+            if _CLIENT_TAG.fullmatch(key) and "\x00" not in value
+        ]
+        text = ";".join(kept)
+        self.client_tags = text if len(text) <= m.MAX_CLIENT_TAGS else ""
 
     def begin_ison(self) -> int:
         batch = self._next_ref
@@ -139,7 +159,7 @@ class IrcState:
                 if pending is not None:
                     self.realname = realname
                 return Context(pending)
-            case m.Presence() | m.WatchList():
+            case m.Presence() | m.WatchList() | m.Tagged():
                 return Context(self._take(event.ref))
             case m.Joined(room=room):
                 pending = self._take(event.ref, final=False) if event.ref is not None else None
