@@ -82,6 +82,19 @@ async def test_chathistory_requests(server: anychat.Server) -> None:
             "m2",
             "m3",
         ]
+        # draft/chathistory: BETWEEN counts from its first reference towards the second.
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[5]} msgid={ids[0]} 2") == [
+            "m3",
+            "m4",
+        ]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[0]} msgid={ids[5]} 2") == [
+            "m1",
+            "m2",
+        ]
+        # LATEST with a reference: the newest messages, as long as they are after it.
+        assert await texts(f"CHATHISTORY LATEST #h msgid={ids[1]} 2") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY LATEST #h msgid={ids[3]} 10") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY LATEST #h msgid={ids[5]} 10") == []
         await ada.send(
             "CHATHISTORY LATEST #elsewhere * 5",
             "CHATHISTORY BEFORE #h timestamp=2026-01-01T00:00:00.000Z 5",

@@ -5,6 +5,11 @@ model :class:`~anychat.model.History` request (two for AROUND: the messages befo
 reference, joined into one batch). References are ``msgid=`` (anychat's message ids, the ones the
 ``msgid`` tag carries) or ``*`` for LATEST; ``timestamp=`` references and ``TARGETS`` need a
 store query by time that anychat does not have, and are refused with ``FAIL``.
+
+As draft/chathistory counts them: ``LATEST`` gives the newest messages (after the reference, if
+one is given), ``BETWEEN a b`` counts from ``a`` towards ``b`` (the oldest after ``a`` when ``a``
+is the older, the newest before it when it is the newer), both references excluded; every batch
+is in ascending order.
 """
 
 from __future__ import annotations
@@ -68,16 +73,26 @@ def chathistory(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
             m.History(target=target, after=around, limit=limit // 2, ref=state.track(after)),
         ]
     first = ids[0]
+    newer_than = 0  # a lower bound the answer is filtered by (the store counts from the top)
     if sub == "BEFORE":
         query = m.History(target=target, before=first, limit=limit)
     elif sub == "AFTER":
         query = m.History(target=target, after=first, limit=limit)
     elif sub == "LATEST":
-        query = m.History(target=target, after=first, limit=limit)  # newest when no reference
+        # The newest messages, and of those only the ones after the reference (if any): the
+        # newest N after X are the newest N overall that are after X.
+        query = m.History(target=target, limit=limit)
+        newer_than = first or 0
     else:
-        low, high = sorted(i for i in ids if i is not None)
-        query = m.History(target=target, after=low, before=high, limit=limit)
-    ref = state.track(Pending("chathistory", target, extra=sub, batch=0, last=True))
+        start, end = ids
+        assert start is not None and end is not None
+        if start <= end:  # counted from the first reference: the oldest N after it
+            query = m.History(target=target, after=start, before=end, limit=limit)
+        else:  # the first is the newer: the newest N before it, down to the second
+            query = m.History(target=target, before=start, limit=limit)
+            newer_than = end
+    pending = Pending("chathistory", target, extra=sub, batch=0, last=True, after=newer_than)
+    ref = state.track(pending)
     return [
         m.History(target=query.target, before=query.before, after=query.after, limit=limit, ref=ref)
     ]

@@ -42,6 +42,8 @@ class Pending(NamedTuple):
     last: bool = False
     #: Free-form detail a renderer needs (WHOX field letters, a CHATHISTORY subcommand...).
     extra: str = ""
+    #: CHATHISTORY: only messages with a higher id belong to the answer (0 = all do).
+    after: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +225,8 @@ class IrcState:
                 if pending is None or pending.verb != "chathistory":
                     return Context(pending)
                 if not pending.batch:
-                    return Context(pending, page=messages)
+                    kept = tuple(x for x in messages if x.id > pending.after)
+                    return Context(pending, page=kept)
                 collected = self._pages.get(pending.batch)
                 if collected is None:
                     return Context(pending)
