@@ -28,6 +28,7 @@ async def capped(port: int, nick: str, caps: str) -> AsyncIterator[Raw]:
         assert await peer.until(" ACK ") == f":anychat CAP * ACK :{caps}"
         await peer.send("CAP END")
         await peer.until(f" 001 {nick} ")
+        await peer.until(f" 422 {nick} ")  # the end of the welcome
         yield peer
 
 

@@ -111,3 +111,19 @@ def test_a_tagmsg_is_shown_only_with_message_tags() -> None:
         "@account=bob;+typing=paused :bob!~b@irc.test TAGMSG #r"
     ]
     assert lines(registered("ada"), tagged) == []
+
+
+def test_labels_wrap_none_one_or_several_lines() -> None:
+    from anychat.codecs.irc.labels import wrap
+
+    assert wrap("s", "a;b", "L1", [], batch=True) == ["@label=a\\:b :s ACK"]
+    assert wrap("s", "x", "L1", ["@time=t :s PONG s t"], batch=True) == [
+        "@label=x;time=t :s PONG s t"
+    ]
+    assert wrap("s", "x", "L1", [":s 1", "@batch=h2 :s 2"], batch=True) == [
+        "@label=x :s BATCH +L1 labeled-response",
+        "@batch=L1 :s 1",
+        "@batch=h2 :s 2",
+        ":s BATCH -L1",
+    ]
+    assert wrap("s", "x", "L1", [":s 1", ":s 2"], batch=False) == ["@label=x :s 1", "@label=x :s 2"]

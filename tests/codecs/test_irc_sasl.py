@@ -37,7 +37,8 @@ def negotiating() -> IrcCodec:
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
         ":s CAP * LS :account-notify account-tag away-notify batch cap-notify chghost "
-        "draft/chathistory echo-message extended-join invite-notify message-tags multi-prefix "
+        "draft/chathistory echo-message extended-join invite-notify labeled-response message-tags "
+        "multi-prefix "
         "sasl=PLAIN server-time setname userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada\r\n") == []
@@ -65,7 +66,8 @@ def test_sasl_is_offered_without_a_value_to_clients_before_302() -> None:
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS\r\n")) == [
         ":s CAP * LS :account-notify account-tag away-notify batch cap-notify chghost "
-        "draft/chathistory echo-message extended-join invite-notify message-tags multi-prefix "
+        "draft/chathistory echo-message extended-join invite-notify labeled-response message-tags "
+        "multi-prefix "
         "sasl server-time setname userhost-in-names"
     ]
 

@@ -31,6 +31,8 @@ CAPABILITIES: Final[dict[str, str]] = {
     "extended-join": "",
     # INVITE to a channel's members when one of them invites someone.
     "invite-notify": "",
+    # Answers to @label= commands labeled, in a labeled-response batch when several.
+    "labeled-response": "",
     "message-tags": "",
     "multi-prefix": "",
     "sasl": "PLAIN",

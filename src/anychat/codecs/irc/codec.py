@@ -33,6 +33,7 @@ from .. import Inbound, LocalReply
 from .._lines import LineBuffer
 from . import caps
 from .commands import HANDLERS
+from .labels import MAX_LABEL, wrap
 from .parse import MAX_LINE_BYTES, IrcLine, parse_line
 from .render import render
 from .sasl import PlainExchange, SaslRefused
@@ -103,8 +104,33 @@ class IrcCodec:
                 text = raw.decode("latin-1")  # legacy clients: keep their text readable
             line = parse_line(text)
             if line is not None:
-                out.extend(self._dispatch(line))
+                label = line.tags.get("label", "")
+                if label and self._labels_wanted(label):
+                    out.extend(self._labeled(label, self._dispatch(line)))
+                else:
+                    out.extend(self._dispatch(line))
         return out
+
+    def _labels_wanted(self, label: str) -> bool:
+        state = self.state
+        return "labeled-response" in state.caps and state.registered and len(label) <= MAX_LABEL
+
+    def _labeled(self, label: str, answers: list[Inbound]) -> list[Inbound]:
+        """IRCv3 labeled-response: local answers wrapped now, the broker's after a fence."""
+        local = [
+            line
+            for a in answers
+            if isinstance(a, LocalReply)
+            for line in a.data.decode("utf-8", "replace").split("\r\n")
+            if line
+        ]
+        commands = [a for a in answers if not isinstance(a, LocalReply)]
+        if not commands:  # answered here and now (a batch of its own, so any name will do)
+            lines = wrap(self.wire.server, label, "L0", local, batch="batch" in self.state.caps)
+            return [LocalReply(("\r\n".join(lines) + "\r\n").encode())]
+        refs = [c.ref for c in commands if isinstance(c.ref, int)]
+        fence = self.state.begin_label(label, refs, local)
+        return [*commands, m.Ping(token="label", ref=fence)]
 
     def _dispatch(self, line: IrcLine) -> list[Inbound]:
         verb = line.command
@@ -268,6 +294,10 @@ class IrcCodec:
 
     def encode(self, event: m.Event) -> bytes:
         lines = render(self.wire, event, self.state.observe(event))
+        ref = getattr(event, "ref", None)
+        if ref is not None:  # an answer: to a labeled command?
+            labelled = self.state.labelled(ref, lines, self.wire.server)
+            lines = lines if labelled is None else labelled
         if not lines:
             return b""
         return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")

@@ -408,6 +408,8 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
                 return [w.num("306", ":You have been marked as being away")]
             return [w.num("305", ":You are no longer marked as being away")]
         case m.Pong(token=token):
+            if pending is not None and pending.verb == "fence":
+                return []  # the end of a labeled command's answers (labels.py)
             return [f":{w.server} PONG {w.server} :{clean(token)}"]
         case m.Bye(reason=reason):
             return [f"ERROR :Closing Link: {w.me} ({clean(reason)})"]

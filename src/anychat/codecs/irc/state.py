@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ... import model as m
+from .labels import LabelGroup, wrap
 from .parse import escape_tag
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ __all__ = ["Context", "IrcState", "Pending"]
 
 #: Requests remembered at most; a reply that never came is forgotten, oldest first.
 MAX_PENDING: Final = 1024
+#: Requests whose answers cannot be counted: their labeled answer waits for the fence.
+_ANSWERS_UNCOUNTED: Final = frozenset({"mode", "monitor"})
 #: IRCv3 message-tags: a client-only tag name, ``+`` then an optional vendor and a key.
 _CLIENT_TAG: Final = re.compile(r"\+(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+")
 
@@ -98,6 +101,8 @@ class IrcState:
         self._pages: dict[int, list[m.Message]] = {}
         #: The client-only tags of the line being handled, escaped for relaying ("" = none).
         self.client_tags = ""
+        #: Labeled commands whose answers are being collected, by each of their refs.
+        self._labels: dict[int, LabelGroup] = {}
 
     # ------------------------------------------------------------------ from input
 
@@ -123,6 +128,41 @@ class IrcState:
         ]
         text = ";".join(kept)
         self.client_tags = text if len(text) <= m.MAX_CLIENT_TAGS else ""
+
+    def begin_label(self, label: str, refs: list[int], lines: list[str]) -> int:
+        """A labeled line became model commands with ``refs`` (and answered ``lines`` at
+        once): returns the ref of the fence to send after them (see :mod:`.labels`)."""
+        fence = self.track(Pending("fence"))
+        verbs = frozenset(self._pending[r].verb for r in refs if r in self._pending)
+        group = LabelGroup(label, f"L{fence}", frozenset(refs), fence, list(lines))
+        # MODE may answer several times and MONITOR -/C not at all: only the fence tells.
+        group.early = not verbs & _ANSWERS_UNCOUNTED
+        for ref in (*refs, fence):
+            self._labels[ref] = group
+        return fence
+
+    def labelled(self, ref: m.Ref, lines: list[str], server: str) -> list[str] | None:
+        """``lines`` answer ``ref``: what to send now if it belongs to a labeled command (its
+        whole wrapped answer once the last part is in, else nothing); ``None`` if it does
+        not."""
+        group = self._labels.get(ref) if isinstance(ref, int) else None
+        if group is None:
+            return None
+        group.lines.extend(lines)
+        group.fenced = group.fenced or ref == group.fence
+        pending = self._pending
+        if group.fenced:
+            if any(r in pending and pending[r].verb == "say" for r in group.refs):
+                return []  # a stored message's acknowledgement is still to come
+        elif not group.early or any(r in pending for r in group.refs):
+            return []
+        # Done (early: every command had its last answer, so a join's replay, which follows
+        # its member list, comes after the labeled answer, not before it).
+        for r in (*group.refs, group.fence):
+            self._labels.pop(r, None)
+        for r in group.refs:
+            pending.pop(r, None)  # commands the broker answers with nothing (MONITOR -)
+        return wrap(server, group.label, group.name, group.lines, batch="batch" in self.caps)
 
     def begin_ison(self) -> int:
         batch = self._next_ref
@@ -200,9 +240,11 @@ class IrcState:
                 pending = self._take(event.ref)
                 return Context(pending, self._ison_step(pending, nick))
             case m.Error():
-                pending = self._take(event.ref)
+                pending = self._take(event.ref, final=False)
                 if pending is None:
                     return Context()
+                if pending.verb != "mode":
+                    self._take(event.ref)  # MODE refuses change by change: kept (bounded)
                 if pending.verb == "hello":
                     self.hello_sent = False  # back to waiting for a usable NICK
                     hangup = _HANGUPS.get(event.code)
