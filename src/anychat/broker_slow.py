@@ -114,6 +114,8 @@ class SlowWork(Generic[P]):
                 cmd.limit,
                 settled_upto=self.bus.next_id - 1,
                 ref=cmd.ref,
+                before_time=cmd.before_time,
+                after_time=cmd.after_time,
             )
         ]
 

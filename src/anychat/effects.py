@@ -124,6 +124,9 @@ class ReadHistory(Generic[P]):
     #: Every id up to here was assigned when asked: wait until the store has them.
     settled_upto: int
     ref: m.Ref
+    #: Bounds by message time (see :class:`~anychat.model.History`).
+    before_time: float | None = None
+    after_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,9 @@ class Pending(NamedTuple):
     last: bool = False
     #: Free-form detail a renderer needs (WHOX field letters, a CHATHISTORY subcommand...).
     extra: str = ""
-    #: CHATHISTORY: only messages with a higher id belong to the answer (0 = all do).
+    #: CHATHISTORY: only messages with a higher id, or later, belong to the answer.
     after: int = 0
+    after_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,12 @@ class IrcState:
                 if pending is None or pending.verb != "chathistory":
                     return Context(pending)
                 if not pending.batch:
-                    kept = tuple(x for x in messages if x.id > pending.after)
+                    since = pending.after_time
+                    kept = tuple(
+                        x
+                        for x in messages
+                        if x.id > pending.after and (since is None or x.time > since)
+                    )
                     return Context(pending, page=kept)
                 collected = self._pages.get(pending.batch)
                 if collected is None:
