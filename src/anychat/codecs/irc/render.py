@@ -339,7 +339,7 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
                 pending.kind,
                 user=w.state.user or "",
                 msgid=event.id,
-                account=w.state.account or "",
+                account=m.casefold(w.state.account or ""),  # as the broker shows accounts
                 client_tags=pending.extra,
             )
         case m.Tagged(sender=sender, target=target):
