@@ -129,8 +129,12 @@ def test_each_watcher_gets_its_own_delivery() -> None:
     broker.handle("ada", m.Watch(op="+", nicks=("cy",)))
     broker.handle("bob", m.Watch(op="+", nicks=("cy",)))
     broker.connect("cy")
-    came = [e for e in broker.handle("cy", m.Hello(nick="cy")) if isinstance(e.event, m.Presence)]
-    assert sorted(tuple(e.to) for e in came if isinstance(e, Deliver)) == [("ada",), ("bob",)]
+    came = [
+        e
+        for e in broker.handle("cy", m.Hello(nick="cy"))
+        if isinstance(e, Deliver) and isinstance(e.event, m.Presence)
+    ]
+    assert sorted(tuple(e.to) for e in came) == [("ada",), ("bob",)]
 
 
 def test_invites_are_news_to_the_other_members() -> None:

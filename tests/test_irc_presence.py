@@ -206,7 +206,7 @@ async def test_a_full_monitor_list_is_734(server: anychat.Server) -> None:
     async with raw(server.port, "ada") as ada:
         first = ",".join(f"n{i}" for i in range(m.MAX_WATCHED - 1))
         await ada.send(f"MONITOR + {first}")
-        offline = []
+        offline: list[str] = []
         while len(offline) < m.MAX_WATCHED - 1:
             line = await ada.until(" 731 ")
             assert len(line.encode()) <= 510  # split into lines that fit
