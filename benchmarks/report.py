@@ -66,6 +66,39 @@ def ratio(r: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
     return None
 
 
+#: The plaintext protocol each other protocol's row is compared with (same backend, store and
+#: run): WebSocket carries JSON lines, TLS rows are the same protocol encrypted.
+PLAIN_OF = {"websocket": "jsonl", "irc-tls": "irc", "jsonl-tls": "jsonl"}
+
+
+def plain_row(r: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The same server, backend and store over the plain protocol, in the same scenario."""
+    plain = PLAIN_OF.get(r.get("protocol", ""))
+    for base in rows:
+        if (
+            plain is not None
+            and base["scenario"] == r["scenario"]
+            and base.get("protocol") == plain
+            and base.get("label") == r.get("label")
+            and base.get("store") == r.get("store")
+        ):
+            return base
+    return None
+
+
+def versus_plain(r: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """WebSocket and TLS rows against their plaintext row of the same run: deliveries/s (only
+    where both are ``bound: server``) and server CPU per delivery (wherever both are clean)."""
+    base = plain_row(r, rows)
+    if base is None or not ok(r) or not ok(base):
+        return "–"
+    rate = "–"
+    if r.get("bound") == "server" and base.get("bound") == "server":
+        rate = f"{r['deliveries_per_s'] / base['deliveries_per_s']:.2f}×"
+    cost = float(base["deliveries_per_cpu_s"]) / float(r["deliveries_per_cpu_s"])
+    return f"{rate}, CPU/delivery {cost:.2f}×"
+
+
 def _pct(x: float) -> str:
     return f"{x:.0%}"
 
@@ -98,6 +131,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
                     "store",
                     "deliveries/s",
                     "× tutorial",
+                    "× plain",
                     "server CPU",
                     "generator CPU",
                     "others on core 0",
@@ -108,7 +142,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
             )
             for r in rows:
                 if "error" in r:
-                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 7])
+                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 8])
                     continue
                 x = ratio(r, rows)
                 t.rows.append(
@@ -116,6 +150,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
                         *_who(r),
                         f"{r['deliveries_per_s']:,.0f}",
                         "–" if x is None else f"{x:.1f}×",
+                        versus_plain(r, rows),
                         _pct(r["server_cpu_frac"]),
                         _pct(r["loadgen_cpu_frac"]),
                         _pct(r["other_load_core0"]),

@@ -159,6 +159,7 @@ def load_row(
         sc.senders,
         text_bytes=args.text_bytes,
         time_all=sc.kind != "throughput",
+        tls=server.client_tls(),
     )
     row["senders"] = gen.k
     try:
