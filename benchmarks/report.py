@@ -223,6 +223,36 @@ def tables(data: dict[str, Any]) -> list[Table]:
                         checks(r),
                     ]
                 )
+        elif kind == "handshake":
+            t = Table(
+                title,
+                [
+                    "server",
+                    "protocol",
+                    "store",
+                    "handshakes/s",
+                    "failed",
+                    "server CPU per handshake",
+                    "server CPU",
+                    "generator CPU",
+                    "others on core 0",
+                ],
+            )
+            for r in rows:
+                if "error" in r:
+                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 5])
+                    continue
+                t.rows.append(
+                    [
+                        *_who(r),
+                        f"{r['handshakes_per_s']:,.0f}",
+                        f"{r['failed']} of {r['clients']}" if r["failed"] else "0",
+                        f"{r['server_cpu_per_handshake_ms']:.2f} ms",
+                        _pct(r["server_cpu_frac"]),
+                        _pct(r["loadgen_cpu_frac"]),
+                        _pct(r["other_load_core0"]),
+                    ]
+                )
         else:
             t = Table(
                 title,
@@ -293,13 +323,18 @@ def readme_table(data: dict[str, Any]) -> str:
     for r in results:
         by.setdefault(r["server"], {})[r["kind_key"]] = r
         titles[r["kind_key"]] = r["title"]
-    keys = [k for k in ("closed-50", "closed-200", "pingpong", "rate", "idle") if k in titles]
+    keys = [
+        k
+        for k in ("closed-50", "closed-200", "pingpong", "rate", "idle", "handshakes")
+        if k in titles
+    ]
     head = {
         "closed-50": "50 clients: deliveries/s",
         "closed-200": "200 clients: deliveries/s",
         "pingpong": "ping-pong: p50 ms, CPU/msg",
         "rate": "1,000 msg/s: CPU, p99 ms",
         "idle": "per idle connection",
+        "handshakes": "TLS handshakes/s",
     }
     lines = [
         "| server | protocol | store | " + " | ".join(head[k] for k in keys) + " |",
@@ -326,6 +361,8 @@ def readme_table(data: dict[str, Any]) -> str:
                 cells.append(f"{_ms(r['p50_ms'])}, {r['server_cpu_per_message_us']:.0f} µs")
             elif k == "rate":
                 cells.append(f"{_pct(r['server_cpu_frac'])}, {_ms(r['p99_ms'])}")
+            elif k == "handshakes":
+                cells.append(f"{r['handshakes_per_s']:,.0f}")
             else:
                 cells.append(f"{r['per_connection_kib']:.1f} KiB")
             if r is not None and "error" not in r and problems(r):

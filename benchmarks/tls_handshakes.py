@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -125,11 +126,21 @@ def handshake_cpu_ms(cert: Path, key: Path, ca_file: Path, count: int = 200) -> 
 
 async def burst(port: int, ca_file: str, count: int) -> None:
     import ssl
-    from collections import Counter
-
-    from anyio.streams.tls import TLSStream
 
     context = ssl.create_default_context(cafile=ca_file)
+    done, failed, start, end, why = await handshake_burst(port, context, count)
+    print(f"{done} {failed} {start:.6f} {end:.6f}", flush=True)
+    for reason, times in why.most_common(3):
+        print(f"  {times} failed: {reason}", file=sys.stderr)
+
+
+async def handshake_burst(
+    port: int, context: Any, count: int
+) -> tuple[int, int, float, float, Counter[str]]:
+    """``count`` TLS connections opened at once, each a full handshake and then closed:
+    (completed, failed, start, end, why they failed). ``run.py`` calls it too."""
+    from anyio.streams.tls import TLSStream
+
     done = failed = 0
     why: Counter[str] = Counter()
 
@@ -151,9 +162,7 @@ async def burst(port: int, ca_file: str, count: int) -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(count):
             tg.start_soon(one)
-    print(f"{done} {failed} {start:.6f} {time.monotonic():.6f}", flush=True)
-    for reason, times in why.most_common(3):
-        print(f"  {times} failed: {reason}", file=sys.stderr)
+    return done, failed, start, time.monotonic(), why
 
 
 # ------------------------------------------------------------------ the room (this process)
