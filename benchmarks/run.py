@@ -310,7 +310,6 @@ def handshake_row(
     spec: ServerSpec, sc: Scenario, args: argparse.Namespace, progress: Progress, task: Any
 ) -> dict[str, Any]:
     """A burst of TLS handshakes on the main port: how many per second, at what server CPU."""
-    import anyio
     from tls_handshakes import handshake_burst
 
     row: dict[str, Any] = {
@@ -325,9 +324,9 @@ def handshake_row(
     server = RunningServer(spec, pin=args.pin)
     try:
         context = server.client_tls()
-        anyio.run(handshake_burst, server.port, context, 5)  # warm up (imports, first use)
+        handshake_burst(server.port, context, 5)  # warm up (imports, first use)
         cpu0, gen0, cores0 = server.cpu_seconds(), _own_cpu(), core_busy_seconds()
-        done, failed, start, end, why = anyio.run(handshake_burst, server.port, context, sc.clients)
+        done, failed, start, end, why = handshake_burst(server.port, context, sc.clients)
         elapsed = end - start
         cpu = server.cpu_seconds() - cpu0
         other = (core_busy_seconds()[0] - cores0[0] - cpu) / elapsed if args.pin else float("nan")
