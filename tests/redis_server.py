@@ -41,7 +41,7 @@ class RedisServer:
     def start(self) -> None:
         """Start the server (on the same port as before) and return once it answers PING."""
         assert self.process is None, "already running"
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - the child owns it
+        log = open(self.directory / "redis.log", "ab")
         with log:
             self.process = subprocess.Popen(
                 [

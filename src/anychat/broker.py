@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from . import model as m
+from .broker_cluster import ClusterRules
 from .broker_info import InfoRules, with_ref
 from .broker_ops import UNSENDABLE, OperatorRules
 from .broker_slow import SlowWork
@@ -30,6 +31,7 @@ from .effects import (
     Deliver,
     Disconnect,
     Effect,
+    NumberMessage,
     Persist,
     Publish,
     Request,
@@ -61,7 +63,7 @@ _CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud8
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(SlowWork[P], InfoRules[P]):
+class Broker(ClusterRules[P], SlowWork[P], InfoRules[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -212,9 +214,11 @@ class Broker(SlowWork[P], InfoRules[P]):
             del self._nicks[key]
             self.bus.release_nick(key)
         session.state = SessionState.GONE
+        quitted = m.Quitted(nick=session.nick, reason=reason, user=session.user)
+        told = self._tell(quitted) if was_active else []
         if not audience:
-            return []
-        return [Deliver(m.Quitted(nick=session.nick, reason=reason, user=session.user), audience)]
+            return told
+        return [Deliver(quitted, audience), *told]
 
     # ----------------------------------------------------------------- commands
 
@@ -272,8 +276,12 @@ class Broker(SlowWork[P], InfoRules[P]):
             )
         if cmd.nick is None:
             nick = self._guest_nick()
+            if self.bus.shared and self.bus.must_ask(m.casefold(nick)):
+                return self._claim_first(session, dataclasses.replace(cmd, nick=nick), nick)
         else:
             effects += self._take_over(session, cmd.nick)
+            if self.bus.shared and (ask := self._claim_first(session, cmd, cmd.nick)):
+                return effects + ask
             problem = self._nick_problem(cmd.nick, session)
             if problem:
                 return self._refuse(session, cmd, *problem)
@@ -294,6 +302,8 @@ class Broker(SlowWork[P], InfoRules[P]):
             stats=self._stats_of(None),
         )
         effects.append(Deliver(welcome, (peer,)))
+        if self.bus.shared:
+            effects += self._tell(self._present(session))
         if cmd.autojoin:
             for name in self.default_rooms:
                 effects += self._join(session, m.Join(room=name))
@@ -307,6 +317,8 @@ class Broker(SlowWork[P], InfoRules[P]):
                 m.ErrorCode.NICK_REGISTERED,
                 "you are logged in: your nick is your account's",
             )
+        if self.bus.shared and (ask := self._claim_first(session, cmd, cmd.nick)):
+            return ask
         problem = self._nick_problem(cmd.nick, session)
         if problem:
             return self._refuse(session, cmd, *problem)
@@ -320,9 +332,11 @@ class Broker(SlowWork[P], InfoRules[P]):
         audience = self._audience(session)
         audience.discard(session.peer)
         user = session.user
+        changed = m.NickChanged(old=old, new=cmd.nick, user=user)
         return [
             Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref, user=user), (session.peer,)),
-            Deliver(m.NickChanged(old=old, new=cmd.nick, user=user), audience),
+            Deliver(changed, audience),
+            *self._tell(changed),
         ]
 
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
@@ -386,6 +400,8 @@ class Broker(SlowWork[P], InfoRules[P]):
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
         effects.extend(Deliver(msg, (peer,)) for msg in self.recent.replay(room.name))
+        if self.bus.shared:
+            effects += self._tell(joined)
         return effects
 
     def _part(self, session: Session[P], cmd: m.Part) -> list[Effect[P]]:
@@ -399,7 +415,7 @@ class Broker(SlowWork[P], InfoRules[P]):
         ]
         if room.members:
             effects.append(Deliver(parted, room.members))
-        return effects
+        return effects + self._tell(parted)
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
         text = cmd.text
@@ -421,6 +437,8 @@ class Broker(SlowWork[P], InfoRules[P]):
             )
         if (resend := self.sent.answer(session.nick, session.peer, cmd)) is not None:
             return resend  # a bad key, or said before: the original ack, nothing relayed
+        if self.bus.shared and not self.bus.holds_id():
+            return [NumberMessage(session.peer, cmd)]  # a cluster-wide id first
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -456,6 +474,10 @@ class Broker(SlowWork[P], InfoRules[P]):
                     msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=target, ref=cmd.ref)
                 )
             ]
+        if other is None and (remote := self._remote_user(target)) is not None:
+            msg = self._message(session, remote.nick, cmd)
+            ack = m.Ack(id=msg.id, time=msg.time, target=remote.nick, ref=cmd.ref)
+            return [Persist(msg, session.peer, ack), Publish("", msg)]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
         msg = self._message(session, other.nick, cmd)
@@ -566,5 +588,5 @@ class Broker(SlowWork[P], InfoRules[P]):
             key = m.casefold(nick)
             if key in self._nicks or self.bus.is_registered(key):
                 continue
-            if self.bus.claim_nick(key):
-                return nick
+            if self.bus.claim_nick(key) or self.bus.must_ask(key):
+                return nick  # a node of a cluster asks the bus before using it
