@@ -54,9 +54,8 @@ class ClusterRules(Generic[P]):
         return [ClaimNick(session.peer, key, cmd)]
 
     def _claimed(self, peer: P, nick: str, effects: list[Effect[P]]) -> list[Effect[P]]:
-        """After a won claim ran its command: give the nick back if it went unused."""
-        session = self._nicks.get(nick)
-        if session is None or session.peer != peer:
+        """After a won claim ran its command: give the nick back if nobody here uses it."""
+        if nick not in self._nicks:  # (another session of this node may hold it: still ours)
             self.bus.release_nick(nick)
         return effects
 

@@ -1,0 +1,187 @@
+"""Several nodes, one chat: real servers sharing a real Redis (the test's own), real clients.
+
+Every node here runs in this process (``anychat.serve`` several times with the same cluster
+URL); clients of every protocol connect to different nodes and must see one chat.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+import anychat
+from anychat import model as m
+
+from .cluster_support import nodes
+from .helpers import LineClient
+from .redis_server import RedisServer
+from .test_irc_server import raw
+
+pytestmark = pytest.mark.timeout(60)
+
+DEADLINE = 10
+
+
+async def test_room_messages_cross_nodes_once_in_order_with_cluster_ids(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada") as ada,
+        anychat.connect(*a.address, nick="al") as al,
+        anychat.connect(*b.address, nick="bob") as bob,
+        anychat.connect(*b.address, nick="bea") as bea,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bea")
+            acks = [await ada.send("#general", f"line {i}") for i in range(20)]
+            ids = [ack.id for ack in acks]
+            assert ids == sorted(ids) and len(set(ids)) == 20
+            for client in (al, bob, bea):  # the same node and the other one alike
+                got = [await client.wait_for(m.Message) for _ in range(20)]
+                assert [(g.id, g.text, g.sender) for g in got] == [
+                    (ack.id, f"line {i}", "ada") for i, ack in enumerate(acks)
+                ]
+            # The other way, and ids keep increasing across nodes in accept order.
+            back = await bob.send("#general", "hi ada")
+            assert back.id > ids[-1]
+            for client in (ada, al, bea):
+                msg = await client.wait_for(m.Message)
+                assert (msg.id, msg.sender, msg.text) == (back.id, "bob", "hi ada")
+            # Nobody heard anything twice, the sender not at all: the next message is new.
+            await bea.send("#general", "last")
+            for client in (ada, al, bob):
+                assert (await client.wait_for(m.Message)).text == "last"
+
+
+async def test_private_messages_reach_a_nick_on_another_node(redis: RedisServer) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*a.address, nick="probe", autojoin=False) as probe,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            # Bob shares no room with ada. Once a probe on ada's node sees him join, his
+            # registration (told to every node before his join) has reached that node.
+            await probe.join("#probe")
+            await bob.join("#probe")
+            await probe.wait_for(m.Joined, lambda e: e.nick == "bob")
+            ack = await ada.send("BOB", "psst")
+            pm = await bob.wait_for(m.Message)
+            assert (pm.id, pm.sender, pm.target, pm.text) == (ack.id, "ada", "bob", "psst")
+            reply = await bob.send("ada", "hi")
+            pm = await ada.wait_for(m.Message)
+            assert (pm.id, pm.sender, pm.text) == (reply.id, "bob", "hi") and reply.id > ack.id
+            with pytest.raises(anychat.NoSuchNick):
+                await ada.send("nobody", "hello?")
+
+
+async def test_members_who_whois_and_presence_span_the_nodes(redis: RedisServer) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada") as ada,
+        anychat.connect(*b.address, nick="bob") as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            assert set(await ada.who("#general")) == {"ada", "bob"}
+            assert set(await bob.who("#general")) == {"ada", "bob"}
+            info = await ada.whois("bob")
+            assert (info.nick, info.rooms) == ("bob", ("#general",))
+            await ada.join("#rust")
+            await bob.join("#rust")
+            await ada.wait_for(m.Joined, lambda e: e.room == "#rust")
+            assert set((await ada.whois("bob")).rooms) == {"#general", "#rust"}
+            await bob.set_nick("robert")
+            changed = await ada.wait_for(m.NickChanged)
+            assert (changed.old, changed.new) == ("bob", "robert")
+            assert set(await ada.who("#general")) == {"ada", "robert"}
+            assert set(await ada.who("#rust")) == {"ada", "robert"}
+            await bob.part("#rust")
+            parted = await ada.wait_for(m.Parted)
+            assert (parted.room, parted.nick) == ("#rust", "robert")
+            await ada.topic("#general", "one chat")
+            topic = await bob.wait_for(m.RoomTopic, lambda e: e.text == "one chat")
+            assert topic.setter == "ada"
+        await bob.aclose()
+        with anyio.fail_after(DEADLINE):
+            quit = await ada.wait_for(m.Quitted)
+            assert quit.nick == "robert"
+            assert set(await ada.who("#general")) == {"ada"}
+
+
+async def test_a_nick_is_held_once_cluster_wide_case_insensitively(redis: RedisServer) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="Ada") as ada,
+        anychat.connect(*b.address, nick="watcher") as watcher,
+    ):
+        with pytest.raises(anychat.NickInUse):
+            async with anychat.connect(*b.address, nick="aDA"):
+                pass
+        await ada.aclose()
+        with anyio.fail_after(DEADLINE):
+            # Node a frees the nick in Redis before it tells the others she quit.
+            await watcher.wait_for(m.Quitted, lambda e: e.nick == "Ada")
+            async with anychat.connect(*b.address, nick="ADA") as again:
+                assert again.nick == "ADA"
+
+
+async def test_two_nodes_racing_for_one_nick_exactly_one_wins(redis: RedisServer) -> None:
+    async with nodes(redis.url, 2) as servers:
+        for round_ in range(5):
+            nick = f"racer{round_}"
+            results: list[str] = []
+            clients: list[LineClient] = []
+            for server in servers * 3:  # three contenders per node
+                clients.append(await LineClient.open(server.port))
+            hello = json.dumps({"type": "hello", "nick": nick}).encode() + b"\n"
+
+            async def contend(client: LineClient) -> None:
+                await client.send(hello)
+                while True:
+                    event = json.loads(await client.line(timeout=DEADLINE))
+                    if event["type"] in ("welcome", "error"):
+                        results.append(event["type"] + ":" + event.get("code", ""))
+                        return
+
+            async with anyio.create_task_group() as tg:
+                for client in clients:
+                    tg.start_soon(contend, client)
+            assert sorted(results) == ["error:nick_in_use"] * 5 + ["welcome:"]
+            for client in clients:
+                await client.aclose()
+
+
+async def test_three_nodes_every_protocol(redis: RedisServer) -> None:
+    async with (
+        nodes(redis.url, 3, sniff_seconds=0.05) as (a, b, c),
+        anychat.connect(*a.address, nick="ada") as ada,
+        raw(b.port, "irene") as irene,
+        await LineClient.open(c.port) as nc,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await nc.line_containing(b"Welcome")
+            await nc.send(b"/nick ned\r\n")
+            await nc.line_containing(b"ned")
+            await irene.send("JOIN #general")
+            await irene.until("366 irene #general")
+            await ada.wait_for(m.Joined, lambda e: e.nick == "irene")
+            await ada.send("#general", "hello everyone")
+            assert "hello everyone" in await irene.until("PRIVMSG #general :hello everyone")
+            assert b"hello everyone" in await nc.line_containing(b"hello everyone")
+            await irene.send("PRIVMSG #general :hi from irc")
+            msg = await ada.wait_for(m.Message)
+            assert (msg.sender, msg.text) == ("irene", "hi from irc")
+            assert b"hi from irc" in await nc.line_containing(b"hi from irc")
+            await nc.send(b"plain text here\r\n")
+            assert (await ada.wait_for(m.Message)).text == "plain text here"
+            await irene.until("PRIVMSG #general :plain text here")
+            await irene.send("NAMES #general")
+            names = await irene.until(" 353 ")
+            assert {"ada", "irene", "ned"} <= set(names.split(":")[-1].lstrip("@+").split())
+            await irene.send("WHOIS ada")
+            assert "ada" in await irene.until(" 311 ")
