@@ -130,27 +130,23 @@ async def test_a_nick_is_held_once_cluster_wide_case_insensitively(redis: RedisS
                 assert again.nick == "ADA"
 
 
+async def _contend(client: LineClient, nick: str, results: list[str]) -> None:
+    await client.send(json.dumps({"type": "hello", "nick": nick}).encode() + b"\n")
+    while True:
+        event = json.loads(await client.line(timeout=DEADLINE))
+        if event["type"] in ("welcome", "error"):
+            results.append(event["type"] + ":" + event.get("code", ""))
+            return
+
+
 async def test_two_nodes_racing_for_one_nick_exactly_one_wins(redis: RedisServer) -> None:
     async with nodes(redis.url, 2) as servers:
         for round_ in range(5):
-            nick = f"racer{round_}"
             results: list[str] = []
-            clients: list[LineClient] = []
-            for server in servers * 3:  # three contenders per node
-                clients.append(await LineClient.open(server.port))
-            hello = json.dumps({"type": "hello", "nick": nick}).encode() + b"\n"
-
-            async def contend(client: LineClient) -> None:
-                await client.send(hello)
-                while True:
-                    event = json.loads(await client.line(timeout=DEADLINE))
-                    if event["type"] in ("welcome", "error"):
-                        results.append(event["type"] + ":" + event.get("code", ""))
-                        return
-
+            clients = [await LineClient.open(s.port) for s in servers * 3]  # 3 per node
             async with anyio.create_task_group() as tg:
                 for client in clients:
-                    tg.start_soon(contend, client)
+                    tg.start_soon(_contend, client, f"racer{round_}", results)
             assert sorted(results) == ["error:nick_in_use"] * 5 + ["welcome:"]
             for client in clients:
                 await client.aclose()
