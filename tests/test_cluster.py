@@ -181,3 +181,38 @@ async def test_three_nodes_every_protocol(redis: RedisServer) -> None:
             assert {"ada", "irene", "ned"} <= set(names.split(":")[-1].lstrip("@+").split())
             await irene.send("WHOIS ada")
             assert "ada" in await irene.until(" 311 ")
+
+
+async def test_redis_restarted_mid_conversation(redis: RedisServer) -> None:
+    """Local clients stay; they are told the chat is degraded and when it is whole again;
+    messages are refused meanwhile (never half-sent); ids go on past the old ones."""
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada") as ada,
+        anychat.connect(*b.address, nick="bob") as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            before = await ada.send("#general", "before")
+            assert (await bob.wait_for(m.Message)).text == "before"
+        await anyio.to_thread.run_sync(redis.stop)
+        with anyio.fail_after(DEADLINE):
+            for client in (ada, bob):
+                notice = await client.wait_for(m.Error)
+                assert notice.code is m.ErrorCode.CLUSTER_UNAVAILABLE
+            with pytest.raises(anychat.Refused) as refused:
+                await ada.send("#general", "while down")
+            assert "degraded" in str(refused.value)
+            assert set(await ada.who("#general")) == {"ada", "bob"}  # still served locally
+        await anyio.to_thread.run_sync(redis.start)
+        with anyio.fail_after(DEADLINE):
+            for client in (ada, bob):
+                back = await client.wait_for(m.Message)
+                assert (back.id, back.kind) == (0, m.Kind.NOTICE) and "whole" in back.text
+            after = await bob.send("#general", "after")
+            assert after.id > before.id  # the empty Redis counts on from what nodes saw
+            msg = await ada.wait_for(m.Message)
+            assert (msg.id, msg.text) == (after.id, "after")
+            again = await ada.send("#general", "and again")
+            assert (await bob.wait_for(m.Message)).id == again.id
+            assert set(await bob.who("#general")) == {"ada", "bob"}

@@ -14,6 +14,7 @@ never be mistaken for another (such as "close the peer").
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -81,6 +82,8 @@ class Hub:
         self.config = config
         #: The bus to the other nodes of this chat (``None``: a single node).
         self.cluster = cluster
+        self.cluster_up = cluster is None
+        self._was_degraded = False
         self.broker: Broker[Connection] = Broker(
             server_name=config.server_name,
             version=__version__,
@@ -216,14 +219,31 @@ class Hub:
         self.flush()
 
     def _cluster_state(self, connected: bool) -> None:
-        """Tell every chatting client when the other nodes go out of reach."""
+        """Tell every chatting client when the other nodes go out of reach, and come back.
+
+        Losing them is an error event (code ``cluster_unavailable``, machine-readable); their
+        return a notice from the server (a message of kind ``notice`` with id 0: not chat).
+        """
+        self.cluster_up = connected
+        notice: m.Event
         if connected:
-            return
-        notice = m.Error(
-            code=m.ErrorCode.CLUSTER_UNAVAILABLE,
-            text="the chat is degraded: this server lost touch with the other servers of this "
-            "chat; you stay connected, and messages will go through again once it is back",
-        )
+            if not self._was_degraded:
+                return
+            notice = m.Message(
+                id=0,
+                time=time.time(),
+                sender=self.config.server_name,
+                target=self.config.server_name,
+                text="the chat is whole again: messages reach every server",
+                kind=m.Kind.NOTICE,
+            )
+        else:
+            notice = m.Error(
+                code=m.ErrorCode.CLUSTER_UNAVAILABLE,
+                text="the chat is degraded: this server lost touch with the other servers of "
+                "this chat; you stay connected, and messages go through again once it is back",
+            )
+        self._was_degraded = not connected
         broker = self.broker
         chatting = [p for p in broker.peers() if broker.session(p).state is SessionState.ACTIVE]
         self.deliver(notice, chatting, None)

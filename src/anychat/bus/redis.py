@@ -149,6 +149,10 @@ class RedisBus:
         self._owned: set[str] = set()
         self._held = 0
         self._last_id = first_message_id - 1
+        #: The highest id seen from any node: the counter restarts past it if Redis lost it.
+        self._seen_id = self._last_id
+        #: Lost touch after being connected: requests fail at once until it is back.
+        self.degraded = False
         self.connected = False
         #: Set while connected: a request waits for it (briefly) rather than fail at once.
         self._up = anyio.Event()
@@ -245,10 +249,13 @@ class RedisBus:
     async def fulfil(self, request: ClaimNick[Any] | NumberMessage[Any]) -> Outcome:
         """Claim a nick or fetch a message id; ``cluster_unavailable`` if Redis is away."""
         try:
+            if self.degraded:
+                raise ConnectionError("the cluster bus is out of reach")
             with anyio.fail_after(REQUEST_SECONDS):
                 await self._up.wait()
                 if isinstance(request, NumberMessage):
                     msg_id = int(await self._client.incr(IDS))
+                    self._seen_id = max(self._seen_id, msg_id)
                     return BusGrant(message_id=msg_id)
                 async with self._nick_lock:
                     won = await self._scripts["claim"](
@@ -296,6 +303,7 @@ class RedisBus:
                     self._report_started()  # a node starts degraded rather than not at all
                     if self.connected:
                         self.connected = False
+                        self.degraded = True
                         self._up = anyio.Event()
                         self.on_state(False)
                     if self._ops is not None:
@@ -327,7 +335,7 @@ class RedisBus:
             ("restate", _RESTATE),
         ):
             self._scripts[name] = client.register_script(source)
-        await self._scripts["seed"](keys=[IDS], args=[self._last_id])
+        await self._scripts["seed"](keys=[IDS], args=[max(self._last_id, self._seen_id)])
         await self._heartbeat_once()
         await self._scripts["restate"](
             keys=[self._users_key(self.node)],
@@ -352,6 +360,7 @@ class RedisBus:
                 )
                 send.send_nowait(("P", PRESENCE, wire.encode(self.node, restated).decode()))
             self.connected = True
+            self.degraded = False
             self._up.set()
             self._report_started()
             self._was_connected = True
@@ -374,6 +383,8 @@ class RedisBus:
             return
         if node == self.node:
             return  # our own publish, back from Redis: already delivered here
+        if isinstance(event, m.Message):
+            self._seen_id = max(self._seen_id, event.id)
         try:
             self.on_event(node, event)
         except Exception:  # one bad event must not cut the node off the bus
