@@ -7,6 +7,9 @@ URL); clients of every protocol connect to different nodes and must see one chat
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+from typing import Any
 
 import anyio
 import pytest
@@ -17,6 +20,7 @@ from anychat import model as m
 from .cluster_support import nodes
 from .helpers import LineClient
 from .redis_server import RedisServer
+from .test_cli import ANYCHAT, LISTENING
 from .test_irc_server import raw
 
 pytestmark = pytest.mark.timeout(60)
@@ -216,3 +220,64 @@ async def test_redis_restarted_mid_conversation(redis: RedisServer) -> None:
             again = await ada.send("#general", "and again")
             assert (await bob.wait_for(m.Message)).id == again.id
             assert set(await bob.who("#general")) == {"ada", "bob"}
+
+
+def _start_node(cluster_url: str, database_url: str, lease: float) -> tuple[Any, int]:
+    """``anychat serve`` as a subprocess of this cluster; returns it and its port."""
+    proc = subprocess.Popen(
+        [
+            *ANYCHAT,
+            "serve",
+            "--port", "0",
+            "--database-url", database_url,
+            "--cluster-url", cluster_url,
+            "--cluster-lease", str(lease),
+            "--history-length", "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # blocks until the server is listening (or died)
+    match = LISTENING.search(first)
+    if not match:
+        proc.kill()
+        raise AssertionError(first + (proc.stderr.read() if proc.stderr else b""))
+    return proc, int(match.group(1))
+
+
+async def test_a_node_killed_loses_nothing_acked_and_its_users_quit_within_the_lease(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    lease = 2.0
+    async with (
+        nodes(redis.url, 1, database_urls=[postgres_url], cluster_lease_seconds=lease) as (a,),
+        anychat.connect(*a.address, nick="ada") as ada,
+    ):
+        proc, port = await anyio.to_thread.run_sync(_start_node, redis.url, postgres_url, lease)
+        try:
+            async with anychat.connect("127.0.0.1", port, nick="bob") as bob:
+                with anyio.fail_after(DEADLINE):
+                    await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+                    acked = await bob.send("#general", "stored before the crash")
+                    assert (await ada.wait_for(m.Message)).id == acked.id
+                    proc.send_signal(signal.SIGKILL)
+                    await anyio.to_thread.run_sync(proc.wait)
+                    # No goodbye from the dead node: its lease runs out, and node a says so.
+                    quit = await ada.wait_for(m.Quitted)
+                    assert quit.nick == "bob"
+                    assert set(await ada.who("#general")) == {"ada"}
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            await anyio.to_thread.run_sync(proc.wait)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe:
+                    pipe.close()
+        with anyio.fail_after(DEADLINE):
+            # The nick is free again, and what the dead node acked is in the shared store.
+            async with anychat.connect(*a.address, nick="bob") as bob_again:
+                page = await bob_again.history("#general")
+                assert [(msg.id, msg.text) for msg in page] == [
+                    (acked.id, "stored before the crash")
+                ]

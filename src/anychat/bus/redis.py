@@ -464,9 +464,19 @@ class RedisBus:
             if await client.exists([self._lease_key(node)]):
                 continue
             logger.warning("node %s stopped renewing its lease: its users have quit", node)
-            await client.srem(NODES, [node])
-            await client.delete([self._users_key(node)])
+            await self._bury(client, node)
             self._drop_node(node)
+
+    async def _bury(self, client: Any, node: str) -> None:
+        """Clear a dead node out of Redis: its nicks are free now, not when their keys expire."""
+        users_key = self._users_key(node)
+        nicks = set(await client.hkeys(users_key))
+        nicks.update(m.casefold(u.nick) for u in self.directory.users.values() if u.node == node)
+        args = [x for nick in sorted(nicks) for x in ("R", nick, node)]
+        if args:
+            await self._scripts["batch"](keys=[users_key, PREFIX + "nick:"], args=args)
+        await client.srem(NODES, [node])
+        await client.delete([users_key])
 
     def _drop_node(self, node: str) -> None:
         gone = [u for u in self.directory.users.values() if u.node == node]
@@ -478,8 +488,7 @@ class RedisBus:
         users: list[RemoteUser] = []
         for node in sorted(set(await client.smembers(NODES)) - {self.node}):
             if not await client.exists([self._lease_key(node)]):
-                await client.srem(NODES, [node])
-                await client.delete([self._users_key(node)])
+                await self._bury(client, node)
                 continue
             for raw in (await client.hgetall(self._users_key(node))).values():
                 try:
