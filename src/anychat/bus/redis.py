@@ -241,8 +241,13 @@ class RedisBus:
         self._queue("P", PRESENCE, payload)
 
     def _queue(self, op: str, a: str, b: str) -> None:
+        """Hand work to the sender task; dropped while disconnected (a reconnect restates
+        what matters: subscriptions, nicks, users)."""
         if self._ops is not None and self.connected:
-            self._ops.send_nowait((op, a, b))
+            try:
+                self._ops.send_nowait((op, a, b))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the connection is going down this instant: the same as disconnected
 
     # ------------------------------------------------------------------ requests
 
