@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from typing import Any
 
@@ -281,3 +282,45 @@ async def test_a_node_killed_loses_nothing_acked_and_its_users_quit_within_the_l
                 assert [(msg.id, msg.text) for msg in page] == [
                     (acked.id, "stored before the crash")
                 ]
+
+
+def _redis_command(port: int, *words: str) -> bytes:
+    command = f"*{len(words)}\r\n" + "".join(f"${len(w.encode())}\r\n{w}\r\n" for w in words)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(command.encode())
+        return sock.recv(256)
+
+
+async def test_garbage_on_the_bus_costs_nothing(redis: RedisServer) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada") as ada,
+        anychat.connect(*b.address, nick="bob") as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            for channel in ("anychat:presence", "anychat:room:#general"):
+                for junk in ("not json", '{"n":"x","t":"Message","f":{"id":"1"}}', "{}"):
+                    _redis_command(redis.port, "PUBLISH", channel, junk)
+            ack = await ada.send("#general", "still here")
+            msg = await bob.wait_for(m.Message)
+            assert (msg.id, msg.text) == (ack.id, "still here")
+
+
+async def test_a_node_started_without_redis_serves_degraded_then_joins(
+    redis: RedisServer,
+) -> None:
+    await anyio.to_thread.run_sync(redis.stop)
+    async with nodes(redis.url, 1) as (a,), await LineClient.open(a.port) as js:
+        await js.send_json(type="hello", nick="ada")
+        refusal = await js.json_event("error", timeout=DEADLINE)
+        assert refusal["code"] == "cluster_unavailable"  # cannot claim a nick yet
+        await anyio.to_thread.run_sync(redis.start)
+        with anyio.fail_after(DEADLINE * 2):
+            while True:  # the node reconnects by itself (backoff): a hello waits for it a while
+                await js.send_json(type="hello", nick="ada")
+                event = json.loads(await js.line(timeout=DEADLINE))
+                if event["type"] == "welcome":
+                    break
+                assert event["code"] == "cluster_unavailable"
+            assert event["nick"] == "ada"

@@ -32,6 +32,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskStatus
@@ -293,6 +294,7 @@ class RedisBus:
         try:
             while True:
                 try:
+                    await self._reachable()
                     client = coredis.Redis.from_url(self.url, decode_responses=True)
                     async with client:
                         await self._session(client)
@@ -321,6 +323,15 @@ class RedisBus:
                 backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             await self._leave()
+
+    async def _reachable(self) -> None:
+        """Try the address first: a client made for a server that is down leaks resources."""
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("redis", "rediss"):
+            return
+        with anyio.fail_after(REQUEST_SECONDS):
+            stream = await anyio.connect_tcp(parts.hostname or "127.0.0.1", parts.port or 6379)
+        await stream.aclose()
 
     _was_connected = False
     _started: TaskStatus[None] | None = None

@@ -24,6 +24,16 @@ _TYPES: Final[dict[str, type[Any]]] = {
 }  # fmt: skip
 
 
+#: Fields that are not text; every other field must be a string.
+_FIELD_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
+    "id": int,
+    "time": (int, float),
+    "since": (int, float),
+    "history": bool,
+    "rooms": list,
+}
+
+
 def encode(node: str, event: BusEvent) -> bytes:
     fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
     fields.pop("ref", None)  # a reply's ref is for its sender, never for other nodes
@@ -43,12 +53,16 @@ def decode(data: bytes | str) -> tuple[str, BusEvent]:
     cls = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None or not isinstance(node, str) or not isinstance(fields, dict):
         raise ValueError(f"unknown bus event {kind!r}")
-    if cls is m.Message:
-        fields["kind"] = m.Kind(fields.get("kind", "plain"))
-    elif cls is Present:
-        fields["rooms"] = tuple(fields.get("rooms", ()))
     try:
+        for name, value in fields.items():
+            expected = _FIELD_TYPES.get(name, str)
+            if not isinstance(value, expected) or isinstance(value, bool) is not (expected is bool):
+                raise TypeError(f"{name} is {type(value).__name__}")
+        if cls is m.Message:
+            fields["kind"] = m.Kind(fields.get("kind", "plain"))
+        elif cls is Present:
+            fields["rooms"] = tuple(r for r in fields.get("rooms", ()) if isinstance(r, str))
         event: BusEvent = cls(**fields)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"bad {kind}: {exc}") from None
+        raise ValueError(f"bad bus event {kind}: {exc}") from None
     return node, event
