@@ -117,7 +117,7 @@ async def _connect(ports: list[int], clients: int) -> list[Peer]:
         peer = Peer(stream, f"u{i}", node)
         await peer.send({"type": "hello", "nick": peer.nick})
         async for event in peer.events():
-            if event["type"] == "members" and len(event["nicks"]) == i + 1:
+            if event["type"] == "members":
                 break
         peers.append(peer)
     return peers
@@ -165,6 +165,15 @@ async def _run(ports: list[int], pids: list[int], args: argparse.Namespace) -> d
     async with anyio.create_task_group() as tg:
         for peer in peers:
             tg.start_soon(receive, peer)
+        # Warm-up: every sender's message reaches every member (all joins have spread).
+        with anyio.fail_after(30):
+            while True:
+                counts["deliveries"] = 0
+                for peer in senders:
+                    await peer.send({"type": "say", "to": "#general", "text": "warm-up"})
+                await anyio.sleep(0.5)
+                if counts["deliveries"] == len(senders) * (len(peers) - 1):
+                    break
         # Closed loop.
         cpu0 = sum(_cpu_seconds(p) for p in pids)
         counts["deliveries"] = 0

@@ -324,3 +324,28 @@ async def test_a_node_started_without_redis_serves_degraded_then_joins(
                     break
                 assert event["code"] == "cluster_unavailable"
             assert event["nick"] == "ada"
+
+
+async def test_resume_on_another_node_from_shared_postgresql(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """Ids are cluster-wide, so ``history after=<last id seen>`` on any node misses nothing."""
+    async with nodes(redis.url, 2, database_urls=[postgres_url] * 2) as (a, b):
+        async with (
+            anychat.connect(*a.address, nick="ada") as ada,
+            anychat.connect(*b.address, nick="bob") as bob,
+        ):
+            with anyio.fail_after(DEADLINE):
+                await bob.wait_for(m.Joined, lambda e: e.nick == "ada")
+                first = await bob.send("#general", "seen by ada")
+                assert (await ada.wait_for(m.Message)).id == first.id
+                last_seen = ada.last_id
+            await ada.aclose()  # ada drops off node a...
+            with anyio.fail_after(DEADLINE):
+                missed = [await bob.send("#general", f"missed {i}") for i in range(3)]
+                mine = await bob.send("#general", "x" * 10)  # acked: committed
+        async with anychat.connect(*b.address, nick="ada") as ada_again:  # ...back on node b
+            with anyio.fail_after(DEADLINE):
+                page = await ada_again.history("#general", after=last_seen)
+                assert [msg.id for msg in page] == [*(ack.id for ack in missed), mine.id]
+                assert [msg.text for msg in page][:3] == ["missed 0", "missed 1", "missed 2"]
