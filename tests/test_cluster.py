@@ -349,3 +349,21 @@ async def test_resume_on_another_node_from_shared_postgresql(
                 page = await ada_again.history("#general", after=last_seen)
                 assert [msg.id for msg in page] == [*(ack.id for ack in missed), mine.id]
                 assert [msg.text for msg in page][:3] == ["missed 0", "missed 1", "missed 2"]
+
+
+async def test_the_first_member_of_a_room_on_a_node_hears_everything_after_joining(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            for i in range(10):
+                room = f"#room{i}"
+                await ada.join(room)
+                await bob.join(room)  # node b listens to the room before answering the join
+                ack = await ada.send(room, f"to {room}")  # not waiting for bob's join event
+                msg = await bob.wait_for(m.Message)
+                assert (msg.id, msg.target) == (ack.id, room)

@@ -31,6 +31,7 @@ from .effects import (
     Deliver,
     Disconnect,
     Effect,
+    ListenRoom,
     NumberMessage,
     Persist,
     Publish,
@@ -364,6 +365,8 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P]):
             return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
         peer = session.peer
+        if room is None and self.bus.shared and self.bus.must_listen(key):
+            return [ListenRoom(peer, key, cmd)]
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
             self.bus.room_opened(key)

@@ -20,6 +20,7 @@ from .effects import (
     CreateAccount,
     Deliver,
     Effect,
+    ListenRoom,
     LoginGrant,
     NumberMessage,
     Outcome,
@@ -134,6 +135,8 @@ class SlowWork(Generic[P]):
             if isinstance(outcome, dict):
                 self.recent.loaded(outcome)
             return self._continue(request.peer, request.then)
+        if isinstance(request, ListenRoom):
+            return self._continue(request.peer, request.then)  # listening or not: join
         if isinstance(request, ClaimNick | NumberMessage):
             return self._bus_answered(request, outcome)
         session = self._sessions.get(request.peer)

@@ -28,6 +28,7 @@ __all__ = [
     "Deliver",
     "Disconnect",
     "Effect",
+    "ListenRoom",
     "LoginGrant",
     "NumberMessage",
     "Outcome",
@@ -167,6 +168,16 @@ class NumberMessage(Generic[P]):
 
 
 @dataclass(frozen=True, slots=True)
+class ListenRoom(Generic[P]):
+    """Hear the other nodes' events of ``room`` (folded) before the first member here joins
+    it, so that member misses nothing said after the join; then run ``then``."""
+
+    peer: P
+    room: str
+    then: m.Join
+
+
+@dataclass(frozen=True, slots=True)
 class BusGrant:
     """The bus said yes: the nick is this node's, or the message has ``message_id``."""
 
@@ -184,7 +195,7 @@ class LoginGrant:
 
 Request: TypeAlias = (
     "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | WarmRooms[P] | ClaimNick[P]"
-    " | NumberMessage[P]"
+    " | NumberMessage[P] | ListenRoom[P]"
 )
 Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Request[P]"
 #: What a service answers: a grant, a page, the rooms' messages, or why it failed.

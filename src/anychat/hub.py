@@ -34,6 +34,7 @@ from .effects import (
     Deliver,
     Disconnect,
     Effect,
+    ListenRoom,
     NumberMessage,
     Outcome,
     Persist,
@@ -61,7 +62,15 @@ __all__ = ["Hub"]
 logger = logging.getLogger("anychat.server")
 
 #: The effects that ask for slow work, awaited in the reader's own order.
-_REQUESTS = (Authenticate, CreateAccount, ReadHistory, WarmRooms, ClaimNick, NumberMessage)
+_REQUESTS = (
+    Authenticate,
+    CreateAccount,
+    ReadHistory,
+    WarmRooms,
+    ClaimNick,
+    NumberMessage,
+    ListenRoom,
+)
 
 #: Matches no codec's encoding key, so the fan-out loop looks the first one up.
 _NO_KEY: Any = object()
@@ -175,6 +184,7 @@ class Hub:
                 | WarmRooms()
                 | ClaimNick()
                 | NumberMessage()
+                | ListenRoom()
             ):
                 if self.task_group is not None:
                     self.task_group.start_soon(self.fulfil, effect)
@@ -199,7 +209,7 @@ class Hub:
         self.flush()
 
     async def _outcome(self, request: Request[Connection]) -> Outcome:
-        if isinstance(request, ClaimNick | NumberMessage):
+        if isinstance(request, ClaimNick | NumberMessage | ListenRoom):
             assert self.cluster is not None  # only a shared bus asks these
             return await self.cluster.fulfil(request)
         return self._unencrypted_credentials(request) or await self.services.fulfil(request)

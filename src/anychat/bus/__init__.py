@@ -76,6 +76,11 @@ class Bus(Protocol):
         """This node has members in ``room`` (folded) now: send us its events."""
         ...
 
+    def must_listen(self, room: str) -> bool:
+        """Whether the first member of ``room`` (folded) here must wait for a ``ListenRoom``
+        request (the subscription to the other nodes' events of it) before joining."""
+        ...
+
     def room_closed(self, room: str) -> None:
         """This node's last member of ``room`` left."""
         ...

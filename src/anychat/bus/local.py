@@ -64,6 +64,9 @@ class LocalBus:
     def room_opened(self, room: str) -> None:
         self.rooms.add(room)
 
+    def must_listen(self, room: str) -> bool:
+        return False
+
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
 

@@ -38,7 +38,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .. import model as m
-from ..effects import BusGrant, ClaimNick, NumberMessage, Outcome
+from ..effects import BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
 from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser
 
@@ -146,6 +146,11 @@ class RedisBus:
         #: This node's own users, as written to ``anychat:users:<node>``.
         self.mine = Directory()
         self.rooms: set[str] = set()
+        #: Rooms whose channel Redis confirmed we are subscribed to, and those being asked.
+        self._listening: set[str] = set()
+        self._asking: set[str] = set()
+        self._sub_lock = anyio.Lock()
+        self._pubsub: Any = None
         self._registered = set(registered)
         self._owned: set[str] = set()
         self._held = 0
@@ -210,6 +215,9 @@ class RedisBus:
         self.rooms.add(room)
         self._queue("S", room, "")
 
+    def must_listen(self, room: str) -> bool:
+        return self.connected and room not in self._listening
+
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
         self._queue("U", room, "")
@@ -252,8 +260,13 @@ class RedisBus:
 
     # ------------------------------------------------------------------ requests
 
-    async def fulfil(self, request: ClaimNick[Any] | NumberMessage[Any]) -> Outcome:
+    async def fulfil(
+        self, request: ClaimNick[Any] | NumberMessage[Any] | ListenRoom[Any]
+    ) -> Outcome:
         """Claim a nick or fetch a message id; ``cluster_unavailable`` if Redis is away."""
+        if isinstance(request, ListenRoom):
+            await self._listen(request.room)
+            return BusGrant()
         try:
             if self.degraded:
                 raise ConnectionError("the cluster bus is out of reach")
@@ -282,6 +295,21 @@ class RedisBus:
                 text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
                 "right now; try again shortly",
             )
+
+    async def _listen(self, room: str) -> None:
+        """Subscribe to a room's channel before its first member here joins (best effort:
+        without Redis the join goes on, and a reconnect subscribes every open room)."""
+        self._asking.add(room)
+        try:
+            with anyio.move_on_after(REQUEST_SECONDS):
+                async with self._sub_lock:
+                    if self._pubsub is not None and room not in self._listening:
+                        await self._pubsub.subscribe(room_channel(room))
+                        self._listening.add(room)
+        except Exception as exc:  # the connection is going: the reconnect will subscribe
+            logger.info("cannot subscribe to %s now: %s", room, _why(exc))
+        finally:
+            self._asking.discard(room)
 
     # ------------------------------------------------------------------ the connection
 
@@ -317,6 +345,8 @@ class RedisBus:
                         self._ops.close()
                         self._ops = None
                     self._client = None
+                    self._pubsub = None
+                    self._listening = set()
                 if self._was_connected:  # it worked a while: start the backoff over
                     backoff, self._was_connected = BACKOFF_FIRST, False
                 await anyio.sleep(backoff)
@@ -360,8 +390,11 @@ class RedisBus:
         pubsub = client.pubsub(retry_policy=None, ignore_subscribe_messages=True)
         async with pubsub:
             await pubsub.subscribe(PRESENCE, node_channel(self.node))
-            if self.rooms:
-                await pubsub.subscribe(*(room_channel(r) for r in self.rooms))
+            rooms = set(self.rooms)
+            if rooms:
+                await pubsub.subscribe(*(room_channel(r) for r in rooms))
+            self._listening = rooms
+            self._pubsub = pubsub
             await self._load_directory(client)
             send, receive = anyio.create_memory_object_stream[tuple[str, str, str]](float("inf"))
             self._ops = send
@@ -417,10 +450,13 @@ class RedisBus:
                     if kind in "SU":
                         await self._flush(batch)
                         channel = room_channel(a)
-                        if kind == "S" and a in self.rooms:
-                            await pubsub.subscribe(channel)
-                        elif kind == "U" and a not in self.rooms:
-                            await pubsub.unsubscribe(channel)
+                        async with self._sub_lock:
+                            if kind == "S" and a in self.rooms and a not in self._listening:
+                                await pubsub.subscribe(channel)
+                                self._listening.add(a)
+                            elif kind == "U" and a not in self.rooms | self._asking:
+                                await pubsub.unsubscribe(channel)
+                                self._listening.discard(a)
                     else:
                         batch += (kind, a, b)
                     try:
