@@ -82,7 +82,7 @@ def _node(cluster_url: str | None, uvloop: bool) -> Iterator[tuple[int, subproce
         args += ["--cluster-url", cluster_url]
     if uvloop:
         args.append("--uvloop")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
         match = LISTENING.search(proc.stdout.readline())
@@ -230,6 +230,7 @@ def main() -> None:
                 pids = [proc.pid for _, proc in started]
                 if cluster:
                     pids.append(redis_proc.pid)
+                print(f"running: {label}", file=sys.stderr)
                 rows.append((label, anyio.run(_run, ports, pids, args)))
     print(f"one room of {args.clients}, {args.senders} senders; fixed rate {args.rate:g} msg/s")
     for label, row in rows:

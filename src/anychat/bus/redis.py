@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from .. import model as m
@@ -153,6 +155,8 @@ class RedisBus:
         self._pubsub: Any = None
         self._registered = set(registered)
         self._owned: set[str] = set()
+        #: Nicks given back whose release has not reached Redis yet (a clean stop sends them).
+        self._releasing: set[str] = set()
         self._held = 0
         self._last_id = first_message_id - 1
         #: The highest id seen from any node: the counter restarts past it if Redis lost it.
@@ -200,6 +204,7 @@ class RedisBus:
 
     def release_nick(self, nick: str) -> None:
         self._owned.discard(nick)
+        self._releasing.add(nick)
         self._queue("R", nick, self.node)
 
     def is_registered(self, nick: str) -> bool:
@@ -332,6 +337,9 @@ class RedisBus:
                         raise cancelled from None
                     if not isinstance(exc, Exception):
                         raise
+                    if anyio.current_effective_deadline() == -math.inf:
+                        await anyio.lowlevel.checkpoint()  # stopping (asyncio shows no
+                        # cancellation in the group of what failed while closing): raises it
                     if self.connected or backoff == BACKOFF_FIRST:
                         logger.warning("cluster bus %s lost: %s", self.url, _why(exc))
                 finally:
@@ -481,6 +489,9 @@ class RedisBus:
                 await self._scripts["batch"](
                     keys=[self._users_key(self.node), PREFIX + "nick:"], args=args
                 )
+                self._releasing.difference_update(
+                    args[i + 1] for i in range(0, len(args), 3) if args[i] == "R"
+                )
 
     # ------------------------------------------------------------------ leases
 
@@ -563,7 +574,7 @@ class RedisBus:
                     await client.delete([self._lease_key(self.node)])
                     await client.srem(NODES, [self.node])
                     await client.delete([self._users_key(self.node)])
-                    for nick in sorted(self._owned):
+                    for nick in sorted(self._owned | self._releasing):
                         await self._release_now(client, nick)
             except Exception as exc:
                 logger.info("could not leave the cluster bus cleanly: %s", _why(exc))
