@@ -195,6 +195,7 @@ async def test_redis_restarted_mid_conversation(redis: RedisServer) -> None:
         nodes(redis.url, 2) as (a, b),
         anychat.connect(*a.address, nick="ada") as ada,
         anychat.connect(*b.address, nick="bob") as bob,
+        raw(a.port, "irene") as irene,
     ):
         with anyio.fail_after(DEADLINE):
             await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
@@ -205,6 +206,7 @@ async def test_redis_restarted_mid_conversation(redis: RedisServer) -> None:
             for client in (ada, bob):
                 notice = await client.wait_for(m.Error)
                 assert notice.code is m.ErrorCode.CLUSTER_UNAVAILABLE
+            assert "NOTICE" in await irene.until("degraded")
             with pytest.raises(anychat.Refused) as refused:
                 await ada.send("#general", "while down")
             assert "degraded" in str(refused.value)
@@ -214,6 +216,7 @@ async def test_redis_restarted_mid_conversation(redis: RedisServer) -> None:
             for client in (ada, bob):
                 back = await client.wait_for(m.Message)
                 assert (back.id, back.kind) == (0, m.Kind.NOTICE) and "whole" in back.text
+            assert "NOTICE" in await irene.until("whole again")
             after = await bob.send("#general", "after")
             assert after.id > before.id  # the empty Redis counts on from what nodes saw
             msg = await ada.wait_for(m.Message)
