@@ -293,7 +293,8 @@ class RedisBus:
                     code=m.ErrorCode.NICK_IN_USE, text=f"nick {request.nick} is already in use"
                 )
         except Exception as exc:  # Redis away or failing: refuse this one, keep the node
-            logger.warning("cluster request failed: %s", exc or type(exc).__name__)
+            if not self.degraded:  # (an outage is logged once, when it starts)
+                logger.warning("cluster request failed: %s", _why(exc))
             what = "send messages" if isinstance(request, NumberMessage) else "take new nicks"
             return m.Error(
                 code=m.ErrorCode.CLUSTER_UNAVAILABLE,
