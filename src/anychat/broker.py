@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from . import model as m
+from .broker_cluster import ClusterRules
 from .broker_info import InfoRules, with_ref
 from .broker_ops import UNSENDABLE, OperatorRules
 from .broker_presence import PresenceRules, clean_realname, tags_problem
@@ -30,6 +31,8 @@ from .effects import (
     Deliver,
     Disconnect,
     Effect,
+    ListenRoom,
+    NumberMessage,
     Persist,
     Publish,
     Request,
@@ -57,7 +60,7 @@ P = TypeVar("P")
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
+class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -218,10 +221,11 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
         session.state = SessionState.GONE
         self._forget_watches(session)
         watched = self._went(session.nick) if was_active else []
-        if not audience:
-            return watched
         quitted = m.Quitted(nick=session.nick, reason=reason, user=session.user)
-        return [Deliver(quitted, audience), *watched]
+        told = self._tell(quitted) if was_active else []
+        if not audience:
+            return [*watched, *told]
+        return [Deliver(quitted, audience), *watched, *told]
 
     # ----------------------------------------------------------------- commands
 
@@ -279,8 +283,12 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
             )
         if cmd.nick is None:
             nick = self._guest_nick()
+            if self.bus.shared and self.bus.must_ask(m.casefold(nick)):
+                return self._claim_first(session, dataclasses.replace(cmd, nick=nick), nick)
         else:
             effects += self._take_over(session, cmd.nick)
+            if self.bus.shared and (ask := self._claim_first(session, cmd, cmd.nick)):
+                return effects + ask
             problem = self._nick_problem(cmd.nick, session)
             if problem:
                 return self._refuse(session, cmd, *problem)
@@ -302,6 +310,8 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
         )
         effects.append(Deliver(welcome, (peer,)))
         effects += self._came(session)
+        if self.bus.shared:
+            effects += self._tell(self._present(session))
         if cmd.autojoin:
             for name in self.default_rooms:
                 effects += self._join(session, m.Join(room=name))
@@ -315,6 +325,8 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
                 m.ErrorCode.NICK_REGISTERED,
                 "you are logged in: your nick is your account's",
             )
+        if self.bus.shared and (ask := self._claim_first(session, cmd, cmd.nick)):
+            return ask
         problem = self._nick_problem(cmd.nick, session)
         if problem:
             return self._refuse(session, cmd, *problem)
@@ -329,10 +341,12 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
         audience.discard(session.peer)
         user = session.user
         watched = self._went(old) + self._came(session) if old_key != new_key else []
+        changed = m.NickChanged(old=old, new=cmd.nick, user=user)
         return [
             Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref, user=user), (session.peer,)),
-            Deliver(m.NickChanged(old=old, new=cmd.nick, user=user), audience),
+            Deliver(changed, audience),
             *watched,
+            *self._tell(changed),
         ]
 
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
@@ -360,6 +374,8 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
             return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
         peer = session.peer
+        if room is None and self.bus.shared and self.bus.must_listen(key):
+            return [ListenRoom(peer, key, cmd)]
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
             self.bus.room_opened(key)
@@ -397,6 +413,8 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
         effects.extend(Deliver(msg, (peer,)) for msg in self.recent.replay(room.name))
+        if self.bus.shared:
+            effects += self._tell(joined)
         return effects
 
     def _part(self, session: Session[P], cmd: m.Part) -> list[Effect[P]]:
@@ -410,7 +428,7 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
         ]
         if room.members:
             effects.append(Deliver(parted, room.members))
-        return effects
+        return effects + self._tell(parted)
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
         text = cmd.text
@@ -434,6 +452,8 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, bad_tags)
         if (resend := self.sent.answer(session.nick, session.peer, cmd)) is not None:
             return resend  # a bad key, or said before: the original ack, nothing relayed
+        if self.bus.shared and not self.bus.holds_id():
+            return [NumberMessage(session.peer, cmd)]  # a cluster-wide id first
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -469,6 +489,10 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
                     msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=target, ref=cmd.ref)
                 )
             ]
+        if other is None and (remote := self._remote_user(target)) is not None:
+            msg = self._message(session, remote.nick, cmd)
+            ack = m.Ack(id=msg.id, time=msg.time, target=remote.nick, ref=cmd.ref)
+            return [Persist(msg, session.peer, ack), Publish("", msg)]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
         msg = self._message(session, other.nick, cmd)
@@ -584,5 +608,5 @@ class Broker(SlowWork[P], InfoRules[P], PresenceRules[P]):
             key = m.casefold(nick)
             if key in self._nicks or self.bus.is_registered(key):
                 continue
-            if self.bus.claim_nick(key):
-                return nick
+            if self.bus.claim_nick(key) or self.bus.must_ask(key):
+                return nick  # a node of a cluster asks the bus before using it

@@ -12,6 +12,8 @@ from typing import TypeVar
 
 from . import model as m
 from .broker_ops import UNSENDABLE, OperatorRules
+from .bus import Bus
+from .bus.directory import RemoteUser
 from .effects import Deliver, Effect
 from .sessions import Room, Session
 
@@ -23,7 +25,15 @@ P = TypeVar("P")
 class InfoRules(OperatorRules[P]):
     """Queries and topics (mixed into the broker)."""
 
+    bus: Bus
+
     def rooms(self) -> list[Room[P]]:
+        raise NotImplementedError
+
+    def _remote_user(self, nick: str) -> RemoteUser | None:
+        raise NotImplementedError
+
+    def _remote_members(self, room: Room[P]) -> tuple[m.Member, ...]:
         raise NotImplementedError
 
     def _who(self, session: Session[P], cmd: m.Who) -> list[Effect[P]]:
@@ -75,10 +85,23 @@ class InfoRules(OperatorRules[P]):
         return [
             Deliver(self._topic_of(room, None), room.members, skip=session.peer),
             Deliver(self._topic_of(room, cmd.ref), (session.peer,)),
+            *self._tell(self._topic_of(room, None), m.casefold(room.name)),
         ]
 
     def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None and (remote := self._remote_user(cmd.nick)) is not None:
+            info = m.UserInfo(
+                nick=remote.nick,
+                rooms=tuple(sorted(remote.rooms.values())),
+                since=remote.since,
+                ref=cmd.ref,
+                statuses=tuple("" for _ in remote.rooms),
+                user=remote.user,
+                realname=remote.realname,
+                account=remote.account,
+            )
+            return [Deliver(info, (session.peer,))]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
         shown = [
@@ -117,6 +140,8 @@ class InfoRules(OperatorRules[P]):
             )
             for peer, s in room.members.items()
         )
+        if self.bus.shared:
+            details += self._remote_members(room)
         return m.Members(
             room=room.name, nicks=tuple(d.nick for d in details), ref=ref, details=details
         )

@@ -230,6 +230,9 @@ class ErrorCode(str, Enum):
     CANNOT_SEND = "cannot_send"
     #: Plaintext refused: the server requires TLS, or a password or token came unencrypted.
     TLS_REQUIRED = "tls_required"
+    #: Several nodes serve this chat and their bus (Redis) is out of reach: local chat goes
+    #: on, but what needs the other nodes (messages, new nicks) waits until it is back.
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"
 
 
 # ---------------------------------------------------------------- commands (client -> server)

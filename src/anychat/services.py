@@ -94,6 +94,8 @@ class Services:
                 return await self._read_history(request)
             case WarmRooms():
                 return await self._warm(request)
+            case _:  # the bus's requests are the bus's to fulfil
+                raise TypeError(f"not a service request: {type(request).__name__}")
 
     # -------------------------------------------------------------- accounts
 
