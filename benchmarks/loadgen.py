@@ -13,6 +13,10 @@ The loop is closed by credit over all receivers: a message is done once every cl
 not send has it, and each sender may have at most ``window`` of its messages not done.
 Throughput rows time the designated receiver's deliveries (its receive time against the send
 time in the token); latency rows time every delivery.
+
+Over TLS each socket is an ``ssl.SSLSocket`` (handshake at connect, blocking, once per client);
+over WebSocket each client does the HTTP upgrade once, sends masked frames and turns the
+server's frames back into JSON lines in bulk (``wsframes``), so the same verifier reads them.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from __future__ import annotations
 import resource
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import wsframes
 from servers import ROOM, Adapter
 from verify import SENDER_IDS, TIME_MOD, TOKEN_BYTES, Verifier
 
@@ -37,6 +43,8 @@ MAX_LINE = 1 << 16
 #: Throughput rows poll the sockets at most this often (latency rows whenever data arrives).
 POLL_INTERVAL = 0.0005
 SETUP_RECV = 1 << 16
+#: A non-blocking socket (plain or TLS) that cannot go on now.
+WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class LoadError(RuntimeError):
@@ -44,7 +52,7 @@ class LoadError(RuntimeError):
 
 
 class Client:
-    __slots__ = ("dead", "got", "idx", "out", "pure", "sender", "sock", "tail", "text")
+    __slots__ = ("dead", "frag", "got", "idx", "out", "pure", "sender", "sock", "tail", "text")
 
     def __init__(self, sock: socket.socket, idx: int) -> None:
         self.sock = sock
@@ -55,6 +63,7 @@ class Client:
         self.out = b""  # what the kernel did not take yet
         self.tail = b""  # a partial last line, carried to the next receive
         self.text = bytearray()  # setup phase only: what was received so far
+        self.frag = b""  # WebSocket: an incomplete last frame, carried to the next receive
         self.dead = False
 
 
@@ -92,6 +101,7 @@ class LoadGen:
         *,
         text_bytes: int = 64,
         time_all: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if n < 2:
             raise ValueError("need at least two clients")
@@ -105,6 +115,12 @@ class LoadGen:
         self.template = adapter.say_template()
         self.pad = b"x" * max(text_bytes - TOKEN_BYTES - 1, 1)
         self.time_all = time_all
+        if adapter.tls and tls is None:
+            raise ValueError(f"{adapter.name} needs a TLS client context")
+        self.tls = tls if adapter.tls else None
+        self.ws = adapter.websocket
+        if self.ws:
+            self.template = self.template.rstrip(b"\n")  # one frame per message, no newline
         self.epoch = time.monotonic_ns()
         self.sent_total = 0
         self.sent_of: list[int] = []
@@ -138,8 +154,17 @@ class LoadGen:
             for i in range(start, min(self.n, start + chunk)):
                 sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.tls is not None:
+                    sock = self.tls.wrap_socket(sock, server_hostname="localhost")
+                rest = b""
+                if self.ws:
+                    try:
+                        rest = wsframes.handshake(sock, f"127.0.0.1:{self.port}")
+                    except wsframes.FrameError as exc:
+                        raise LoadError(f"client {i}: {exc}") from None
                 sock.setblocking(False)
                 c = Client(sock, i)
+                c.frag = rest
                 self.clients.append(c)
                 self.sel.register(sock, selectors.EVENT_READ, c)
                 rooms[i] = room_of(i) if room_of else ROOM
@@ -147,15 +172,15 @@ class LoadGen:
                 if adapter.welcome is None:
                     first += adapter.join_for(_nick(i), rooms[i])
                 if first:
-                    _send_all(sock, first)
+                    self._setup_send(c, first)
                 batch.append(c)
             if adapter.welcome is not None:
                 self._await(
                     batch,
                     adapter.welcome,
                     deadline,
-                    lambda c, rooms=rooms: _send_all(
-                        c.sock, adapter.join_for(_nick(c.idx), rooms[c.idx])
+                    lambda c, rooms=rooms: self._setup_send(
+                        c, adapter.join_for(_nick(c.idx), rooms[c.idx])
                     ),
                 )
             if adapter.ready is not None:
@@ -198,7 +223,7 @@ class LoadGen:
             c: Client = key.data
             try:
                 data = c.sock.recv(SETUP_RECV)
-            except BlockingIOError:
+            except WOULD_BLOCK:
                 continue
             except OSError as exc:
                 raise LoadError(f"client {c.idx}: {exc}") from None
@@ -206,9 +231,18 @@ class LoadGen:
                 raise LoadError(
                     f"client {c.idx}: server closed the connection: {bytes(c.text[-300:])!r}"
                 )
+            if self.ws:
+                try:
+                    data, c.frag = wsframes.split(c.frag + data)
+                except wsframes.FrameError as exc:
+                    raise LoadError(f"client {c.idx}: {exc}") from None
             c.text += data
             got.append(c)
         return got
+
+    def _setup_send(self, c: Client, data: bytes) -> None:
+        """Setup-time lines (hello, join, probes): as they are, or one masked frame each."""
+        _send_all(c.sock, wsframes.client_frames_of_lines(data) if self.ws else data)
 
     def barrier(
         self,
@@ -228,7 +262,7 @@ class LoadGen:
         deadline = time.monotonic() + timeout
         probe = self.adapter.say_template(room) % b"BARRIER"
         while True:
-            _send_all(source.sock, probe)
+            self._setup_send(source, probe)
             end = time.monotonic() + 0.05
             while time.monotonic() < end:
                 self._pump_setup(0.01)
@@ -261,22 +295,21 @@ class LoadGen:
         if not events:
             return
         now = (time.monotonic_ns() - self.epoch) // 1000
-        arena, view = self.arena, self.view
+        arena = self.arena
         for key, _ in events:
             c: Client = key.data
             f = self.fill
+            if self.ws:
+                self._pump_frames(c, f, now)
+                continue
             start = f + len(c.tail)
             if c.tail:
                 arena[f:start] = c.tail
-            try:
-                n = c.sock.recv_into(view[start : start + RECV_BYTES])
-            except BlockingIOError:
+            n = self._recv(c, start)
+            if n < 0:
                 continue
-            except OSError:
-                n = 0
             if n == 0:
-                self.sel.unregister(c.sock)
-                c.dead = True
+                self._dead(c)
                 continue
             c.got += n
             e = start + n
@@ -297,6 +330,70 @@ class LoadGen:
             self.fill = last
             if last >= CHECK_AT:
                 self._check()
+
+    def _recv(self, c: Client, start: int) -> int:
+        """Receive into the buffer at ``start``: bytes taken, 0 at the end, -1 for none now.
+
+        A TLS socket returns one record (16 KiB at most) per call: it is read again while
+        there is room, so that a TLS client costs about as many rounds as a plain one."""
+        view = self.view
+        try:
+            n: int = c.sock.recv_into(view[start : start + RECV_BYTES])
+        except WOULD_BLOCK:
+            return -1
+        except OSError:
+            return 0
+        if self.tls is None or n == 0:
+            return n
+        while n <= RECV_BYTES - (1 << 14):
+            try:
+                more = c.sock.recv_into(view[start + n : start + RECV_BYTES])
+            except WOULD_BLOCK:
+                break
+            except OSError:
+                break  # the next call sees the end
+            if not more:
+                break
+            n += more
+        return n
+
+    def _dead(self, c: Client) -> None:
+        self.sel.unregister(c.sock)
+        c.dead = True
+
+    def _pump_frames(self, c: Client, f: int, now: int) -> None:
+        """One receive of a WebSocket client: its frames become lines at the buffer's end."""
+        arena = self.arena
+        start = f + len(c.frag)
+        if c.frag:
+            arena[f:start] = c.frag
+        n = self._recv(c, start)
+        if n < 0:
+            return
+        if n == 0:
+            self._dead(c)
+            return
+        c.got += n
+        try:
+            lines, c.frag = wsframes.split(self.view[f : start + n])
+        except wsframes.FrameError as exc:
+            raise LoadError(f"client {c.idx}: {exc}") from None
+        if len(c.frag) > MAX_LINE:
+            raise LoadError(f"client {c.idx}: a frame longer than {MAX_LINE} bytes")
+        if not lines:
+            return
+        e = f + len(lines)
+        arena[f:e] = lines  # no longer than the frames they came from: in place
+        if c.pure:
+            self.pure_bytes += len(lines)
+            if self.exact:
+                self.pure_lines += lines.count(b"\n")
+        self.seg_client.append(c.idx)
+        self.seg_start.append(f)
+        self.seg_time.append(now)
+        self.fill = e
+        if e >= CHECK_AT:
+            self._check()
 
     def _check(self) -> None:
         """Verify everything received since the last check and empty the buffer."""
@@ -325,7 +422,7 @@ class LoadGen:
     def _flush(self, s: Client) -> None:
         try:
             sent = s.sock.send(s.out)
-        except BlockingIOError:
+        except WOULD_BLOCK:
             return
         s.out = s.out[sent:]
 
@@ -334,12 +431,13 @@ class LoadGen:
         seq0 = self.sent_of[sid]
         fmt = self.formats[sid]
         stamp = now_us % TIME_MOD
-        data = b"".join([fmt % (seq, stamp) for seq in range(seq0, seq0 + count)])
+        lines = [fmt % (seq, stamp) for seq in range(seq0, seq0 + count)]
+        data = wsframes.client_frames(lines) if self.ws else b"".join(lines)
         self.sent_of[sid] = seq0 + count
         self.sent_total += count
         try:
             sent = s.sock.send(data)
-        except BlockingIOError:
+        except WOULD_BLOCK:
             sent = 0
         s.out = data[sent:]
 
@@ -487,7 +585,8 @@ class LoadGen:
             self._pump(0.03)
         self._check()
         problems = self.verifier.finish(self.sent_of)
-        problems["corrupt"] += sum(1 for c in self.clients if c.tail)  # a partial line at the end
+        # A partial line or frame at the end.
+        problems["corrupt"] += sum(1 for c in self.clients if c.tail or c.frag)
         acks = self.adapter.acks_per_message
         expected = 0
         for c in self.clients:
@@ -523,7 +622,7 @@ def _send_all(sock: socket.socket, data: bytes) -> None:
     while view:
         try:
             sent = sock.send(view)
-        except BlockingIOError:
+        except WOULD_BLOCK:
             time.sleep(0.001)
             continue
         view = view[sent:]

@@ -66,6 +66,39 @@ def ratio(r: dict[str, Any], rows: list[dict[str, Any]]) -> float | None:
     return None
 
 
+#: The plaintext protocol each other protocol's row is compared with (same backend, store and
+#: run): WebSocket carries JSON lines, TLS rows are the same protocol encrypted.
+PLAIN_OF = {"websocket": "jsonl", "irc-tls": "irc", "jsonl-tls": "jsonl"}
+
+
+def plain_row(r: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The same server, backend and store over the plain protocol, in the same scenario."""
+    plain = PLAIN_OF.get(r.get("protocol", ""))
+    for base in rows:
+        if (
+            plain is not None
+            and base["scenario"] == r["scenario"]
+            and base.get("protocol") == plain
+            and base.get("label") == r.get("label")
+            and base.get("store") == r.get("store")
+        ):
+            return base
+    return None
+
+
+def versus_plain(r: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """WebSocket and TLS rows against their plaintext row of the same run: deliveries/s (only
+    where both are ``bound: server``) and server CPU per delivery (wherever both are clean)."""
+    base = plain_row(r, rows)
+    if base is None or not ok(r) or not ok(base):
+        return "–"
+    rate = "–"
+    if r.get("bound") == "server" and base.get("bound") == "server":
+        rate = f"{r['deliveries_per_s'] / base['deliveries_per_s']:.2f}×"
+    cost = float(base["deliveries_per_cpu_s"]) / float(r["deliveries_per_cpu_s"])
+    return f"{rate}, CPU/delivery {cost:.2f}×"
+
+
 def _pct(x: float) -> str:
     return f"{x:.0%}"
 
@@ -98,6 +131,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
                     "store",
                     "deliveries/s",
                     "× tutorial",
+                    "× plain",
                     "server CPU",
                     "generator CPU",
                     "others on core 0",
@@ -108,7 +142,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
             )
             for r in rows:
                 if "error" in r:
-                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 7])
+                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 8])
                     continue
                 x = ratio(r, rows)
                 t.rows.append(
@@ -116,6 +150,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
                         *_who(r),
                         f"{r['deliveries_per_s']:,.0f}",
                         "–" if x is None else f"{x:.1f}×",
+                        versus_plain(r, rows),
                         _pct(r["server_cpu_frac"]),
                         _pct(r["loadgen_cpu_frac"]),
                         _pct(r["other_load_core0"]),
@@ -188,6 +223,36 @@ def tables(data: dict[str, Any]) -> list[Table]:
                         checks(r),
                     ]
                 )
+        elif kind == "handshake":
+            t = Table(
+                title,
+                [
+                    "server",
+                    "protocol",
+                    "store",
+                    "handshakes/s",
+                    "failed",
+                    "server CPU per handshake",
+                    "server CPU",
+                    "generator CPU",
+                    "others on core 0",
+                ],
+            )
+            for r in rows:
+                if "error" in r:
+                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 5])
+                    continue
+                t.rows.append(
+                    [
+                        *_who(r),
+                        f"{r['handshakes_per_s']:,.0f}",
+                        f"{r['failed']} of {r['clients']}" if r["failed"] else "0",
+                        f"{r['server_cpu_per_handshake_ms']:.2f} ms",
+                        _pct(r["server_cpu_frac"]),
+                        _pct(r["loadgen_cpu_frac"]),
+                        _pct(r["other_load_core0"]),
+                    ]
+                )
         else:
             t = Table(
                 title,
@@ -258,13 +323,18 @@ def readme_table(data: dict[str, Any]) -> str:
     for r in results:
         by.setdefault(r["server"], {})[r["kind_key"]] = r
         titles[r["kind_key"]] = r["title"]
-    keys = [k for k in ("closed-50", "closed-200", "pingpong", "rate", "idle") if k in titles]
+    keys = [
+        k
+        for k in ("closed-50", "closed-200", "pingpong", "rate", "idle", "handshakes")
+        if k in titles
+    ]
     head = {
         "closed-50": "50 clients: deliveries/s",
         "closed-200": "200 clients: deliveries/s",
         "pingpong": "ping-pong: p50 ms, CPU/msg",
         "rate": "1,000 msg/s: CPU, p99 ms",
         "idle": "per idle connection",
+        "handshakes": "TLS handshakes/s",
     }
     lines = [
         "| server | protocol | store | " + " | ".join(head[k] for k in keys) + " |",
@@ -291,6 +361,8 @@ def readme_table(data: dict[str, Any]) -> str:
                 cells.append(f"{_ms(r['p50_ms'])}, {r['server_cpu_per_message_us']:.0f} µs")
             elif k == "rate":
                 cells.append(f"{_pct(r['server_cpu_frac'])}, {_ms(r['p99_ms'])}")
+            elif k == "handshakes":
+                cells.append(f"{r['handshakes_per_s']:,.0f}")
             else:
                 cells.append(f"{r['per_connection_kib']:.1f} KiB")
             if r is not None and "error" not in r and problems(r):

@@ -17,7 +17,12 @@ in the machine's load hits all of them alike), each on a freshly started server:
 - pingpong: 2 clients, one message in flight: latency and server CPU time per message;
 - rate: a fixed 1,000 messages/s into a room of 50: server CPU and latency at a realistic load;
 - idle: 10,000 idle registered connections; RSS per connection above the empty server's, and a
-  room message must still get through.
+  room message must still get through;
+- handshakes (TLS servers only): 200 TLS connections opened at once, each a full handshake on
+  the main port; handshakes per second and the server's CPU time per handshake.
+
+The protocols are IRC, JSON lines, WebSocket (JSON lines in text frames) and both over TLS; each
+WebSocket or TLS row also shows its ratio to the plaintext row of the same backend and store.
 
 Every delivery of every row is checked for loss, duplication and order (see loadgen.py); a row
 with any problem fails the run. anychat runs with flood control off (``--flood-rate 0``), as do
@@ -59,7 +64,7 @@ GENERATOR_LIMIT = 0.80
 @dataclass(frozen=True)
 class Scenario:
     key: str
-    kind: str  # "throughput", "pingpong", "rate", "idle"
+    kind: str  # "throughput", "pingpong", "rate", "idle", "handshake"
     clients: int
     senders: int = 0
     window: int = 0
@@ -75,6 +80,8 @@ class Scenario:
             return "2 clients, ping-pong (one message in flight)"
         if self.kind == "rate":
             return f"{self.rate:,.0f} messages/s into a room of {self.clients}"
+        if self.kind == "handshake":
+            return f"{self.clients} TLS handshakes at once (ECDSA P-256 certificate)"
         return f"{self.clients:,} idle connections"
 
 
@@ -85,6 +92,7 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         "pingpong": Scenario("pingpong", "pingpong", 2, 1, 1),
         "rate": Scenario("rate", "rate", args.rate_clients, args.senders, 0, args.rate),
         "idle": Scenario("idle", "idle", args.idle),
+        "handshakes": Scenario("handshakes", "handshake", args.handshakes),
     }
     return [every[k.strip()] for k in args.scenarios.split(",") if k.strip()]
 
@@ -159,6 +167,7 @@ def load_row(
         sc.senders,
         text_bytes=args.text_bytes,
         time_all=sc.kind != "throughput",
+        tls=server.client_tls(),
     )
     row["senders"] = gen.k
     try:
@@ -297,6 +306,55 @@ def idle_row(
     return row
 
 
+def handshake_row(
+    spec: ServerSpec, sc: Scenario, args: argparse.Namespace, progress: Progress, task: Any
+) -> dict[str, Any]:
+    """A burst of TLS handshakes on the main port: how many per second, at what server CPU."""
+    from tls_handshakes import handshake_burst
+
+    row: dict[str, Any] = {
+        **describe(spec),
+        "scenario": sc.key,
+        "kind_key": sc.key,
+        "kind": sc.kind,
+        "title": sc.title(),
+        "clients": sc.clients,
+    }
+    progress.update(task, description=f"{spec.name:30} {sc.key:10}", completed=0, total=1)
+    server = RunningServer(spec, pin=args.pin)
+    try:
+        context = server.client_tls()
+        handshake_burst(server.port, context, 5)  # warm up (imports, first use)
+        cpu0, gen0, cores0 = server.cpu_seconds(), _own_cpu(), core_busy_seconds()
+        done, failed, start, end, why = handshake_burst(server.port, context, sc.clients)
+        elapsed = end - start
+        cpu = server.cpu_seconds() - cpu0
+        other = (core_busy_seconds()[0] - cores0[0] - cpu) / elapsed if args.pin else float("nan")
+        row.update(
+            handshakes=done,
+            failed=failed,
+            why=dict(why.most_common(3)),
+            elapsed_s=elapsed,
+            handshakes_per_s=done / elapsed,
+            server_cpu_per_handshake_ms=cpu / max(done, 1) * 1000,
+            server_cpu_frac=cpu / elapsed,
+            loadgen_cpu_frac=(_own_cpu() - gen0) / elapsed,
+            other_load_core0=max(0.0, other),
+        )
+        progress.update(task, completed=1)
+    except (LoadError, OSError) as exc:
+        row["error"] = str(exc)
+        console.print(f"[red]{spec.name} {sc.key}: {exc}[/red]\n{server.log_tail()}")
+    finally:
+        server.stop()
+    return row
+
+
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run, fewer anychat variants")
@@ -306,13 +364,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated name patterns, e.g. 'tutorial,ngircd,anychat-*-irc-*' "
         "(default: all; names: " + ", ".join(s.name for s in all_servers()) + ")",
     )
-    parser.add_argument("--scenarios", default="closed-50,closed-200,pingpong,rate,idle")
+    parser.add_argument("--scenarios", default="closed-50,closed-200,pingpong,rate,idle,handshakes")
     parser.add_argument("--senders", type=int, default=5)
     parser.add_argument("--window", type=int, default=256, help="messages in flight per sender")
     parser.add_argument("--rate", type=float, default=1000, help="fixed-rate messages/s")
     parser.add_argument("--rate-clients", type=int, default=50)
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections")
     parser.add_argument("--idle-room", type=int, default=100, help="idle clients per room")
+    parser.add_argument("--handshakes", type=int, default=200, help="TLS handshakes opened at once")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per row")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--text-bytes", type=int, default=64, help="message text length")
@@ -374,9 +433,16 @@ def main(argv: list[str] | None = None) -> int:
     ) as progress:
         overall = progress.add_task("all rows", total=len(plan) * len(specs))
         task = progress.add_task("", total=1)
+        shaken: set[str] = set()
         for sc in plan:
             for spec in specs:
-                if sc.kind == "idle":
+                if sc.kind == "handshake":
+                    # Once per event loop: the handshake comes before the protocol and store.
+                    label = describe(spec)["label"]
+                    if spec.adapter.tls and label not in shaken:
+                        shaken.add(label)
+                        rows.append(handshake_row(spec, sc, args, progress, task))
+                elif sc.kind == "idle":
                     rows.append(idle_row(spec, sc, args, progress, task))
                 else:
                     tries = [load_row(spec, sc, args, progress, task) for _ in range(args.repeat)]
@@ -405,8 +471,16 @@ def main(argv: list[str] | None = None) -> int:
         report.write_docs(data)
         console.print("wrote docs/performance.md and README.md")
     failed = [
-        r for r in rows if "error" in r or report.problems(r) or r.get("message_delivered") is False
+        r
+        for r in rows
+        if "error" in r
+        or report.problems(r)
+        or r.get("message_delivered") is False
+        or r.get("failed")
     ]
+    for r in rows:
+        if r.get("failed"):
+            console.print(f"[red]{r['server']}: {r['failed']} handshakes failed: {r['why']}[/red]")
     return 1 if failed else 0
 
 

@@ -14,11 +14,12 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +46,10 @@ class Adapter:
     say: bytes
     #: Lines each sender receives for each of its own messages (anychat's JSON acks).
     acks_per_message: int = 0
+    #: The lines travel as WebSocket text frames, one per line (after an upgrade on ``/ws``).
+    websocket: bool = False
+    #: The connection is TLS from the first byte (the server needs a certificate).
+    tls: bool = False
 
     def hello_for(self, nick: str, room: str = ROOM) -> bytes:
         return self.hello % {b"nick": nick.encode(), b"room": room.encode()}
@@ -76,13 +81,19 @@ IRC = Adapter(
 )
 RAW = Adapter(name="raw", hello=b"", welcome=None, join=b"", ready=None, say=b"%(text)s\n")
 
+#: The JSON-lines protocol in WebSocket text frames (the web page's protocol).
+WEBSOCKET = replace(JSONL, name="websocket", websocket=True)
+
 #: The protocol axis: every protocol a room can have, each measured against anychat as one entry.
-#: The load generator counts newline-terminated lines over plain TCP, which is what these two
-#: are. WebSocket and TLS do not exist in anychat yet; when they do, each is one entry here:
-#: WebSocket an Adapter whose ``hello`` is the HTTP upgrade (plus a frame counter in place of
-#: the newline count in ``loadgen.Client``), TLS the JSON or IRC adapter over a socket wrapped
-#: by ``ssl`` before ``hello`` (``recv_into`` works the same on an ``SSLSocket``).
-PROTOCOLS: dict[str, Adapter] = {"irc": IRC, "jsonl": JSONL}
+#: TLS rows are the IRC and JSON adapters over an ``ssl``-wrapped socket, on the same sniffing
+#: main port (the server is given a certificate); WebSocket is JSON lines in frames.
+PROTOCOLS: dict[str, Adapter] = {
+    "irc": IRC,
+    "jsonl": JSONL,
+    "websocket": WEBSOCKET,
+    "irc-tls": replace(IRC, name="irc-tls", tls=True),
+    "jsonl-tls": replace(JSONL, name="jsonl-tls", tls=True),
+}
 
 #: anychat's stores: the shipped default (a SQLite file, every message committed before its
 #: ack) and the memory store.
@@ -126,6 +137,11 @@ class ServerSpec:
                 import trio  # noqa: F401
             except ImportError:
                 return "trio is not installed"
+        if self.adapter.tls:
+            try:
+                import trustme  # noqa: F401
+            except ImportError:
+                return "trustme is not installed (it makes the test certificate)"
         return None
 
     def command(self, port: int, tmpdir: Path, max_connections: int) -> list[str]:
@@ -166,7 +182,25 @@ class ServerSpec:
         ]
         if self.uvloop:
             cmd.append("--uvloop")
+        if self.adapter.tls:
+            cert, key, _ = make_certificate(tmpdir)
+            cmd += ["--tls-cert", str(cert), "--tls-key", str(key)]
         return cmd
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a certificate for localhost / 127.0.0.1 (ECDSA, trustme's default) in
+    ``folder``: (certificate, key, CA certificate)."""
+    import trustme
+
+    cert, key, ca_file = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    if not ca_file.exists():
+        ca = trustme.CA()
+        leaf = ca.issue_cert("localhost", "127.0.0.1")
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        ca.cert_pem.write_to_path(str(ca_file))
+    return cert, key, ca_file
 
 
 # ngircd 26: penalties off (MaxPenaltyTime 0), no connection limits, no lookups.
@@ -301,6 +335,13 @@ class RunningServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"{self.spec.name} did not listen within {timeout}s:\n{self.log_tail()}")
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """A client context trusting this server's test CA (None: the server has no TLS)."""
+        if not self.spec.adapter.tls:
+            return None
+        ca_file = Path(self._tmp.name) / "ca.pem"
+        return ssl.create_default_context(cafile=str(ca_file))
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far (all threads), from /proc/<pid>/stat."""

@@ -6,6 +6,7 @@ but wrong server win."""
 from __future__ import annotations
 
 import importlib
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,14 +94,20 @@ def test_accounting_spans_blocks() -> None:
     assert v.seen.tolist() == [12, 11]
 
 
-@pytest.mark.parametrize("protocol", ["irc", "jsonl"])
-async def test_short_run_against_an_embedded_server(protocol: str) -> None:
+@pytest.mark.parametrize("protocol", ["irc", "jsonl", "websocket", "irc-tls", "jsonl-tls"])
+async def test_short_run_against_an_embedded_server(protocol: str, tmp_path: Path) -> None:
     servers, loadgen = _bench("servers"), _bench("loadgen")
     adapter = servers.PROTOCOLS[protocol]
-    async with anychat.serve(port=0, flood_rate=0) as server:
+    options: dict[str, Any] = {}
+    client_tls = None
+    if adapter.tls:
+        cert, key, ca_file = servers.make_certificate(tmp_path)
+        options = {"tls_cert": str(cert), "tls_key": str(key)}
+        client_tls = ssl.create_default_context(cafile=str(ca_file))
+    async with anychat.serve(port=0, flood_rate=0, **options) as server:
 
         def run() -> Any:
-            gen = loadgen.LoadGen(server.port, adapter, 6, 2)
+            gen = loadgen.LoadGen(server.port, adapter, 6, 2, tls=client_tls)
             try:
                 gen.connect(timeout=20)
                 gen.barrier(timeout=20)
@@ -122,3 +129,46 @@ async def test_short_run_against_an_embedded_server(protocol: str) -> None:
     assert not any(m.problems.values()), m.problems
     assert not any(before.values())
     assert after["duplicated"] == 1
+
+
+def test_websocket_frames_become_lines_wherever_a_receive_ends() -> None:
+    """Server frames cut at every byte: the bulk splitter gives each payload once, as a line,
+    including lengths whose header bytes look like a frame start (129 = 0x0081) or a newline."""
+    from anychat.codecs.web.frames import text_frame
+
+    ws = _bench("wsframes")
+    # Lengths: short, the largest short, the smallest medium, 0x0081, 0x010A, short again.
+    lengths = [20, 125, 126, 129, 266, 19]
+    payloads = []
+    for i, length in enumerate(lengths):
+        head = b'{"n":%d,"p":"' % i
+        payloads.append(head + b"y" * (length - len(head) - 2) + b'"}')
+    assert [len(p) for p in payloads] == lengths
+    stream = b"".join(text_frame(p) for p in payloads)
+    want = b"".join(p + b"\n" for p in payloads)
+    for cut in range(len(stream) + 1):
+        for cut2 in (cut, min(len(stream), cut + 2), min(len(stream), cut + 131)):
+            got, frag = b"", b""
+            for piece in (stream[:cut], stream[cut:cut2], stream[cut2:]):
+                lines, frag = ws.split(frag + piece)
+                got += lines
+            assert (got, frag) == (want, b""), (cut, cut2)
+
+
+def test_websocket_client_frames_are_masked_and_parse() -> None:
+    """The generator's frames, read by wsproto's server side: masked, and the payloads intact."""
+    from wsproto.frame_protocol import FrameProtocol
+
+    ws = _bench("wsframes")
+    payloads = [b'{"type":"say","text":"^A%08dxx"}' % i for i in range(50)]
+    data = ws.client_frames(payloads) + ws.client_frames_of_lines(b'{"a":1}\n{"b":22}\n')
+    assert all(p not in data for p in payloads[1:])  # masked (a zero key would leave them)
+    parser = FrameProtocol(client=False, extensions=[])
+    parser.receive_bytes(data)
+    texts = [f.payload for f in parser.received_frames()]
+    assert all(isinstance(t, str) for t in texts)  # text frames
+    assert [str(t).encode() for t in texts] == [
+        *payloads,
+        b'{"a":1}',
+        b'{"b":22}',
+    ]

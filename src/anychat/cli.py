@@ -254,6 +254,23 @@ def serve(
             "(needs anychat[cluster]) or memory:// (default: anychat.db in the data directory).",
         ),
     ] = None,
+    cluster_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ANYCHAT_CLUSTER_URL",
+            show_default=False,
+            help="Serve one chat with other nodes over this Redis (redis://host:port/db; needs "
+            "anychat[cluster]); pair it with a shared --database-url postgresql://...",
+        ),
+    ] = None,
+    cluster_lease: Annotated[
+        float,
+        typer.Option(
+            envvar="ANYCHAT_CLUSTER_LEASE_SECONDS",
+            min=0.1,
+            help="A node silent this long is dead: the others announce its users as quit.",
+        ),
+    ] = _DEFAULTS.cluster_lease_seconds,
     secret: Annotated[
         str | None,
         typer.Option(
@@ -374,6 +391,8 @@ def serve(
             flood_rate=flood_rate,
             irc_port=irc_port,
             database_url=database_url or database_url_in(where),
+            cluster_url=cluster_url or None,
+            cluster_lease_seconds=cluster_lease,
             http_port=http_port,
             allowed_origins=_origins(allowed_origin),
             secret=secret or None,

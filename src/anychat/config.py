@@ -112,6 +112,12 @@ class ServerConfig:
     #: library default writes no files; ``anychat serve`` uses its data directory
     #: (:mod:`anychat.datadir`).
     database_url: str = "memory://"
+    #: Several nodes as one chat: ``redis://host:port/db`` of the bus they share (needs
+    #: ``anychat[cluster]``); ``None`` = a single node (no bus work at all).
+    cluster_url: str | None = None
+    #: A node that stops renewing its lease this long is dead: the others announce its users
+    #: as quit and their nicks are free again.
+    cluster_lease_seconds: float = 10.0
     #: ``development`` or ``production``; production insists on a real ``secret``.
     environment: str = "development"
     #: Signs login tokens (HS256). ``None`` in development: a random one per run (with a warning).
@@ -184,6 +190,12 @@ class ServerConfig:
             raise ConfigError(
                 f"ANYCHAT_ENV must be development or production, not {self.environment!r}"
             )
+        if self.cluster_url is not None and not self.cluster_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(f"cluster_url must be a redis:// URL, not {self.cluster_url!r}")
+        if self.cluster_lease_seconds <= 0:
+            raise ConfigError("cluster_lease_seconds must be positive")
         if self.history_length < 0 or self.token_ttl_seconds <= 0:
             raise ConfigError("history_length must be >= 0 and token_ttl_seconds positive")
         if (

@@ -157,7 +157,10 @@ async def _peek(transport: Transport, seconds: float) -> tuple[bool | None, byte
             verdict = looks_like_tls(first)
             if verdict is not None:
                 return verdict, first
-    first += _late(transport)
+    late = _late(transport)
+    if late is None:
+        return None, b""
+    first += late
     return bool(looks_like_tls(first)), first
 
 
@@ -178,17 +181,27 @@ async def _sniff(
             protocol = sniff(first)
             if protocol is not None:
                 return protocol, first
-    first += _late(transport)
+    late = _late(transport)
+    if late is None:
+        return None, b""
+    first += late
     return sniff(first) or Protocol.TEXT, first
 
 
-def _late(transport: Transport) -> bytes:
+def _late(transport: Transport) -> bytes | None:
     """What arrived by the deadline but was not read yet (the event loop was busy): a client
-    that spoke in time must not be taken for a silent one because the server was slow."""
+    that spoke in time must not be taken for a silent one because the server was slow.
+
+    ``None``: the peer left by then. A burst of TLS clients that handshake and close at once
+    would otherwise each be greeted as a silent person on nc and joined to the default rooms
+    (a join and a quit broadcast to everyone there) whenever the loop was behind."""
     try:
-        return transport.recv(RECV_BYTES)
-    except OSError:  # BlockingIOError included: it really was silent
-        return b""
+        data = transport.recv(RECV_BYTES)
+    except (BlockingIOError, InterruptedError):
+        return b""  # it really was silent
+    except OSError:
+        return None
+    return data or None
 
 
 async def _recv(transport: Transport) -> bytes:

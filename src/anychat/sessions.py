@@ -44,6 +44,8 @@ class Session(Generic[P]):
     #: Username shown in hostmasks (IRC ``USER``, else the nick at hello) and real name.
     user: str = ""
     realname: str = ""
+    #: Nicks it watches (IRC ``MONITOR``): folded -> as given.
+    watching: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)
