@@ -129,14 +129,18 @@ async def _read(hub: Hub, conn: Connection) -> None:
         try:
             data = transport.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
-            # Only now ask the event loop to watch the socket: a busy client's next batch is
-            # usually there already, and each wait costs registering with the selector and
-            # unregistering again (two system calls per wait on asyncio).
-            await transport.wait_readable()
-            continue
+            data = None
         except OSError as exc:
             conn.why_closed = f"connection lost ({exc.strerror or exc})"
             return
+        if data is None:
+            # Only now ask the event loop to watch the socket: a busy client's next batch is
+            # usually there already, and each wait costs registering with the selector and
+            # unregistering again (two system calls per wait on asyncio). Awaited outside the
+            # ``except``: there the exception, its traceback and its message would stay alive
+            # for as long as the client is idle (about 600 bytes per idle connection).
+            await transport.wait_readable()
+            continue
         if not data:
             # The peer finished sending (it may still read): let our replies drain first.
             hub.flush()
