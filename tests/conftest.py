@@ -15,6 +15,7 @@ import pytest
 import anychat
 
 from .postgres import PostgresServer, postgres_session
+from .redis_server import RedisServer, redis_server
 
 _ALL = {
     "asyncio": ("asyncio", {}),
@@ -62,3 +63,9 @@ def postgres() -> Iterator[PostgresServer]:
 def postgres_url(postgres: PostgresServer) -> str:
     """A ``postgresql://`` URL of an empty schema of its own, for one test."""
     return postgres.new_url()
+
+
+@pytest.fixture
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A ``redis-server`` of this test's own on a free port (see tests/redis_server.py)."""
+    yield from redis_server(tmp_path_factory.mktemp("redis"))

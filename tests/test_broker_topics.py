@@ -70,7 +70,8 @@ def test_topic_refusals() -> None:
 def test_away_shows_in_whois() -> None:
     broker = make()
     assert deliveries(broker.handle("bob", m.Away(text="lunch", ref=4))) == [
-        (m.AwayStatus(text="lunch", ref=4), {"bob"})
+        (m.AwayStatus(text="lunch", ref=4), {"bob"}),
+        (m.AwayChanged(nick="bob", text="lunch"), {"ada"}),  # who shares a room hears it
     ]
     assert deliveries(broker.handle("cy", m.Whois(nick="BOB", ref=5))) == [
         (m.UserInfo(nick="bob", rooms=("#a",), away="lunch", since=100.0, ref=5), {"cy"})

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from anychat import model as m
 from anychat.broker import Broker, Deliver, Persist
+from anychat.bus.directory import BusEvent
 from anychat.bus.local import LocalBus
 from anychat.effects import Publish
 
@@ -18,7 +19,7 @@ class TwoNodeView(LocalBus):
     def __init__(self, held_elsewhere: Iterable[str]) -> None:
         super().__init__(first_message_id=100)
         self.held = set(held_elsewhere)
-        self.published: list[tuple[str, m.Event]] = []
+        self.published: list[tuple[str, BusEvent]] = []
         self.released: list[str] = []
 
     def claim_nick(self, nick: str) -> bool:
@@ -27,7 +28,7 @@ class TwoNodeView(LocalBus):
     def release_nick(self, nick: str) -> None:
         self.released.append(nick)
 
-    def publish(self, room: str, event: m.Event) -> None:
+    def publish(self, room: str, event: BusEvent) -> None:
         self.published.append((room, event))
 
 

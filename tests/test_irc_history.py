@@ -82,9 +82,38 @@ async def test_chathistory_requests(server: anychat.Server) -> None:
             "m2",
             "m3",
         ]
+        # draft/chathistory: BETWEEN counts from its first reference towards the second.
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[5]} msgid={ids[0]} 2") == [
+            "m3",
+            "m4",
+        ]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[0]} msgid={ids[5]} 2") == [
+            "m1",
+            "m2",
+        ]
+        # LATEST with a reference: the newest messages, as long as they are after it.
+        assert await texts(f"CHATHISTORY LATEST #h msgid={ids[1]} 2") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY LATEST #h msgid={ids[3]} 10") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY LATEST #h msgid={ids[5]} 10") == []
+        # timestamp= references (moments well before and after these messages).
+        past, future = "timestamp=2000-01-01T00:00:00.000Z", "timestamp=2100-01-01T00:00:00Z"
+        assert await texts(f"CHATHISTORY BEFORE #h {past} 10") == []
+        assert await texts(f"CHATHISTORY BEFORE #h {future} 2") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY AFTER #h {past} 2") == ["m0", "m1"]
+        assert await texts(f"CHATHISTORY AFTER #h {future} 2") == []
+        assert await texts(f"CHATHISTORY LATEST #h {past} 2") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY LATEST #h {future} 2") == []
+        await ada.send(f"CHATHISTORY BETWEEN #h {past} msgid={ids[3]} 10")
+        assert await ada.line() == (
+            ":anychat FAIL CHATHISTORY INVALID_PARAMS BETWEEN "
+            ":Give both references as msgid= or timestamp="
+        )
+        assert await texts(f"CHATHISTORY BETWEEN #h {past} {future} 2") == ["m0", "m1"]
+        assert await texts(f"CHATHISTORY BETWEEN #h {future} {past} 3") == ["m3", "m4", "m5"]
+        assert await texts(f"CHATHISTORY AROUND #h {future} 4") == ["m4", "m5"]
         await ada.send(
             "CHATHISTORY LATEST #elsewhere * 5",
-            "CHATHISTORY BEFORE #h timestamp=2026-01-01T00:00:00.000Z 5",
+            "CHATHISTORY BEFORE #h timestamp=yesterday 5",
             "CHATHISTORY TARGETS timestamp=a timestamp=b 5",
             "CHATHISTORY LATEST #h",
         )
@@ -93,8 +122,8 @@ async def test_chathistory_requests(server: anychat.Server) -> None:
                 ":anychat FAIL CHATHISTORY INVALID_TARGET LATEST #elsewhere :"
             )
         assert await ada.line() == (
-            ":anychat FAIL CHATHISTORY INVALID_PARAMS BEFORE timestamp=2026-01-01T00:00:00.000Z "
-            ":Only msgid= references are supported"
+            ":anychat FAIL CHATHISTORY INVALID_PARAMS BEFORE timestamp=yesterday "
+            ":Invalid message reference"
         )
         assert (
             await ada.line()

@@ -31,6 +31,7 @@ _PROBE = textwrap.dedent(
     sys.meta_path.insert(0, Block())
 
     import anychat.codecs, anychat.model, anychat.broker, anychat.commands, anychat.safetext
+    import anychat.bus, anychat.bus.local, anychat.bus.directory, anychat.bus.wire
     for info in pkgutil.walk_packages(anychat.codecs.__path__, "anychat.codecs."):
         importlib.import_module(info.name)
 

@@ -68,6 +68,22 @@ async def test_last_message_id_and_room_paging(store: Store) -> None:
     assert await store.history("#nowhere") == []
 
 
+async def test_room_paging_by_time(store: Store) -> None:
+    """Time bounds (exclusive) page like id bounds: a lower bound pages upwards from it."""
+    await store.append_messages([msg(i, "ann", "#t", f"m{i}") for i in range(1, 11)])
+    await store.append_messages([msg(11, "bob", "#other")])
+
+    async def ids(**bounds: float | int) -> list[int]:
+        return [x.id for x in await store.history("#t", **bounds)]  # type: ignore[arg-type]
+
+    assert await ids(before_time=1008.0, limit=3) == [5, 6, 7]
+    assert await ids(after_time=1008.0, limit=5) == [9, 10]
+    assert await ids(after_time=1002.0, before_time=1006.0) == [3, 4, 5]
+    assert await ids(after_time=1002.5, limit=2) == [3, 4]
+    assert await ids(after_time=1002.0, before=5) == [3, 4]
+    assert await ids(before_time=1001.0) == []
+
+
 async def test_private_messages_only_for_their_two_parties(store: Store) -> None:
     await store.append_messages(
         [

@@ -310,11 +310,11 @@ async def test_https_page_and_wss_chat_on_every_web_port(certs: Certs) -> None:
             def chat(port: int = port) -> list[dict[str, object]]:
                 url = f"wss://127.0.0.1:{port}/ws"
                 origin = Origin(f"https://127.0.0.1:{port}")  # same origin, https scheme
-                with ws_connect(url, origin=origin, ssl=context, open_timeout=5) as ws:
+                with ws_connect(url, origin=origin, ssl=context, open_timeout=10) as ws:
                     ws.send(json.dumps({"type": "hello", "nick": f"web{port}"}))
-                    seen: list[dict[str, object]] = [json.loads(ws.recv(timeout=5))]
+                    seen: list[dict[str, object]] = [json.loads(ws.recv(timeout=10))]
                     return seen
 
-            with anyio.fail_after(15):
+            with anyio.fail_after(30):
                 seen = await anyio.to_thread.run_sync(chat)
             assert seen[0]["type"] == "welcome" and seen[0]["nick"] == f"web{port}"

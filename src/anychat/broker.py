@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
 import time
 from collections.abc import Callable, Collection, Iterable
-from typing import Any, ClassVar, Final, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from . import model as m
+from .broker_cluster import ClusterRules
 from .broker_info import InfoRules, with_ref
 from .broker_ops import UNSENDABLE, OperatorRules
+from .broker_presence import PresenceRules, clean_realname, tags_problem
 from .broker_slow import SlowWork
 from .bus import Bus
 from .bus.local import LocalBus
@@ -30,6 +31,8 @@ from .effects import (
     Deliver,
     Disconnect,
     Effect,
+    ListenRoom,
+    NumberMessage,
     Persist,
     Publish,
     Request,
@@ -52,16 +55,12 @@ __all__ = [
 
 P = TypeVar("P")
 
-#: Real names (IRC ``USER``) are free text without controls, bounded.
-REALNAME_LENGTH: Final = 100
-_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
 
 # Handlers are looked up by command type, so each one's exact command type is erased here.
 _Handler: TypeAlias = "Callable[[Broker[Any], Session[Any], Any], list[Effect[Any]]]"
 
 
-class Broker(SlowWork[P], InfoRules[P]):
+class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
     """Registration, nicks, rooms and who hears what.
 
     Args:
@@ -74,6 +73,8 @@ class Broker(SlowWork[P], InfoRules[P]):
         registered: Nicks that belong to accounts: only a session logged in to one may use it.
         require_login: Refuse guests.
         history_length: Recent messages replayed to whoever joins a room (0 = none).
+        quiet_room_size: In a room with this many members, guests come and go unannounced
+            (0 = every join is announced); see :meth:`_quiet`.
         bus: What this node shares with others (default: a single node's ``LocalBus``,
             seeded with ``first_message_id`` and ``registered``).
     """
@@ -90,6 +91,7 @@ class Broker(SlowWork[P], InfoRules[P]):
         registered: Iterable[str] = (),
         require_login: bool = False,
         history_length: int = 0,
+        quiet_room_size: int = 0,
         bus: Bus | None = None,
     ) -> None:
         self.server_name = server_name
@@ -103,10 +105,12 @@ class Broker(SlowWork[P], InfoRules[P]):
         self._nicks: dict[str, Session[P]] = {}
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
+        self._watchers: dict[str, set[P]] = {}
         self._random = random.Random()
         self._max_users = 0
         self.require_login = require_login
         self.recent = RecentHistory(history_length)
+        self.quiet_room_size = quiet_room_size
         self._lobbies = frozenset(m.casefold(room) for room in self.default_rooms)
         self.sent = SentMessages()  # idempotency keys of recent messages
         bad = [r for r in self.default_rooms if not m.valid_room(r)]
@@ -155,14 +159,16 @@ class Broker(SlowWork[P], InfoRules[P]):
         key = m.casefold(nick)
         self.bus.set_registered((key,), registered=False)
         logged_out = [s.peer for s in self._sessions.values() if s.account == key]
+        news: list[Effect[P]] = []
         for peer in logged_out:
             self._sessions[peer].account = ""
+            news += self._account_news(self._sessions[peer])
         if not logged_out:
             return []
         notice = m.Error(
             code=m.ErrorCode.ACCOUNT_DELETED, text=f"account {nick} was deleted: you are logged out"
         )
-        return [Deliver(notice, logged_out)]
+        return [Deliver(notice, logged_out), *news]
 
     def log_in(self, peer: P, nick: str, ref: m.Ref = None) -> list[Effect[P]]:
         """Mark ``peer`` as logged in to account ``nick`` (the glue checked the password).
@@ -173,11 +179,16 @@ class Broker(SlowWork[P], InfoRules[P]):
         session = self._sessions[peer]
         key = m.casefold(nick)
         self.bus.set_registered((key,))
+        changed = session.account != key
         session.account = key
-        if session.state is not SessionState.ACTIVE or session.nick == nick:
+        if session.state is not SessionState.ACTIVE:
             return []
-        effects = self._take_over(session, nick)
-        return effects + self._nick(session, m.Nick(nick=nick, ref=ref))
+        effects = []
+        if session.nick != nick:
+            effects = self._take_over(session, nick) + self._nick(
+                session, m.Nick(nick=nick, ref=ref)
+            )
+        return effects + self._account_news(session) if changed else effects
 
     def _take_over(self, session: Session[P], nick: str) -> list[Effect[P]]:
         """Disconnect another session holding ``nick`` if it is logged in to the same account."""
@@ -212,9 +223,13 @@ class Broker(SlowWork[P], InfoRules[P]):
             del self._nicks[key]
             self.bus.release_nick(key)
         session.state = SessionState.GONE
+        self._forget_watches(session)
+        watched = self._went(session.nick) if was_active else []
+        quitted = m.Quitted(nick=session.nick, reason=reason, user=session.user)
+        told = self._tell(quitted) if was_active else []
         if not audience:
-            return []
-        return [Deliver(m.Quitted(nick=session.nick, reason=reason, user=session.user), audience)]
+            return [*watched, *told]
+        return [Deliver(quitted, audience), *watched, *told]
 
     # ----------------------------------------------------------------- commands
 
@@ -272,8 +287,12 @@ class Broker(SlowWork[P], InfoRules[P]):
             )
         if cmd.nick is None:
             nick = self._guest_nick()
+            if self.bus.shared and self.bus.must_ask(m.casefold(nick)):
+                return self._claim_first(session, dataclasses.replace(cmd, nick=nick), nick)
         else:
             effects += self._take_over(session, cmd.nick)
+            if self.bus.shared and (ask := self._claim_first(session, cmd, cmd.nick)):
+                return effects + ask
             problem = self._nick_problem(cmd.nick, session)
             if problem:
                 return self._refuse(session, cmd, *problem)
@@ -282,7 +301,7 @@ class Broker(SlowWork[P], InfoRules[P]):
         session.state = SessionState.ACTIVE
         session.since = self._clock()
         session.user = m.clean_username(cmd.user, nick)
-        session.realname = _CONTROLS.sub("", cmd.realname)[:REALNAME_LENGTH] or nick
+        session.realname = clean_realname(cmd.realname) or nick
         self._nicks[m.casefold(nick)] = session
         self._max_users = max(self._max_users, len(self._nicks))
         peer = session.peer
@@ -294,6 +313,9 @@ class Broker(SlowWork[P], InfoRules[P]):
             stats=self._stats_of(None),
         )
         effects.append(Deliver(welcome, (peer,)))
+        effects += self._came(session)
+        if self.bus.shared:
+            effects += self._tell(self._present(session))
         if cmd.autojoin:
             for name in self.default_rooms:
                 effects += self._join(session, m.Join(room=name))
@@ -307,6 +329,8 @@ class Broker(SlowWork[P], InfoRules[P]):
                 m.ErrorCode.NICK_REGISTERED,
                 "you are logged in: your nick is your account's",
             )
+        if self.bus.shared and (ask := self._claim_first(session, cmd, cmd.nick)):
+            return ask
         problem = self._nick_problem(cmd.nick, session)
         if problem:
             return self._refuse(session, cmd, *problem)
@@ -320,9 +344,13 @@ class Broker(SlowWork[P], InfoRules[P]):
         audience = self._audience(session)
         audience.discard(session.peer)
         user = session.user
+        watched = self._went(old) + self._came(session) if old_key != new_key else []
+        changed = m.NickChanged(old=old, new=cmd.nick, user=user)
         return [
             Deliver(m.NickChanged(old=old, new=cmd.nick, ref=cmd.ref, user=user), (session.peer,)),
-            Deliver(m.NickChanged(old=old, new=cmd.nick, user=user), audience),
+            Deliver(changed, audience),
+            *watched,
+            *self._tell(changed),
         ]
 
     def _join(self, session: Session[P], cmd: m.Join) -> list[Effect[P]]:
@@ -350,6 +378,8 @@ class Broker(SlowWork[P], InfoRules[P]):
             return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
         peer = session.peer
+        if room is None and self.bus.shared and self.bus.must_listen(key):
+            return [ListenRoom(peer, key, cmd)]
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
             self.bus.room_opened(key)
@@ -375,8 +405,11 @@ class Broker(SlowWork[P], InfoRules[P]):
             user=session.user,
             realname=session.realname,
             account=session.account,
+            away=session.away,
         )
-        if room.members:
+        if self._quiet(session, room):
+            room.quiet.add(peer)
+        elif room.members:
             effects.append(Deliver(joined, room.members, skip=peer))
         room.members[peer] = session
         session.rooms[key] = room
@@ -386,20 +419,23 @@ class Broker(SlowWork[P], InfoRules[P]):
             effects.append(Deliver(self._topic_of(room, cmd.ref), (peer,)))
         effects.append(Deliver(self._members(room, cmd.ref), (peer,)))
         effects.extend(Deliver(msg, (peer,)) for msg in self.recent.replay(room.name))
+        if self.bus.shared:
+            effects += self._tell(joined)
         return effects
 
     def _part(self, session: Session[P], cmd: m.Part) -> list[Effect[P]]:
         room = self._my_room(session, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(with_ref(room, cmd.ref), (session.peer,))]
+        announced = session.peer not in room.quiet
         self._leave(session, room)
         parted = m.Parted(room=room.name, nick=session.nick, reason=cmd.reason, user=session.user)
         effects: list[Effect[P]] = [
             Deliver(dataclasses.replace(parted, ref=cmd.ref), (session.peer,))
         ]
-        if room.members:
+        if room.members and announced:
             effects.append(Deliver(parted, room.members))
-        return effects
+        return effects + self._tell(parted)
 
     def _say(self, session: Session[P], cmd: m.Say) -> list[Effect[P]]:
         text = cmd.text
@@ -419,8 +455,12 @@ class Broker(SlowWork[P], InfoRules[P]):
                 m.ErrorCode.BAD_COMMAND,
                 "message may not contain line breaks or NUL",
             )
+        if cmd.tags and (bad_tags := tags_problem(cmd.tags)):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, bad_tags)
         if (resend := self.sent.answer(session.nick, session.peer, cmd)) is not None:
             return resend  # a bad key, or said before: the original ack, nothing relayed
+        if self.bus.shared and not self.bus.holds_id():
+            return [NumberMessage(session.peer, cmd)]  # a cluster-wide id first
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -456,6 +496,10 @@ class Broker(SlowWork[P], InfoRules[P]):
                     msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=target, ref=cmd.ref)
                 )
             ]
+        if other is None and (remote := self._remote_user(target)) is not None:
+            msg = self._message(session, remote.nick, cmd)
+            ack = m.Ack(id=msg.id, time=msg.time, target=remote.nick, ref=cmd.ref)
+            return [Persist(msg, session.peer, ack), Publish("", msg)]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
         msg = self._message(session, other.nick, cmd)
@@ -491,7 +535,10 @@ class Broker(SlowWork[P], InfoRules[P]):
         m.Who: InfoRules._who,
         m.ListRooms: InfoRules._list_rooms,
         m.Topic: InfoRules._topic,
-        m.Away: InfoRules._away,
+        m.Away: PresenceRules._away,
+        m.SetRealname: PresenceRules._set_realname,
+        m.Watch: PresenceRules._watch,
+        m.TagMsg: PresenceRules._tagmsg,
         m.Whois: InfoRules._whois,
         m.Mode: OperatorRules._mode,
         m.Kick: OperatorRules._kick,
@@ -517,12 +564,15 @@ class Broker(SlowWork[P], InfoRules[P]):
             text=cmd.text,
             kind=cmd.kind,
             user=session.user,
+            account=session.account,
+            tags=cmd.tags,
         )
         return self.sent.said(session.peer, cmd, msg)
 
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
         del room.members[session.peer]
+        room.quiet.discard(session.peer)
         room.channel.forget(session.peer)
         del session.rooms[key]
         if not room.members:
@@ -532,11 +582,30 @@ class Broker(SlowWork[P], InfoRules[P]):
             session.current = next(reversed(session.rooms.values()), None)
 
     def _audience(self, session: Session[P]) -> set[P]:
-        """Everyone who shares a room with ``session``, itself included, each once."""
-        audience = {session.peer}
+        """Everyone who shares a room with ``session`` and saw it join, itself included, each
+        once."""
+        peer = session.peer
+        audience = {peer}
         for room in session.rooms.values():
-            audience.update(room.members)
+            if peer not in room.quiet:
+                audience.update(room.members)
         return audience
+
+    def _quiet(self, session: Session[P], room: Room[P]) -> bool:
+        """Should ``session`` join ``room`` unannounced?
+
+        Announcing every join to every member makes a storm of N connections cost N²/2 lines,
+        most of them to people who never read them: so, as large IRC deployments do, a guest
+        (no account) joining a room that already has ``quiet_room_size`` members is not
+        announced, and neither are its part, quit or nick changes there (members never hear of
+        someone leaving whom they did not see come). Everyone still hears what it says, and
+        ``who`` lists it. Accounts are always announced: making one has a cost of its own.
+        """
+        return bool(
+            self.quiet_room_size
+            and not session.account
+            and len(room.members) >= self.quiet_room_size
+        )
 
     def _nick_problem(self, nick: str, session: Session[P]) -> tuple[m.ErrorCode, str] | None:
         if not nick:
@@ -566,5 +635,5 @@ class Broker(SlowWork[P], InfoRules[P]):
             key = m.casefold(nick)
             if key in self._nicks or self.bus.is_registered(key):
                 continue
-            if self.bus.claim_nick(key):
-                return nick
+            if self.bus.claim_nick(key) or self.bus.must_ask(key):
+                return nick  # a node of a cluster asks the bus before using it

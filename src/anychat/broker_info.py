@@ -1,6 +1,6 @@
 """The broker's answers about rooms and people, and what a session says about itself.
 
-WHO, LIST, WHOIS and TOPIC (asking and setting) and AWAY: a mixin of
+WHO, LIST, WHOIS and TOPIC (asking and setting): a mixin of
 :class:`~anychat.broker.Broker` (as :mod:`anychat.broker_ops` is), kept apart so each module stays
 small; it uses only the broker state declared below. Secret rooms (+s) are hidden here from
 whoever is not in them.
@@ -12,6 +12,8 @@ from typing import TypeVar
 
 from . import model as m
 from .broker_ops import UNSENDABLE, OperatorRules
+from .bus import Bus
+from .bus.directory import RemoteUser
 from .effects import Deliver, Effect
 from .sessions import Room, Session
 
@@ -21,9 +23,17 @@ P = TypeVar("P")
 
 
 class InfoRules(OperatorRules[P]):
-    """Queries, topics and away (mixed into the broker)."""
+    """Queries and topics (mixed into the broker)."""
+
+    bus: Bus
 
     def rooms(self) -> list[Room[P]]:
+        raise NotImplementedError
+
+    def _remote_user(self, nick: str) -> RemoteUser | None:
+        raise NotImplementedError
+
+    def _remote_members(self, room: Room[P]) -> tuple[m.Member, ...]:
         raise NotImplementedError
 
     def _who(self, session: Session[P], cmd: m.Who) -> list[Effect[P]]:
@@ -75,17 +85,23 @@ class InfoRules(OperatorRules[P]):
         return [
             Deliver(self._topic_of(room, None), room.members, skip=session.peer),
             Deliver(self._topic_of(room, cmd.ref), (session.peer,)),
+            *self._tell(self._topic_of(room, None), m.casefold(room.name)),
         ]
-
-    def _away(self, session: Session[P], cmd: m.Away) -> list[Effect[P]]:
-        problem = free_text_problem(cmd.text, "away message")
-        if problem:
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
-        session.away = cmd.text
-        return [Deliver(m.AwayStatus(text=cmd.text, ref=cmd.ref), (session.peer,))]
 
     def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None and (remote := self._remote_user(cmd.nick)) is not None:
+            info = m.UserInfo(
+                nick=remote.nick,
+                rooms=tuple(sorted(remote.rooms.values())),
+                since=remote.since,
+                ref=cmd.ref,
+                statuses=tuple("" for _ in remote.rooms),
+                user=remote.user,
+                realname=remote.realname,
+                account=remote.account,
+            )
+            return [Deliver(info, (session.peer,))]
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
         shown = [
@@ -124,6 +140,8 @@ class InfoRules(OperatorRules[P]):
             )
             for peer, s in room.members.items()
         )
+        if self.bus.shared:
+            details += self._remote_members(room)
         return m.Members(
             room=room.name, nicks=tuple(d.nick for d in details), ref=ref, details=details
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
 from . import model as m
+from .bus.directory import BusEvent
 from .effects import Deliver, Effect
 from .rooms import hostmask
 from .sessions import Room, Session
@@ -38,6 +39,9 @@ class OperatorRules(Generic[P]):
     _sessions: dict[P, Session[P]]
 
     def _leave(self, session: Session[P], room: Room[P]) -> None:
+        raise NotImplementedError
+
+    def _tell(self, event: BusEvent, room: str = "") -> list[Effect[P]]:
         raise NotImplementedError
 
     @staticmethod
@@ -157,7 +161,7 @@ class OperatorRules(Generic[P]):
         if other is not session:
             effects.append(Deliver(kicked, (other.peer,)))
         self._leave(other, room)
-        return effects
+        return effects + self._tell(kicked)
 
     def _invite(self, session: Session[P], cmd: m.Invite) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))
@@ -181,7 +185,12 @@ class OperatorRules(Generic[P]):
         elif not m.valid_room(cmd.room):
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}")
         invited = m.Invited(room=name, nick=other.nick, by=session.nick, user=session.user)
-        return [
+        effects: list[Effect[P]] = [
             Deliver(invited, (other.peer,)),
             Deliver(dataclasses.replace(invited, ref=cmd.ref), (session.peer,)),
         ]
+        if room is not None and len(room.members) > 1:
+            # The other members may hear of it (IRC invite-notify); the inviter was answered.
+            notice = dataclasses.replace(invited, notice=True)
+            effects.append(Deliver(notice, room.members, skip=session.peer))
+        return effects

@@ -15,10 +15,14 @@ from . import model as m
 from .bus import Bus
 from .effects import (
     Authenticate,
+    BusGrant,
+    ClaimNick,
     CreateAccount,
     Deliver,
     Effect,
+    ListenRoom,
     LoginGrant,
+    NumberMessage,
     Outcome,
     ReadHistory,
     Request,
@@ -114,6 +118,8 @@ class SlowWork(Generic[P]):
                 cmd.limit,
                 settled_upto=self.bus.next_id - 1,
                 ref=cmd.ref,
+                before_time=cmd.before_time,
+                after_time=cmd.after_time,
             )
         ]
 
@@ -131,6 +137,10 @@ class SlowWork(Generic[P]):
             if isinstance(outcome, dict):
                 self.recent.loaded(outcome)
             return self._continue(request.peer, request.then)
+        if isinstance(request, ListenRoom):
+            return self._continue(request.peer, request.then)  # listening or not: join
+        if isinstance(request, ClaimNick | NumberMessage):
+            return self._bus_answered(request, outcome)
         session = self._sessions.get(request.peer)
         if isinstance(outcome, m.Error):
             if session is None or session.state is SessionState.GONE:
@@ -163,6 +173,30 @@ class SlowWork(Generic[P]):
                 effects.append(logged_in)
             return effects + after
         return [logged_in, *self.log_in(session.peer, outcome.nick, request.ref)]
+
+    def _bus_answered(
+        self, request: ClaimNick[P] | NumberMessage[P], outcome: Outcome
+    ) -> list[Effect[P]]:
+        """A claimed nick or a message id came back: go on with the command that asked."""
+        session = self._sessions.get(request.peer)
+        alive = session is not None and session.state is not SessionState.GONE
+        if not isinstance(outcome, BusGrant):
+            if not alive or not isinstance(outcome, m.Error):
+                return []
+            return [Deliver(dataclasses.replace(outcome, ref=request.then.ref), (request.peer,))]
+        if isinstance(request, NumberMessage):
+            if not alive:
+                return []
+            self.bus.hold_id(outcome.message_id)
+            try:
+                return self._continue(request.peer, request.then)
+            finally:
+                self.bus.hold_id(0)
+        effects = self._continue(request.peer, request.then) if alive else []
+        return self._claimed(request.peer, request.nick, effects)
+
+    def _claimed(self, peer: P, nick: str, effects: list[Effect[P]]) -> list[Effect[P]]:
+        raise NotImplementedError
 
     def _continue(self, peer: P, command: m.Command) -> list[Effect[P]]:
         if peer not in self._sessions:

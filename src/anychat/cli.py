@@ -166,6 +166,15 @@ def serve(
             "it may open 5 a second at most; 0 = no limit.",
         ),
     ] = _DEFAULTS.max_connections_per_address,
+    quiet_room_size: Annotated[
+        int,
+        typer.Option(
+            envvar="ANYCHAT_QUIET_ROOM_SIZE",
+            min=0,
+            help="In a room with this many members, guests join and leave unannounced; "
+            "0 = announce everyone.",
+        ),
+    ] = _DEFAULTS.quiet_room_size,
     silent_timeout: Annotated[
         float,
         typer.Option(
@@ -245,6 +254,23 @@ def serve(
             "(needs anychat[cluster]) or memory:// (default: anychat.db in the data directory).",
         ),
     ] = None,
+    cluster_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ANYCHAT_CLUSTER_URL",
+            show_default=False,
+            help="Serve one chat with other nodes over this Redis (redis://host:port/db; needs "
+            "anychat[cluster]); pair it with a shared --database-url postgresql://...",
+        ),
+    ] = None,
+    cluster_lease: Annotated[
+        float,
+        typer.Option(
+            envvar="ANYCHAT_CLUSTER_LEASE_SECONDS",
+            min=0.1,
+            help="A node silent this long is dead: the others announce its users as quit.",
+        ),
+    ] = _DEFAULTS.cluster_lease_seconds,
     secret: Annotated[
         str | None,
         typer.Option(
@@ -359,11 +385,14 @@ def serve(
             max_connections=max_connections,
             max_connections_per_address=max_connections_per_address,
             silent_timeout_seconds=silent_timeout,
+            quiet_room_size=quiet_room_size,
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),
             flood_rate=flood_rate,
             irc_port=irc_port,
             database_url=database_url or database_url_in(where),
+            cluster_url=cluster_url or None,
+            cluster_lease_seconds=cluster_lease,
             http_port=http_port,
             allowed_origins=_origins(allowed_origin),
             secret=secret or None,

@@ -82,6 +82,10 @@ class ServerConfig:
     #: sockets must not pile up as guests; a person on nc who has typed anything stays).
     silent_timeout_seconds: float = 600.0
     max_rooms_per_session: int = 50
+    #: In a room with this many members, guests join, leave and change nicks unannounced (a
+    #: storm of guest connections must not cost every member a line per join); 0 = always
+    #: announce. Accounts are always announced.
+    quiet_room_size: int = 200
     #: How long a new connection may stay silent before it is treated as a person on nc/telnet.
     sniff_seconds: float = 0.25
     #: Commands per second a client may send on average (0 = unlimited); past the burst its
@@ -108,6 +112,12 @@ class ServerConfig:
     #: library default writes no files; ``anychat serve`` uses its data directory
     #: (:mod:`anychat.datadir`).
     database_url: str = "memory://"
+    #: Several nodes as one chat: ``redis://host:port/db`` of the bus they share (needs
+    #: ``anychat[cluster]``); ``None`` = a single node (no bus work at all).
+    cluster_url: str | None = None
+    #: A node that stops renewing its lease this long is dead: the others announce its users
+    #: as quit and their nicks are free again.
+    cluster_lease_seconds: float = 10.0
     #: ``development`` or ``production``; production insists on a real ``secret``.
     environment: str = "development"
     #: Signs login tokens (HS256). ``None`` in development: a random one per run (with a warning).
@@ -169,6 +179,8 @@ class ServerConfig:
             or self.connection_burst_per_address < 1
         ):
             raise ConfigError("per-address connection limits may not be negative")
+        if self.quiet_room_size < 0:
+            raise ConfigError("quiet_room_size must be 0 (always announce) or positive")
         if self.flood_rate < 0:
             raise ConfigError("flood_rate must be 0 (unlimited) or positive")
         bad = [room for room in self.default_rooms if not valid_room(room)]
@@ -178,6 +190,12 @@ class ServerConfig:
             raise ConfigError(
                 f"ANYCHAT_ENV must be development or production, not {self.environment!r}"
             )
+        if self.cluster_url is not None and not self.cluster_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(f"cluster_url must be a redis:// URL, not {self.cluster_url!r}")
+        if self.cluster_lease_seconds <= 0:
+            raise ConfigError("cluster_lease_seconds must be positive")
         if self.history_length < 0 or self.token_ttl_seconds <= 0:
             raise ConfigError("history_length must be >= 0 and token_ttl_seconds positive")
         if (

@@ -18,14 +18,19 @@ from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
 from . import model as m
+from .bus.directory import BusEvent
 
 __all__ = [
     "Authenticate",
+    "BusGrant",
+    "ClaimNick",
     "CreateAccount",
     "Deliver",
     "Disconnect",
     "Effect",
+    "ListenRoom",
     "LoginGrant",
+    "NumberMessage",
     "Outcome",
     "Persist",
     "Publish",
@@ -74,10 +79,15 @@ class Persist(Generic[P]):
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """Hand ``event`` to the other nodes that have members in ``room`` (a shared bus only)."""
+    """Hand ``event`` to the other nodes (a shared bus only).
+
+    ``room`` (folded) names the room whose nodes hear it (a message, a topic); ``""`` is about
+    a user (registered, joined, parted, renamed, quit) and reaches every node, or for a private
+    message, the node of its recipient.
+    """
 
     room: str
-    event: m.Event
+    event: BusEvent
 
 
 # ------------------------------------------------------------------------------ requests
@@ -124,6 +134,9 @@ class ReadHistory(Generic[P]):
     #: Every id up to here was assigned when asked: wait until the store has them.
     settled_upto: int
     ref: m.Ref
+    #: Bounds by message time (see :class:`~anychat.model.History`).
+    before_time: float | None = None
+    after_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +154,40 @@ class WarmRooms(Generic[P]):
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimNick(Generic[P]):
+    """Take the folded ``nick`` cluster-wide (other nodes may race for it), then run ``then``."""
+
+    peer: P
+    nick: str
+    then: m.Command
+
+
+@dataclass(frozen=True, slots=True)
+class NumberMessage(Generic[P]):
+    """Get a cluster-wide message id (in accept order across nodes), then say ``then``."""
+
+    peer: P
+    then: m.Say
+
+
+@dataclass(frozen=True, slots=True)
+class ListenRoom(Generic[P]):
+    """Hear the other nodes' events of ``room`` (folded) before the first member here joins
+    it, so that member misses nothing said after the join; then run ``then``."""
+
+    peer: P
+    room: str
+    then: m.Join
+
+
+@dataclass(frozen=True, slots=True)
+class BusGrant:
+    """The bus said yes: the nick is this node's, or the message has ``message_id``."""
+
+    message_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LoginGrant:
     """A successful login: the account's nick and a token for next time."""
 
@@ -149,7 +196,10 @@ class LoginGrant:
     expires: float
 
 
-Request: TypeAlias = "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | WarmRooms[P]"
+Request: TypeAlias = (
+    "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | WarmRooms[P] | ClaimNick[P]"
+    " | NumberMessage[P] | ListenRoom[P]"
+)
 Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Request[P]"
 #: What a service answers: a grant, a page, the rooms' messages, or why it failed.
-Outcome: TypeAlias = "LoginGrant | m.HistoryPage | dict[str, list[m.Message]] | m.Error"
+Outcome: TypeAlias = "LoginGrant | m.HistoryPage | dict[str, list[m.Message]] | BusGrant | m.Error"

@@ -14,6 +14,7 @@ never be mistaken for another (such as "close the peer").
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -28,10 +29,14 @@ from .codecs.registry import CodecSettings
 from .committer import Committer
 from .effects import (
     Authenticate,
+    ClaimNick,
     CreateAccount,
     Deliver,
     Disconnect,
     Effect,
+    ListenRoom,
+    NumberMessage,
+    Outcome,
     Persist,
     Publish,
     ReadHistory,
@@ -40,11 +45,14 @@ from .effects import (
 )
 from .metrics import ServerStats
 from .services import Services
+from .sessions import SessionState
 from .transport import is_loopback
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
+    from .bus.directory import BusEvent, RemoteUser
+    from .bus.redis import RedisBus
     from .config import ServerConfig
     from .connection import Connection
     from .store import Store
@@ -54,7 +62,15 @@ __all__ = ["Hub"]
 logger = logging.getLogger("anychat.server")
 
 #: The effects that ask for slow work, awaited in the reader's own order.
-_REQUESTS = (Authenticate, CreateAccount, ReadHistory, WarmRooms)
+_REQUESTS = (
+    Authenticate,
+    CreateAccount,
+    ReadHistory,
+    WarmRooms,
+    ClaimNick,
+    NumberMessage,
+    ListenRoom,
+)
 
 #: Matches no codec's encoding key, so the fan-out loop looks the first one up.
 _NO_KEY: Any = object()
@@ -70,8 +86,13 @@ class Hub:
         *,
         first_message_id: int = 1,
         registered: Iterable[str] = (),
+        cluster: RedisBus | None = None,
     ) -> None:
         self.config = config
+        #: The bus to the other nodes of this chat (``None``: a single node).
+        self.cluster = cluster
+        self.cluster_up = cluster is None
+        self._was_degraded = False
         self.broker: Broker[Connection] = Broker(
             server_name=config.server_name,
             version=__version__,
@@ -81,7 +102,14 @@ class Hub:
             registered=registered,
             require_login=config.require_login,
             history_length=config.history_length,
+            quiet_room_size=config.quiet_room_size,
+            bus=cluster,
         )
+        if cluster is not None:
+            cluster.on_event = self._heard
+            cluster.on_users_gone = self._users_gone
+            cluster.on_nick_lost = self._nick_lost
+            cluster.on_state = self._cluster_state
         self.committer: Committer[Connection] = Committer(
             store,
             self._settle,
@@ -150,7 +178,15 @@ class Hub:
                 effect.peer.close(effect.bye)
             case Publish():
                 self.broker.bus.publish(effect.room, effect.event)
-            case Authenticate() | CreateAccount() | ReadHistory() | WarmRooms():
+            case (
+                Authenticate()
+                | CreateAccount()
+                | ReadHistory()
+                | WarmRooms()
+                | ClaimNick()
+                | NumberMessage()
+                | ListenRoom()
+            ):
                 if self.task_group is not None:
                     self.task_group.start_soon(self.fulfil, effect)
             case _:
@@ -159,20 +195,69 @@ class Hub:
     async def fulfil(self, request: Request[Connection]) -> None:
         """Await the slow part of a request, then apply what the broker makes of it."""
         self.flush()
-        outcome = self._unencrypted_credentials(request) or await self.services.fulfil(request)
+        outcome = await self._outcome(request)
         effects = self.broker.resume(request, outcome)
         while effects:
             later: list[Effect[Connection]] = []
             for effect in effects:
                 if isinstance(effect, _REQUESTS):
                     self.flush()
-                    outcome = self._unencrypted_credentials(effect) or (
-                        await self.services.fulfil(effect)
-                    )
+                    outcome = await self._outcome(effect)
                     later.extend(self.broker.resume(effect, outcome))
                 else:
                     self.apply_one(effect)
             effects = later
+        self.flush()
+
+    async def _outcome(self, request: Request[Connection]) -> Outcome:
+        if isinstance(request, ClaimNick | NumberMessage | ListenRoom):
+            assert self.cluster is not None  # only a shared bus asks these
+            return await self.cluster.fulfil(request)
+        return self._unencrypted_credentials(request) or await self.services.fulfil(request)
+
+    # ------------------------------------------------------------------ other nodes
+
+    def _heard(self, node: str, event: BusEvent) -> None:
+        self.apply(self.broker.remote(node, event))
+        self.flush()
+
+    def _users_gone(self, users: list[RemoteUser]) -> None:
+        self.apply(self.broker.users_gone(users))
+        self.flush()
+
+    def _nick_lost(self, nick: str) -> None:
+        self.apply(self.broker.nick_lost(nick))
+        self.flush()
+
+    def _cluster_state(self, connected: bool) -> None:
+        """Tell every chatting client when the other nodes go out of reach, and come back.
+
+        Losing them is an error event (code ``cluster_unavailable``, machine-readable); their
+        return a notice from the server (a message of kind ``notice`` with id 0: not chat).
+        """
+        self.cluster_up = connected
+        notice: m.Event
+        if connected:
+            if not self._was_degraded:
+                return
+            notice = m.Message(
+                id=0,
+                time=time.time(),
+                sender=self.config.server_name,
+                target=self.config.server_name,
+                text="the chat is whole again: messages reach every server",
+                kind=m.Kind.NOTICE,
+            )
+        else:
+            notice = m.Error(
+                code=m.ErrorCode.CLUSTER_UNAVAILABLE,
+                text="the chat is degraded: this server lost touch with the other servers of "
+                "this chat; you stay connected, and messages go through again once it is back",
+            )
+        self._was_degraded = not connected
+        broker = self.broker
+        chatting = [p for p in broker.peers() if broker.session(p).state is SessionState.ACTIVE]
+        self.deliver(notice, chatting, None)
         self.flush()
 
     def _unencrypted_credentials(self, request: Request[Connection]) -> m.Error | None:
@@ -337,9 +422,6 @@ class Hub:
             return "server shutting down"
         if len(self.connections) >= self.config.max_connections:
             return "too many connections"
-        refused = self.address_limits.admit(conn.transport.peer_host)
-        if refused is not None:
-            return refused
         self.connections.add(conn)
         self.broker.connect(conn, conn.address)
         conn.task_group = self.task_group
@@ -347,8 +429,6 @@ class Hub:
 
     def forget(self, conn: Connection) -> None:
         """The connection's task is ending: tell the room, and wake shutdown if it waits."""
-        if conn in self.connections:
-            self.address_limits.release(conn.transport.peer_host)
         self.connections.discard(conn)
         if conn.cut_code is m.ErrorCode.SEND_QUEUE_EXCEEDED:
             self.slow_consumer_cuts += 1

@@ -15,12 +15,18 @@ the reply (ack, error, member list...) so a client can match replies to requests
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeAlias
 
+from .model_names import (
+    MAX_NICK_LENGTH,
+    MAX_ROOM_LENGTH,
+    casefold,
+    is_room,
+    valid_nick,
+    valid_room,
+)
 from .model_ops import (
     FLAG_MODES,
     LIST_MODES,
@@ -42,24 +48,46 @@ from .model_ops import (
     ServerStats,
     Stats,
 )
+from .model_presence import (
+    MAX_CLIENT_TAGS,
+    MAX_WATCHED,
+    USERLEN,
+    AccountChanged,
+    AwayChanged,
+    Presence,
+    PresenceCommand,
+    PresenceEvent,
+    RealnameChanged,
+    SetRealname,
+    Tagged,
+    TagMsg,
+    Watch,
+    WatchList,
+    clean_username,
+)
 from .safetext import safe_text
 
 __all__ = [
     "FLAG_MODES",
     "LIST_MODES",
     "MAX_BANS",
+    "MAX_CLIENT_TAGS",
     "MAX_KEY_LENGTH",
     "MAX_NICK_LENGTH",
     "MAX_ROOM_LENGTH",
     "MAX_TEXT_LENGTH",
     "MAX_TOPIC_LENGTH",
+    "MAX_WATCHED",
     "PROTOCOL_VERSION",
     "ROOM_MODES",
     "SETTING_MODES",
     "STATUS_MODES",
     "STATUS_PREFIXES",
+    "USERLEN",
+    "AccountChanged",
     "Ack",
     "Away",
+    "AwayChanged",
     "AwayStatus",
     "Ban",
     "BanList",
@@ -94,8 +122,10 @@ __all__ = [
     "Parted",
     "Ping",
     "Pong",
+    "Presence",
     "Quit",
     "Quitted",
+    "RealnameChanged",
     "Ref",
     "Register",
     "RoomInfo",
@@ -104,9 +134,14 @@ __all__ = [
     "RoomTopic",
     "Say",
     "ServerStats",
+    "SetRealname",
     "Stats",
+    "TagMsg",
+    "Tagged",
     "Topic",
     "UserInfo",
+    "Watch",
+    "WatchList",
     "Welcome",
     "Who",
     "Whois",
@@ -119,9 +154,6 @@ __all__ = [
 
 #: Bumped whenever a change to the JSON-lines protocol could break an existing client.
 PROTOCOL_VERSION: Final = 1
-#: Fits the IRC NICKLEN most servers advertise, so nicks travel to every codec unchanged.
-MAX_NICK_LENGTH: Final = 30
-MAX_ROOM_LENGTH: Final = 50
 #: Leaves room for the IRC prefix and command within RFC 2812's 512-byte line.
 MAX_TEXT_LENGTH: Final = 400
 #: The IRC ``TOPICLEN`` advertised; also bounds away messages.
@@ -129,53 +161,7 @@ MAX_TOPIC_LENGTH: Final = 300
 #: An idempotency key (:attr:`Say.key`) is a client-chosen token, such as a UUID.
 MAX_KEY_LENGTH: Final = 100
 
-# Letters, digits and the IRC "special" characters (RFC 2812 §2.3.1), never a digit or '-' first,
-# so every nick is also a valid IRC nick.
-_NICK_RE: Final = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]*")
-# RFC 2812 §1.3: channel names exclude space, comma, BELL and NUL; we also exclude the other
-# control characters and ':' so a room name is always a single IRC middle parameter.
-_ROOM_RE: Final = re.compile(r"#[^\x00-\x20,:\x7f]+")
-
 Ref: TypeAlias = str | int | None
-
-
-def casefold(name: str) -> str:
-    """The identity of a nick or room: ASCII case-insensitive (IRC ``CASEMAPPING=ascii``)."""
-    return name.lower()
-
-
-def valid_nick(nick: str) -> bool:
-    """IRC's nick characters only (ASCII), so no control, format or look-alike character can be
-    part of one."""
-    return 0 < len(nick) <= MAX_NICK_LENGTH and _NICK_RE.fullmatch(nick) is not None
-
-
-def valid_room(room: str) -> bool:
-    """``#`` and a name any client can show as it is: beyond ASCII, no character of the Unicode
-    categories C (controls, including C1 with the one-byte CSI; format characters such as bidi
-    overrides, isolates and zero-width joiners; surrogates, private use, unassigned) or Z (spaces
-    other than the ASCII one, excluded anyway, and the line and paragraph separators), which
-    could drive a terminal or make one room look like another."""
-    if not (1 < len(room) <= MAX_ROOM_LENGTH and _ROOM_RE.fullmatch(room) is not None):
-        return False
-    return room.isascii() or not any(
-        unicodedata.category(char)[0] in "CZ" for char in room if not char.isascii()
-    )
-
-
-#: Usernames (IRC ``USER``) keep these characters, up to ``USERLEN`` of them, so a hostmask
-#: ``nick!~user@host`` is always one word that cannot be mistaken for another's.
-USERLEN: Final = 10
-_NOT_USERNAME: Final = re.compile(r"[^A-Za-z0-9._\-\[\]\\{}|^`]")
-
-
-def clean_username(user: str, nick: str) -> str:
-    """The username shown for ``user`` (what ``USER`` sent): legal characters only, or the nick."""
-    return _NOT_USERNAME.sub("", user)[:USERLEN] or _NOT_USERNAME.sub("", nick)[:USERLEN]
-
-
-def is_room(target: str) -> bool:
-    return target.startswith("#")
 
 
 class Kind(str, Enum):
@@ -244,6 +230,9 @@ class ErrorCode(str, Enum):
     CANNOT_SEND = "cannot_send"
     #: Plaintext refused: the server requires TLS, or a password or token came unencrypted.
     TLS_REQUIRED = "tls_required"
+    #: Several nodes serve this chat and their bus (Redis) is out of reach: local chat goes
+    #: on, but what needs the other nodes (messages, new nicks) waits until it is back.
+    CLUSTER_UNAVAILABLE = "cluster_unavailable"
 
 
 # ---------------------------------------------------------------- commands (client -> server)
@@ -294,6 +283,8 @@ class Say:
     #: Idempotency key: a resend with a key this nick used recently is answered with the
     #: original message's ack and is neither relayed nor stored again (docs/protocol.md).
     key: str | None = None
+    #: IRC client-only tags, escaped (``+typing=active;+draft/reply=7``): relayed, not stored.
+    tags: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -401,6 +392,8 @@ class History:
     ``target`` ``None`` = the current room; your own nick = all your private messages. Without
     ``after`` the page is the newest ``limit`` messages older than ``before`` (if given); with
     ``after`` it is the oldest ``limit`` messages newer than it. Pages are in id order.
+    ``before_time``/``after_time`` bound the page by message time (seconds since the epoch,
+    both exclusive) the same way, alone or with the ids.
     """
 
     target: str | None = None
@@ -408,6 +401,8 @@ class History:
     after: int | None = None
     limit: int = 50
     ref: Ref = None
+    before_time: float | None = None
+    after_time: float | None = None
 
 
 Command: TypeAlias = (
@@ -431,6 +426,7 @@ Command: TypeAlias = (
     | Kick
     | Invite
     | Stats
+    | PresenceCommand
 )
 
 
@@ -469,6 +465,10 @@ class Message:
     key: str | None = field(default=None, compare=False, repr=False)
     #: The sender's username (IRC hostmasks; ``""`` = unknown, shown as the nick).
     user: str = field(default="", compare=False)
+    #: The sender's account when it was logged in (IRC ``account-tag``); never stored.
+    account: str = field(default="", compare=False)
+    #: The sender's client-only tags (:attr:`Say.tags`); never stored.
+    tags: str = field(default="", compare=False)
 
     @property
     def safe_text(self) -> str:
@@ -497,6 +497,8 @@ class Joined:
     user: str = field(default="", compare=False)
     realname: str = field(default="", compare=False)
     account: str = field(default="", compare=False)
+    #: The joiner's away message, for IRC ``away-notify`` clients ("" = present).
+    away: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -668,4 +670,5 @@ Event: TypeAlias = (
     | BanList
     | Kicked
     | Invited
+    | PresenceEvent
 )

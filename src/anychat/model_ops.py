@@ -168,3 +168,5 @@ class Invited:
     by: str
     ref: Ref = None
     user: str = field(default="", compare=False)
+    #: Told to the room's members rather than to ``nick`` (IRC ``invite-notify``).
+    notice: bool = field(default=False, compare=False)

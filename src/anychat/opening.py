@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .tlsconfig import ServerTls
     from .transport import TcpTransport, Transport
 
-__all__ = ["Opened", "open_peer"]
+__all__ = ["Opened", "open_peer", "open_refused"]
 
 logger = logging.getLogger("anychat.server")
 
@@ -80,6 +80,29 @@ async def open_peer(
         protocol = Protocol.TEXT  # silent so far: a person on nc/telnet
     refusal = _plaintext_refusal(config) if config.tls_required else None
     return Opened(tcp, protocol, first, refusal)
+
+
+async def open_refused(
+    tcp: TcpTransport, spec: ListenerSpec, config: ServerConfig
+) -> Opened | None:
+    """A connection refused before any handshake (its address is over its limits): find out
+    which protocol to say so in, or ``None`` to just close it.
+
+    A TLS client is closed without a handshake (a handshake is the expensive part, and the
+    reason to count connections from the moment they are accepted); only the log says why. A
+    plaintext client is sniffed as usual, so it is told in its own protocol.
+    """
+    if spec.tls:
+        return None
+    verdict, first = await _peek(tcp, config.sniff_seconds)
+    if verdict is None or verdict:
+        return None
+    if spec.protocol is not None:
+        return Opened(tcp, spec.protocol, first)
+    if not first:
+        return Opened(tcp, Protocol.TEXT, first)
+    found, first = await _sniff(tcp, config.sniff_seconds, first)
+    return None if found is None else Opened(tcp, found, first)
 
 
 def _plaintext_refusal(config: ServerConfig) -> str:

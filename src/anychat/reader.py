@@ -23,7 +23,7 @@ from . import model as m
 from .codecs.registry import codec_for
 from .connection import Connection
 from .listeners import ListenerSpec
-from .opening import open_peer
+from .opening import open_peer, open_refused
 from .transport import RECV_BYTES, TcpTransport
 
 if TYPE_CHECKING:
@@ -56,10 +56,19 @@ async def serve_peer(
     tcp = TcpTransport(sock, peer)
     transport: Transport = tcp
     conn: Connection | None = None
+    # Counted against its address from accept, before sniffing or any TLS handshake: a flood
+    # of handshakes from one address is held to the same limits as a flood of chatters.
+    refused = hub.address_limits.admit(tcp.peer_host)
+    counted = refused is None
     try:
         config = hub.config
-        opened = await open_peer(tcp, sock, spec, tls, config)
+        if counted:
+            opened = await open_peer(tcp, sock, spec, tls, config)
+        else:
+            opened = await open_refused(tcp, spec, config)
         if opened is None:
+            if not counted:
+                logger.warning("refusing %s: %s (closed, no TLS handshake)", tcp.address, refused)
             return
         transport, protocol, first = opened.transport, opened.protocol, opened.first
         codec = codec_for(protocol, hub.codec_settings)
@@ -77,7 +86,8 @@ async def serve_peer(
             conn.close(m.Bye(code=m.ErrorCode.TLS_REQUIRED, reason=opened.refusal))
             conn = None
             return
-        refused = hub.admit(conn)
+        if refused is None:
+            refused = hub.admit(conn)
         if refused is not None:
             logger.warning("refusing %s: %s", transport.address, refused)
             code = m.ErrorCode.SHUTDOWN if hub.stopping else m.ErrorCode.TOO_MANY_CONNECTIONS
@@ -113,6 +123,8 @@ async def serve_peer(
                 hub.forget(conn)
             except Exception:  # outside the handler above: must never reach the task group
                 logger.exception("error while %s left; the server carries on", transport.address)
+        if counted:
+            hub.address_limits.release(tcp.peer_host)
         with suppress(OSError):
             transport.close()
 

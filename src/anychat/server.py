@@ -80,7 +80,20 @@ async def run(
             store = await stack.enter_async_context(open_store(config.database_url))
         last_id = await store.last_message_id()
         registered = [account.nick for account in await store.list_accounts()]
-        hub = Hub(config, store, first_message_id=last_id + 1, registered=registered)
+        cluster = None
+        if config.cluster_url:
+            from . import model as m
+            from .bus.redis import RedisBus
+
+            cluster = RedisBus(
+                config.cluster_url,
+                lease_seconds=config.cluster_lease_seconds,
+                first_message_id=last_id + 1,
+                registered=[m.casefold(nick) for nick in registered],
+            )
+        hub = Hub(
+            config, store, first_message_id=last_id + 1, registered=registered, cluster=cluster
+        )
         # Keys of recent messages: a client resending after this restart is not stored twice.
         hub.broker.sent.stored(await store.keyed_messages(MAX_KEYS))
         logger.info(
@@ -111,6 +124,8 @@ async def _serve(
             tg.start_soon(hub.committer.run)
             tg.start_soon(watch_idle, hub)
             tg.start_soon(_follow_accounts, hub)
+            if hub.cluster is not None:
+                await tg.start(hub.cluster.run)
 
             # A partial, not a wrapper coroutine: each connection's task starts straight in
             # serve_peer, with no extra frame held for the connection's lifetime.

@@ -94,6 +94,8 @@ class Services:
                 return await self._read_history(request)
             case WarmRooms():
                 return await self._warm(request)
+            case _:  # the bus's requests are the bus's to fulfil
+                raise TypeError(f"not a service request: {type(request).__name__}")
 
     # -------------------------------------------------------------- accounts
 
@@ -204,8 +206,16 @@ class Services:
                 since_id = account.since_id if account else req.settled_upto + 1
                 if after is not None:
                     after = max(after, since_id - 1)
+            if after is None and req.after_time is not None and since_id:
+                after = since_id - 1  # a lower bound by time pages upwards: from the account on
             page = await self.store.history(
-                req.target, viewer=req.viewer, before=req.before, after=after, limit=req.limit
+                req.target,
+                viewer=req.viewer,
+                before=req.before,
+                after=after,
+                limit=req.limit,
+                before_time=req.before_time,
+                after_time=req.after_time,
             )
         except StoreError as exc:
             logger.error("cannot read history: %s", exc)

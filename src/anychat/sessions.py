@@ -44,6 +44,8 @@ class Session(Generic[P]):
     #: Username shown in hostmasks (IRC ``USER``, else the nick at hello) and real name.
     user: str = ""
     realname: str = ""
+    #: Nicks it watches (IRC ``MONITOR``): folded -> as given.
+    watching: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)
@@ -56,3 +58,6 @@ class Room(Generic[P]):
     topic_time: float = 0.0
     #: Operators, voices and modes (see :mod:`anychat.rooms`).
     channel: Channel[P] = field(default_factory=Channel)
+    #: Members whose joining was not announced (guests joining a large room): their parts,
+    #: quits and nick changes are not announced to it either.
+    quiet: set[P] = field(default_factory=set)

@@ -137,7 +137,15 @@ class TlsTransport:
             except ssl.SSLWantReadError:
                 if chunks:
                     break
-                chunk = self.sock.recv(RECV_BYTES)  # BlockingIOError: nothing there yet
+                try:
+                    chunk = self.sock.recv(RECV_BYTES)
+                except BlockingIOError:
+                    # Nothing there yet; but what the reads so far produced for the peer (an
+                    # alert refusing a renegotiation, a TLS 1.3 key update's answer) must go
+                    # now: the peer may be waiting for it before it sends anything else.
+                    if self._outgoing.pending:
+                        self._flush()
+                    raise
                 if chunk:
                     self._incoming.write(chunk)
                 else:

@@ -125,9 +125,9 @@ def lines(codec: IrcCodec, event: m.Event) -> list[str]:
 def test_registration_needs_nick_and_user_and_waits_for_cap_end() -> None:
     codec = IrcCodec(server_name="irc.test")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
-        ":irc.test CAP * LS :batch cap-notify chghost draft/chathistory echo-message "
-        "extended-join message-tags "
-        "multi-prefix sasl=PLAIN server-time userhost-in-names"
+        ":irc.test CAP * LS :account-notify account-tag away-notify batch cap-notify chghost "
+        "draft/chathistory echo-message extended-join invite-notify labeled-response message-tags "
+        "multi-prefix sasl=PLAIN server-time setname userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada Lovelace\r\n") == []
     assert replies(codec.feed(b"CAP REQ :server-time  draft/frob -cap-notify\r\n")) == [

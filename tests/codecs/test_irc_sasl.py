@@ -36,9 +36,10 @@ def negotiating() -> IrcCodec:
     """A client mid-registration that asked for SASL, as clients do."""
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS 302\r\n")) == [
-        ":s CAP * LS :batch cap-notify chghost draft/chathistory echo-message extended-join "
-        "message-tags multi-prefix "
-        "sasl=PLAIN server-time userhost-in-names"
+        ":s CAP * LS :account-notify account-tag away-notify batch cap-notify chghost "
+        "draft/chathistory echo-message extended-join invite-notify labeled-response message-tags "
+        "multi-prefix "
+        "sasl=PLAIN server-time setname userhost-in-names"
     ]
     assert codec.feed(b"NICK ada\r\nUSER u 0 * :Ada\r\n") == []
     assert replies(codec.feed(b"CAP REQ sasl\r\n")) == [":s CAP * ACK :sasl"]
@@ -64,9 +65,10 @@ def hello_of(inbound: Inbound) -> m.Hello:
 def test_sasl_is_offered_without_a_value_to_clients_before_302() -> None:
     codec = IrcCodec(server_name="s")
     assert replies(codec.feed(b"CAP LS\r\n")) == [
-        ":s CAP * LS :batch cap-notify chghost draft/chathistory echo-message extended-join "
-        "message-tags multi-prefix sasl "
-        "server-time userhost-in-names"
+        ":s CAP * LS :account-notify account-tag away-notify batch cap-notify chghost "
+        "draft/chathistory echo-message extended-join invite-notify labeled-response message-tags "
+        "multi-prefix "
+        "sasl server-time setname userhost-in-names"
     ]
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .. import model as m
+    from .directory import BusEvent, Directory
 
 __all__ = ["Bus"]
 
@@ -43,10 +43,23 @@ class Bus(Protocol):
         """A fresh message id, larger than every id allocated before it in this chat."""
         ...
 
+    def hold_id(self, message_id: int) -> None:
+        """The id the next :meth:`allocate_id` returns (fetched by a ``NumberMessage``
+        request); 0 drops one not used."""
+        ...
+
+    def holds_id(self) -> bool:
+        """Whether :meth:`allocate_id` can answer now (always, for a single node)."""
+        ...
+
     # ---------------------------------------------------------------- nicks
 
     def claim_nick(self, nick: str) -> bool:
         """Take ``nick`` (folded) for a session of this node; False if another node holds it."""
+        ...
+
+    def must_ask(self, nick: str) -> bool:
+        """Whether claiming ``nick`` (folded) needs a round trip (a ``ClaimNick`` request)."""
         ...
 
     def release_nick(self, nick: str) -> None: ...
@@ -63,10 +76,22 @@ class Bus(Protocol):
         """This node has members in ``room`` (folded) now: send us its events."""
         ...
 
+    def must_listen(self, room: str) -> bool:
+        """Whether the first member of ``room`` (folded) here must wait for a ``ListenRoom``
+        request (the subscription to the other nodes' events of it) before joining."""
+        ...
+
     def room_closed(self, room: str) -> None:
         """This node's last member of ``room`` left."""
         ...
 
-    def publish(self, room: str, event: m.Event) -> None:
+    def publish(self, room: str, event: BusEvent) -> None:
         """Hand ``event`` to the other nodes with members in ``room`` (encoded there)."""
+        ...
+
+    # ---------------------------------------------------------------- other nodes
+
+    @property
+    def directory(self) -> Directory:
+        """The users of the other nodes (empty for a single node)."""
         ...

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
+from .directory import Directory
+
 if TYPE_CHECKING:
-    from .. import model as m
+    from .directory import BusEvent
 
 __all__ = ["LocalBus"]
 
@@ -24,6 +26,7 @@ class LocalBus:
         self._next_id = first_message_id
         self._registered = set(registered)
         self.rooms: set[str] = set()
+        self.directory = Directory()  # nobody else: stays empty
 
     @property
     def next_id(self) -> int:
@@ -34,8 +37,17 @@ class LocalBus:
         self._next_id = msg_id + 1
         return msg_id
 
+    def hold_id(self, message_id: int) -> None:
+        pass
+
+    def holds_id(self) -> bool:
+        return True
+
     def claim_nick(self, nick: str) -> bool:
         return True
+
+    def must_ask(self, nick: str) -> bool:
+        return False
 
     def release_nick(self, nick: str) -> None:
         pass
@@ -52,8 +64,11 @@ class LocalBus:
     def room_opened(self, room: str) -> None:
         self.rooms.add(room)
 
+    def must_listen(self, room: str) -> bool:
+        return False
+
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
 
-    def publish(self, room: str, event: m.Event) -> None:
+    def publish(self, room: str, event: BusEvent) -> None:
         raise AssertionError("a single node has no one to publish to")

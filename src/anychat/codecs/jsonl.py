@@ -13,7 +13,7 @@ from json.encoder import encode_basestring as _quote  # the same escaping as _du
 from typing import Any, ClassVar, Final
 
 from .. import model as m
-from . import DEFAULT_MAX_LINE_BYTES, Inbound, roomops
+from . import DEFAULT_MAX_LINE_BYTES, Inbound, presence, roomops
 from ._fields import BadField as _BadField
 from ._fields import int_field as _int
 from ._fields import opt_id_field as _opt_id
@@ -256,7 +256,7 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
                 "idle": round(idle, 3),
             }
         case _:
-            ops = roomops.event_to_json(event)
+            ops = roomops.event_to_json(event) or presence.event_to_json(event)
             if ops is None:  # pragma: no cover - every event type is handled
                 raise AssertionError(event)
             out = ops
@@ -353,6 +353,7 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
         ref=_ref(o),
     ),
     **roomops.JSON_EVENTS,
+    **presence.JSON_EVENTS,
 }
 
 
@@ -413,6 +414,8 @@ class JsonServerCodec:
             return _encode_message(event)  # type: ignore[arg-type]
         if cls is m.Ack:
             return _encode_ack(event)  # type: ignore[arg-type]
+        if presence.unshown(event):
+            return b""
         return (_dumps(event_to_json(event)) + "\n").encode()
 
 

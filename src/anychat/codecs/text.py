@@ -15,7 +15,7 @@ from typing import ClassVar, Final
 from .. import model as m
 from ..commands import HISTORY_PAGE, ShowHelp, help_rows, parse_line, with_hint
 from ..safetext import safe_text
-from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply, roomops
+from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply, presence, roomops
 from ._lines import NOT_UTF8, LineBuffer
 
 __all__ = ["HELP", "TextCodec"]
@@ -85,7 +85,7 @@ class TextCodec:
     # -------------------------------------------------------------------- sending
 
     def encode(self, event: m.Event) -> bytes:
-        if isinstance(event, m.Ack):
+        if isinstance(event, m.Ack) or presence.unshown(event):
             return b""
         # Every line as a whole, not field by field: error texts, room names from older
         # databases and whatever a future event carries are all covered.
@@ -150,7 +150,7 @@ def _render(event: m.Event) -> str:
             return f"* {nick} is in {where}" + (f" (away: {safe_text(away)})" if away else "")
         case _:
             # Room operator events (codecs/roomops.py: the operator commands' own block).
-            line = roomops.render_text(event, safe_text)
+            line = roomops.render_text(event, safe_text) or presence.render_text(event, safe_text)
             if line is None:  # pragma: no cover - Ack is handled by the caller
                 raise AssertionError(event)
             return line

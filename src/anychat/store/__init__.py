@@ -92,9 +92,12 @@ class Store(Protocol):
         before: int | None = None,
         after: int | None = None,
         limit: int = 50,
+        before_time: float | None = None,
+        after_time: float | None = None,
     ) -> list[m.Message]:
         """A page of messages in id order, each with ``history=True`` (see :mod:`anychat.model`
-        ``History`` for the paging rules). A nick ``target`` needs a ``viewer``."""
+        ``History`` for the paging rules: a lower bound, by id or time, pages upwards from it).
+        A nick ``target`` needs a ``viewer``."""
         ...
 
     async def keyed_messages(self, limit: int) -> list[m.Message]:

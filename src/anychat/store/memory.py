@@ -87,24 +87,32 @@ class MemoryStore:
         before: int | None = None,
         after: int | None = None,
         limit: int = 50,
+        before_time: float | None = None,
+        after_time: float | None = None,
     ) -> list[m.Message]:
         self._check()
         limit = check_query(target, viewer, limit)
         out: list[m.Message] = []
         if limit == 0:
             return out
-        if after is not None:
-            start = bisect.bisect_right(self._ids, after)
+        low = float("-inf") if after_time is None else after_time
+        high = float("inf") if before_time is None else before_time
+
+        def wanted(msg: m.Message) -> bool:
+            return low < msg.time < high and visible(msg, target, viewer)
+
+        if after is not None or after_time is not None:
+            start = 0 if after is None else bisect.bisect_right(self._ids, after)
             end = len(self._ids) if before is None else bisect.bisect_left(self._ids, before)
             for msg in self._messages[start:end]:
-                if visible(msg, target, viewer):
+                if wanted(msg):
                     out.append(msg)
                     if len(out) == limit:
                         break
             return out
         end = len(self._ids) if before is None else bisect.bisect_left(self._ids, before)
         for msg in reversed(self._messages[:end]):
-            if visible(msg, target, viewer):
+            if wanted(msg):
                 out.append(msg)
                 if len(out) == limit:
                     break

@@ -375,6 +375,8 @@ class PostgresStore:
         before: int | None = None,
         after: int | None = None,
         limit: int = 50,
+        before_time: float | None = None,
+        after_time: float | None = None,
     ) -> list[m.Message]:
         limit = check_query(target, viewer, limit)
         key = m.casefold(target)
@@ -395,7 +397,13 @@ class PostgresStore:
         if after is not None:
             where += " AND id > %s"
             args.append(after)
-        order = "ASC" if after is not None else "DESC"
+        if before_time is not None:
+            where += " AND time < %s"
+            args.append(before_time)
+        if after_time is not None:
+            where += " AND time > %s"
+            args.append(after_time)
+        order = "ASC" if after is not None or after_time is not None else "DESC"
         sql = f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY id {order} LIMIT %s"
         params = (*args, limit)
 

@@ -325,6 +325,8 @@ class SqliteStore:
         before: int | None = None,
         after: int | None = None,
         limit: int = 50,
+        before_time: float | None = None,
+        after_time: float | None = None,
     ) -> list[m.Message]:
         limit = check_query(target, viewer, limit)
         key = m.casefold(target)
@@ -347,7 +349,13 @@ class SqliteStore:
         if after is not None:
             where += " AND id > ?"
             args.append(after)
-        order = "ASC" if after is not None else "DESC"
+        if before_time is not None:
+            where += " AND time < ?"
+            args.append(before_time)
+        if after_time is not None:
+            where += " AND time > ?"
+            args.append(after_time)
+        order = "ASC" if after is not None or after_time is not None else "DESC"
         sql = f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY id {order} LIMIT ?"
         params = (*args, limit)
 

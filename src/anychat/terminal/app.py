@@ -497,6 +497,7 @@ async def _piped(
             async for line in lines:
                 if not await _send_line(chat, line):
                     break
+        await chat.settle()  # a line whose ack was lost goes again after the reconnect
         await chat.quit()
         tg.cancel_scope.cancel()
     if caught:  # interrupted before the input was all sent
@@ -505,9 +506,10 @@ async def _piped(
 
 
 async def _send_line(chat: ChatSession, line: str) -> bool:
-    """Execute one piped line, retrying it on a new connection if the old one was lost.
+    """Execute one piped line, retrying it on a new connection if none was up.
 
-    A line whose acknowledgement was lost with the connection is sent again: at least once.
+    A message whose acknowledgement was lost with the connection is not retried here: the
+    session's outbox sends it again after the reconnect, with its idempotency key, so once.
     """
     client = chat.client
     while True:

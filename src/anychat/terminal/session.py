@@ -28,6 +28,7 @@ from ..codecs import roomops
 from ..commands import COMMANDS, ShowHelp, help_rows, is_secret, parse_line, room_name, with_hint
 from ..errors import ChatError, ConnectionClosed, LoginFailed, NickInUse, NickRegistered, Refused
 from .login import Credentials
+from .outbox import Outbox, Unacked
 from .render import (
     error_line,
     message_line,
@@ -137,6 +138,9 @@ class ChatSession:
         #: so a message that arrives twice (replayed on rejoin, or live while catching up) is
         #: shown once.
         self._shown: dict[str, int] = {}
+        #: Messages sent and not acknowledged yet: sent again (with the same idempotency keys,
+        #: so once) after a reconnect.
+        self.outbox = Outbox()
         self._max_attempts = max_attempts
         self._changed = anyio.Event()
 
@@ -163,7 +167,8 @@ class ChatSession:
                     since = self.last_id
                     await self._rejoin(client, strict=first)
                     if not first:
-                        await self._catch_up(client, since)
+                        caught_up = await self._catch_up(client, since)
+                        await self._resend(client, caught_up)
                     self._set_client(client)
                     if first:
                         first = False
@@ -262,9 +267,10 @@ class ChatSession:
         self.room = current or (joined[-1] if joined else None)
         self.nick = client.nick
 
-    async def _catch_up(self, client: Client, since: int) -> None:
+    async def _catch_up(self, client: Client, since: int) -> set[int]:
         """Show exactly what was said in our rooms (and to us) after ``since``, while we were
-        away: the messages we saw are not shown again, none in between is skipped."""
+        away: the messages we saw are not shown again, none in between is skipped. Returns the
+        ids it looked at."""
         targets = list(self.rooms)
         if self.credentials.token is not None:
             targets.append(client.nick)  # our private messages (stored for accounts)
@@ -284,6 +290,32 @@ class ChatSession:
             self.sink.show(notice(f"{len(missed)} new while you were away:"), "presence")
         for msg_id in sorted(missed):
             self._show_message(dataclasses.replace(missed[msg_id], history=False))
+        return set(missed)
+
+    async def _resend(self, client: Client, caught_up: set[int]) -> None:
+        """Send again what the last connection took away unacknowledged, with the same keys.
+
+        A message the server stored before the connection broke is answered with its original
+        ack instead of being posted again; the catch-up has shown it already (``caught_up``), so
+        it is not shown twice either. A lost connection here raises, and the next reconnect
+        tries again.
+        """
+        for piece in self.outbox.held():
+            try:
+                ack = await client.send(piece.target, piece.text, kind=piece.kind, key=piece.key)
+            except Refused as exc:
+                self.outbox.settled(piece)
+                self._refused(safe(with_hint(exc.code, exc.text)))
+                continue
+            self.outbox.settled(piece)
+            if ack.id not in caught_up:
+                self._show_own(client, piece, ack)
+
+    async def settle(self) -> None:
+        """Wait until the server has answered every message said (a script's last lines must
+        not be lost to a reconnect still under way); gives up when the session quits."""
+        while len(self.outbox) and not self.quitting:
+            await self._changed.wait()
 
     def _set_client(self, client: Client | None) -> None:
         self.client = client
@@ -472,27 +504,43 @@ class ChatSession:
             self._refused(with_hint(m.ErrorCode.NO_ROOM, "you are not in a room"))
             return
         client = self._client()
-        for chunk in split_text(text):
+        pieces = self.outbox.add(target, split_text(text), kind)
+        for n, piece in enumerate(pieces):
             try:
-                ack = await client.send(target, chunk, kind=kind)
+                ack = await client.send(piece.target, piece.text, kind=piece.kind, key=piece.key)
             except Refused as exc:
+                for unsent in pieces[n:]:
+                    self.outbox.settled(unsent)
                 self._refused(safe(with_hint(exc.code, exc.text)))
                 return
-            self.last_id = max(self.last_id, ack.id)
-            msg = m.Message(
-                id=ack.id,
-                time=ack.time,
-                sender=client.nick,
-                target=ack.target,
-                text=chunk,
-                kind=kind,
-            )
-            self.sink.show(
-                message_line(msg, me=client.nick, room=self.line_room(msg)),
-                "own",
-                (self.chat_of(msg),),
-                msg.id,
-            )
+            except ConnectionClosed:
+                # Stored or not, nobody can tell: the outbox sends it again after reconnecting,
+                # under the same key, so it is posted once either way.
+                self.sink.problem(
+                    error_line(
+                        "connection lost before the server acknowledged; sent again on reconnect"
+                    )
+                )
+                return
+            self.outbox.settled(piece)
+            self._show_own(client, piece, ack)
+
+    def _show_own(self, client: Client, piece: Unacked, ack: m.Ack) -> None:
+        self.last_id = max(self.last_id, ack.id)
+        msg = m.Message(
+            id=ack.id,
+            time=ack.time,
+            sender=client.nick,
+            target=ack.target,
+            text=piece.text,
+            kind=piece.kind,
+        )
+        self.sink.show(
+            message_line(msg, me=client.nick, room=self.line_room(msg)),
+            "own",
+            (self.chat_of(msg),),
+            msg.id,
+        )
 
     async def _join(self, room: str) -> None:
         client = self._client()
@@ -592,6 +640,8 @@ class ChatSession:
     async def quit(self, reason: str = "") -> None:
         """Say goodbye to the server (if connected) and stop reconnecting."""
         self.quitting = True
+        if unsent := len(self.outbox):
+            self.sink.problem(error_line(f"{unsent} message(s) never acknowledged by the server"))
         client = self.client
         if client is not None:
             await client.aclose(reason)

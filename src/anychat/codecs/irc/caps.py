@@ -13,6 +13,12 @@ __all__ = ["CAPABILITIES", "RENDERING", "STICKY_302", "ls_tokens", "parse_reques
 
 #: Offered capabilities and their ``CAP LS 302`` values ("" = none).
 CAPABILITIES: Final[dict[str, str]] = {
+    # ACCOUNT when someone sharing a channel logs in (or its account is deleted).
+    "account-notify": "",
+    # account= on messages from logged-in users.
+    "account-tag": "",
+    # AWAY when someone sharing a channel goes away or comes back, and after it joins away.
+    "away-notify": "",
     # Replays and CHATHISTORY answers come in chathistory batches.
     "batch": "",
     # Capability changes are announced with CAP NEW/DEL (the set never changes at run time).
@@ -23,14 +29,32 @@ CAPABILITIES: Final[dict[str, str]] = {
     "draft/chathistory": "",
     "echo-message": "",
     "extended-join": "",
+    # INVITE to a channel's members when one of them invites someone.
+    "invite-notify": "",
+    # Answers to @label= commands labeled, in a labeled-response batch when several.
+    "labeled-response": "",
     "message-tags": "",
     "multi-prefix": "",
     "sasl": "PLAIN",
     "server-time": "",
+    # SETNAME to change one's real name; shown to whoever shares a channel (and asked).
+    "setname": "",
     "userhost-in-names": "",
 }
 #: Capabilities that change how fanned-out events are rendered: part of the encoding key.
-RENDERING: Final = frozenset({"server-time", "message-tags", "extended-join", "batch"})
+RENDERING: Final = frozenset(
+    {
+        "account-notify",
+        "account-tag",
+        "away-notify",
+        "batch",
+        "extended-join",
+        "invite-notify",
+        "message-tags",
+        "server-time",
+        "setname",
+    }
+)
 #: IRCv3: a client that negotiated with 302 has cap-notify and cannot turn it off.
 STICKY_302: Final = frozenset({"cap-notify"})
 

@@ -33,6 +33,7 @@ from .. import Inbound, LocalReply
 from .._lines import LineBuffer
 from . import caps
 from .commands import HANDLERS
+from .labels import MAX_LABEL, wrap
 from .parse import MAX_LINE_BYTES, IrcLine, parse_line
 from .render import render
 from .sasl import PlainExchange, SaslRefused
@@ -45,6 +46,8 @@ __all__ = ["CAPABILITIES", "DEFAULT_IRC_LINE_BYTES", "IrcCodec"]
 CAPABILITIES: Final = tuple(caps.CAPABILITIES)
 #: IRCv3 message-tags: up to 4094 bytes of tags may precede the 512-byte RFC line.
 DEFAULT_IRC_LINE_BYTES: Final = 4096 + MAX_LINE_BYTES
+#: A client's tags, ``@`` and all, are at most 4094 bytes (IRCv3 message-tags): else 417.
+MAX_TAG_BYTES: Final = 4094
 #: Commands allowed before registration completes (RFC 2812 §3.1; IRCv3 capability negotiation).
 _BEFORE_REGISTRATION: Final = frozenset(
     {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"}
@@ -104,8 +107,8 @@ class IrcCodec:
             if raw is None:
                 out.append(wire.reply("417", ":Input line was too long"))
                 continue
-            body = raw.partition(b" ")[2] if raw.startswith(b"@") else raw
-            if len(body) > MAX_LINE_BYTES - 2:
+            tags, _, body = raw.partition(b" ") if raw.startswith(b"@") else (b"", b"", raw)
+            if len(body) > MAX_LINE_BYTES - 2 or len(tags) > MAX_TAG_BYTES:
                 # RFC 2812 §2.3 caps lines at 512 bytes with CRLF; 417 is what IRCv3 servers say.
                 out.append(wire.reply("417", ":Input line was too long"))
                 continue
@@ -115,11 +118,37 @@ class IrcCodec:
                 text = raw.decode("latin-1")  # legacy clients: keep their text readable
             line = parse_line(text)
             if line is not None:
-                out.extend(self._dispatch(line))
+                label = line.tags.get("label", "")
+                if label and self._labels_wanted(label):
+                    out.extend(self._labeled(label, self._dispatch(line)))
+                else:
+                    out.extend(self._dispatch(line))
         return out
+
+    def _labels_wanted(self, label: str) -> bool:
+        state = self.state
+        return "labeled-response" in state.caps and state.registered and len(label) <= MAX_LABEL
+
+    def _labeled(self, label: str, answers: list[Inbound]) -> list[Inbound]:
+        """IRCv3 labeled-response: local answers wrapped now, the broker's after a fence."""
+        local = [
+            line
+            for a in answers
+            if isinstance(a, LocalReply)
+            for line in a.data.decode("utf-8", "replace").split("\r\n")
+            if line
+        ]
+        commands = [a for a in answers if not isinstance(a, LocalReply)]
+        if not commands:  # answered here and now (a batch of its own, so any name will do)
+            lines = wrap(self.wire.server, label, "L0", local, batch="batch" in self.state.caps)
+            return [LocalReply(("\r\n".join(lines) + "\r\n").encode())]
+        refs = [c.ref for c in commands if isinstance(c.ref, int)]
+        fence = self.state.begin_label(label, refs, local)
+        return [*commands, m.Ping(token="label", ref=fence)]
 
     def _dispatch(self, line: IrcLine) -> list[Inbound]:
         verb = line.command
+        self.state.begin_line(line.tags)
         if not self.state.hello_sent and verb not in _BEFORE_REGISTRATION:
             return [self.wire.reply("451", ":You have not registered")]
         own = self._handlers.get(verb)
@@ -279,6 +308,10 @@ class IrcCodec:
 
     def encode(self, event: m.Event) -> bytes:
         lines = render(self.wire, event, self.state.observe(event))
+        ref = getattr(event, "ref", None)
+        if ref is not None:  # an answer: to a labeled command?
+            labelled = self.state.labelled(ref, lines, self.wire.server)
+            lines = lines if labelled is None else labelled
         if not lines:
             return b""
         return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")

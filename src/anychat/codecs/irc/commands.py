@@ -15,6 +15,7 @@ from .. import Inbound, LocalReply
 from .channel import invite, kick, mode
 from .history import chathistory
 from .parse import MAX_TARGETS
+from .presence import monitor, setname
 from .state import Pending
 from .wire import Wire
 
@@ -74,10 +75,11 @@ def privmsg(w: Wire, params: tuple[str, ...], kind: m.Kind = m.Kind.PLAIN) -> li
             if kind is m.Kind.NOTICE
             else [w.reply("407", params[0], f":Too many recipients (at most {MAX_TARGETS})")]
         )
+    tags = w.state.client_tags
     for target in targets:
         fitted = _fit_relayed(w, verb, target, text, kind)
-        ref = w.state.track(Pending("say", target, fitted, kind))
-        out.append(m.Say(target=target, text=fitted, kind=kind, ref=ref))
+        ref = w.state.track(Pending("say", target, fitted, kind, extra=tags))
+        out.append(m.Say(target=target, text=fitted, kind=kind, ref=ref, tags=tags))
     return out
 
 
@@ -170,9 +172,21 @@ def userhost(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
 
 
 def tagmsg(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
-    """IRCv3 ``TAGMSG`` (typing notifications...): accepted and dropped, since client-only tags
-    are not relayed yet; a 421 would show as an error in clients that send them."""
-    return []
+    """IRCv3 ``TAGMSG`` (typing notifications...): its client-only tags go to the target like
+    a message would, and nowhere if it has none (or the client did not negotiate
+    ``message-tags``)."""
+    if not params or not params[0]:
+        return [w.reply("411", ":No recipient given (TAGMSG)")]
+    tags = w.state.client_tags
+    targets = [t for t in params[0].split(",") if t]
+    if not tags:
+        return []
+    if len(targets) > MAX_TARGETS:
+        return [w.reply("407", params[0], f":Too many recipients (at most {MAX_TARGETS})")]
+    return [
+        m.TagMsg(target=t, tags=tags, ref=w.state.track(Pending("say", t, extra=tags)))
+        for t in targets
+    ]
 
 
 def lusers(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
@@ -230,6 +244,8 @@ HANDLERS: Final[dict[str, Handler]] = {
     "INVITE": invite,
     "LUSERS": lusers,
     "CHATHISTORY": chathistory,
+    "MONITOR": monitor,
+    "SETNAME": setname,
     "USERHOST": userhost,
     "ISON": ison,
     "PING": ping,

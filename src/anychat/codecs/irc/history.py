@@ -3,13 +3,20 @@
 ``CHATHISTORY BEFORE|AFTER|LATEST|AROUND|BETWEEN <target> <ref> [<ref>] <limit>`` becomes one
 model :class:`~anychat.model.History` request (two for AROUND: the messages before and after the
 reference, joined into one batch). References are ``msgid=`` (anychat's message ids, the ones the
-``msgid`` tag carries) or ``*`` for LATEST; ``timestamp=`` references and ``TARGETS`` need a
-store query by time that anychat does not have, and are refused with ``FAIL``.
+``msgid`` tag carries), ``timestamp=`` (as ``server-time`` spells them) or ``*`` for LATEST.
+``TARGETS`` (which conversations had messages when) needs a store query anychat does not have
+and is refused with ``FAIL``.
+
+As draft/chathistory counts them: ``LATEST`` gives the newest messages (after the reference, if
+one is given), ``BETWEEN a b`` counts from ``a`` towards ``b`` (the oldest after ``a`` when ``a``
+is the older, the newest before it when it is the newer), both references excluded; every batch
+is in ascending order.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from datetime import datetime
+from typing import Any, Final, NamedTuple
 
 from ... import model as m
 from .. import Inbound, LocalReply
@@ -27,10 +34,40 @@ def _fail(w: Wire, code: str, *context: str) -> list[Inbound]:
     return [LocalReply(f":{w.server} {text}\r\n".encode())]
 
 
-def _msgid(ref: str) -> int | None:
-    if ref.startswith("msgid="):
-        value = ref[6:]
-        return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+class Ref(NamedTuple):
+    """A message reference: a message id (``msgid=``) or a moment (``timestamp=``)."""
+
+    id: int | None = None
+    time: float | None = None
+
+    def bounds(self, *, below: bool) -> dict[str, Any]:
+        """History fields for "older than this" (``below``) or "newer than this"."""
+        if self.id is not None:
+            return {"before" if below else "after": self.id}
+        return {"before_time" if below else "after_time": self.time}
+
+    def newer_than(self) -> dict[str, Any]:
+        """Pending fields that filter an answer down to what is newer than this."""
+        return {"after": self.id or 0} if self.id is not None else {"after_time": self.time}
+
+    def older_than(self, other: Ref) -> bool:
+        if self.id is not None and other.id is not None:
+            return self.id <= other.id
+        return (self.time or 0.0) <= (other.time or 0.0)
+
+
+def _ref(text: str) -> Ref | None:
+    kind, _, value = text.partition("=")
+    if kind == "msgid" and value.isascii() and value.isdigit() and len(value) < 19:
+        return Ref(id=int(value))
+    if kind == "timestamp":
+        try:  # IRCv3 server-time: 2026-01-31T12:00:00.000Z (UTC, milliseconds optional)
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None or len(value) > 40:
+            return None
+        return Ref(time=when.timestamp())
     return None
 
 
@@ -45,42 +82,62 @@ def chathistory(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
     wanted = 5 if sub == "BETWEEN" else 4
     if len(params) < wanted:
         return w.need_params("CHATHISTORY")
-    target, refs, limit_text = params[1], params[2 : wanted - 1], params[wanted - 1]
+    target, texts, limit_text = params[1], params[2 : wanted - 1], params[wanted - 1]
     if not (limit_text.isascii() and limit_text.isdigit()) or len(limit_text) > 6:
         return _fail(w, "INVALID_PARAMS", sub, limit_text, ":Invalid limit")
     limit = min(int(limit_text), MAX_LIMIT)
-    ids = [_msgid(r) for r in refs]
-    if sub == "LATEST" and refs[0] == "*":
-        ids = [None]
-    elif None in ids:
-        return _fail(w, "INVALID_PARAMS", sub, refs[0], ":Only msgid= references are supported")
+    if sub == "LATEST" and texts[0] == "*":
+        refs: list[Ref | None] = [None]
+    else:
+        refs = [_ref(t) for t in texts]
+        bad = next((t for t, r in zip(texts, refs, strict=True) if r is None), None)
+        if bad is not None:
+            return _fail(w, "INVALID_PARAMS", sub, bad, ":Invalid message reference")
+    if sub == "BETWEEN" and refs[0] is not None and refs[1] is not None:
+        if (refs[0].id is None) != (refs[1].id is None):
+            # Which comes first decides what is counted, and a message id's time is unknown here.
+            return _fail(w, "INVALID_PARAMS", sub, ":Give both references as msgid= or timestamp=")
     state = w.state
     if sub == "AROUND":
-        (around,) = ids
+        (around,) = refs
         assert around is not None
         batch = state.begin_pages()
         before = Pending("chathistory", target, extra=sub, batch=batch)
         after = Pending("chathistory", target, extra=sub, batch=batch, last=True)
+        low: dict[str, Any]
+        high: dict[str, Any]
+        if around.id is not None:  # the message itself is in the earlier half
+            low, high = {"before": around.id + 1}, {"after": around.id}
+        else:
+            low, high = {"before_time": around.time}, {"after_time": (around.time or 0) - 1e-6}
         return [
-            m.History(
-                target=target, before=around + 1, limit=(limit + 1) // 2, ref=state.track(before)
-            ),
-            m.History(target=target, after=around, limit=limit // 2, ref=state.track(after)),
+            m.History(target=target, limit=(limit + 1) // 2, ref=state.track(before), **low),
+            m.History(target=target, limit=limit // 2, ref=state.track(after), **high),
         ]
-    first = ids[0]
+    first = refs[0]
+    bounds: dict[str, Any] = {}
+    # A lower bound the answer is filtered by (the store counts from the top).
+    newer: dict[str, Any] = {}
     if sub == "BEFORE":
-        query = m.History(target=target, before=first, limit=limit)
+        assert first is not None
+        bounds = first.bounds(below=True)
     elif sub == "AFTER":
-        query = m.History(target=target, after=first, limit=limit)
+        assert first is not None
+        bounds = first.bounds(below=False)
     elif sub == "LATEST":
-        query = m.History(target=target, after=first, limit=limit)  # newest when no reference
+        # The newest messages, and of those only the ones after the reference (if any): the
+        # newest N after X are the newest N overall that are after X.
+        newer = first.newer_than() if first is not None else {}
     else:
-        low, high = sorted(i for i in ids if i is not None)
-        query = m.History(target=target, after=low, before=high, limit=limit)
-    ref = state.track(Pending("chathistory", target, extra=sub, batch=0, last=True))
-    return [
-        m.History(target=query.target, before=query.before, after=query.after, limit=limit, ref=ref)
-    ]
+        start, end = refs
+        assert start is not None and end is not None
+        if start.older_than(end):  # counted from the first reference: the oldest N after it
+            bounds = {**start.bounds(below=False), **end.bounds(below=True)}
+        else:  # the first is the newer: the newest N before it, down to the second
+            bounds = start.bounds(below=True)
+            newer = end.newer_than()
+    pending = Pending("chathistory", target, extra=sub, batch=0, last=True, **newer)
+    return [m.History(target=target, limit=limit, ref=state.track(pending), **bounds)]
 
 
 def batch_lines(

@@ -158,6 +158,8 @@ def refusal(w: Wire, event: m.Error, ctx: Context) -> list[str]:
             fail = _HISTORY_FAILS.get(event.code, "MESSAGE_ERROR")
             context = f"{pending.extra} {pending.target}"
             return [f":{w.server} FAIL CHATHISTORY {fail} {context} :{event.text}"]
+        if pending.verb == "setname":
+            return [f":{w.server} FAIL SETNAME INVALID_REALNAME :{event.text}"]
         channel_lines = _channel_refusal(w, pending, event)
         if channel_lines is not None:
             return channel_lines

@@ -12,6 +12,7 @@ from typing import Final
 from ... import model as m
 from .history import MAX_LIMIT, batch_lines
 from .parse import MAX_TARGETS
+from .presence import render_presence
 from .refusals import refusal
 from .state import Context, Pending
 from .wire import Wire, clean
@@ -43,6 +44,16 @@ def _fit(tags: str, head: str, text: str, action: bool) -> list[str]:
     return lines
 
 
+def _more_tags(w: Wire, tags: str, account: str, client_tags: str) -> str:
+    """``tags`` and the sender's: its account (``account-tag``; a nick, so it needs no
+    escaping) and its client-only tags (``message-tags``; escaped when they came in)."""
+    caps = w.state.caps
+    extra = [f"account={account}"] if account and "account-tag" in caps else []
+    if client_tags and "message-tags" in caps:
+        extra.append(client_tags)
+    return ";".join([tags, *extra] if tags else extra)
+
+
 def _say_lines(
     w: Wire,
     when: float,
@@ -53,12 +64,15 @@ def _say_lines(
     *,
     user: str = "",
     msgid: int = 0,
+    account: str = "",
+    client_tags: str = "",
 ) -> list[str]:
     verb = "NOTICE" if kind is m.Kind.NOTICE else "PRIVMSG"
     head = f":{w.mask_of(sender, user)} {verb} {target} :"
     tags = w.time_tag(when)
     if msgid and "message-tags" in w.state.caps:
         tags = f"{tags};msgid={msgid}" if tags else f"msgid={msgid}"
+    tags = _more_tags(w, tags, account, client_tags)
     return _fit(tags, head, clean(text), kind is m.Kind.ACTION)
 
 
@@ -69,7 +83,7 @@ CHANMODES: Final = f"{m.LIST_MODES},k,l,{m.FLAG_MODES}"
 def _welcome(w: Wire, event: m.Welcome) -> list[str]:
     isupport = (
         f"AWAYLEN={m.MAX_TOPIC_LENGTH} CASEMAPPING=ascii CHANMODES={CHANMODES} "
-        f"CHATHISTORY={MAX_LIMIT} MSGREFTYPES=msgid WHOX "
+        f"CHATHISTORY={MAX_LIMIT} MSGREFTYPES=msgid,timestamp MONITOR={m.MAX_WATCHED} WHOX "
         f"CHANNELLEN={m.MAX_ROOM_LENGTH} CHANTYPES=# KICKLEN={m.MAX_TOPIC_LENGTH} "
         f"MAXLIST=b:{m.MAX_BANS} MAXTARGETS={MAX_TARGETS} MODES=4 NETWORK={w.network} "
         f"NICKLEN={m.MAX_NICK_LENGTH} PREFIX=(ov)@+ TOPICLEN={m.MAX_TOPIC_LENGTH} "
@@ -106,7 +120,16 @@ def _lusers(w: Wire, stats: m.ServerStats) -> list[str]:
 
 def _message_lines(w: Wire, msg: m.Message) -> list[str]:
     return _say_lines(
-        w, msg.time, msg.sender, msg.target, msg.text, msg.kind, user=msg.user, msgid=msg.id
+        w,
+        msg.time,
+        msg.sender,
+        msg.target,
+        msg.text,
+        msg.kind,
+        user=msg.user,
+        msgid=msg.id,
+        account=msg.account,
+        client_tags=msg.tags,
     )
 
 
@@ -316,12 +339,24 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
                 pending.kind,
                 user=w.state.user or "",
                 msgid=event.id,
+                account=m.casefold(w.state.account or ""),  # as the broker shows accounts
+                client_tags=pending.extra,
             )
+        case m.Tagged(sender=sender, target=target):
+            caps = w.state.caps
+            if "message-tags" not in caps or (event.ref is not None and "echo-message" not in caps):
+                return []
+            tags = _more_tags(w, w.time_tag(event.time), event.account, event.tags)
+            return [f"@{tags} :{w.mask_of(sender, event.user)} TAGMSG {target}"]
         case m.Joined(room=room, nick=nick):
-            line = f":{w.mask_of(nick, event.user)} JOIN {room}"
+            mask = w.mask_of(nick, event.user)
+            line = f":{mask} JOIN {room}"
             if "extended-join" in w.state.caps:
                 # IRCv3 extended-join: the account ("*" for none) and the real name.
-                return [f"{line} {event.account or '*'} :{clean(event.realname or nick)}"]
+                line = f"{line} {event.account or '*'} :{clean(event.realname or nick)}"
+            if event.away and event.ref is None and "away-notify" in w.state.caps:
+                # away-notify: a member who joins while away is announced as away.
+                return [line, f":{mask} AWAY :{clean(event.away)}"]
             return [line]
         case m.Parted(room=room, nick=nick, reason=reason):
             line = f":{w.mask_of(nick, event.user)} PART {room}"
@@ -351,6 +386,8 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
         case m.Invited(room=room, nick=nick, by=by):
             if pending is not None:
                 return [w.num("341", nick, room)]
+            if event.notice and "invite-notify" not in w.state.caps:
+                return []  # invite-notify: members hear of invites only if they asked
             return [f":{w.mask_of(by, event.user)} INVITE {nick} {room}"]
         case m.Members():
             return _members(w, event, pending)
@@ -371,7 +408,9 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
                 return [w.num("306", ":You have been marked as being away")]
             return [w.num("305", ":You are no longer marked as being away")]
         case m.Pong(token=token):
+            if pending is not None and pending.verb == "fence":
+                return []  # the end of a labeled command's answers (labels.py)
             return [f":{w.server} PONG {w.server} :{clean(token)}"]
         case m.Bye(reason=reason):
             return [f"ERROR :Closing Link: {w.me} ({clean(reason)})"]
-    return []  # HistoryPage: IRC has no way to show one yet
+    return render_presence(w, event, pending) or []

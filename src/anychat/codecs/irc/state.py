@@ -11,10 +11,13 @@ connection (events carrying one of its own refs).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from ... import model as m
+from .labels import LabelGroup, wrap
+from .parse import escape_tag
 
 if TYPE_CHECKING:
     from .sasl import PlainExchange
@@ -23,6 +26,10 @@ __all__ = ["Context", "IrcState", "Pending"]
 
 #: Requests remembered at most; a reply that never came is forgotten, oldest first.
 MAX_PENDING: Final = 1024
+#: Requests whose answers cannot be counted: their labeled answer waits for the fence.
+_ANSWERS_UNCOUNTED: Final = frozenset({"mode", "monitor"})
+#: IRCv3 message-tags: a client-only tag name, ``+`` then an optional vendor and a key.
+_CLIENT_TAG: Final = re.compile(r"\+(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+")
 
 
 class Pending(NamedTuple):
@@ -38,6 +45,9 @@ class Pending(NamedTuple):
     last: bool = False
     #: Free-form detail a renderer needs (WHOX field letters, a CHATHISTORY subcommand...).
     extra: str = ""
+    #: CHATHISTORY: only messages with a higher id, or later, belong to the answer.
+    after: int = 0
+    after_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,10 @@ class IrcState:
         self._ison: dict[int, list[str]] = {}
         #: History pages being collected (CHATHISTORY AROUND asks twice, answers once).
         self._pages: dict[int, list[m.Message]] = {}
+        #: The client-only tags of the line being handled, escaped for relaying ("" = none).
+        self.client_tags = ""
+        #: Labeled commands whose answers are being collected, by each of their refs.
+        self._labels: dict[int, LabelGroup] = {}
 
     # ------------------------------------------------------------------ from input
 
@@ -131,6 +145,55 @@ class IrcState:
             del self._pending[next(iter(self._pending))]
         self._pending[ref] = pending
         return ref
+
+    def begin_line(self, tags: dict[str, str]) -> None:
+        """A new input line: keep its well-formed client-only tags (``+name``), and only from
+        a client that negotiated ``message-tags`` (the others cannot know they are relayed)."""
+        if not tags or "message-tags" not in self.caps:
+            self.client_tags = ""
+            return
+        kept = [
+            (key if not value else f"{key}={escape_tag(value)}")
+            for key, value in tags.items()
+            if _CLIENT_TAG.fullmatch(key) and "\x00" not in value
+        ]
+        text = ";".join(kept)
+        self.client_tags = text if len(text) <= m.MAX_CLIENT_TAGS else ""
+
+    def begin_label(self, label: str, refs: list[int], lines: list[str]) -> int:
+        """A labeled line became model commands with ``refs`` (and answered ``lines`` at
+        once): returns the ref of the fence to send after them (see :mod:`.labels`)."""
+        fence = self.track(Pending("fence"))
+        verbs = frozenset(self._pending[r].verb for r in refs if r in self._pending)
+        group = LabelGroup(label, f"L{fence}", frozenset(refs), fence, list(lines))
+        # MODE may answer several times and MONITOR -/C not at all: only the fence tells.
+        group.early = not verbs & _ANSWERS_UNCOUNTED
+        for ref in (*refs, fence):
+            self._labels[ref] = group
+        return fence
+
+    def labelled(self, ref: m.Ref, lines: list[str], server: str) -> list[str] | None:
+        """``lines`` answer ``ref``: what to send now if it belongs to a labeled command (its
+        whole wrapped answer once the last part is in, else nothing); ``None`` if it does
+        not."""
+        group = self._labels.get(ref) if isinstance(ref, int) else None
+        if group is None:
+            return None
+        group.lines.extend(lines)
+        group.fenced = group.fenced or ref == group.fence
+        pending = self._pending
+        if group.fenced:
+            if any(r in pending and pending[r].verb == "say" for r in group.refs):
+                return []  # a stored message's acknowledgement is still to come
+        elif not group.early or any(r in pending for r in group.refs):
+            return []
+        # Done (early: every command had its last answer, so a join's replay, which follows
+        # its member list, comes after the labeled answer, not before it).
+        for r in (*group.refs, group.fence):
+            self._labels.pop(r, None)
+        for r in group.refs:
+            pending.pop(r, None)  # commands the broker answers with nothing (MONITOR -)
+        return wrap(server, group.label, group.name, group.lines, batch="batch" in self.caps)
 
     def begin_ison(self) -> int:
         batch = self._next_ref
@@ -164,8 +227,15 @@ class IrcState:
     def observe(self, event: m.Event) -> Context:
         """Learn what an outgoing event teaches this connection; say what it answers."""
         match event:
-            case m.Message() | m.Quitted() | m.Bye():
+            case m.Message() | m.Quitted() | m.Bye() | m.AwayChanged() | m.AccountChanged():
                 return Context()
+            case m.RealnameChanged(realname=realname):
+                pending = self._take(event.ref)
+                if pending is not None:
+                    self.realname = realname
+                return Context(pending)
+            case m.Presence() | m.WatchList() | m.Tagged():
+                return Context(self._take(event.ref))
             case m.Joined(room=room):
                 pending = self._take(event.ref, final=False) if event.ref is not None else None
                 if pending is not None:
@@ -203,9 +273,11 @@ class IrcState:
                 pending = self._take(event.ref)
                 return Context(pending, self._ison_step(pending, nick))
             case m.Error():
-                pending = self._take(event.ref)
+                pending = self._take(event.ref, final=False)
                 if pending is None:
                     return Context()
+                if pending.verb != "mode":
+                    self._take(event.ref)  # MODE refuses change by change: kept (bounded)
                 if pending.verb == "hello":
                     self.hello_sent = False  # back to waiting for a usable NICK
                     hangup = _HANGUPS.get(event.code)
@@ -228,7 +300,13 @@ class IrcState:
                 if pending is None or pending.verb != "chathistory":
                     return Context(pending)
                 if not pending.batch:
-                    return Context(pending, page=messages)
+                    since = pending.after_time
+                    kept = tuple(
+                        x
+                        for x in messages
+                        if x.id > pending.after and (since is None or x.time > since)
+                    )
+                    return Context(pending, page=kept)
                 collected = self._pages.get(pending.batch)
                 if collected is None:
                     return Context(pending)

@@ -57,6 +57,8 @@ def close_code_for(bye: m.Bye) -> CloseCode:
 def encode_event(event: m.Event) -> bytes:
     """One event as one text frame: the JSON-lines encoding without its newline."""
     line = _json.encode(event)
+    if not line:
+        return b""  # an event this protocol does not show (codecs/presence.py)
     return text_frame(line[:-1] if line.endswith(b"\n") else line)
 
 

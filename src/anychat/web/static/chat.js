@@ -338,6 +338,11 @@ export class Chat {
         this.note(event.text ? `you are marked away: ${event.text}` : "you are back");
         this.view.header();
         break;
+      case "user_away": // someone sharing a room went away or came back
+        this.forEachRoomOf(event.nick, (conv) => {
+          conv.addLine(event.text ? `${event.nick} is away: ${event.text}` : `${event.nick} is back`);
+        });
+        break;
       case "logged_in":
         this.account = event.nick;
         saved.setToken(event.token);

@@ -1,0 +1,173 @@
+"""The broker's side of a chat served by several nodes: what it tells them, what it hears.
+
+A mixin of :class:`~anychat.broker.Broker` (as :mod:`anychat.broker_info` is), used only with a
+shared bus (``bus.shared``): a single node never reaches any of it. What the other nodes say
+arrives through :meth:`ClusterRules.remote`, after the bus decoded it; the users of other nodes
+live in the bus's :class:`~anychat.bus.directory.Directory`, which this mixin keeps current, so
+member lists, WHOIS and private messages cover the whole chat without a round trip. What needs
+one (a nick another node may be claiming, a cluster-wide message id) becomes a request effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+from . import model as m
+from .bus import Bus
+from .bus.directory import BusEvent, Present, RemoteUser
+from .effects import ClaimNick, Deliver, Disconnect, Effect, Publish
+from .replay import RecentHistory
+from .sessions import Room, Session
+
+__all__ = ["ClusterRules"]
+
+P = TypeVar("P")
+
+
+class ClusterRules(Generic[P]):
+    """Remote events, remote members, and the requests only a shared bus makes."""
+
+    bus: Bus
+    recent: RecentHistory
+    _nicks: dict[str, Session[P]]
+    _rooms: dict[str, Room[P]]
+
+    def disconnect(self, peer: P, reason: str = "") -> list[Effect[P]]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ asking first
+
+    def _claim_first(self, session: Session[P], cmd: m.Command, nick: str) -> list[Effect[P]]:
+        """A ``ClaimNick`` request when only the bus can tell whether ``nick`` is free.
+
+        Empty when the local rules answer (the nick is held here, invalid, or registered to
+        someone else) or the bus already knows (this node holds it, or another node does).
+        """
+        key = m.casefold(nick)
+        if key in self._nicks or not m.valid_nick(nick):
+            return []
+        if self.bus.is_registered(key) and session.account != key:
+            return []
+        if key in self.bus.directory.users or not self.bus.must_ask(key):
+            return []
+        return [ClaimNick(session.peer, key, cmd)]
+
+    def _claimed(self, peer: P, nick: str, effects: list[Effect[P]]) -> list[Effect[P]]:
+        """After a won claim ran its command: give the nick back if nobody here uses it."""
+        if nick not in self._nicks:  # (another session of this node may hold it: still ours)
+            self.bus.release_nick(nick)
+        return effects
+
+    # ------------------------------------------------------------------ telling others
+
+    def _tell(self, event: BusEvent, room: str = "") -> list[Effect[P]]:
+        return [Publish(room, event)] if self.bus.shared else []
+
+    @staticmethod
+    def _present(session: Session[P]) -> Present:
+        return Present(
+            nick=session.nick,
+            user=session.user,
+            realname=session.realname,
+            account=session.account,
+            since=session.since,
+        )
+
+    # ------------------------------------------------------------------ what others see
+
+    def _remote_members(self, room: Room[P]) -> tuple[m.Member, ...]:
+        if not self.bus.shared:
+            return ()
+        local = self._nicks
+        return tuple(
+            m.Member(nick=u.nick, user=u.user, realname=u.realname, account=u.account)
+            for key, u in self.bus.directory.rooms.get(m.casefold(room.name), {}).items()
+            if key not in local
+        )
+
+    def _remote_user(self, nick: str) -> RemoteUser | None:
+        if not self.bus.shared:
+            return None
+        return self.bus.directory.users.get(m.casefold(nick))
+
+    # ------------------------------------------------------------------ hearing others
+
+    def remote(self, node: str, event: BusEvent) -> list[Effect[P]]:
+        """What another node said: keep the directory current, tell the local members."""
+        directory = self.bus.directory
+        effects: list[Effect[P]] = []
+        match event:
+            case m.Message():
+                if m.is_room(event.target):
+                    room = self._rooms.get(m.casefold(event.target))
+                    self.recent.remember(event)
+                    if room is not None:
+                        effects.append(Deliver(event, room.members))
+                else:
+                    session = self._nicks.get(m.casefold(event.target))
+                    if session is not None:
+                        effects.append(Deliver(event, (session.peer,)))
+            case m.RoomTopic():
+                room = self._rooms.get(m.casefold(event.room))
+                if room is not None:
+                    room.topic, room.topic_setter, room.topic_time = (
+                        event.text,
+                        event.setter,
+                        event.time,
+                    )
+                    effects.append(Deliver(event, room.members))
+            case m.Joined() | m.Parted() | m.Kicked():
+                key = m.casefold(event.nick)
+                if key not in self._nicks:  # a stale event about a nick now ours: ignored
+                    room = self._rooms.get(m.casefold(event.room))
+                    if room is not None:
+                        effects.append(Deliver(event, room.members))
+                    directory.apply(node, event)
+            case m.Quitted() | m.NickChanged():
+                key = m.casefold(event.nick if isinstance(event, m.Quitted) else event.old)
+                user = directory.users.get(key)
+                if user is not None and user.node == node:
+                    audience = self._local_audience(user.rooms)
+                    if audience:
+                        effects.append(Deliver(event, audience))
+                    directory.apply(node, event)
+            case Present():
+                if m.casefold(event.nick) not in self._nicks:
+                    directory.apply(node, event)
+            case _:
+                pass
+        return effects
+
+    def users_gone(self, users: Iterable[RemoteUser], reason: str = "node lost") -> list[Effect[P]]:
+        """Users of other nodes are gone (their node stopped renewing its lease, or was not in
+        the directory read after an outage): they quit, for everyone here who saw them."""
+        effects: list[Effect[P]] = []
+        directory = self.bus.directory
+        for user in list(users):
+            quitted = m.Quitted(nick=user.nick, reason=reason, user=user.user)
+            audience = self._local_audience(user.rooms)
+            if audience:
+                effects.append(Deliver(quitted, audience))
+            directory.apply(user.node, quitted)
+        return effects
+
+    def nick_lost(self, nick: str) -> list[Effect[P]]:
+        """The bus found ``nick`` (folded) owned by another node (after an outage long enough
+        for its lease to lapse): the local holder must go, so only one holds it."""
+        session = self._nicks.get(nick)
+        if session is None:
+            return []
+        bye = m.Bye(
+            code=m.ErrorCode.NICK_IN_USE,
+            reason=f"nick {session.nick} was taken on another node while this one was cut off",
+        )
+        return [*self.disconnect(session.peer, bye.reason), Disconnect(session.peer, bye)]
+
+    def _local_audience(self, rooms: Iterable[str]) -> set[P]:
+        audience: set[P] = set()
+        for key in rooms:
+            room = self._rooms.get(key)
+            if room is not None:
+                audience.update(room.members)
+        return audience

@@ -1,0 +1,612 @@
+"""The bus of a chat served by several nodes, over Redis (coredis, built on AnyIO).
+
+The broker stays synchronous: everything it asks of this bus is answered from memory (the nicks
+this node holds, the directory of the other nodes' users, the message id fetched for it), and
+what needs Redis first is a request effect (``ClaimNick``, ``NumberMessage``) that the hub
+awaits through :meth:`RedisBus.fulfil`. What the broker publishes is queued and sent in order by
+one task, in batches (one script call publishes everything queued, so a busy node pays one round
+trip per batch, not per message).
+
+Redis holds:
+
+- ``anychat:ids``: the message counter (INCR: ids increase in the order Redis hands them out);
+- ``anychat:nick:<folded nick>``: the node owning a nick (set only if absent, with an expiry
+  of one lease, renewed by every heartbeat);
+- ``anychat:node:<id>``: a node's lease (expires when it stops heartbeating), ``anychat:nodes``
+  the set of node ids, and ``anychat:users:<id>`` a hash of the node's users (nick -> JSON with
+  their rooms), which a node starting or reconnecting reads the whole directory from;
+- channels: ``anychat:room:<folded room>`` (messages and topics, one publish per message, heard
+  only by nodes with members there), ``anychat:to:<id>`` (private messages to that node's
+  users) and ``anychat:presence`` (registrations, joins, parts, nick changes, quits).
+
+When Redis is out of reach the node keeps its local clients, tells them the chat is degraded,
+refuses what needs the other nodes (messages, new nicks: ``cluster_unavailable``) and reconnects
+with backoff; then it reclaims its nicks, restates its users and reloads the directory.
+docs/scaling.md says exactly what is lost meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskStatus
+
+from .. import model as m
+from ..effects import BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
+from . import wire
+from .directory import BusEvent, Directory, Present, RemoteUser
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+
+__all__ = ["RedisBus"]
+
+logger = logging.getLogger("anychat.cluster")
+
+PREFIX: Final = "anychat:"
+PRESENCE: Final = PREFIX + "presence"
+IDS: Final = PREFIX + "ids"
+NODES: Final = PREFIX + "nodes"
+#: How long a request for Redis (an id, a nick claim) may take before it is refused.
+REQUEST_SECONDS: Final = 2.0
+BACKOFF_FIRST: Final = 0.1
+BACKOFF_MAX: Final = 5.0
+
+# Take a nick if free (or already ours); 1 = ours now.
+_CLAIM: Final = """
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# The ids go on past ARGV[1] (after a Redis restart, from what this node has seen).
+_SEED: Final = """
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+# Renew the node's lease and its nicks; returns the nicks another node holds now.
+_HEARTBEAT: Final = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+local lost = {}
+for i = 4, #ARGV do
+  local key = KEYS[3] .. ARGV[i]
+  local v = redis.call('GET', key)
+  if v and v ~= ARGV[1] then
+    table.insert(lost, ARGV[i])
+  else
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[3])
+  end
+end
+return lost
+"""
+# A batch of queued work, in order: P channel payload | H nick json | D nick | R nick.
+_BATCH: Final = """
+for i = 1, #ARGV, 3 do
+  local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if op == 'P' then redis.call('PUBLISH', a, b)
+  elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
+  elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
+  elseif op == 'R' then
+    local key = KEYS[2] .. a
+    if redis.call('GET', key) == b then redis.call('DEL', key) end
+  end
+end
+return 1
+"""
+# Restate this node's users: the hash is replaced whole.
+_RESTATE: Final = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
+def room_channel(room: str) -> str:
+    return f"{PREFIX}room:{room}"
+
+
+def node_channel(node: str) -> str:
+    return f"{PREFIX}to:{node}"
+
+
+class RedisBus:
+    """What one node shares with the others through Redis (see the module docstring).
+
+    Args:
+        url: ``redis://host:port/db``.
+        lease_seconds: A node silent this long is dead; its nicks are free again.
+        first_message_id: The store's last id plus one (the counter never goes below it).
+        registered: Nicks (folded) that belong to accounts.
+        node_id: This node's name on the bus (default: random).
+    """
+
+    shared: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_seconds: float = 10.0,
+        first_message_id: int = 1,
+        registered: Iterable[str] = (),
+        node_id: str | None = None,
+    ) -> None:
+        self.url = url
+        self.lease_seconds = lease_seconds
+        self.node = node_id or secrets.token_hex(6)
+        self.directory = Directory()
+        #: This node's own users, as written to ``anychat:users:<node>``.
+        self.mine = Directory()
+        self.rooms: set[str] = set()
+        #: Rooms whose channel Redis confirmed we are subscribed to, and those being asked.
+        self._listening: set[str] = set()
+        self._asking: set[str] = set()
+        self._sub_lock = anyio.Lock()
+        self._pubsub: Any = None
+        self._registered = set(registered)
+        self._owned: set[str] = set()
+        #: Nicks given back whose release has not reached Redis yet (a clean stop sends them).
+        self._releasing: set[str] = set()
+        self._held = 0
+        self._last_id = first_message_id - 1
+        #: The highest id seen from any node: the counter restarts past it if Redis lost it.
+        self._seen_id = self._last_id
+        #: Lost touch after being connected: requests fail at once until it is back.
+        self.degraded = False
+        self.connected = False
+        #: Set while connected: a request waits for it (briefly) rather than fail at once.
+        self._up = anyio.Event()
+        self._client: Any = None
+        self._ops: MemoryObjectSendStream[tuple[str, str, str]] | None = None
+        self._nick_lock = anyio.Lock()
+        self._scripts: dict[str, Any] = {}
+        # Set by the hub: what to do with what other nodes say.
+        self.on_event: Callable[[str, BusEvent], None] = lambda node, event: None
+        self.on_users_gone: Callable[[list[RemoteUser]], None] = lambda users: None
+        self.on_nick_lost: Callable[[str], None] = lambda nick: None
+        self.on_state: Callable[[bool], None] = lambda connected: None
+
+    # ------------------------------------------------------------------ the broker's questions
+
+    @property
+    def next_id(self) -> int:
+        """Past every id this node allocated or was seeded with (what its committer waits for)."""
+        return self._last_id + 1
+
+    def allocate_id(self) -> int:
+        msg_id, self._held = self._held, 0
+        if not msg_id:
+            raise AssertionError("a message of a cluster needs its id fetched first")
+        self._last_id = max(self._last_id, msg_id)
+        return msg_id
+
+    def hold_id(self, message_id: int) -> None:
+        self._held = message_id
+
+    def holds_id(self) -> bool:
+        return self._held != 0
+
+    def claim_nick(self, nick: str) -> bool:
+        return nick in self._owned
+
+    def must_ask(self, nick: str) -> bool:
+        return nick not in self._owned and nick not in self.directory.users
+
+    def release_nick(self, nick: str) -> None:
+        self._owned.discard(nick)
+        self._releasing.add(nick)
+        self._queue("R", nick, self.node)
+
+    def is_registered(self, nick: str) -> bool:
+        return nick in self._registered
+
+    def set_registered(self, nicks: Iterable[str], registered: bool = True) -> None:
+        if registered:
+            self._registered.update(nicks)
+        else:
+            self._registered.difference_update(nicks)
+
+    def room_opened(self, room: str) -> None:
+        self.rooms.add(room)
+        self._queue("S", room, "")
+
+    def must_listen(self, room: str) -> bool:
+        return self.connected and room not in self._listening
+
+    def room_closed(self, room: str) -> None:
+        self.rooms.discard(room)
+        self._queue("U", room, "")
+
+    def publish(self, room: str, event: BusEvent) -> None:
+        payload = wire.encode(self.node, event).decode()
+        if room:
+            self._queue("P", room_channel(room), payload)
+        elif isinstance(event, m.Message):
+            user = self.directory.users.get(m.casefold(event.target))
+            if user is not None:
+                self._queue("P", node_channel(user.node), payload)
+        else:
+            self._tell_about_mine(event, payload)
+
+    def _tell_about_mine(self, event: BusEvent, payload: str) -> None:
+        """Keep this node's own user list (and its copy in Redis) current, then publish."""
+        mine = self.mine
+        gone = m.casefold(event.old) if isinstance(event, m.NickChanged) else ""
+        mine.apply(self.node, event)
+        if isinstance(event, m.Quitted):
+            self._queue("D", m.casefold(event.nick), "")
+        else:
+            if gone:
+                self._queue("D", gone, "")
+            nick = event.new if isinstance(event, m.NickChanged) else getattr(event, "nick", "")
+            user = mine.users.get(m.casefold(nick)) if nick else None
+            if user is not None:
+                self._queue("H", m.casefold(user.nick), json.dumps(user.to_json()))
+        self._queue("P", PRESENCE, payload)
+
+    def _queue(self, op: str, a: str, b: str) -> None:
+        """Hand work to the sender task; dropped while disconnected (a reconnect restates
+        what matters: subscriptions, nicks, users)."""
+        if self._ops is not None and self.connected:
+            try:
+                self._ops.send_nowait((op, a, b))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the connection is going down this instant: the same as disconnected
+
+    # ------------------------------------------------------------------ requests
+
+    async def fulfil(
+        self, request: ClaimNick[Any] | NumberMessage[Any] | ListenRoom[Any]
+    ) -> Outcome:
+        """Claim a nick or fetch a message id; ``cluster_unavailable`` if Redis is away."""
+        if isinstance(request, ListenRoom):
+            await self._listen(request.room)
+            return BusGrant()
+        try:
+            if self.degraded:
+                raise ConnectionError("the cluster bus is out of reach")
+            with anyio.fail_after(REQUEST_SECONDS):
+                await self._up.wait()
+                if isinstance(request, NumberMessage):
+                    msg_id = int(await self._client.incr(IDS))
+                    self._seen_id = max(self._seen_id, msg_id)
+                    return BusGrant(message_id=msg_id)
+                async with self._nick_lock:
+                    won = await self._scripts["claim"](
+                        keys=[PREFIX + "nick:" + request.nick],
+                        args=[self.node, int(self.lease_seconds * 1000)],
+                    )
+                    if int(won):
+                        self._owned.add(request.nick)
+                        return BusGrant()
+                return m.Error(
+                    code=m.ErrorCode.NICK_IN_USE, text=f"nick {request.nick} is already in use"
+                )
+        except Exception as exc:  # Redis away or failing: refuse this one, keep the node
+            if not self.degraded:  # (an outage is logged once, when it starts)
+                logger.warning("cluster request failed: %s", _why(exc))
+            what = "send messages" if isinstance(request, NumberMessage) else "take new nicks"
+            return m.Error(
+                code=m.ErrorCode.CLUSTER_UNAVAILABLE,
+                text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
+                "right now; try again shortly",
+            )
+
+    async def _listen(self, room: str) -> None:
+        """Subscribe to a room's channel before its first member here joins (best effort:
+        without Redis the join goes on, and a reconnect subscribes every open room)."""
+        self._asking.add(room)
+        try:
+            with anyio.move_on_after(REQUEST_SECONDS):
+                async with self._sub_lock:
+                    if self._pubsub is not None and room not in self._listening:
+                        await self._pubsub.subscribe(room_channel(room))
+                        self._listening.add(room)
+        except Exception as exc:  # the connection is going: the reconnect will subscribe
+            logger.info("cannot subscribe to %s now: %s", room, _why(exc))
+        finally:
+            self._asking.discard(room)
+
+    # ------------------------------------------------------------------ the connection
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Stay connected until cancelled: reconnect with backoff, resume, and leave cleanly."""
+        import coredis
+
+        backoff = BACKOFF_FIRST
+        self._started: TaskStatus[None] | None = task_status
+        try:
+            while True:
+                try:
+                    await self._reachable()
+                    client = coredis.Redis.from_url(self.url, decode_responses=True)
+                    async with client:
+                        await self._session(client)
+                except BaseException as exc:
+                    cancelled = _cancellation(exc)
+                    if cancelled is not None:  # stopping: what failed while closing is moot
+                        raise cancelled from None
+                    if not isinstance(exc, Exception):
+                        raise
+                    if anyio.current_effective_deadline() == -math.inf:
+                        await anyio.lowlevel.checkpoint()  # stopping (asyncio shows no
+                        # cancellation in the group of what failed while closing): raises it
+                    if self.connected or backoff == BACKOFF_FIRST:
+                        logger.warning("cluster bus %s lost: %s", self.url, _why(exc))
+                finally:
+                    self._report_started()  # a node starts degraded rather than not at all
+                    if self.connected:
+                        self.connected = False
+                        self.degraded = True
+                        self._up = anyio.Event()
+                        self.on_state(False)
+                    if self._ops is not None:
+                        self._ops.close()
+                        self._ops = None
+                    self._client = None
+                    self._pubsub = None
+                    self._listening = set()
+                if self._was_connected:  # it worked a while: start the backoff over
+                    backoff, self._was_connected = BACKOFF_FIRST, False
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            await self._leave()
+
+    async def _reachable(self) -> None:
+        """Try the address first: a client made for a server that is down leaks resources."""
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("redis", "rediss"):
+            return
+        with anyio.fail_after(REQUEST_SECONDS):
+            stream = await anyio.connect_tcp(parts.hostname or "127.0.0.1", parts.port or 6379)
+        await stream.aclose()
+
+    _was_connected = False
+    _started: TaskStatus[None] | None = None
+
+    def _report_started(self) -> None:
+        if self._started is not None:
+            self._started.started()
+            self._started = None
+
+    async def _session(self, client: Any) -> None:
+        self._client = client
+        for name, source in (
+            ("claim", _CLAIM),
+            ("seed", _SEED),
+            ("heartbeat", _HEARTBEAT),
+            ("batch", _BATCH),
+            ("restate", _RESTATE),
+        ):
+            self._scripts[name] = client.register_script(source)
+        await self._scripts["seed"](keys=[IDS], args=[max(self._last_id, self._seen_id)])
+        await self._heartbeat_once()
+        await self._scripts["restate"](
+            keys=[self._users_key(self.node)],
+            args=[x for key, u in self.mine.users.items() for x in (key, json.dumps(u.to_json()))],
+        )
+        pubsub = client.pubsub(retry_policy=None, ignore_subscribe_messages=True)
+        async with pubsub:
+            await pubsub.subscribe(PRESENCE, node_channel(self.node))
+            rooms = set(self.rooms)
+            if rooms:
+                await pubsub.subscribe(*(room_channel(r) for r in rooms))
+            self._listening = rooms
+            self._pubsub = pubsub
+            await self._load_directory(client)
+            send, receive = anyio.create_memory_object_stream[tuple[str, str, str]](float("inf"))
+            self._ops = send
+            for user in list(self.mine.users.values()):
+                restated = Present(
+                    nick=user.nick,
+                    user=user.user,
+                    realname=user.realname,
+                    account=user.account,
+                    since=user.since,
+                    rooms=tuple(user.rooms.values()),
+                )
+                send.send_nowait(("P", PRESENCE, wire.encode(self.node, restated).decode()))
+            self.connected = True
+            self.degraded = False
+            self._up.set()
+            self._report_started()
+            self._was_connected = True
+            logger.info("cluster bus %s: connected as node %s", self.url, self.node)
+            self.on_state(True)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._heartbeats)
+                tg.start_soon(self._send_ops, receive, pubsub)
+                async for message in pubsub:
+                    if message.get("type") != "message":
+                        continue
+                    self._heard(message["data"])
+                raise ConnectionError("subscription ended")
+
+    def _heard(self, data: str | bytes) -> None:
+        try:
+            node, event = wire.decode(data)
+        except ValueError as exc:
+            logger.warning("dropped a bus payload: %s", exc)
+            return
+        if node == self.node:
+            return  # our own publish, back from Redis: already delivered here
+        if isinstance(event, m.Message):
+            self._seen_id = max(self._seen_id, event.id)
+        try:
+            self.on_event(node, event)
+        except Exception:  # one bad event must not cut the node off the bus
+            logger.exception("cannot apply a bus event from node %s", node)
+
+    async def _send_ops(self, receive: Any, pubsub: Any) -> None:
+        """Send what the broker queued, in order: a batch per script call."""
+        batch: list[str] = []
+        async with receive:
+            while True:
+                op = await receive.receive()
+                while True:
+                    kind, a, b = op
+                    if kind in "SU":
+                        await self._flush(batch)
+                        channel = room_channel(a)
+                        async with self._sub_lock:
+                            if kind == "S" and a in self.rooms and a not in self._listening:
+                                await pubsub.subscribe(channel)
+                                self._listening.add(a)
+                            elif kind == "U" and a not in self.rooms | self._asking:
+                                await pubsub.unsubscribe(channel)
+                                self._listening.discard(a)
+                    else:
+                        batch += (kind, a, b)
+                    try:
+                        op = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        break
+                await self._flush(batch)
+
+    async def _flush(self, batch: list[str]) -> None:
+        if not batch:
+            return
+        async with self._nick_lock:
+            # A nick released and claimed again since: keep it.
+            args = [
+                x
+                for i in range(0, len(batch), 3)
+                if not (batch[i] == "R" and batch[i + 1] in self._owned)
+                for x in batch[i : i + 3]
+            ]
+            batch.clear()
+            if args:
+                await self._scripts["batch"](
+                    keys=[self._users_key(self.node), PREFIX + "nick:"], args=args
+                )
+                self._releasing.difference_update(
+                    args[i + 1] for i in range(0, len(args), 3) if args[i] == "R"
+                )
+
+    # ------------------------------------------------------------------ leases
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await anyio.sleep(self.lease_seconds / 4)
+            await self._heartbeat_once()
+            await self._find_dead_nodes()
+
+    async def _heartbeat_once(self) -> None:
+        owned = sorted(self._owned)
+        async with self._nick_lock:
+            lost = await self._scripts["heartbeat"](
+                keys=[self._lease_key(self.node), NODES, PREFIX + "nick:"],
+                args=[
+                    self.node,
+                    int(self.lease_seconds * 750),
+                    int(self.lease_seconds * 1000),
+                    *owned,
+                ],
+            )
+            for nick in lost or ():
+                self._owned.discard(nick)
+        for nick in lost or ():
+            logger.warning("nick %s is held by another node now: its session here ends", nick)
+            self.on_nick_lost(nick)
+
+    async def _find_dead_nodes(self) -> None:
+        client = self._client
+        nodes = set(await client.smembers(NODES)) | self.directory.nodes()
+        nodes.discard(self.node)
+        for node in sorted(nodes):
+            if await client.exists([self._lease_key(node)]):
+                continue
+            logger.warning("node %s stopped renewing its lease: its users have quit", node)
+            await self._bury(client, node)
+            self._drop_node(node)
+
+    async def _bury(self, client: Any, node: str) -> None:
+        """Clear a dead node out of Redis: its nicks are free now, not when their keys expire."""
+        users_key = self._users_key(node)
+        nicks = set(await client.hkeys(users_key))
+        nicks.update(m.casefold(u.nick) for u in self.directory.users.values() if u.node == node)
+        args = [x for nick in sorted(nicks) for x in ("R", nick, node)]
+        if args:
+            await self._scripts["batch"](keys=[users_key, PREFIX + "nick:"], args=args)
+        await client.srem(NODES, [node])
+        await client.delete([users_key])
+
+    def _drop_node(self, node: str) -> None:
+        gone = [u for u in self.directory.users.values() if u.node == node]
+        if gone:
+            self.on_users_gone(gone)
+
+    async def _load_directory(self, client: Any) -> None:
+        """Read every live node's users; forget (and announce as quit) whoever is gone."""
+        users: list[RemoteUser] = []
+        for node in sorted(set(await client.smembers(NODES)) - {self.node}):
+            if not await client.exists([self._lease_key(node)]):
+                await self._bury(client, node)
+                continue
+            for raw in (await client.hgetall(self._users_key(node))).values():
+                try:
+                    users.append(RemoteUser.from_json(node, json.loads(raw)))
+                except (ValueError, TypeError, KeyError) as exc:
+                    logger.warning("skipped a bad directory entry of node %s: %s", node, exc)
+        now = {(m.casefold(u.nick), u.node) for u in users}
+        gone = [u for key, u in self.directory.users.items() if (key, u.node) not in now]
+        if gone:
+            self.on_users_gone(gone)
+        self.directory.replace(u for u in users if m.casefold(u.nick) not in self.mine.users)
+
+    async def _leave(self) -> None:
+        """A clean stop: the lease goes at once, so the others announce our users now."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            try:
+                import coredis
+
+                async with coredis.Redis.from_url(self.url, decode_responses=True) as client:
+                    await client.delete([self._lease_key(self.node)])
+                    await client.srem(NODES, [self.node])
+                    await client.delete([self._users_key(self.node)])
+                    for nick in sorted(self._owned | self._releasing):
+                        await self._release_now(client, nick)
+            except Exception as exc:
+                logger.info("could not leave the cluster bus cleanly: %s", _why(exc))
+
+    async def _release_now(self, client: Any, nick: str) -> None:
+        key = PREFIX + "nick:" + nick
+        if await client.get(key) == self.node:
+            await client.delete([key])
+
+    @staticmethod
+    def _lease_key(node: str) -> str:
+        return f"{PREFIX}node:{node}"
+
+    @staticmethod
+    def _users_key(node: str) -> str:
+        return f"{PREFIX}users:{node}"
+
+
+def _cancellation(exc: BaseException) -> BaseException | None:
+    """The cancellation in ``exc`` (a group, when closing the client failed too), if any."""
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _cancellation(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_why(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"

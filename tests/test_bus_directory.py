@@ -1,0 +1,72 @@
+"""The pure parts of the cluster bus: its wire format and the directory of other nodes' users."""
+
+from __future__ import annotations
+
+import pytest
+
+from anychat import model as m
+from anychat.bus import wire
+from anychat.bus.directory import Directory, Present
+
+
+def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:
+    msg = m.Message(id=7, time=1.5, sender="ada", target="#a", text="hé", kind=m.Kind.ACTION,
+                    key="k1", user="ada")  # fmt: skip
+    node, back = wire.decode(wire.encode("n1", msg))
+    assert node == "n1" and back == msg and isinstance(back, m.Message)
+    assert back.kind is m.Kind.ACTION and back.key is None and back.user == "ada"
+    joined = m.Joined(room="#a", nick="bob", ref=3, user="b", realname="Bob", account="bob")
+    _, back_joined = wire.decode(wire.encode("n1", joined))
+    assert isinstance(back_joined, m.Joined)
+    assert (back_joined.ref, back_joined.realname, back_joined.account) == (None, "Bob", "bob")
+    present = Present(nick="cy", rooms=("#a", "#b"))
+    assert wire.decode(wire.encode("n2", present)) == ("n2", present)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"n": "x"}',
+        b'{"n": "x", "t": "Welcome", "f": {}}',  # not a bus event
+        b'{"n": 1, "t": "Quitted", "f": {"nick": "a"}}',
+        b'{"n": "x", "t": "Quitted", "f": {"nick": "a", "bogus": 1}}',
+        b'{"n": "x", "t": "Message", "f": {"id": 1, "kind": "shouting"}}',
+        b'{"n": "x", "t": "Message", "f": {"id": "1", "time": 0, "sender": "a", "target": "#a",'
+        b' "text": "t"}}',
+        b'{"n": "x", "t": "Quitted", "f": {"nick": ["a"]}}',
+        b'{"n": "x", "t": "Present", "f": {"nick": "a", "since": true}}',
+    ],
+)
+def test_malformed_payloads_are_refused(payload: bytes) -> None:
+    with pytest.raises(ValueError, match="bus"):
+        wire.decode(payload)
+
+
+def test_the_directory_follows_users_rooms_renames_and_quits() -> None:
+    d = Directory()
+    d.apply("n1", Present(nick="Ada", user="ada"))
+    d.apply("n1", m.Joined(room="#Rust", nick="Ada"))
+    d.apply("n1", m.Joined(room="#go", nick="Ada"))
+    d.apply("n2", m.Joined(room="#rust", nick="bob"))  # joined before its Present arrived
+    assert {u.nick for u in d.members("#rust")} == {"Ada", "bob"}
+    d.apply("n1", m.NickChanged(old="Ada", new="ada2"))
+    assert "ada" not in d.users and d.users["ada2"].rooms == {"#rust": "#Rust", "#go": "#go"}
+    assert {u.nick for u in d.members("#go")} == {"ada2"}
+    d.apply("n1", m.Parted(room="#go", nick="ada2"))
+    assert "#go" not in d.rooms
+    d.apply("n2", m.Quitted(nick="BOB"))
+    assert {u.nick for u in d.members("#rust")} == {"ada2"}
+    # A node restating a user replaces what was known of it.
+    d.apply("n1", Present(nick="ada2", rooms=("#c",)))
+    assert set(d.rooms) == {"#c"}
+    assert [u.nick for u in d.drop_node("n1")] == ["ada2"] and not d.users and not d.rooms
+
+
+def test_a_nick_moving_to_another_node_is_that_nodes_now() -> None:
+    d = Directory()
+    d.apply("n1", m.Joined(room="#a", nick="ada"))
+    d.apply("n2", Present(nick="ADA"))
+    assert d.users["ada"].node == "n2" and not d.users["ada"].rooms and "#a" not in d.rooms
