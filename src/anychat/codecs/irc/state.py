@@ -84,12 +84,14 @@ class IrcState:
 
     __slots__ = (
         "_ison",
+        "_labels",
         "_next_ref",
         "_pages",
         "_pending",
         "account",
         "cap_302",
         "caps",
+        "client_tags",
         "hangup",
         "hello_sent",
         "modes",
