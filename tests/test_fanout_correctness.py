@@ -212,9 +212,11 @@ def tiny_server_send_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink each accepted socket's kernel send buffer, so most sends are partial."""
     serve_peer = reader.serve_peer
 
-    async def small_buffer_serve_peer(hub: Any, sock: socket.socket, *args: Any) -> None:
+    async def small_buffer_serve_peer(
+        hub: Any, sock: socket.socket, *args: Any, **kwargs: Any
+    ) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        await serve_peer(hub, sock, *args)
+        await serve_peer(hub, sock, *args, **kwargs)
 
     monkeypatch.setattr(server_module, "serve_peer", small_buffer_serve_peer)
 

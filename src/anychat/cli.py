@@ -353,6 +353,9 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # coredis logs its routine retries (a Lua script loaded on first use) at INFO: that is not
+    # news for whoever runs the server; its warnings and errors still show.
+    logging.getLogger("coredis").setLevel(max(logging.WARNING, logging.root.level))
     if uvloop and backend is not Backend.asyncio:
         raise _fail("--uvloop works only with --backend asyncio", 2)
     if uvloop:

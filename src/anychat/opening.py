@@ -210,6 +210,7 @@ async def _recv(transport: Transport) -> bytes:
         try:
             return transport.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
-            await transport.wait_readable()
+            pass  # waited for below, not here: the exception would live as long as the wait
         except OSError:
             return b""
+        await transport.wait_readable()

@@ -127,11 +127,9 @@ async def _serve(
             if hub.cluster is not None:
                 await tg.start(hub.cluster.run)
 
-            async def handle(
-                sock: socket.socket, peer: tuple[str, int], spec: ListenerSpec
-            ) -> None:
-                await serve_peer(hub, sock, peer, spec, tls)
-
+            # A partial, not a wrapper coroutine: each connection's task starts straight in
+            # serve_peer, with no extra frame held for the connection's lifetime.
+            handle = partial(serve_peer, hub, tls=tls)
             if tls is not None:
                 logger.info(
                     "TLS certificate %s (SHA-256 %s)%s",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Awaitable
 from contextlib import suppress
 from typing import ClassVar, Protocol
 
@@ -59,9 +60,11 @@ class Transport(Protocol):
         did not take): the connection's writer keeps running until it is ``False``."""
         ...
 
-    async def wait_readable(self) -> None: ...
+    def wait_readable(self) -> Awaitable[None]:
+        """Wait until :meth:`recv` has something (an ``async def`` satisfies this)."""
+        ...
 
-    async def wait_writable(self) -> None:
+    def wait_writable(self) -> Awaitable[None]:
         """Wait until :meth:`send` may take more (a TLS transport first flushes ``pending``)."""
         ...
 
@@ -86,11 +89,14 @@ class TcpTransport:
         self.recv = sock.recv
         self.send = sock.send
 
-    async def wait_readable(self) -> None:
-        await anyio.wait_readable(self.sock)
+    # Plain methods returning AnyIO's awaitable, not coroutines awaiting it: an idle
+    # connection's reader is parked in this wait, and a wrapper coroutine would hold one more
+    # frame for each of them.
+    def wait_readable(self) -> Awaitable[None]:
+        return anyio.wait_readable(self.sock)
 
-    async def wait_writable(self) -> None:
-        await anyio.wait_writable(self.sock)
+    def wait_writable(self) -> Awaitable[None]:
+        return anyio.wait_writable(self.sock)
 
     def close(self) -> None:
         """Unread input at ``close()`` would make the kernel send a reset, and the peer could

@@ -377,6 +377,8 @@ def event_from_json(obj: object) -> m.Event:
 class JsonServerCodec:
     """Server side: reads commands, writes events."""
 
+    __slots__ = ("_lines",)
+
     name: ClassVar[str] = "jsonl"
     encoding_key: ClassVar[str] = "jsonl"
 

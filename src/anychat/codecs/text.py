@@ -38,6 +38,8 @@ def _clock(timestamp: float) -> str:
 class TextCodec:
     """Server side of the plain-text protocol for one connection."""
 
+    __slots__ = ("_lines",)
+
     name: ClassVar[str] = "text"
     encoding_key: ClassVar[str] = "text"
 

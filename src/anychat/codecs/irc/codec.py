@@ -54,8 +54,22 @@ _BEFORE_REGISTRATION: Final = frozenset(
 )
 
 
+#: One key object per set of rendering capabilities (at most 2 ** len(caps.RENDERING)), shared by every connection that has it:
+#: fan-out compares keys by identity first, and an idle connection holds no tuple of its own.
+_KEYS: dict[frozenset[str], tuple[str, frozenset[str]]] = {}
+
+
+def _encoding_key(rendering: frozenset[str]) -> tuple[str, frozenset[str]]:
+    key = _KEYS.get(rendering)
+    if key is None:
+        key = _KEYS.setdefault(rendering, ("irc", rendering))
+    return key
+
+
 class IrcCodec:
     """Server side of the IRC protocol for one connection."""
+
+    __slots__ = ("_lines", "encoding_key", "state", "wire")
 
     name: ClassVar[str] = "irc"
 
@@ -76,7 +90,7 @@ class IrcCodec:
             version=version,
             replay=history_replay,
         )
-        self.encoding_key: Hashable = ("irc", frozenset[str]())
+        self.encoding_key: Hashable = _encoding_key(frozenset())
         self._lines = LineBuffer(max(max_line_bytes, MAX_LINE_BYTES))
 
     @property
@@ -193,7 +207,7 @@ class IrcCodec:
             if changes is None:
                 return [self._cap_reply("NAK", asked)]  # the whole request, as it was sent
             self.state.set_caps(changes)
-            self.encoding_key = ("irc", frozenset(self.state.caps & caps.RENDERING))
+            self.encoding_key = _encoding_key(self.state.caps & caps.RENDERING)
             return [self._cap_reply("ACK", asked)]
         if sub == "END":
             if self.state.hello_sent or not self.state.negotiating:

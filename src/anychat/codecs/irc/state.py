@@ -70,8 +70,40 @@ _HANGUPS: Final = {
 }
 
 
+#: What a connection starts with: no capabilities, no user modes (shared, never mutated).
+_NONE: frozenset[str] = frozenset()
+
+
 class IrcState:
-    """One connection's registration, capabilities and outstanding requests."""
+    """One connection's registration, capabilities and outstanding requests.
+
+    Slotted, and the capability and mode sets start as one shared empty ``frozenset`` that is
+    replaced (never mutated) on the rare change: an idle IRC connection carries no instance
+    dict and no empty sets of its own (docs/performance.md, "Memory per idle connection").
+    """
+
+    __slots__ = (
+        "_ison",
+        "_labels",
+        "_next_ref",
+        "_pages",
+        "_pending",
+        "account",
+        "cap_302",
+        "caps",
+        "client_tags",
+        "hangup",
+        "hello_sent",
+        "modes",
+        "negotiating",
+        "nick",
+        "password",
+        "realname",
+        "registered",
+        "rooms",
+        "sasl",
+        "user",
+    )
 
     def __init__(self) -> None:
         self.nick = ""
@@ -89,13 +121,13 @@ class IrcState:
         #: lines that follow NICK/USER in the same batch reach the broker in order.
         self.registered = False
         self.hello_sent = False
-        self.caps: set[str] = set()
+        self.caps: frozenset[str] = _NONE
         self.negotiating = False
         self._next_ref = 1
         self._pending: dict[int, Pending] = {}
         #: Rooms we are in, folded -> name, learnt from our own join/part replies (for JOIN 0).
         self.rooms: dict[str, str] = {}
-        self.modes: set[str] = set()
+        self.modes: frozenset[str] = _NONE
         #: ISON answers being collected: one 303 line answers all of its nicks.
         self._ison: dict[int, list[str]] = {}
         #: History pages being collected (CHATHISTORY AROUND asks twice, answers once).
@@ -176,14 +208,16 @@ class IrcState:
         return batch
 
     def set_caps(self, changes: dict[str, bool]) -> None:
+        caps = set(self.caps)
         for cap, on in changes.items():
             if on:
-                self.caps.add(cap)
+                caps.add(cap)
             else:
-                self.caps.discard(cap)
+                caps.discard(cap)
+        self.caps = frozenset(caps)
 
     def set_user_mode(self, mode: str, on: bool) -> None:
-        (self.modes.add if on else self.modes.discard)(mode)
+        self.modes = (self.modes | {mode}) if on else (self.modes - {mode})
 
     # ------------------------------------------------------------------ from output
 
