@@ -14,8 +14,9 @@ to a server without a certificate) costs one log line and that socket; nobody el
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from .transport import TcpTransport, Transport
 
 __all__ = ["Opened", "open_peer", "open_refused"]
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger("anychat.server")
 
@@ -147,45 +150,45 @@ async def _secure(
 async def _peek(transport: Transport, seconds: float) -> tuple[bool | None, bytes]:
     """Read until the first bytes say TLS or not (``False`` too after ``seconds`` of silence);
     ``None``: the peer left."""
-    first = b""
-    with anyio.move_on_after(seconds):
-        while True:
-            chunk = await _recv(transport)
-            if not chunk:
-                return None, b""
-            first += chunk
-            verdict = looks_like_tls(first)
-            if verdict is not None:
-                return verdict, first
-    late = _late(transport)
-    if late is None:
+    read = await _read_until(transport, seconds, looks_like_tls)
+    if read is None:
         return None, b""
-    first += late
-    return bool(looks_like_tls(first)), first
+    verdict, first = read
+    return bool(verdict), first
 
 
 async def _sniff(
     transport: Transport, seconds: float, first: bytes = b""
 ) -> tuple[Protocol | None, bytes]:
     """Look at the first bytes (or the silence) to pick a codec; ``None`` = peer left."""
-    if first:
-        protocol = sniff(first)
-        if protocol is not None:
-            return protocol, first
+    read = await _read_until(transport, seconds, sniff, first)
+    if read is None:
+        return None, b""
+    protocol, first = read
+    return protocol or Protocol.TEXT, first
+
+
+async def _read_until(
+    transport: Transport, seconds: float, decide: Callable[[bytes], _T | None], first: bytes = b""
+) -> tuple[_T | None, bytes] | None:
+    """Read until ``decide`` names what the first bytes are, or for ``seconds`` at most (then
+    ``decide`` has the last word on whatever arrived, ``None`` included); ``None``: the peer left.
+    """
+    if first and (verdict := decide(first)) is not None:
+        return verdict, first
     with anyio.move_on_after(seconds):
         while True:
             chunk = await _recv(transport)
             if not chunk:
-                return None, b""
+                return None
             first += chunk
-            protocol = sniff(first)
-            if protocol is not None:
-                return protocol, first
+            if (verdict := decide(first)) is not None:
+                return verdict, first
     late = _late(transport)
     if late is None:
-        return None, b""
+        return None
     first += late
-    return sniff(first) or Protocol.TEXT, first
+    return decide(first), first
 
 
 def _late(transport: Transport) -> bytes | None:
