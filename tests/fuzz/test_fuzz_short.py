@@ -8,6 +8,7 @@ Skipped where atheris is not installed (it has no wheel for every Python).
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,4 +36,6 @@ def test_short_fuzz_run_finds_nothing(codec: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "Done 2000 runs" in result.stderr
+    # libFuzzer may count a few runs past -runs (the inputs it was trying when it reached it).
+    done = re.search(r"^Done (\d+) runs", result.stderr, re.MULTILINE)
+    assert done is not None and int(done.group(1)) >= 2000, result.stderr[-4000:]
