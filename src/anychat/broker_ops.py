@@ -120,6 +120,7 @@ class OperatorRules(Generic[P]):
             for a in answers
         ]
         if applied:
+            room.listing = None  # an operator or voice may have changed
             changed = m.ModeChanged(
                 room=room.name, by=session.nick, changes=tuple(applied), user=session.user
             )
