@@ -118,7 +118,8 @@ async def storm(
 
 def _chat(port: int, room: str, interval: float, pipe: Connection) -> None:
     """Two JSON-lines clients in ``room`` saying a line in turn every ``interval`` s until told
-    to stop; sends back the latencies (s) of the lines delivered and how many were said."""
+    to stop; sends back (when sent, latency) in seconds for each line delivered, and how many
+    were said."""
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
     buffers = [b"", b""]
     for n, sock in enumerate(socks):
@@ -133,7 +134,7 @@ def _chat(port: int, room: str, interval: float, pipe: Connection) -> None:
     for n, sock in enumerate(socks):
         selector.register(sock, selectors.EVENT_READ, n)
     pipe.send("ready")
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     said = 0
     next_say = time.perf_counter()
     while not pipe.poll():
@@ -151,7 +152,8 @@ def _chat(port: int, room: str, interval: float, pipe: Connection) -> None:
             for raw in lines:
                 if b'"message"' in raw:
                     text = json.loads(raw)["text"]
-                    latencies.append((arrived - int(text.split()[1])) / 1e9)
+                    sent = int(text.split()[1])
+                    latencies.append((sent / 1e9, (arrived - sent) / 1e9))
     pipe.send((latencies, said))
     for sock in socks:
         sock.close()
@@ -251,7 +253,18 @@ def main() -> None:
         gen_cpu = marks[1] - gen_before
         chat_line = ""
         if chat is not None:
-            latencies, said = ours.recv()
+            timed, said = ours.recv()
+            latencies = [latency for _, latency in timed]
+            if timed:  # the worst line of each second: a steady lag or a few stalls?
+                first = timed[0][0]
+                worst: dict[int, float] = {}
+                for sent, latency in timed:
+                    second = int(sent - first)
+                    worst[second] = max(worst.get(second, 0.0), latency)
+                print(
+                    "  worst chat line per second (ms):",
+                    " ".join(f"{worst[s] * 1e3:.0f}" for s in sorted(worst)),
+                )
             chat.join(5)
             chat_line = (
                 f"; the two chatters in {args.chat_room}: {len(latencies)} of {said} lines delivered, "

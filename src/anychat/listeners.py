@@ -30,11 +30,11 @@ logger = logging.getLogger("anychat.server")
 #: current Linux).
 LISTEN_BACKLOG = 65535
 
-#: Connections accepted per turn of the event loop. Each new connection's task usually runs
-#: its whole registration (sniff, hello, join, the member list) in its first step, and every
-#: task woken in one turn runs before anyone woken later: accepting everything waiting at
-#: once would make the clients already chatting wait for thousands of registrations.
-ACCEPT_BATCH = 16
+#: Connections accepted per turn of the event loop. Each one's task sniffs its protocol in its
+#: first step, and every task woken in one turn runs before anyone woken later: accepting all
+#: that wait at once would make the clients already chatting wait for thousands of them.
+#: (Registering is held to a few a turn too: :mod:`anychat.turnstile`.)
+ACCEPT_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
