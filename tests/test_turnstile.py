@@ -14,6 +14,7 @@ def _turns(order: list[int], per_turn: int) -> list[set[int]]:
     """Who passed together (trio wakes the tasks released in one turn in any order)."""
     return [set(order[i : i + per_turn]) for i in range(0, len(order), per_turn)]
 
+
 pytestmark = pytest.mark.timeout(30)
 
 
@@ -42,11 +43,14 @@ async def test_no_more_than_per_turn_pass_before_the_turnstile_turns() -> None:
     turnstile = Turnstile(per_turn=3)
     arrived: list[int] = []
     passed: list[int] = []
+    all_in = anyio.Event()
 
     async def newcomer(n: int) -> None:
         arrived.append(n)
         await turnstile.wait_turn()
         passed.append(n)
+        if len(passed) == 7:
+            all_in.set()
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as crowd:
@@ -56,8 +60,7 @@ async def test_no_more_than_per_turn_pass_before_the_turnstile_turns() -> None:
             assert set(passed) == set(arrived[:3])  # the rest wait for run() to let them in
             async with anyio.create_task_group() as tg:
                 tg.start_soon(turnstile.run)
-                while len(passed) < 7:
-                    await anyio.sleep(0)  # turns of the loop: nothing timed
+                await all_in.wait()
                 tg.cancel_scope.cancel()
     assert _turns(passed, 3) == _turns(arrived, 3)
 
@@ -65,10 +68,13 @@ async def test_no_more_than_per_turn_pass_before_the_turnstile_turns() -> None:
 async def test_a_newcomer_that_gives_up_holds_nobody_up() -> None:
     turnstile = Turnstile(per_turn=1)
     passed: list[str] = []
+    late_in = anyio.Event()
 
     async def newcomer(name: str) -> None:
         await turnstile.wait_turn()
         passed.append(name)
+        if name == "late":
+            late_in.set()
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as crowd:
@@ -81,7 +87,6 @@ async def test_a_newcomer_that_gives_up_holds_nobody_up() -> None:
             await anyio.wait_all_tasks_blocked()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(turnstile.run)
-                while "late" not in passed:
-                    await anyio.sleep(0)
+                await late_in.wait()
                 tg.cancel_scope.cancel()
     assert passed == ["first", "late"]
