@@ -103,11 +103,19 @@ async def test_chathistory_requests(server: anychat.Server) -> None:
         assert await texts(f"CHATHISTORY AFTER #h {future} 2") == []
         assert await texts(f"CHATHISTORY LATEST #h {past} 2") == ["m4", "m5"]
         assert await texts(f"CHATHISTORY LATEST #h {future} 2") == []
-        await ada.send(f"CHATHISTORY BETWEEN #h {past} msgid={ids[3]} 10")
-        assert await ada.line() == (
-            ":anychat FAIL CHATHISTORY INVALID_PARAMS BETWEEN "
-            ":Give both references as msgid= or timestamp="
-        )
+        # One msgid= and one timestamp=, either way round, counted from the first.
+        assert await texts(f"CHATHISTORY BETWEEN #h {past} msgid={ids[3]} 10") == [
+            "m0",
+            "m1",
+            "m2",
+        ]
+        assert await texts(f"CHATHISTORY BETWEEN #h {past} msgid={ids[3]} 2") == ["m0", "m1"]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[3]} {past} 2") == ["m1", "m2"]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[1]} {future} 2") == ["m2", "m3"]
+        assert await texts(f"CHATHISTORY BETWEEN #h {future} msgid={ids[1]} 2") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY BETWEEN #h {future} msgid={ids[4]} 10") == ["m5"]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[5]} {future} 10") == []
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[0]} {past} 10") == []
         assert await texts(f"CHATHISTORY BETWEEN #h {past} {future} 2") == ["m0", "m1"]
         assert await texts(f"CHATHISTORY BETWEEN #h {future} {past} 3") == ["m3", "m4", "m5"]
         assert await texts(f"CHATHISTORY AROUND #h {future} 4") == ["m4", "m5"]
@@ -125,8 +133,7 @@ async def test_chathistory_requests(server: anychat.Server) -> None:
             ":anychat FAIL CHATHISTORY INVALID_PARAMS BEFORE timestamp=yesterday "
             ":Invalid message reference"
         )
-        assert (
-            await ada.line()
-            == ":anychat FAIL CHATHISTORY INVALID_PARAMS TARGETS :TARGETS is not supported"
+        assert await ada.line() == (
+            ":anychat FAIL CHATHISTORY INVALID_PARAMS TARGETS timestamp=a :Invalid timestamp"
         )
         assert await ada.line() == ":anychat 461 ada CHATHISTORY :Not enough parameters"
