@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from . import model as m
+from .broker_base import BrokerPart
 from .bus import Bus
 from .effects import (
     Authenticate,
@@ -38,10 +39,9 @@ __all__ = ["SlowWork"]
 P = TypeVar("P")
 
 
-class SlowWork(Generic[P]):
+class SlowWork(BrokerPart[P]):
     """Request-making handlers and their continuation (mixed into the broker)."""
 
-    _sessions: dict[P, Session[P]]
     bus: Bus
     recent: RecentHistory
 
@@ -56,12 +56,6 @@ class SlowWork(Generic[P]):
 
     def add_registered(self, nick: str) -> None:
         raise NotImplementedError
-
-    @staticmethod
-    def _refuse(
-        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
-    ) -> list[Effect[P]]:
-        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
 
     def _login(self, session: Session[P], cmd: m.Login) -> list[Effect[P]]:
         return [
