@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 import anychat
-from anychat.codecs.irc.wire import time_tag
 
 from .test_irc_channels import lines_until_pong
 from .test_irc_server import Raw, raw
@@ -68,15 +66,17 @@ def unbatched(lines: list[str], kind: str = "draft/chathistory-targets") -> list
     return [line.split(" ", 1)[1] for line in inner]
 
 
-def moment(when: float) -> tuple[str, float]:
-    """``when`` as a timestamp= reference (milliseconds: it may be a little earlier), and the
-    moment that reference names."""
-    stamp = time_tag(when)
-    return f"timestamp={stamp}", datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+async def stamps(peer: Raw, name: str) -> list[str]:
+    """The ``server-time`` of each stored message of ``name``, oldest first: exactly what a
+    TARGETS line shows for a message (the acks' times are rounded, these are not)."""
+    lines = await answer(peer, f"CHATHISTORY LATEST {name} * 10")
+    found = [re.search(r"[@;]time=([^; ]+)", line) for line in lines if " PRIVMSG " in line]
+    assert all(found), lines
+    return [x.group(1) for x in found if x]
 
 
-def target(name: str, when: float) -> str:
-    return f":anychat CHATHISTORY TARGETS {name} {time_tag(when)}"
+def target(name: str, stamp: str) -> str:
+    return f":anychat CHATHISTORY TARGETS {name} {stamp}"
 
 
 async def test_targets_list_the_rooms_and_private_chats_the_asker_may_read(
@@ -90,34 +90,32 @@ async def test_targets_list_the_rooms_and_private_chats_the_asker_may_read(
     ):
         await bob.join("#pub")
         await bob.join("#secret")
-        first = await bob.send("#pub", "public")
+        await bob.send("#pub", "public")
         await bob.send("#secret", "not for ada")  # ada is not in it
-        again = await bob.send("#pub", "public again")
-        pub = await bob.send("#pub", "public, last")
-        from_bob = await bob.send("ada", "to ada, stored while she is away")
-        from_cy = await cy.send("ada", "hi ada")
+        await bob.send("#pub", "public again")
+        await bob.send("#pub", "public, last")
+        await bob.send("ada", "to ada, stored while she is away")
+        await cy.send("ada", "hi ada")
         await cy.send("bob", "between others")  # not ada's
         async with irc(server.port, "ada", CAPS, PASSWORD) as peer:
             await peer.send("JOIN #pub")
             await peer.until("366 ada #pub")
             await lines_until_pong(peer)  # the join's replay
+            said = {name: await stamps(peer, name) for name in ("#pub", "bob", "cy")}
+            assert [len(x) for x in said.values()] == [3, 1, 1]
+            pub, from_bob, from_cy = (target(name, x[-1]) for name, x in said.items())
             mine = await answer(peer, f"CHATHISTORY TARGETS {PAST} {FUTURE} 10")
-            assert unbatched(mine) == [
-                target("#pub", pub.time),
-                target("bob", from_bob.time),
-                target("cy", from_cy.time),
-            ]
+            assert unbatched(mine) == [pub, from_bob, from_cy]
             # Counted from the first moment: the oldest, or (the later first) the newest.
             oldest = await answer(peer, f"CHATHISTORY TARGETS {PAST} {FUTURE} 1")
-            assert unbatched(oldest) == [target("#pub", pub.time)]
+            assert unbatched(oldest) == [pub]
             newest = await answer(peer, f"CHATHISTORY TARGETS {FUTURE} {PAST} 2")
-            assert unbatched(newest) == [target("bob", from_bob.time), target("cy", from_cy.time)]
-            # Up to bob's private message (excluded): each conversation's last message before.
-            said = [("#pub", first.time), ("#pub", again.time), ("#pub", pub.time)]
-            said += [("bob", from_bob.time), ("cy", from_cy.time)]
-            upto, until = moment(from_bob.time)
-            last = {name: when for name, when in said if when < until}
-            window = await answer(peer, f"CHATHISTORY TARGETS {PAST} {upto} 10")
+            assert unbatched(newest) == [from_bob, from_cy]
+            # Up to bob's private message (excluded): each conversation's last message before
+            # (stamps in this one format compare as the moments they name).
+            upto = said["bob"][0]
+            last = {name: x[-1] for name in said if (x := [t for t in said[name] if t < upto])}
+            window = await answer(peer, f"CHATHISTORY TARGETS {PAST} timestamp={upto} 10")
             assert "bob" not in last and unbatched(window) == [target(*x) for x in last.items()]
             assert unbatched(await answer(peer, f"CHATHISTORY TARGETS {FUTURE} {FUTURE} 5")) == []
             # Labeled: the targets batch nests in the labeled-response batch.
@@ -127,29 +125,30 @@ async def test_targets_list_the_rooms_and_private_chats_the_asker_may_read(
             inner = labeled[1:-1]
             assert inner[0].startswith(f"@batch={outer.group(1)} :anychat BATCH +")
             assert inner[0].endswith(" draft/chathistory-targets")
-            assert inner[1].endswith(target("#pub", pub.time))
+            assert inner[1].endswith(pub)
             # Leaving a room takes it off the list.
             await peer.send("PART #pub")
             await peer.until("PART #pub")
             left = await answer(peer, f"CHATHISTORY TARGETS {PAST} {FUTURE} 10")
-            assert unbatched(left) == [target("bob", from_bob.time), target("cy", from_cy.time)]
+            assert unbatched(left) == [from_bob, from_cy]
 
 
 async def test_guests_see_rooms_only_and_without_batch_the_lines_come_bare(
     server: anychat.Server,
 ) -> None:
     async with (
-        irc(server.port, "dee") as dee,
+        irc(server.port, "dee", "server-time") as dee,
         anychat.connect("127.0.0.1", server.port, nick="bob", autojoin=False) as bob,
     ):
         await dee.send("JOIN #pub")
         await dee.until("366 dee #pub")
         await bob.join("#pub")
-        said = await bob.send("#pub", "hello")
+        await bob.send("#pub", "hello")
         await bob.send("dee", "a private word")  # stored, but dee has no account to read it
         await lines_until_pong(dee)
+        (said,) = await stamps(dee, "#pub")
         assert await answer(dee, f"CHATHISTORY TARGETS {FUTURE} {PAST} 10") == [
-            target("#pub", said.time)
+            target("#pub", said)
         ]
         assert await answer(dee, f"CHATHISTORY TARGETS {PAST} {PAST} 10") == []  # no batch
 
