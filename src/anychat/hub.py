@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from .bus.redis import RedisBus
     from .config import ServerConfig
     from .connection import Connection
+    from .parking import Parking
     from .store import Store
 
 __all__ = ["Hub"]
@@ -125,6 +126,9 @@ class Hub:
         self._all_closed = anyio.Event()
         #: The server's task group: writer tasks start here (set when the server starts).
         self.task_group: TaskGroup | None = None
+        #: Where idle readers hand their connections back (asyncio and uvloop; set when the
+        #: server starts; ``None`` on trio or when ``park_after_seconds`` is 0).
+        self.parking: Parking | None = None
         #: Counters for ``/metrics``: a few additions per batch, never per recipient.
         self.messages_in = 0
         self.messages_out = 0
@@ -473,6 +477,7 @@ class Hub:
             messages_in=self.messages_in,
             messages_out=self.messages_out,
             slow_consumer_cuts=self.slow_consumer_cuts,
+            parked_connections=self.parking.parked if self.parking is not None else 0,
             commit_bounds=latency.bounds,
             commit_buckets=latency.cumulative(),
             commit_count=latency.count,
