@@ -9,6 +9,7 @@ to hold in mind; they use only the broker state declared below.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
 from . import model as m
@@ -25,6 +26,7 @@ from .effects import (
     LoginGrant,
     NumberMessage,
     Outcome,
+    ReadConversations,
     ReadHistory,
     Request,
     WarmRooms,
@@ -117,6 +119,26 @@ class SlowWork(BrokerPart[P]):
             )
         ]
 
+    def _conversations(self, session: Session[P], cmd: m.Conversations) -> list[Effect[P]]:
+        """The conversations whose history the session may read: the rooms it is in, and its
+        private ones once logged in (as :meth:`_history` allows)."""
+        if not (math.isfinite(cmd.start) and math.isfinite(cmd.end)):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, "times must be finite")
+        if cmd.limit < 0:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, "limit may not be negative")
+        return [
+            ReadConversations(
+                session.peer,
+                tuple(room.name for room in session.rooms.values()),
+                session.nick if session.account else None,
+                cmd.start,
+                cmd.end,
+                cmd.limit,
+                settled_upto=self.bus.next_id - 1,
+                ref=cmd.ref,
+            )
+        ]
+
     def _warm(self, session: Session[P], rooms: tuple[str, ...], then: m.Command) -> WarmRooms[P]:
         below = self.recent.start_loading(rooms, self.bus.next_id)
         return WarmRooms(session.peer, rooms, below, then)
@@ -140,8 +162,8 @@ class SlowWork(BrokerPart[P]):
             if session is None or session.state is SessionState.GONE:
                 return []
             return [Deliver(outcome, (session.peer,))]
-        if isinstance(request, ReadHistory):
-            if session is None or not isinstance(outcome, m.HistoryPage):
+        if isinstance(request, ReadHistory | ReadConversations):
+            if session is None or not isinstance(outcome, m.HistoryPage | m.ConversationList):
                 return []
             return [Deliver(outcome, (session.peer,))]
         assert isinstance(outcome, LoginGrant)

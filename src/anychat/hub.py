@@ -39,6 +39,7 @@ from .effects import (
     Outcome,
     Persist,
     Publish,
+    ReadConversations,
     ReadHistory,
     Request,
     WarmRooms,
@@ -68,6 +69,7 @@ _REQUESTS = (
     Authenticate,
     CreateAccount,
     ReadHistory,
+    ReadConversations,
     WarmRooms,
     ClaimNick,
     NumberMessage,
@@ -193,6 +195,7 @@ class Hub:
                 Authenticate()
                 | CreateAccount()
                 | ReadHistory()
+                | ReadConversations()
                 | WarmRooms()
                 | ClaimNick()
                 | NumberMessage()
@@ -344,7 +347,8 @@ class Hub:
             out.append(data)
 
     async def receive(self, conn: Connection, data: bytes) -> int:
-        """Feed received bytes through the codec and the broker; returns commands handled.
+        """Feed received bytes through the codec and the broker; returns the client's commands
+        handled (what flood control counts: not the fences a codec adds after labeled ones).
 
         Requests for slow work (a password check, a store read) are awaited in order, after
         flushing what earlier commands produced.
@@ -361,11 +365,12 @@ class Hub:
         conn.heard_at = anyio.current_time()
         conn.pinged = False
         conn.spoke = True
-        self.messages_in += len(commands)
+        count = len(commands) - sum(1 for c in commands if type(c) is m.Ping and c.fence)
+        self.messages_in += count
         # run_commands ends the connection when the codec asks (HTTP after its response, a
         # closed WebSocket, IRC after a refused registration), even for a batch of no commands.
         await self.run_commands(conn, commands)
-        return len(commands)
+        return count
 
     async def run_commands(
         self, conn: Connection, commands: Iterable[m.Command | LocalReply]
