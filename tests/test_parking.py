@@ -43,6 +43,13 @@ def _backend(anyio_backend: object) -> str:
     return anyio_backend[0] if isinstance(anyio_backend, tuple) else str(anyio_backend)
 
 
+async def _json(port: int, nick: str) -> LineClient:
+    client = await LineClient.open(port)
+    await client.send_json(type="hello", nick=nick)
+    await client.json_event("members")
+    return client
+
+
 async def _irc(port: int, nick: str, room: str) -> LineClient:
     irc = await LineClient.open(port)
     await irc.send(f"NICK {nick}\r\nUSER u 0 * :U\r\nJOIN {room}\r\n".encode())
@@ -54,9 +61,7 @@ async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend:
     backend = _backend(anyio_backend)
     async with anychat.serve(port=0, **FAST) as server:
         with anyio.fail_after(20):
-            js = await LineClient.open(server.port)
-            await js.send_json(type="hello", nick="js")
-            await js.json_event("members")
+            js = await _json(server.port, "js")
             irc = await _irc(server.port, "ircer", "#general")
             text = await LineClient.open(server.port)
             await text.line_containing(b"Welcome")
@@ -65,9 +70,7 @@ async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend:
             await _until_parked(server.port, 3, backend)
 
             # Parked readers: the room still reaches them (output needs no task).
-            speaker = await LineClient.open(server.port)
-            await speaker.send_json(type="hello", nick="speaker")
-            await speaker.json_event("members")
+            speaker = await _json(server.port, "speaker")
             await speaker.send_json(type="say", to="#general", text="to the parked", ref="1")
             assert (await speaker.json_event("ack"))["ref"] == "1"
             said = await js.json_event("message")
@@ -102,9 +105,7 @@ async def test_a_parked_client_that_hangs_up_is_announced(anyio_backend: object)
     backend = _backend(anyio_backend)
     async with anychat.serve(port=0, **FAST) as server:
         with anyio.fail_after(20):
-            stay = await LineClient.open(server.port)
-            await stay.send_json(type="hello", nick="stay")
-            await stay.json_event("members")
+            stay = await _json(server.port, "stay")
             leaver = await _irc(server.port, "leaver", "#general")
             await stay.json_event("joined")
             await _until_parked(server.port, 2, backend)
@@ -144,9 +145,7 @@ async def test_shutdown_says_goodbye_to_parked_clients(anyio_backend: object) ->
     backend = _backend(anyio_backend)
     async with anychat.serve(port=0, **FAST) as server:
         with anyio.fail_after(20):
-            js = await LineClient.open(server.port)
-            await js.send_json(type="hello", nick="js")
-            await js.json_event("members")
+            js = await _json(server.port, "js")
             irc = await _irc(server.port, "ircer", "#general")
             await _until_parked(server.port, 2, backend)
     with anyio.fail_after(10):
