@@ -2,14 +2,27 @@
 
 The broker stays synchronous: everything it asks of this bus is answered from memory (the nicks
 this node holds, the directory of the other nodes' users, the message id fetched for it), and
-what needs Redis first is a request effect (``ClaimNick``, ``NumberMessage``) that the hub
-awaits through :meth:`RedisBus.fulfil`. What the broker publishes is queued and sent in order by
-one task, in batches (one script call publishes everything queued, so a busy node pays one round
-trip per batch, not per message).
+what needs Redis first is a request effect (``ClaimNick``, a private message's
+``NumberMessage``) that the hub awaits through :meth:`RedisBus.fulfil`. What the broker
+publishes is queued and sent in order by one task, in batches (one script call publishes
+everything queued, so a busy node pays one round trip per batch, not per message).
+
+A room message (a :class:`~anychat.effects.Broadcast`) is numbered by that same script call:
+one ``INCRBY`` takes the ids of every room message in the batch, and each is published with its
+id written into it, in that order, inside the one atomic call. So a room's ids increase in the
+order Redis publishes its messages, which is the order every subscribed node hears them,
+whichever node sent them, and the order its members see them. The sending node delivers its own
+message to its members when it hears it back from Redis, in that same order (a sequence number
+in the payload tells it which one, without decoding it): then a client's highest id seen is a
+true mark, below which it has seen every message of its rooms, and ``history after=<that id>``
+on any node misses nothing ("gap-free resume"). Nobody awaits the number: the sender's next
+commands go on, and a burst of messages costs one round trip.
 
 Redis holds:
 
-- ``anychat:ids``: the message counter (INCR: ids increase in the order Redis hands them out);
+- ``anychat:ids``: the message counter (INCRBY in the publishing script: ids increase in the
+  order Redis publishes; seeded past the highest id the node knows of, from what it numbered,
+  heard and finds in its store, plus a margin when Redis lost the key);
 - ``anychat:nick:<folded nick>``: the node owning a nick (set only if absent, with an expiry
   of one lease, renewed by every heartbeat);
 - ``anychat:node:<id>``: a node's lease (expires when it stops heartbeating), ``anychat:nodes``
@@ -31,7 +44,8 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit
 
@@ -40,7 +54,7 @@ import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from .. import model as m
-from ..effects import BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
+from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
 from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser
 
@@ -57,6 +71,13 @@ IDS: Final = PREFIX + "ids"
 NODES: Final = PREFIX + "nodes"
 #: How long a request for Redis (an id, a nick claim) may take before it is refused.
 REQUEST_SECONDS: Final = 2.0
+#: Where the ids go on when Redis lost the counter (restarted empty), past the highest this node
+#: knows of: room for what other nodes numbered but had not stored yet when Redis went.
+RESEED_MARGIN: Final = 100_000
+#: At most this many operations per script call (a burst is sent in several).
+MAX_BATCH: Final = 1000
+#: Room messages waiting for their number before a sender's reader waits too.
+MAX_UNNUMBERED: Final = 10_000
 BACKOFF_FIRST: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 
@@ -67,10 +88,12 @@ if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
-# The ids go on past ARGV[1] (after a Redis restart, from what this node has seen).
+# The ids go on past ARGV[1] (what this node has numbered, heard or stored); past ARGV[2] if
+# the counter is gone (Redis restarted empty: other nodes may have numbered more meanwhile).
 _SEED: Final = """
-local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+local c = redis.call('GET', KEYS[1])
+if not c then redis.call('SET', KEYS[1], ARGV[2])
+elseif tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
 # Renew the node's lease and its nicks; returns the nicks another node holds now.
@@ -89,11 +112,24 @@ for i = 4, #ARGV do
 end
 return lost
 """
-# A batch of queued work, in order: P channel payload | H nick json | D nick | R nick.
+# A batch of queued work, in order: P channel payload | N channel head NUL tail (numbered:
+# published as head .. id .. tail) | H nick json | D nick | R nick node. Returns the first id.
 _BATCH: Final = """
+local n = 0
+for i = 1, #ARGV, 3 do
+  if ARGV[i] == 'N' then n = n + 1 end
+end
+local id = 0
+if n > 0 then id = redis.call('INCRBY', KEYS[3], n) - n end
+local first = id + 1
 for i = 1, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if op == 'P' then redis.call('PUBLISH', a, b)
+  if op == 'N' then
+    id = id + 1
+    local at = string.find(b, '\\0', 1, true)
+    redis.call('PUBLISH', a, string.sub(b, 1, at - 1) .. string.format('%d', id)
+      .. string.sub(b, at + 1))
+  elseif op == 'P' then redis.call('PUBLISH', a, b)
   elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
   elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
   elseif op == 'R' then
@@ -101,7 +137,7 @@ for i = 1, #ARGV, 3 do
     if redis.call('GET', key) == b then redis.call('DEL', key) end
   end
 end
-return 1
+return first
 """
 # Restate this node's users: the hash is replaced whole.
 _RESTATE: Final = """
@@ -128,6 +164,8 @@ class RedisBus:
         first_message_id: The store's last id plus one (the counter never goes below it).
         registered: Nicks (folded) that belong to accounts.
         node_id: This node's name on the bus (default: random).
+        last_stored_id: The store's highest message id now (read at each connection, so an
+            empty Redis counts on past what any node stored in a shared store).
     """
 
     shared: ClassVar[bool] = True
@@ -140,8 +178,10 @@ class RedisBus:
         first_message_id: int = 1,
         registered: Iterable[str] = (),
         node_id: str | None = None,
+        last_stored_id: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.url = url
+        self._last_stored_id = last_stored_id
         self.lease_seconds = lease_seconds
         self.node = node_id or secrets.token_hex(6)
         self.directory = Directory()
@@ -170,11 +210,24 @@ class RedisBus:
         self._ops: MemoryObjectSendStream[tuple[str, str, str]] | None = None
         self._nick_lock = anyio.Lock()
         self._scripts: dict[str, Any] = {}
+        #: Room messages handed to Redis, by sequence number: the message, and its id once the
+        #: script's answer says it (0 before); delivered here when heard back (or, from a room
+        #: this node does not hear, when the answer comes).
+        self._unnumbered: dict[int, list[Any]] = {}
+        #: Their sequence numbers in the order queued: the script numbers them in that order.
+        self._queued: deque[tuple[int, str]] = deque()
+        self._seq = 0
+        self._prefix = wire.own_prefix(self.node)
+        self._roomy = anyio.Event()  # set while few enough messages wait for a number
         # Set by the hub: what to do with what other nodes say.
         self.on_event: Callable[[str, BusEvent], None] = lambda node, event: None
         self.on_users_gone: Callable[[list[RemoteUser]], None] = lambda users: None
         self.on_nick_lost: Callable[[str], None] = lambda nick: None
         self.on_state: Callable[[bool], None] = lambda connected: None
+        self.on_numbered: Callable[[Broadcast[Any], int], None] = lambda sent, msg_id: None
+        self.on_unnumbered: Callable[[Broadcast[Any], m.Error], None] = lambda sent, why: None
+        #: After a group of the calls above: send what they queued for local clients.
+        self.on_flush: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ the broker's questions
 
@@ -226,6 +279,74 @@ class RedisBus:
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
         self._queue("U", room, "")
+
+    def broadcast(self, sent: Broadcast[Any]) -> m.Error | None:
+        """Number ``sent.message`` and publish it to ``sent.room`` in the next batch; what it
+        becomes is reported to ``on_numbered`` (or ``on_unnumbered``). An error at once if
+        Redis is away."""
+        if self._ops is None or not self.connected:
+            return _unavailable("send messages")
+        self._seq = seq = self._seq + 1
+        head, tail = wire.encode_numbered(self.node, seq, sent.message)
+        self._unnumbered[seq] = [sent, 0]
+        self._queued.append((seq, sent.room))
+        if len(self._unnumbered) >= MAX_UNNUMBERED and self._roomy.is_set():
+            self._roomy = anyio.Event()
+        self._queue("N", room_channel(sent.room), head + "\0" + tail)
+        return None
+
+    @property
+    def crowded(self) -> bool:
+        """Whether so many room messages wait for their number that readers should wait."""
+        return len(self._unnumbered) >= MAX_UNNUMBERED
+
+    async def wait_roomy(self) -> None:
+        """Until fewer than :data:`MAX_UNNUMBERED` messages wait for a number (a flood from
+        one client waits here, in its reader, instead of growing the queue without end)."""
+        while len(self._unnumbered) >= MAX_UNNUMBERED:
+            await self._roomy.wait()
+
+    def _numbered(self, seq: int, msg_id: int) -> None:
+        entry = self._unnumbered.pop(seq, None)
+        if entry is None:
+            return
+        if len(self._unnumbered) < MAX_UNNUMBERED:
+            self._roomy.set()
+        self._last_id = max(self._last_id, msg_id)
+        self._seen_id = max(self._seen_id, msg_id)
+        try:
+            self.on_numbered(entry[0], msg_id)
+        except Exception:  # one message's trouble must not cut the node off the bus
+            logger.exception("cannot deliver a numbered message here")
+
+    def _answered(self, first_id: int, count: int) -> None:
+        """The script numbered ``count`` queued room messages from ``first_id`` on: those of
+        rooms this node does not hear (all its members left meanwhile) are done now."""
+        for offset in range(count):
+            seq, room = self._queued.popleft()
+            entry = self._unnumbered.get(seq)
+            if entry is not None:
+                entry[1] = first_id + offset
+                if room not in self._listening:
+                    self._numbered(seq, first_id + offset)
+        self.on_flush()
+
+    def _drop_unnumbered(self) -> None:
+        """The connection is gone: what Redis numbered is delivered here (it was published),
+        the rest is refused (its sender may send it again)."""
+        pending, self._unnumbered = self._unnumbered, {}
+        self._queued.clear()
+        self._roomy.set()
+        for seq, (sent, msg_id) in sorted(pending.items()):
+            if msg_id:
+                self._unnumbered[seq] = [sent, msg_id]
+                self._numbered(seq, msg_id)
+            else:
+                try:
+                    self.on_unnumbered(sent, _unavailable("send messages"))
+                except Exception:
+                    logger.exception("cannot refuse an unnumbered message")
+        self.on_flush()
 
     def publish(self, room: str, event: BusEvent) -> None:
         payload = wire.encode(self.node, event).decode()
@@ -295,11 +416,8 @@ class RedisBus:
         except Exception as exc:  # Redis away or failing: refuse this one, keep the node
             if not self.degraded:  # (an outage is logged once, when it starts)
                 logger.warning("cluster request failed: %s", _why(exc))
-            what = "send messages" if isinstance(request, NumberMessage) else "take new nicks"
-            return m.Error(
-                code=m.ErrorCode.CLUSTER_UNAVAILABLE,
-                text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
-                "right now; try again shortly",
+            return _unavailable(
+                "send messages" if isinstance(request, NumberMessage) else "take new nicks"
             )
 
     async def _listen(self, room: str) -> None:
@@ -356,6 +474,7 @@ class RedisBus:
                     self._client = None
                     self._pubsub = None
                     self._listening = set()
+                    self._drop_unnumbered()
                 if self._was_connected:  # it worked a while: start the backoff over
                     backoff, self._was_connected = BACKOFF_FIRST, False
                 await anyio.sleep(backoff)
@@ -390,7 +509,8 @@ class RedisBus:
             ("restate", _RESTATE),
         ):
             self._scripts[name] = client.register_script(source)
-        await self._scripts["seed"](keys=[IDS], args=[max(self._last_id, self._seen_id)])
+        known = max(self._last_id, self._seen_id, await self._stored_id())
+        await self._scripts["seed"](keys=[IDS], args=[known, known + RESEED_MARGIN if known else 0])
         await self._heartbeat_once()
         await self._scripts["restate"](
             keys=[self._users_key(self.node)],
@@ -427,13 +547,41 @@ class RedisBus:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats)
                 tg.start_soon(self._send_ops, receive, pubsub)
+                # What arrived together is applied together, then flushed once: each local
+                # recipient gets one send for all of it (the pubsub's own queue is read
+                # without waiting where this coredis has one).
+                waiting = getattr(getattr(pubsub, "_receive_stream", None), "receive_nowait", None)
                 async for message in pubsub:
-                    if message.get("type") != "message":
-                        continue
-                    self._heard(message["data"])
+                    while True:
+                        if message and message.get("type") == "message":
+                            self._heard(message["data"])
+                        if waiting is None:
+                            break
+                        try:
+                            message = waiting()
+                        except anyio.WouldBlock:
+                            break
+                    self.on_flush()
                 raise ConnectionError("subscription ended")
 
+    async def _stored_id(self) -> int:
+        if self._last_stored_id is None:
+            return 0
+        try:
+            return await self._last_stored_id()
+        except Exception as exc:  # the store is down: what this node saw must do
+            logger.warning("cannot read the store's last message id: %s", _why(exc))
+            return 0
+
     def _heard(self, data: str | bytes) -> None:
+        if isinstance(data, str) and data.startswith(self._prefix):
+            try:
+                seq, msg_id = wire.numbered_echo(data, self._prefix)
+            except ValueError:
+                pass  # not a numbered message: decoded below
+            else:
+                self._numbered(seq, msg_id)
+                return
         try:
             node, event = wire.decode(data)
         except ValueError as exc:
@@ -468,6 +616,8 @@ class RedisBus:
                                 self._listening.discard(a)
                     else:
                         batch += (kind, a, b)
+                        if len(batch) >= 3 * MAX_BATCH:
+                            await self._flush(batch)
                     try:
                         op = receive.receive_nowait()
                     except anyio.WouldBlock:
@@ -487,9 +637,12 @@ class RedisBus:
             ]
             batch.clear()
             if args:
-                await self._scripts["batch"](
-                    keys=[self._users_key(self.node), PREFIX + "nick:"], args=args
+                numbered = args[::3].count("N")
+                first = await self._scripts["batch"](
+                    keys=[self._users_key(self.node), PREFIX + "nick:", IDS], args=args
                 )
+                if numbered:
+                    self._answered(int(first), numbered)
                 self._releasing.difference_update(
                     args[i + 1] for i in range(0, len(args), 3) if args[i] == "R"
                 )
@@ -592,6 +745,14 @@ class RedisBus:
     @staticmethod
     def _users_key(node: str) -> str:
         return f"{PREFIX}users:{node}"
+
+
+def _unavailable(what: str) -> m.Error:
+    return m.Error(
+        code=m.ErrorCode.CLUSTER_UNAVAILABLE,
+        text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
+        "right now; try again shortly",
+    )
 
 
 def _cancellation(exc: BaseException) -> BaseException | None:
