@@ -1,8 +1,8 @@
 """One room over several nodes vs one node: CPU per message and delivery, latency at a fixed rate.
 
 Starts its own ``redis-server`` (a free port, no persistence) and the anychat nodes as
-subprocesses (``anychat serve --cluster-url ...``, memory stores), then drives one room of
-``--clients`` JSON-lines clients spread evenly over the nodes:
+subprocesses (``anychat serve --cluster-url ...``, memory stores, flood control off), then
+drives one room of ``--clients`` JSON-lines clients spread evenly over the nodes:
 
 - the ``--senders`` send from a process of their own (rate-limited or windowed), so sending and
   receiving do not compete for one event loop; the receivers are in this process, and only
@@ -95,8 +95,10 @@ def _redis(directory: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 def _node(
     cluster_url: str | None, uvloop: bool, src: str
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    # Flood control off: at its default (50 commands/s per client) it, not the bus, would
+    # set the pace of a few fast senders (it did in earlier runs of this benchmark).
     args = [sys.executable, "-m", "anychat", "serve", "--port", "0", "--database-url",
-            "memory://", "--history-length", "0"]  # fmt: skip
+            "memory://", "--history-length", "0", "--flood-rate", "0"]  # fmt: skip
     if cluster_url:
         args += ["--cluster-url", cluster_url]
     if uvloop:

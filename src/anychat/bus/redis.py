@@ -57,6 +57,7 @@ from .. import model as m
 from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
 from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser
+from .subscriber import Subscriber
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -516,8 +517,7 @@ class RedisBus:
             keys=[self._users_key(self.node)],
             args=[x for key, u in self.mine.users.items() for x in (key, json.dumps(u.to_json()))],
         )
-        pubsub = client.pubsub(retry_policy=None, ignore_subscribe_messages=True)
-        async with pubsub:
+        async with Subscriber.open(self.url) as pubsub:
             await pubsub.subscribe(PRESENCE, node_channel(self.node))
             rooms = set(self.rooms)
             if rooms:
@@ -544,25 +544,12 @@ class RedisBus:
             self._was_connected = True
             logger.info("cluster bus %s: connected as node %s", self.url, self.node)
             self.on_state(True)
+            # From here on what Redis sends is applied as it comes, a whole read at a time,
+            # then flushed once (so every local recipient gets one send for all of it).
+            pubsub.start(self._heard, self.on_flush)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats)
-                tg.start_soon(self._send_ops, receive, pubsub)
-                # What arrived together is applied together, then flushed once: each local
-                # recipient gets one send for all of it (the pubsub's own queue is read
-                # without waiting where this coredis has one).
-                waiting = getattr(getattr(pubsub, "_receive_stream", None), "receive_nowait", None)
-                async for message in pubsub:
-                    while True:
-                        if message and message.get("type") == "message":
-                            self._heard(message["data"])
-                        if waiting is None:
-                            break
-                        try:
-                            message = waiting()
-                        except anyio.WouldBlock:
-                            break
-                    self.on_flush()
-                raise ConnectionError("subscription ended")
+                await self._send_ops(receive, pubsub)
 
     async def _stored_id(self) -> int:
         if self._last_stored_id is None:
@@ -573,8 +560,8 @@ class RedisBus:
             logger.warning("cannot read the store's last message id: %s", _why(exc))
             return 0
 
-    def _heard(self, data: str | bytes) -> None:
-        if isinstance(data, str) and data.startswith(self._prefix):
+    def _heard(self, data: str) -> None:
+        if data.startswith(self._prefix):
             try:
                 seq, msg_id = wire.numbered_echo(data, self._prefix)
             except ValueError:
