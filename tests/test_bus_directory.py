@@ -8,7 +8,7 @@ import pytest
 from anychat import model as m
 from anychat.bus import wire
 from anychat.bus.directory import Directory, Present
-from anychat.bus.subscriber import Incomplete, RedisReplyError, encode_command, parse
+from anychat.bus.resp import Incomplete, RedisReplyError, encode_command, parse
 
 
 def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:

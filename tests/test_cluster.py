@@ -339,7 +339,10 @@ async def test_resume_on_another_node_from_shared_postgresql(
             anychat.connect(*b.address, nick="bob") as bob,
         ):
             with anyio.fail_after(DEADLINE):
-                await bob.wait_for(m.Joined, lambda e: e.nick == "ada")
+                # Both joins answered: both nodes hear #general (waiting for bob to see ada
+                # join would hang whenever her join reached node b before his own join).
+                for client in (ada, bob):
+                    await client.wait_for(m.Members)
                 first = await bob.send("#general", "seen by ada")
                 assert (await ada.wait_for(m.Message)).id == first.id
                 last_seen = ada.last_id

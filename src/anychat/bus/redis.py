@@ -57,7 +57,7 @@ from .. import model as m
 from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
 from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser
-from .subscriber import Subscriber
+from .resp import Pipeline, RedisReplyError, Subscriber
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -211,6 +211,9 @@ class RedisBus:
         self._ops: MemoryObjectSendStream[tuple[str, str, str]] | None = None
         self._nick_lock = anyio.Lock()
         self._scripts: dict[str, Any] = {}
+        #: The connection the batch script goes out on (see :mod:`anychat.bus.resp`).
+        self._pipe: Pipeline | None = None
+        self._batch_sha = ""
         #: Room messages handed to Redis, by sequence number: the message, and its id once the
         #: script's answer says it (0 before); delivered here when heard back (or, from a room
         #: this node does not hear, when the answer comes).
@@ -473,6 +476,7 @@ class RedisBus:
                         self._ops.close()
                         self._ops = None
                     self._client = None
+                    self._pipe = None
                     self._pubsub = None
                     self._listening = set()
                     self._drop_unnumbered()
@@ -517,7 +521,9 @@ class RedisBus:
             keys=[self._users_key(self.node)],
             args=[x for key, u in self.mine.users.items() for x in (key, json.dumps(u.to_json()))],
         )
-        async with Subscriber.open(self.url) as pubsub:
+        async with Subscriber.open(self.url) as pubsub, Pipeline.open(self.url) as pipe:
+            self._batch_sha = (await pipe.call("SCRIPT", "LOAD", _BATCH)).decode()
+            self._pipe = pipe
             await pubsub.subscribe(PRESENCE, node_channel(self.node))
             rooms = set(self.rooms)
             if rooms:
@@ -612,7 +618,19 @@ class RedisBus:
                 await self._flush(batch)
 
     async def _flush(self, batch: list[str]) -> None:
+        """Send the batch script for ``batch`` now, without waiting for its answer (unless it
+        gives nicks back: a claim must not slip in between, so that one is awaited)."""
         if not batch:
+            return
+        pipe, sha = self._pipe, self._batch_sha
+        assert pipe is not None
+        keys = [self._users_key(self.node), PREFIX + "nick:", IDS]
+        if "R" not in batch[::3]:
+            args, numbered = list(batch), batch[::3].count("N")
+            batch.clear()
+            await pipe.send(
+                ["EVALSHA", sha, "3", *keys, *args], lambda reply: self._batch_done(reply, numbered)
+            )
             return
         async with self._nick_lock:
             # A nick released and claimed again since: keep it.
@@ -624,15 +642,19 @@ class RedisBus:
             ]
             batch.clear()
             if args:
-                numbered = args[::3].count("N")
-                first = await self._scripts["batch"](
-                    keys=[self._users_key(self.node), PREFIX + "nick:", IDS], args=args
-                )
-                if numbered:
-                    self._answered(int(first), numbered)
+                first = await pipe.call("EVALSHA", sha, "3", *keys, *args)
+                self._batch_done(first, args[::3].count("N"))
                 self._releasing.difference_update(
                     args[i + 1] for i in range(0, len(args), 3) if args[i] == "R"
                 )
+
+    def _batch_done(self, first: Any, numbered: int) -> None:
+        """The batch script's answer: the first id it gave (raises if it failed, which ends
+        this connection: a reconnect starts over)."""
+        if isinstance(first, RedisReplyError):
+            raise ConnectionError(f"the batch script failed: {first}")
+        if numbered:
+            self._answered(int(first), numbered)
 
     # ------------------------------------------------------------------ leases
 
