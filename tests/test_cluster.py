@@ -543,3 +543,33 @@ async def test_two_nodes_saying_into_one_room_at_once_every_member_sees_ids_risi
                 assert [e["id"] for e in got] == acks[other]
         for client in (sa, sb, *watchers):
             await client.aclose()
+
+
+async def test_an_empty_redis_counts_on_past_what_the_shared_store_holds(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """Node b never heard #a: after Redis restarts empty, its ids still go on past node a's
+    (read from PostgreSQL), so nothing is numbered twice."""
+    async with nodes(redis.url, 1, database_urls=[postgres_url]) as (b,):
+        async with (
+            nodes(redis.url, 1, database_urls=[postgres_url]) as (a,),
+            anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        ):
+            with anyio.fail_after(DEADLINE):
+                await ada.join("#a")
+                acks = [await ada.send("#a", f"line {i}") for i in range(3)]  # committed
+        await anyio.to_thread.run_sync(redis.restart)
+        async with await LineClient.open(b.port) as bob:
+            with anyio.fail_after(DEADLINE * 2):
+                while True:  # until node b is back on the (empty) Redis
+                    await bob.send_json(type="hello", nick="bob", autojoin=False)
+                    event = json.loads(await bob.line(timeout=DEADLINE))
+                    if event["type"] == "welcome":
+                        break
+                    assert event["code"] == "cluster_unavailable"
+                await bob.send_json(type="join", room="#a")
+                await bob.json_event("members", timeout=DEADLINE)
+                await bob.send_json(type="say", to="#a", text="after the restart")
+                ack = json.loads(await bob.line(timeout=DEADLINE))
+                assert ack["type"] == "ack", ack  # not a duplicate id refused by the store
+                assert ack["id"] > acks[-1].id

@@ -44,7 +44,6 @@ import json
 import logging
 import math
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -57,7 +56,10 @@ from .. import model as m
 from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
 from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser
+from .leases import Leases
+from .numbering import Unnumbered
 from .resp import Pipeline, RedisReplyError, Subscriber
+from .scripts import BATCH, CLAIM, HEARTBEAT, IDS, PREFIX, PRESENCE, RESTATE, SEED
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -66,10 +68,6 @@ __all__ = ["RedisBus"]
 
 logger = logging.getLogger("anychat.cluster")
 
-PREFIX: Final = "anychat:"
-PRESENCE: Final = PREFIX + "presence"
-IDS: Final = PREFIX + "ids"
-NODES: Final = PREFIX + "nodes"
 #: How long a request for Redis (an id, a nick claim) may take before it is refused.
 REQUEST_SECONDS: Final = 2.0
 #: Where the ids go on when Redis lost the counter (restarted empty), past the highest this node
@@ -77,75 +75,8 @@ REQUEST_SECONDS: Final = 2.0
 RESEED_MARGIN: Final = 100_000
 #: At most this many operations per script call (a burst is sent in several).
 MAX_BATCH: Final = 1000
-#: Room messages waiting for their number before a sender's reader waits too.
-MAX_UNNUMBERED: Final = 10_000
 BACKOFF_FIRST: Final = 0.1
 BACKOFF_MAX: Final = 5.0
-
-# Take a nick if free (or already ours); 1 = ours now.
-_CLAIM: Final = """
-local v = redis.call('GET', KEYS[1])
-if v and v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-# The ids go on past ARGV[1] (what this node has numbered, heard or stored); past ARGV[2] if
-# the counter is gone (Redis restarted empty: other nodes may have numbered more meanwhile).
-_SEED: Final = """
-local c = redis.call('GET', KEYS[1])
-if not c then redis.call('SET', KEYS[1], ARGV[2])
-elseif tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"""
-# Renew the node's lease and its nicks; returns the nicks another node holds now.
-_HEARTBEAT: Final = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[1])
-local lost = {}
-for i = 4, #ARGV do
-  local key = KEYS[3] .. ARGV[i]
-  local v = redis.call('GET', key)
-  if v and v ~= ARGV[1] then
-    table.insert(lost, ARGV[i])
-  else
-    redis.call('SET', key, ARGV[1], 'PX', ARGV[3])
-  end
-end
-return lost
-"""
-# A batch of queued work, in order: P channel payload | N channel head NUL tail (numbered:
-# published as head .. id .. tail) | H nick json | D nick | R nick node. Returns the first id.
-_BATCH: Final = """
-local n = 0
-for i = 1, #ARGV, 3 do
-  if ARGV[i] == 'N' then n = n + 1 end
-end
-local id = 0
-if n > 0 then id = redis.call('INCRBY', KEYS[3], n) - n end
-local first = id + 1
-for i = 1, #ARGV, 3 do
-  local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if op == 'N' then
-    id = id + 1
-    local at = string.find(b, '\\0', 1, true)
-    redis.call('PUBLISH', a, string.sub(b, 1, at - 1) .. string.format('%d', id)
-      .. string.sub(b, at + 1))
-  elseif op == 'P' then redis.call('PUBLISH', a, b)
-  elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
-  elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
-  elseif op == 'R' then
-    local key = KEYS[2] .. a
-    if redis.call('GET', key) == b then redis.call('DEL', key) end
-  end
-end
-return first
-"""
-# Restate this node's users: the hash is replaced whole.
-_RESTATE: Final = """
-redis.call('DEL', KEYS[1])
-for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
 
 
 def room_channel(room: str) -> str:
@@ -156,7 +87,7 @@ def node_channel(node: str) -> str:
     return f"{PREFIX}to:{node}"
 
 
-class RedisBus:
+class RedisBus(Leases):
     """What one node shares with the others through Redis (see the module docstring).
 
     Args:
@@ -214,15 +145,9 @@ class RedisBus:
         #: The connection the batch script goes out on (see :mod:`anychat.bus.resp`).
         self._pipe: Pipeline | None = None
         self._batch_sha = ""
-        #: Room messages handed to Redis, by sequence number: the message, and its id once the
-        #: script's answer says it (0 before); delivered here when heard back (or, from a room
-        #: this node does not hear, when the answer comes).
-        self._unnumbered: dict[int, list[Any]] = {}
-        #: Their sequence numbers in the order queued: the script numbers them in that order.
-        self._queued: deque[tuple[int, str]] = deque()
-        self._seq = 0
+        #: Room messages handed to Redis, delivered here when heard back.
+        self._unnumbered = Unnumbered()
         self._prefix = wire.own_prefix(self.node)
-        self._roomy = anyio.Event()  # set while few enough messages wait for a number
         # Set by the hub: what to do with what other nodes say.
         self.on_event: Callable[[str, BusEvent], None] = lambda node, event: None
         self.on_users_gone: Callable[[list[RemoteUser]], None] = lambda users: None
@@ -290,66 +215,51 @@ class RedisBus:
         Redis is away."""
         if self._ops is None or not self.connected:
             return _unavailable("send messages")
-        self._seq = seq = self._seq + 1
-        head, tail = wire.encode_numbered(self.node, seq, sent.message)
-        self._unnumbered[seq] = [sent, 0]
-        self._queued.append((seq, sent.room))
-        if len(self._unnumbered) >= MAX_UNNUMBERED and self._roomy.is_set():
-            self._roomy = anyio.Event()
+        head, tail = wire.encode_numbered(self.node, self._unnumbered.add(sent), sent.message)
         self._queue("N", room_channel(sent.room), head + "\0" + tail)
         return None
 
     @property
     def crowded(self) -> bool:
         """Whether so many room messages wait for their number that readers should wait."""
-        return len(self._unnumbered) >= MAX_UNNUMBERED
+        return self._unnumbered.crowded
 
     async def wait_roomy(self) -> None:
         """Until fewer than :data:`MAX_UNNUMBERED` messages wait for a number (a flood from
         one client waits here, in its reader, instead of growing the queue without end)."""
-        while len(self._unnumbered) >= MAX_UNNUMBERED:
-            await self._roomy.wait()
+        await self._unnumbered.wait_roomy()
 
     def _numbered(self, seq: int, msg_id: int) -> None:
-        entry = self._unnumbered.pop(seq, None)
-        if entry is None:
-            return
-        if len(self._unnumbered) < MAX_UNNUMBERED:
-            self._roomy.set()
+        sent = self._unnumbered.take(seq)
+        if sent is not None:
+            self._deliver_numbered(sent, msg_id)
+
+    def _deliver_numbered(self, sent: Broadcast[Any], msg_id: int) -> None:
         self._last_id = max(self._last_id, msg_id)
         self._seen_id = max(self._seen_id, msg_id)
         try:
-            self.on_numbered(entry[0], msg_id)
+            self.on_numbered(sent, msg_id)
         except Exception:  # one message's trouble must not cut the node off the bus
             logger.exception("cannot deliver a numbered message here")
 
     def _answered(self, first_id: int, count: int) -> None:
         """The script numbered ``count`` queued room messages from ``first_id`` on: those of
         rooms this node does not hear (all its members left meanwhile) are done now."""
-        for offset in range(count):
-            seq, room = self._queued.popleft()
-            entry = self._unnumbered.get(seq)
-            if entry is not None:
-                entry[1] = first_id + offset
-                if room not in self._listening:
-                    self._numbered(seq, first_id + offset)
+        for seq, msg_id in self._unnumbered.answered(first_id, count, self._listening.__contains__):
+            self._numbered(seq, msg_id)
         self.on_flush()
 
     def _drop_unnumbered(self) -> None:
         """The connection is gone: what Redis numbered is delivered here (it was published),
         the rest is refused (its sender may send it again)."""
-        pending, self._unnumbered = self._unnumbered, {}
-        self._queued.clear()
-        self._roomy.set()
-        for seq, (sent, msg_id) in sorted(pending.items()):
-            if msg_id:
-                self._unnumbered[seq] = [sent, msg_id]
-                self._numbered(seq, msg_id)
-            else:
-                try:
-                    self.on_unnumbered(sent, _unavailable("send messages"))
-                except Exception:
-                    logger.exception("cannot refuse an unnumbered message")
+        numbered, refused = self._unnumbered.drop()
+        for sent, msg_id in numbered:
+            self._deliver_numbered(sent, msg_id)
+        for sent in refused:
+            try:
+                self.on_unnumbered(sent, _unavailable("send messages"))
+            except Exception:
+                logger.exception("cannot refuse an unnumbered message")
         self.on_flush()
 
     def publish(self, room: str, event: BusEvent) -> None:
@@ -507,11 +417,11 @@ class RedisBus:
     async def _session(self, client: Any) -> None:
         self._client = client
         for name, source in (
-            ("claim", _CLAIM),
-            ("seed", _SEED),
-            ("heartbeat", _HEARTBEAT),
-            ("batch", _BATCH),
-            ("restate", _RESTATE),
+            ("claim", CLAIM),
+            ("seed", SEED),
+            ("heartbeat", HEARTBEAT),
+            ("batch", BATCH),
+            ("restate", RESTATE),
         ):
             self._scripts[name] = client.register_script(source)
         known = max(self._last_id, self._seen_id, await self._stored_id())
@@ -522,7 +432,7 @@ class RedisBus:
             args=[x for key, u in self.mine.users.items() for x in (key, json.dumps(u.to_json()))],
         )
         async with Subscriber.open(self.url) as pubsub, Pipeline.open(self.url) as pipe:
-            self._batch_sha = (await pipe.call("SCRIPT", "LOAD", _BATCH)).decode()
+            self._batch_sha = (await pipe.call("SCRIPT", "LOAD", BATCH)).decode()
             self._pipe = pipe
             await pubsub.subscribe(PRESENCE, node_channel(self.node))
             rooms = set(self.rooms)
@@ -655,105 +565,6 @@ class RedisBus:
             raise ConnectionError(f"the batch script failed: {first}")
         if numbered:
             self._answered(int(first), numbered)
-
-    # ------------------------------------------------------------------ leases
-
-    async def _heartbeats(self) -> None:
-        while True:
-            await anyio.sleep(self.lease_seconds / 4)
-            await self._heartbeat_once()
-            await self._find_dead_nodes()
-
-    async def _heartbeat_once(self) -> None:
-        owned = sorted(self._owned)
-        async with self._nick_lock:
-            lost = await self._scripts["heartbeat"](
-                keys=[self._lease_key(self.node), NODES, PREFIX + "nick:"],
-                args=[
-                    self.node,
-                    int(self.lease_seconds * 750),
-                    int(self.lease_seconds * 1000),
-                    *owned,
-                ],
-            )
-            for nick in lost or ():
-                self._owned.discard(nick)
-        for nick in lost or ():
-            logger.warning("nick %s is held by another node now: its session here ends", nick)
-            self.on_nick_lost(nick)
-
-    async def _find_dead_nodes(self) -> None:
-        client = self._client
-        nodes = set(await client.smembers(NODES)) | self.directory.nodes()
-        nodes.discard(self.node)
-        for node in sorted(nodes):
-            if await client.exists([self._lease_key(node)]):
-                continue
-            logger.warning("node %s stopped renewing its lease: its users have quit", node)
-            await self._bury(client, node)
-            self._drop_node(node)
-
-    async def _bury(self, client: Any, node: str) -> None:
-        """Clear a dead node out of Redis: its nicks are free now, not when their keys expire."""
-        users_key = self._users_key(node)
-        nicks = set(await client.hkeys(users_key))
-        nicks.update(m.casefold(u.nick) for u in self.directory.users.values() if u.node == node)
-        args = [x for nick in sorted(nicks) for x in ("R", nick, node)]
-        if args:
-            await self._scripts["batch"](keys=[users_key, PREFIX + "nick:"], args=args)
-        await client.srem(NODES, [node])
-        await client.delete([users_key])
-
-    def _drop_node(self, node: str) -> None:
-        gone = [u for u in self.directory.users.values() if u.node == node]
-        if gone:
-            self.on_users_gone(gone)
-
-    async def _load_directory(self, client: Any) -> None:
-        """Read every live node's users; forget (and announce as quit) whoever is gone."""
-        users: list[RemoteUser] = []
-        for node in sorted(set(await client.smembers(NODES)) - {self.node}):
-            if not await client.exists([self._lease_key(node)]):
-                await self._bury(client, node)
-                continue
-            for raw in (await client.hgetall(self._users_key(node))).values():
-                try:
-                    users.append(RemoteUser.from_json(node, json.loads(raw)))
-                except (ValueError, TypeError, KeyError) as exc:
-                    logger.warning("skipped a bad directory entry of node %s: %s", node, exc)
-        now = {(m.casefold(u.nick), u.node) for u in users}
-        gone = [u for key, u in self.directory.users.items() if (key, u.node) not in now]
-        if gone:
-            self.on_users_gone(gone)
-        self.directory.replace(u for u in users if m.casefold(u.nick) not in self.mine.users)
-
-    async def _leave(self) -> None:
-        """A clean stop: the lease goes at once, so the others announce our users now."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            try:
-                import coredis
-
-                async with coredis.Redis.from_url(self.url, decode_responses=True) as client:
-                    await client.delete([self._lease_key(self.node)])
-                    await client.srem(NODES, [self.node])
-                    await client.delete([self._users_key(self.node)])
-                    for nick in sorted(self._owned | self._releasing):
-                        await self._release_now(client, nick)
-            except Exception as exc:
-                logger.info("could not leave the cluster bus cleanly: %s", _why(exc))
-
-    async def _release_now(self, client: Any, nick: str) -> None:
-        key = PREFIX + "nick:" + nick
-        if await client.get(key) == self.node:
-            await client.delete([key])
-
-    @staticmethod
-    def _lease_key(node: str) -> str:
-        return f"{PREFIX}node:{node}"
-
-    @staticmethod
-    def _users_key(node: str) -> str:
-        return f"{PREFIX}users:{node}"
 
 
 def _unavailable(what: str) -> m.Error:

@@ -12,8 +12,9 @@ the batch script of one loop turn goes out while the last one's answer is on its
 node's messages wait for no round trip but their own. Redis runs one connection's commands in
 the order written, which keeps the batches (and the ids they take) in accept order.
 
-Only what the bus needs: RESP2 replies, ``AUTH`` and ``SELECT`` from the URL, plain TCP or TLS
-(``rediss://``). coredis carries every other command.
+Only what the bus needs: RESP2 replies, ``AUTH`` and ``SELECT`` from the URL, plain TCP, TLS
+(``rediss://``, verified against the system's CAs) or a Unix socket (``unix://path?db=N``).
+coredis carries every other command.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 from anyio.abc import ByteStream
@@ -83,15 +84,19 @@ async def _connect(url: str, *, select: bool) -> ByteStream:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     stream: ByteStream
-    if parts.scheme == "rediss":
-        stream = await anyio.connect_tcp(host, port, tls=True, tls_hostname=host)
+    if parts.scheme == "unix":
+        stream = await anyio.connect_unix(parts.path)
+        db = parse_qs(parts.query).get("db", [""])[0]
     else:
-        stream = await anyio.connect_tcp(host, port)
+        if parts.scheme == "rediss":
+            stream = await anyio.connect_tcp(host, port, tls=True, tls_hostname=host)
+        else:
+            stream = await anyio.connect_tcp(host, port)
+        db = parts.path.strip("/")
     words: list[list[str]] = []
     if parts.password is not None:
         user = [unquote(parts.username)] if parts.username else []
         words.append(["AUTH", *user, unquote(parts.password)])
-    db = parts.path.strip("/")
     if select and db and db != "0":
         words.append(["SELECT", db])
     try:
