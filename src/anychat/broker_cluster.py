@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from . import model as m
+from .broker_base import BrokerPart
 from .bus import Bus
 from .bus.directory import BusEvent, Present, RemoteUser
 from .effects import Broadcast, ClaimNick, Deliver, Disconnect, Effect, Persist, Publish
@@ -29,15 +30,12 @@ __all__ = ["ClusterRules"]
 P = TypeVar("P")
 
 
-class ClusterRules(Generic[P]):
+class ClusterRules(BrokerPart[P]):
     """Remote events, remote members, and the requests only a shared bus makes."""
 
     bus: Bus
     recent: RecentHistory
     sent: SentMessages
-    _sessions: dict[P, Session[P]]
-    _nicks: dict[str, Session[P]]
-    _rooms: dict[str, Room[P]]
 
     def disconnect(self, peer: P, reason: str = "") -> list[Effect[P]]:
         raise NotImplementedError
