@@ -4,8 +4,10 @@ The broker stays synchronous: everything it asks of this bus is answered from me
 this node holds, the directory of the other nodes' users, the message id fetched for it), and
 what needs Redis first is a request effect (``ClaimNick``, a private message's
 ``NumberMessage``) that the hub awaits through :meth:`RedisBus.fulfil`. What the broker
-publishes is queued and sent in order by one task, in batches (one script call publishes
-everything queued, so a busy node pays one round trip per batch, not per message).
+publishes is queued and sent in order by one task, in batches: one script call per loop turn
+for everything queued meanwhile, written on a pipelined connection of the bus's own without
+waiting for the last one's answer (:mod:`anychat.bus.resp`); the channels are heard on a
+second one, a whole read at a time. coredis carries the other commands (claims, heartbeats).
 
 A room message (a :class:`~anychat.effects.Broadcast`) is numbered by that same script call:
 one ``INCRBY`` takes the ids of every room message in the batch, and each is published with its
@@ -16,7 +18,8 @@ message to its members when it hears it back from Redis, in that same order (a s
 in the payload tells it which one, without decoding it): then a client's highest id seen is a
 true mark, below which it has seen every message of its rooms, and ``history after=<that id>``
 on any node misses nothing ("gap-free resume"). Nobody awaits the number: the sender's next
-commands go on, and a burst of messages costs one round trip.
+commands go on, and a burst of messages costs one script call (:mod:`anychat.bus.numbering`
+keeps what waits for its number meanwhile).
 
 Redis holds:
 
