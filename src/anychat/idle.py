@@ -19,7 +19,11 @@ from .parking import Parking
 if TYPE_CHECKING:
     from .hub import Hub
 
-__all__ = ["watch_idle"]
+__all__ = ["MAX_PARKS_PER_TICK", "watch_idle"]
+
+#: Readers asked to park per tick: each parks in the next turn of the event loop, so 10,000
+#: quiet connections (after a join storm) park over many turns, not in one that stalls the chat.
+MAX_PARKS_PER_TICK = 256
 
 
 async def watch_idle(hub: Hub) -> None:
@@ -35,6 +39,7 @@ async def watch_idle(hub: Hub) -> None:
     while True:
         await anyio.sleep(tick)
         now = anyio.current_time()
+        parks = MAX_PARKS_PER_TICK
         for conn in list(hub.connections):
             if conn.closing or conn.closed:
                 continue
@@ -55,6 +60,6 @@ async def watch_idle(hub: Hub) -> None:
                 if ping is not None:
                     conn.pinged = True
                     conn.push(ping)
-            if quiet > park_after and conn.waiter is not None:
-                Parking.nudge(conn)
+            if parks and quiet > park_after and conn.waiter is not None:
+                parks -= Parking.nudge(conn)
         hub.flush()
