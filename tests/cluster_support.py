@@ -14,7 +14,8 @@ async def nodes(
     cluster_url: str, count: int, *, database_urls: Sequence[str] = (), **settings: Any
 ) -> AsyncIterator[list[anychat.Server]]:
     """``count`` servers on free ports with the same ``cluster_url`` (memory stores unless
-    ``database_urls`` names one per node, e.g. the same PostgreSQL for all)."""
+    ``database_urls`` names one per node, e.g. the same PostgreSQL for all; no replays unless
+    ``history_length`` says)."""
     async with AsyncExitStack() as stack:
         servers = []
         for i in range(count):
@@ -25,8 +26,7 @@ async def nodes(
                         port=0,
                         cluster_url=cluster_url,
                         database_url=url,
-                        history_length=0,
-                        **settings,
+                        **{"history_length": 0, **settings},
                     )
                 )
             )

@@ -1,4 +1,5 @@
-"""The pure parts of the cluster bus: its wire format and the directory of other nodes' users."""
+"""The pure parts of the cluster bus: its wire format, the subscriber's reply parser, and the
+directory of other nodes' users."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from anychat import model as m
 from anychat.bus import wire
 from anychat.bus.directory import Directory, Present
+from anychat.bus.resp import Incomplete, RedisReplyError, encode_command, parse
 
 
 def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:
@@ -43,6 +45,40 @@ def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:
 def test_malformed_payloads_are_refused(payload: bytes) -> None:
     with pytest.raises(ValueError, match="bus"):
         wire.decode(payload)
+
+
+def test_a_numbered_message_is_its_id_between_two_halves_and_its_sender_knows_it() -> None:
+    msg = m.Message(id=0, time=2.5, sender="ada", target="#a", text='say "x", "f":{"id":9}',
+                    key="k", user="ada")  # fmt: skip
+    head, tail = wire.encode_numbered("n1", 41, msg)
+    payload = head + "1234" + tail  # what the publishing script sends
+    node, back = wire.decode(payload)
+    assert node == "n1" and back == m.Message(**{**vars_of(msg), "id": 1234, "key": None})
+    assert wire.numbered_echo(payload, wire.own_prefix("n1")) == (41, 1234)
+    assert not payload.startswith(wire.own_prefix("n2"))  # another node decodes it in full
+    lookalike = wire.own_prefix("n1") + '3,"t":"RoomTopic","f":{}}'
+    with pytest.raises(ValueError, match="not a numbered message"):
+        wire.numbered_echo(lookalike, wire.own_prefix("n1"))
+
+
+def vars_of(msg: m.Message) -> dict[str, object]:
+    return {name: getattr(msg, name) for name in msg.__dataclass_fields__}
+
+
+def test_redis_replies_parse_whole_or_not_at_all() -> None:
+    message = b"*3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n$5\r\nhe\r\nl\r\n"
+    confirm = b"*3\r\n$9\r\nsubscribe\r\n$4\r\nroom\r\n:1\r\n"
+    stream = confirm + message + b"+OK\r\n-ERR nope\r\n$-1\r\n"
+    values, pos = [], 0
+    while pos < len(stream):
+        value, pos = parse(stream, pos)
+        values.append(value)
+    assert values[:3] == [[b"subscribe", b"room", 1], [b"message", b"room", b"he\r\nl"], "OK"]
+    assert isinstance(values[3], RedisReplyError) and values[4] is None
+    for cut in range(len(message)):  # a reply cut anywhere waits for the rest
+        with pytest.raises(Incomplete):
+            parse(message[:cut], 0)
+    assert parse(encode_command("SUBSCRIBE", "é"), 0) == ([b"SUBSCRIBE", "é".encode()], 27)
 
 
 def test_the_directory_follows_users_rooms_renames_and_quits() -> None:

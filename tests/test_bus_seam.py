@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 from anychat import model as m
 from anychat.broker import Broker, Deliver, Persist
-from anychat.bus.directory import BusEvent
+from anychat.bus.directory import BusEvent, Present
 from anychat.bus.local import LocalBus
-from anychat.effects import Publish
+from anychat.effects import Broadcast, Publish
 
 
 class TwoNodeView(LocalBus):
@@ -44,15 +44,48 @@ def test_a_nick_held_on_another_node_is_in_use() -> None:
     assert refusal.event.code is m.ErrorCode.NICK_IN_USE
 
 
-def test_ids_come_from_the_bus_and_room_messages_are_published() -> None:
+def test_room_messages_are_numbered_by_the_bus_then_delivered_here() -> None:
     bus = TwoNodeView(())
     broker: Broker[str] = Broker(bus=bus)
     _hello(broker, "p1", "bob")
-    effects = broker.handle("p1", m.Say(target="#general", text="hi"))
+    _hello(broker, "p2", "cy")
+    (sent,) = broker.handle("p1", m.Say(target="#general", text="hi", key="k1", ref=3))
+    # Nothing is delivered, stored or numbered yet: the bus numbers and publishes in one step.
+    assert isinstance(sent, Broadcast) and sent.room == "#general" and sent.peer == "p1"
+    assert (sent.message.id, sent.message.text, sent.message.sender) == (0, "hi", "bob")
+    deliver, persist = broker.numbered(sent, 100)
+    assert isinstance(deliver, Deliver) and isinstance(persist, Persist)
+    assert deliver.event == persist.message and persist.message.id == 100
+    assert set(deliver.to) - {deliver.skip} == {"p2"}
+    assert persist.ack == m.Ack(id=100, time=sent.message.time, target="#general", ref=3)
+    assert persist.message.key == "k1"  # stored with its key
+    # A resend of that key is answered with the original ack: nothing new is broadcast.
+    (resend,) = broker.handle("p1", m.Say(target="#general", text="hi", key="k1", ref=4))
+    assert isinstance(resend, Persist) and resend.resent and resend.ack.id == 100
+    # What the bus cannot number is refused to its sender alone.
+    (again,) = broker.handle("p1", m.Say(target="#general", text="again", ref=5))
+    assert isinstance(again, Broadcast)
+    why = m.Error(code=m.ErrorCode.CLUSTER_UNAVAILABLE, text="degraded")
+    (refusal,) = broker.not_numbered(again, why)
+    assert isinstance(refusal, Deliver) and refusal.to == ("p1",)
+    assert refusal.event == m.Error(code=m.ErrorCode.CLUSTER_UNAVAILABLE, text="degraded", ref=5)
+    broker.disconnect("p1")
+    assert bus.released == ["bob"]
+
+
+def test_private_messages_take_their_id_from_the_bus_and_are_published() -> None:
+    bus = TwoNodeView(())
+    broker: Broker[str] = Broker(bus=bus)
+    _hello(broker, "p1", "bob")
+    bus.directory.apply(
+        "n2", Present(nick="zed", user="zed", realname="", account="", since=0.0, rooms=())
+    )
+    effects = broker.handle("p1", m.Say(target="zed", text="psst"))
     persist = next(e for e in effects if isinstance(e, Persist))
     assert persist.message.id == 100 and bus.next_id == 101
-    publish = next(e for e in effects if isinstance(e, Publish))
-    assert publish.room == "#general" and publish.event == persist.message
+    assert bus.published == [] and any(
+        isinstance(e, Publish) and e.room == "" and e.event == persist.message for e in effects
+    )
     broker.disconnect("p1")
     assert bus.released == ["bob"] and "#general" not in bus.rooms
 

@@ -339,7 +339,10 @@ async def test_resume_on_another_node_from_shared_postgresql(
             anychat.connect(*b.address, nick="bob") as bob,
         ):
             with anyio.fail_after(DEADLINE):
-                await bob.wait_for(m.Joined, lambda e: e.nick == "ada")
+                # Both joins answered: both nodes hear #general (waiting for bob to see ada
+                # join would hang whenever her join reached node b before his own join).
+                for client in (ada, bob):
+                    await client.wait_for(m.Members)
                 first = await bob.send("#general", "seen by ada")
                 assert (await ada.wait_for(m.Message)).id == first.id
                 last_seen = ada.last_id
@@ -370,3 +373,203 @@ async def test_the_first_member_of_a_room_on_a_node_hears_everything_after_joini
                 ack = await ada.send(room, f"to {room}")  # not waiting for bob's join event
                 msg = await bob.wait_for(m.Message)
                 assert (msg.id, msg.target) == (ack.id, room)
+
+
+async def test_a_join_on_another_node_replays_what_was_said_on_the_first(
+    redis: RedisServer,
+) -> None:
+    """Node b hears the room (bob is in it), so its recent history has what ada said on a."""
+    async with (
+        nodes(redis.url, 2, history_length=10) as (a, b),
+        anychat.connect(*a.address, nick="ada") as ada,
+        anychat.connect(*b.address, nick="bob") as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            acks = [await ada.send("#general", f"from a {i}") for i in range(3)]
+            acks.append(await bob.send("#general", "from b"))
+            for ack in acks[:3]:
+                assert (await bob.wait_for(m.Message)).id == ack.id
+        async with anychat.connect(*b.address, nick="carl", history=True) as carl:
+            with anyio.fail_after(DEADLINE):
+                replay = [await carl.wait_for(m.Message) for _ in acks]
+        assert [(msg.id, msg.text, msg.history) for msg in replay] == [
+            (ack.id, text, True)
+            for ack, text in zip(acks, ["from a 0", "from a 1", "from a 2", "from b"], strict=True)
+        ]
+
+
+async def test_a_join_replays_from_the_shared_store_on_a_node_that_never_heard_the_room(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """Node b has nobody in #talk: the replay comes from PostgreSQL, whose ids are node a's."""
+    async with (
+        nodes(redis.url, 2, history_length=10, database_urls=[postgres_url] * 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#talk")
+            acks = [await ada.send("#talk", f"line {i}") for i in range(3)]  # acked: stored
+        async with anychat.connect(*b.address, nick="bob", autojoin=False, history=True) as bob:
+            with anyio.fail_after(DEADLINE):
+                await bob.join("#talk")
+                replay = [await bob.wait_for(m.Message) for _ in acks]
+                assert [(msg.id, msg.text, msg.history) for msg in replay] == [
+                    (ack.id, f"line {i}", True) for i, ack in enumerate(acks)
+                ]
+                # Then live, with the ids going on.
+                later = await ada.send("#talk", "live")
+                msg = await bob.wait_for(m.Message)
+                assert (msg.id, msg.text, msg.history) == (later.id, "live", False)
+                assert later.id > acks[-1].id
+
+
+async def _member(port: int, nick: str, rooms: tuple[str, ...]) -> LineClient:
+    """A raw JSON-lines client in ``rooms`` (each join answered: its node hears the room)."""
+    client = await LineClient.open(port)
+    await client.send_json(type="hello", nick=nick, autojoin=False)
+    await client.json_event("welcome", timeout=DEADLINE)
+    for room in rooms:
+        await client.send_json(type="join", room=room)
+        await client.json_event("members", timeout=DEADLINE)
+    return client
+
+
+async def _burst(
+    client: LineClient,
+    room: str,
+    texts: list[str],
+    acks: list[int],
+    heard: list[dict[str, Any]] | None = None,
+) -> None:
+    """A few lines per write (so nodes number them in batches, which interleave); collects
+    the acks, and in ``heard`` the messages that arrive meanwhile."""
+    lines = [json.dumps({"type": "say", "to": room, "text": t}).encode() + b"\n" for t in texts]
+    for i in range(0, len(lines), 5):
+        await client.send(b"".join(lines[i : i + 5]))
+    while len(acks) < len(texts):
+        event = json.loads(await client.line(timeout=DEADLINE))
+        assert event["type"] != "error", event
+        if event["type"] == "ack":
+            acks.append(event["id"])
+        elif event["type"] == "message" and heard is not None:
+            heard.append(event)
+
+
+async def _messages(client: LineClient, count: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        event = json.loads(await client.line(timeout=DEADLINE))
+        if event["type"] == "message":
+            got.append(event)
+    return got
+
+
+async def test_several_rooms_at_once_each_message_only_to_its_room_in_order(
+    redis: RedisServer,
+) -> None:
+    """Three rooms, three nodes, a burst into each at once: every member gets exactly its
+    rooms' messages, each room's in the order said, and ids rising in the order received."""
+    count = 25
+    layout = {"#a": ("ra", "rc"), "#b": ("ra", "rb", "rc"), "#c": ("rb", "rc")}
+    async with nodes(redis.url, 3) as servers:
+        with anyio.fail_after(DEADLINE):
+            senders = {
+                room: await _member(servers[i].port, f"s{i}", (room,))
+                for i, room in enumerate(layout)
+            }
+            receivers = {
+                nick: await _member(
+                    servers[i].port, nick, tuple(r for r, who in layout.items() if nick in who)
+                )
+                for i, nick in enumerate(("ra", "rb", "rc"))
+            }
+            acks: dict[str, list[int]] = {room: [] for room in layout}
+            async with anyio.create_task_group() as tg:
+                for room, sender in senders.items():
+                    texts = [f"{room} {i}" for i in range(count)]
+                    tg.start_soon(_burst, sender, room, texts, acks[room])
+            for nick, receiver in receivers.items():
+                rooms = [room for room, who in layout.items() if nick in who]
+                got = await _messages(receiver, count * len(rooms))
+                ids = [event["id"] for event in got]
+                assert ids == sorted(ids) and len(set(ids)) == len(ids), nick
+                for room in layout:
+                    said = [(e["id"], e["text"]) for e in got if e["to"] == room]
+                    expected = [(i, f"{room} {n}") for n, i in enumerate(acks[room])]
+                    assert said == (expected if room in rooms else []), (nick, room)
+            # Nothing else is on its way to anyone: a last line per room arrives next.
+            for room, sender in senders.items():
+                await _burst(sender, room, ["end"], [])
+            for nick, receiver in receivers.items():
+                rooms = {room for room, who in layout.items() if nick in who}
+                assert {(e["to"], e["text"]) for e in await _messages(receiver, len(rooms))} == {
+                    (room, "end") for room in rooms
+                }
+        for client in (*senders.values(), *receivers.values()):
+            await client.aclose()
+
+
+async def test_two_nodes_saying_into_one_room_at_once_every_member_sees_ids_rising(
+    redis: RedisServer,
+) -> None:
+    """Both nodes number their messages for #x at the same moment: every member, on either
+    node, hears all of them with rising ids, each sender's in its own order."""
+    count = 40
+    async with nodes(redis.url, 2) as (a, b):
+        with anyio.fail_after(DEADLINE):
+            sa = await _member(a.port, "sa", ("#x",))
+            sb = await _member(b.port, "sb", ("#x",))
+            watchers = [await _member(s.port, f"w{i}", ("#x",)) for i, s in enumerate((a, b))]
+            acks: dict[str, list[int]] = {"sa": [], "sb": []}
+            heard: dict[str, list[dict[str, Any]]] = {"sa": [], "sb": []}
+            async with anyio.create_task_group() as tg:
+                for nick, sender in (("sa", sa), ("sb", sb)):
+                    texts = [f"{nick} {i}" for i in range(count)]
+                    tg.start_soon(_burst, sender, "#x", texts, acks[nick], heard[nick])
+            for nick, acked in acks.items():
+                assert acked == sorted(acked), nick
+            for watcher in watchers:
+                got = await _messages(watcher, 2 * count)
+                ids = [event["id"] for event in got]
+                assert ids == sorted(ids) and len(set(ids)) == 2 * count
+                for nick, acked in acks.items():
+                    assert [(e["id"], e["text"]) for e in got if e["from"] == nick] == [
+                        (i, f"{nick} {n}") for n, i in enumerate(acked)
+                    ]
+            for nick, sender, other in (("sa", sa, "sb"), ("sb", sb, "sa")):
+                # Each sender hears the other's messages (partly while it was sending), in order.
+                got = heard[nick] + await _messages(sender, count - len(heard[nick]))
+                assert [e["id"] for e in got] == acks[other]
+        for client in (sa, sb, *watchers):
+            await client.aclose()
+
+
+async def test_an_empty_redis_counts_on_past_what_the_shared_store_holds(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """Node b never heard #a: after Redis restarts empty, its ids still go on past node a's
+    (read from PostgreSQL), so nothing is numbered twice."""
+    async with nodes(redis.url, 1, database_urls=[postgres_url]) as (b,):
+        async with (
+            nodes(redis.url, 1, database_urls=[postgres_url]) as (a,),
+            anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        ):
+            with anyio.fail_after(DEADLINE):
+                await ada.join("#a")
+                acks = [await ada.send("#a", f"line {i}") for i in range(3)]  # committed
+        await anyio.to_thread.run_sync(redis.restart)
+        async with await LineClient.open(b.port) as bob:
+            with anyio.fail_after(DEADLINE * 2):
+                while True:  # until node b is back on the (empty) Redis
+                    await bob.send_json(type="hello", nick="bob", autojoin=False)
+                    event = json.loads(await bob.line(timeout=DEADLINE))
+                    if event["type"] == "welcome":
+                        break
+                    assert event["code"] == "cluster_unavailable"
+                await bob.send_json(type="join", room="#a")
+                await bob.json_event("members", timeout=DEADLINE)
+                await bob.send_json(type="say", to="#a", text="after the restart")
+                ack = json.loads(await bob.line(timeout=DEADLINE))
+                assert ack["type"] == "ack", ack  # not a duplicate id refused by the store
+                assert ack["id"] > acks[-1].id

@@ -28,6 +28,7 @@ from .bus import Bus
 from .bus.local import LocalBus
 from .effects import (
     Authenticate,
+    Broadcast,
     Deliver,
     Disconnect,
     Effect,
@@ -378,12 +379,13 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
                 m.ErrorCode.TOO_MANY_ROOMS,
                 f"you are in {len(session.rooms)} rooms, the most allowed",
             )
-        if self.recent.cold((cmd.room,)):
-            return [self._warm(session, (cmd.room,), cmd)]
         room = self._rooms.get(key)
         peer = session.peer
         if room is None and self.bus.shared and self.bus.must_listen(key):
+            # Listen first: what the store read (below) misses is then heard live.
             return [ListenRoom(peer, key, cmd)]
+        if self.recent.cold((cmd.room,)):
+            return [self._warm(session, (cmd.room,), cmd)]
         if room is None:
             room = self._rooms[key] = Room(name=cmd.room)
             self.bus.room_opened(key)
@@ -464,8 +466,6 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, bad_tags)
         if (resend := self.sent.answer(session.nick, session.peer, cmd)) is not None:
             return resend  # a bad key, or said before: the original ack, nothing relayed
-        if self.bus.shared and not self.bus.holds_id():
-            return [NumberMessage(session.peer, cmd)]  # a cluster-wide id first
         target = cmd.target
         if target is None or m.is_room(target):
             room = self._my_room(session, target)
@@ -479,9 +479,12 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             )
             if problem:
                 return self._refuse(session, cmd, *problem)
+            if self.bus.shared:  # numbered and published in one step; delivered here after
+                unnumbered = self._message(session, room.name, cmd, numbered=False)
+                return [Broadcast(m.casefold(room.name), unnumbered, session.peer, cmd)]
             msg = self._message(session, room.name, cmd)
             self.recent.remember(msg)
-            effects: list[Effect[P]] = [
+            return [
                 Deliver(msg, room.members, skip=session.peer),
                 Persist(
                     msg,
@@ -489,9 +492,8 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
                     m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
                 ),
             ]
-            if self.bus.shared:
-                effects.append(Publish(m.casefold(room.name), msg))
-            return effects
+        if self.bus.shared and not self.bus.holds_id():
+            return [NumberMessage(session.peer, cmd)]  # a cluster-wide id first
         other = self._nicks.get(m.casefold(target))
         if other is None and self.bus.is_registered(m.casefold(target)):
             # An account that is offline: stored for it to read (history) when it logs in.
@@ -560,10 +562,13 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
 
     # ----------------------------------------------------------------- helpers
 
-    def _message(self, session: Session[P], target: str, cmd: m.Say) -> m.Message:
+    def _message(
+        self, session: Session[P], target: str, cmd: m.Say, *, numbered: bool = True
+    ) -> m.Message:
+        """The message ``cmd`` says, with the next id (or 0, for the bus to number)."""
         session.spoke = now = self._clock()  # for whois' idle time
         msg = m.Message(  # remembered by its key or ref, for resends
-            id=self.bus.allocate_id(),
+            id=self.bus.allocate_id() if numbered else 0,
             time=now,
             sender=session.nick,
             target=target,
@@ -573,7 +578,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             account=session.account,
             tags=cmd.tags,
         )
-        return self.sent.said(session.peer, cmd, msg)
+        return self.sent.said(session.peer, cmd, msg) if numbered else msg
 
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)

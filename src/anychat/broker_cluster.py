@@ -5,11 +5,14 @@ shared bus (``bus.shared``): a single node never reaches any of it. What the oth
 arrives through :meth:`ClusterRules.remote`, after the bus decoded it; the users of other nodes
 live in the bus's :class:`~anychat.bus.directory.Directory`, which this mixin keeps current, so
 member lists, WHOIS and private messages cover the whole chat without a round trip. What needs
-one (a nick another node may be claiming, a cluster-wide message id) becomes a request effect.
+one (a nick another node may be claiming, a private message's cluster-wide id) becomes a request
+effect. A room message becomes a :class:`~anychat.effects.Broadcast`: the bus numbers and
+publishes it in one step, and :meth:`ClusterRules.numbered` delivers it here when its id is back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -17,8 +20,9 @@ from . import model as m
 from .broker_base import BrokerPart
 from .bus import Bus
 from .bus.directory import BusEvent, Present, RemoteUser
-from .effects import ClaimNick, Deliver, Disconnect, Effect, Publish
+from .effects import Broadcast, ClaimNick, Deliver, Disconnect, Effect, Persist, Publish
 from .replay import RecentHistory
+from .resend import SentMessages
 from .sessions import Room, Session
 
 __all__ = ["ClusterRules"]
@@ -31,6 +35,7 @@ class ClusterRules(BrokerPart[P]):
 
     bus: Bus
     recent: RecentHistory
+    sent: SentMessages
 
     def disconnect(self, peer: P, reason: str = "") -> list[Effect[P]]:
         raise NotImplementedError
@@ -72,6 +77,26 @@ class ClusterRules(BrokerPart[P]):
             account=session.account,
             since=session.since,
         )
+
+    def numbered(self, sent: Broadcast[P], msg_id: int) -> list[Effect[P]]:
+        """A room message of this node has its id (and the other nodes have it): deliver it to
+        the members here, store it, ack it. It was accepted already, so it goes to whoever is
+        in the room now, even if its sender left meanwhile (the others heard it too)."""
+        msg = dataclasses.replace(sent.message, id=msg_id)
+        msg = self.sent.said(sent.peer, sent.then, msg)
+        self.recent.remember(msg)
+        room = self._rooms.get(sent.room)
+        ack = m.Ack(id=msg_id, time=msg.time, target=msg.target, ref=sent.then.ref)
+        persist: Persist[P] = Persist(msg, sent.peer, ack)
+        if room is None:
+            return [persist]
+        return [Deliver(msg, room.members, skip=sent.peer), persist]
+
+    def not_numbered(self, sent: Broadcast[P], why: m.Error) -> list[Effect[P]]:
+        """The bus could not number (and publish) a room message: its sender is told."""
+        if sent.peer not in self._sessions:
+            return []
+        return [Deliver(dataclasses.replace(why, ref=sent.then.ref), (sent.peer,))]
 
     # ------------------------------------------------------------------ what others see
 

@@ -140,7 +140,9 @@ class SlowWork(BrokerPart[P]):
         ]
 
     def _warm(self, session: Session[P], rooms: tuple[str, ...], then: m.Command) -> WarmRooms[P]:
-        below = self.recent.start_loading(rooms, self.bus.next_id)
+        # A cluster's other nodes number messages too: no id marks where the store read ends,
+        # so it reads up to the newest, and what is also heard live meanwhile counts once.
+        below = self.recent.start_loading(rooms, 0 if self.bus.shared else self.bus.next_id)
         return WarmRooms(session.peer, rooms, below, then)
 
     def resume(self, request: Request[P], outcome: Outcome) -> list[Effect[P]]:

@@ -22,6 +22,7 @@ from .bus.directory import BusEvent
 
 __all__ = [
     "Authenticate",
+    "Broadcast",
     "BusGrant",
     "ClaimNick",
     "CreateAccount",
@@ -89,6 +90,23 @@ class Publish:
 
     room: str
     event: BusEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast(Generic[P]):
+    """Number a room message cluster-wide and publish it to the other nodes, in one step.
+
+    The bus takes the id and publishes in one atomic call, so ids increase in the order every
+    node hears the room's messages. ``message`` has id 0 until then; once the number is back (in
+    that same order), :meth:`~anychat.broker_cluster.ClusterRules.numbered` makes its local
+    effects: the delivery to this node's members, storing it, the sender's ack.
+    Nothing awaits it: the sender's next commands go on meanwhile.
+    """
+
+    room: str
+    message: m.Message
+    peer: P
+    then: m.Say
 
 
 # ------------------------------------------------------------------------------ requests
@@ -162,7 +180,8 @@ class WarmRooms(Generic[P]):
     """Load the recent messages of ``rooms`` into memory (for replays), then run ``then``.
 
     ``below`` is the first id not yet assigned when the broker started remembering new
-    messages of these rooms itself: the store supplies everything under it.
+    messages of these rooms itself: the store supplies everything under it. In a cluster it is
+    0: the store supplies the newest it has, and what was also heard live counts once.
     """
 
     peer: P
@@ -218,7 +237,7 @@ Request: TypeAlias = (
     "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | ReadConversations[P] | WarmRooms[P]"
     " | ClaimNick[P] | NumberMessage[P] | ListenRoom[P]"
 )
-Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Request[P]"
+Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Broadcast[P] | Request[P]"
 #: What a service answers: a grant, a page, conversations, the rooms' messages, or why it failed.
 Outcome: TypeAlias = (
     "LoginGrant | m.HistoryPage | m.ConversationList | dict[str, list[m.Message]] | BusGrant"

@@ -29,6 +29,7 @@ from .codecs.registry import CodecSettings
 from .committer import Committer
 from .effects import (
     Authenticate,
+    Broadcast,
     ClaimNick,
     CreateAccount,
     Deliver,
@@ -118,6 +119,9 @@ class Hub:
             cluster.on_users_gone = self._users_gone
             cluster.on_nick_lost = self._nick_lost
             cluster.on_state = self._cluster_state
+            cluster.on_numbered = self._numbered
+            cluster.on_unnumbered = self._unnumbered
+            cluster.on_flush = self.flush
         self.committer: Committer[Connection] = Committer(
             store,
             self._settle,
@@ -191,6 +195,11 @@ class Hub:
                 effect.peer.close(effect.bye)
             case Publish():
                 self.broker.bus.publish(effect.room, effect.event)
+            case Broadcast():
+                assert self.cluster is not None  # only a shared bus makes these
+                refused = self.cluster.broadcast(effect)
+                if refused is not None:
+                    self.apply(self.broker.not_numbered(effect, refused))
             case (
                 Authenticate()
                 | CreateAccount()
@@ -231,9 +240,17 @@ class Hub:
 
     # ------------------------------------------------------------------ other nodes
 
+    # What the bus hears is applied as it comes; the bus flushes (``on_flush``) after each
+    # group of it, so every recipient gets one send for what arrived together.
+
     def _heard(self, node: str, event: BusEvent) -> None:
         self.apply(self.broker.remote(node, event))
-        self.flush()
+
+    def _numbered(self, sent: Broadcast[Connection], msg_id: int) -> None:
+        self.apply(self.broker.numbered(sent, msg_id))
+
+    def _unnumbered(self, sent: Broadcast[Connection], why: m.Error) -> None:
+        self.apply(self.broker.not_numbered(sent, why))
 
     def _users_gone(self, users: list[RemoteUser]) -> None:
         self.apply(self.broker.users_gone(users))
@@ -370,6 +387,9 @@ class Hub:
         # run_commands ends the connection when the codec asks (HTTP after its response, a
         # closed WebSocket, IRC after a refused registration), even for a batch of no commands.
         await self.run_commands(conn, commands)
+        cluster = self.cluster
+        if cluster is not None and cluster.crowded:
+            await cluster.wait_roomy()  # room messages wait for Redis: read no more for now
         return count
 
     async def run_commands(

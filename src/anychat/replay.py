@@ -5,6 +5,8 @@ once; from then on it is *warm* and kept up to date as messages are said. While 
 flight the room is *loading*: messages said meanwhile are kept aside and appended after the
 stored ones, so nothing falls between the store read and live delivery (the store read covers
 every id below the point where the room started loading, and the broker remembers the rest).
+In a cluster no id marks that point (other nodes number messages too): the store read goes up to
+the newest message, after the node began to hear the room, and the two are merged by id.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from collections.abc import Iterable, Mapping
 from . import model as m
 
 __all__ = ["RecentHistory"]
+
+
+def _id(msg: m.Message) -> int:
+    return msg.id
 
 
 class RecentHistory:
@@ -53,8 +59,11 @@ class RecentHistory:
             if key in self._warm:
                 continue  # another request for the same room got there first
             start, newer = self._loading.pop(key, (0, []))
-            older = [msg for msg in messages if msg.id < start] if start else messages
-            self._warm[key] = deque(older + newer, maxlen=self.length)
+            if start:
+                kept = [msg for msg in messages if msg.id < start] + newer
+            else:  # read up to the newest (a cluster): what was also heard live counts once
+                kept = sorted({msg.id: msg for msg in (*messages, *newer)}.values(), key=_id)
+            self._warm[key] = deque(kept, maxlen=self.length)
 
     def remember(self, msg: m.Message) -> None:
         """Hot path: one dict lookup (and an append) per room message."""

@@ -91,6 +91,7 @@ async def run(
                 lease_seconds=config.cluster_lease_seconds,
                 first_message_id=last_id + 1,
                 registered=[m.casefold(nick) for nick in registered],
+                last_stored_id=store.last_message_id,
             )
         hub = Hub(
             config, store, first_message_id=last_id + 1, registered=registered, cluster=cluster

@@ -259,7 +259,7 @@ class Services:
         for room in req.rooms:
             try:
                 loaded[room] = await self.store.history(
-                    room, before=req.below, limit=self.history_length
+                    room, before=req.below or None, limit=self.history_length
                 )
             except StoreError as exc:
                 logger.error("cannot read history of %s: %s", room, exc)

@@ -2,14 +2,30 @@
 
 The broker stays synchronous: everything it asks of this bus is answered from memory (the nicks
 this node holds, the directory of the other nodes' users, the message id fetched for it), and
-what needs Redis first is a request effect (``ClaimNick``, ``NumberMessage``) that the hub
-awaits through :meth:`RedisBus.fulfil`. What the broker publishes is queued and sent in order by
-one task, in batches (one script call publishes everything queued, so a busy node pays one round
-trip per batch, not per message).
+what needs Redis first is a request effect (``ClaimNick``, a private message's
+``NumberMessage``) that the hub awaits through :meth:`RedisBus.fulfil`. What the broker
+publishes is queued and sent in order by one task, in batches: one script call per loop turn
+for everything queued meanwhile, written on a pipelined connection of the bus's own without
+waiting for the last one's answer (:mod:`anychat.bus.resp`); the channels are heard on a
+second one, a whole read at a time. coredis carries the other commands (claims, heartbeats).
+
+A room message (a :class:`~anychat.effects.Broadcast`) is numbered by that same script call:
+one ``INCRBY`` takes the ids of every room message in the batch, and each is published with its
+id written into it, in that order, inside the one atomic call. So a room's ids increase in the
+order Redis publishes its messages, which is the order every subscribed node hears them,
+whichever node sent them, and the order its members see them. The sending node delivers its own
+message to its members when it hears it back from Redis, in that same order (a sequence number
+in the payload tells it which one, without decoding it): then a client's highest id seen is a
+true mark, below which it has seen every message of its rooms, and ``history after=<that id>``
+on any node misses nothing ("gap-free resume"). Nobody awaits the number: the sender's next
+commands go on, and a burst of messages costs one script call (:mod:`anychat.bus.numbering`
+keeps what waits for its number meanwhile).
 
 Redis holds:
 
-- ``anychat:ids``: the message counter (INCR: ids increase in the order Redis hands them out);
+- ``anychat:ids``: the message counter (INCRBY in the publishing script: ids increase in the
+  order Redis publishes; seeded past the highest id the node knows of, from what it numbered,
+  heard and finds in its store, plus a margin when Redis lost the key);
 - ``anychat:nick:<folded nick>``: the node owning a nick (set only if absent, with an expiry
   of one lease, renewed by every heartbeat);
 - ``anychat:node:<id>``: a node's lease (expires when it stops heartbeating), ``anychat:nodes``
@@ -31,7 +47,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit
 
@@ -40,9 +56,13 @@ import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from .. import model as m
-from ..effects import BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
+from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
 from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser
+from .leases import Leases
+from .numbering import Unnumbered
+from .resp import Pipeline, RedisReplyError, Subscriber
+from .scripts import BATCH, CLAIM, HEARTBEAT, IDS, PREFIX, PRESENCE, RESTATE, SEED
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -51,64 +71,15 @@ __all__ = ["RedisBus"]
 
 logger = logging.getLogger("anychat.cluster")
 
-PREFIX: Final = "anychat:"
-PRESENCE: Final = PREFIX + "presence"
-IDS: Final = PREFIX + "ids"
-NODES: Final = PREFIX + "nodes"
 #: How long a request for Redis (an id, a nick claim) may take before it is refused.
 REQUEST_SECONDS: Final = 2.0
+#: Where the ids go on when Redis lost the counter (restarted empty), past the highest this node
+#: knows of: room for what other nodes numbered but had not stored yet when Redis went.
+RESEED_MARGIN: Final = 100_000
+#: At most this many operations per script call (a burst is sent in several).
+MAX_BATCH: Final = 1000
 BACKOFF_FIRST: Final = 0.1
 BACKOFF_MAX: Final = 5.0
-
-# Take a nick if free (or already ours); 1 = ours now.
-_CLAIM: Final = """
-local v = redis.call('GET', KEYS[1])
-if v and v ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-# The ids go on past ARGV[1] (after a Redis restart, from what this node has seen).
-_SEED: Final = """
-local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"""
-# Renew the node's lease and its nicks; returns the nicks another node holds now.
-_HEARTBEAT: Final = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[1])
-local lost = {}
-for i = 4, #ARGV do
-  local key = KEYS[3] .. ARGV[i]
-  local v = redis.call('GET', key)
-  if v and v ~= ARGV[1] then
-    table.insert(lost, ARGV[i])
-  else
-    redis.call('SET', key, ARGV[1], 'PX', ARGV[3])
-  end
-end
-return lost
-"""
-# A batch of queued work, in order: P channel payload | H nick json | D nick | R nick.
-_BATCH: Final = """
-for i = 1, #ARGV, 3 do
-  local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if op == 'P' then redis.call('PUBLISH', a, b)
-  elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
-  elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
-  elseif op == 'R' then
-    local key = KEYS[2] .. a
-    if redis.call('GET', key) == b then redis.call('DEL', key) end
-  end
-end
-return 1
-"""
-# Restate this node's users: the hash is replaced whole.
-_RESTATE: Final = """
-redis.call('DEL', KEYS[1])
-for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
 
 
 def room_channel(room: str) -> str:
@@ -119,7 +90,7 @@ def node_channel(node: str) -> str:
     return f"{PREFIX}to:{node}"
 
 
-class RedisBus:
+class RedisBus(Leases):
     """What one node shares with the others through Redis (see the module docstring).
 
     Args:
@@ -128,6 +99,8 @@ class RedisBus:
         first_message_id: The store's last id plus one (the counter never goes below it).
         registered: Nicks (folded) that belong to accounts.
         node_id: This node's name on the bus (default: random).
+        last_stored_id: The store's highest message id now (read at each connection, so an
+            empty Redis counts on past what any node stored in a shared store).
     """
 
     shared: ClassVar[bool] = True
@@ -140,8 +113,10 @@ class RedisBus:
         first_message_id: int = 1,
         registered: Iterable[str] = (),
         node_id: str | None = None,
+        last_stored_id: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.url = url
+        self._last_stored_id = last_stored_id
         self.lease_seconds = lease_seconds
         self.node = node_id or secrets.token_hex(6)
         self.directory = Directory()
@@ -170,11 +145,21 @@ class RedisBus:
         self._ops: MemoryObjectSendStream[tuple[str, str, str]] | None = None
         self._nick_lock = anyio.Lock()
         self._scripts: dict[str, Any] = {}
+        #: The connection the batch script goes out on (see :mod:`anychat.bus.resp`).
+        self._pipe: Pipeline | None = None
+        self._batch_sha = ""
+        #: Room messages handed to Redis, delivered here when heard back.
+        self._unnumbered = Unnumbered()
+        self._prefix = wire.own_prefix(self.node)
         # Set by the hub: what to do with what other nodes say.
         self.on_event: Callable[[str, BusEvent], None] = lambda node, event: None
         self.on_users_gone: Callable[[list[RemoteUser]], None] = lambda users: None
         self.on_nick_lost: Callable[[str], None] = lambda nick: None
         self.on_state: Callable[[bool], None] = lambda connected: None
+        self.on_numbered: Callable[[Broadcast[Any], int], None] = lambda sent, msg_id: None
+        self.on_unnumbered: Callable[[Broadcast[Any], m.Error], None] = lambda sent, why: None
+        #: After a group of the calls above: send what they queued for local clients.
+        self.on_flush: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ the broker's questions
 
@@ -226,6 +211,59 @@ class RedisBus:
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
         self._queue("U", room, "")
+
+    def broadcast(self, sent: Broadcast[Any]) -> m.Error | None:
+        """Number ``sent.message`` and publish it to ``sent.room`` in the next batch; what it
+        becomes is reported to ``on_numbered`` (or ``on_unnumbered``). An error at once if
+        Redis is away."""
+        if self._ops is None or not self.connected:
+            return _unavailable("send messages")
+        head, tail = wire.encode_numbered(self.node, self._unnumbered.add(sent), sent.message)
+        self._queue("N", room_channel(sent.room), head + "\0" + tail)
+        return None
+
+    @property
+    def crowded(self) -> bool:
+        """Whether so many room messages wait for their number that readers should wait."""
+        return self._unnumbered.crowded
+
+    async def wait_roomy(self) -> None:
+        """Until fewer than :data:`MAX_UNNUMBERED` messages wait for a number (a flood from
+        one client waits here, in its reader, instead of growing the queue without end)."""
+        await self._unnumbered.wait_roomy()
+
+    def _numbered(self, seq: int, msg_id: int) -> None:
+        sent = self._unnumbered.take(seq)
+        if sent is not None:
+            self._deliver_numbered(sent, msg_id)
+
+    def _deliver_numbered(self, sent: Broadcast[Any], msg_id: int) -> None:
+        self._last_id = max(self._last_id, msg_id)
+        self._seen_id = max(self._seen_id, msg_id)
+        try:
+            self.on_numbered(sent, msg_id)
+        except Exception:  # one message's trouble must not cut the node off the bus
+            logger.exception("cannot deliver a numbered message here")
+
+    def _answered(self, first_id: int, count: int) -> None:
+        """The script numbered ``count`` queued room messages from ``first_id`` on: those of
+        rooms this node does not hear (all its members left meanwhile) are done now."""
+        for seq, msg_id in self._unnumbered.answered(first_id, count, self._listening.__contains__):
+            self._numbered(seq, msg_id)
+        self.on_flush()
+
+    def _drop_unnumbered(self) -> None:
+        """The connection is gone: what Redis numbered is delivered here (it was published),
+        the rest is refused (its sender may send it again)."""
+        numbered, refused = self._unnumbered.drop()
+        for sent, msg_id in numbered:
+            self._deliver_numbered(sent, msg_id)
+        for sent in refused:
+            try:
+                self.on_unnumbered(sent, _unavailable("send messages"))
+            except Exception:
+                logger.exception("cannot refuse an unnumbered message")
+        self.on_flush()
 
     def publish(self, room: str, event: BusEvent) -> None:
         payload = wire.encode(self.node, event).decode()
@@ -295,11 +333,8 @@ class RedisBus:
         except Exception as exc:  # Redis away or failing: refuse this one, keep the node
             if not self.degraded:  # (an outage is logged once, when it starts)
                 logger.warning("cluster request failed: %s", _why(exc))
-            what = "send messages" if isinstance(request, NumberMessage) else "take new nicks"
-            return m.Error(
-                code=m.ErrorCode.CLUSTER_UNAVAILABLE,
-                text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
-                "right now; try again shortly",
+            return _unavailable(
+                "send messages" if isinstance(request, NumberMessage) else "take new nicks"
             )
 
     async def _listen(self, room: str) -> None:
@@ -354,8 +389,10 @@ class RedisBus:
                         self._ops.close()
                         self._ops = None
                     self._client = None
+                    self._pipe = None
                     self._pubsub = None
                     self._listening = set()
+                    self._drop_unnumbered()
                 if self._was_connected:  # it worked a while: start the backoff over
                     backoff, self._was_connected = BACKOFF_FIRST, False
                 await anyio.sleep(backoff)
@@ -383,21 +420,23 @@ class RedisBus:
     async def _session(self, client: Any) -> None:
         self._client = client
         for name, source in (
-            ("claim", _CLAIM),
-            ("seed", _SEED),
-            ("heartbeat", _HEARTBEAT),
-            ("batch", _BATCH),
-            ("restate", _RESTATE),
+            ("claim", CLAIM),
+            ("seed", SEED),
+            ("heartbeat", HEARTBEAT),
+            ("batch", BATCH),
+            ("restate", RESTATE),
         ):
             self._scripts[name] = client.register_script(source)
-        await self._scripts["seed"](keys=[IDS], args=[max(self._last_id, self._seen_id)])
+        known = max(self._last_id, self._seen_id, await self._stored_id())
+        await self._scripts["seed"](keys=[IDS], args=[known, known + RESEED_MARGIN if known else 0])
         await self._heartbeat_once()
         await self._scripts["restate"](
             keys=[self._users_key(self.node)],
             args=[x for key, u in self.mine.users.items() for x in (key, json.dumps(u.to_json()))],
         )
-        pubsub = client.pubsub(retry_policy=None, ignore_subscribe_messages=True)
-        async with pubsub:
+        async with Subscriber.open(self.url) as pubsub, Pipeline.open(self.url) as pipe:
+            self._batch_sha = (await pipe.call("SCRIPT", "LOAD", BATCH)).decode()
+            self._pipe = pipe
             await pubsub.subscribe(PRESENCE, node_channel(self.node))
             rooms = set(self.rooms)
             if rooms:
@@ -424,16 +463,31 @@ class RedisBus:
             self._was_connected = True
             logger.info("cluster bus %s: connected as node %s", self.url, self.node)
             self.on_state(True)
+            # From here on what Redis sends is applied as it comes, a whole read at a time,
+            # then flushed once (so every local recipient gets one send for all of it).
+            pubsub.start(self._heard, self.on_flush)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeats)
-                tg.start_soon(self._send_ops, receive, pubsub)
-                async for message in pubsub:
-                    if message.get("type") != "message":
-                        continue
-                    self._heard(message["data"])
-                raise ConnectionError("subscription ended")
+                await self._send_ops(receive, pubsub)
 
-    def _heard(self, data: str | bytes) -> None:
+    async def _stored_id(self) -> int:
+        if self._last_stored_id is None:
+            return 0
+        try:
+            return await self._last_stored_id()
+        except Exception as exc:  # the store is down: what this node saw must do
+            logger.warning("cannot read the store's last message id: %s", _why(exc))
+            return 0
+
+    def _heard(self, data: str) -> None:
+        if data.startswith(self._prefix):
+            try:
+                seq, msg_id = wire.numbered_echo(data, self._prefix)
+            except ValueError:
+                pass  # not a numbered message: decoded below
+            else:
+                self._numbered(seq, msg_id)
+                return
         try:
             node, event = wire.decode(data)
         except ValueError as exc:
@@ -468,6 +522,8 @@ class RedisBus:
                                 self._listening.discard(a)
                     else:
                         batch += (kind, a, b)
+                        if len(batch) >= 3 * MAX_BATCH:
+                            await self._flush(batch)
                     try:
                         op = receive.receive_nowait()
                     except anyio.WouldBlock:
@@ -475,7 +531,19 @@ class RedisBus:
                 await self._flush(batch)
 
     async def _flush(self, batch: list[str]) -> None:
+        """Send the batch script for ``batch`` now, without waiting for its answer (unless it
+        gives nicks back: a claim must not slip in between, so that one is awaited)."""
         if not batch:
+            return
+        pipe, sha = self._pipe, self._batch_sha
+        assert pipe is not None
+        keys = [self._users_key(self.node), PREFIX + "nick:", IDS]
+        if "R" not in batch[::3]:
+            args, numbered = list(batch), batch[::3].count("N")
+            batch.clear()
+            await pipe.send(
+                ["EVALSHA", sha, "3", *keys, *args], lambda reply: self._batch_done(reply, numbered)
+            )
             return
         async with self._nick_lock:
             # A nick released and claimed again since: keep it.
@@ -487,111 +555,27 @@ class RedisBus:
             ]
             batch.clear()
             if args:
-                await self._scripts["batch"](
-                    keys=[self._users_key(self.node), PREFIX + "nick:"], args=args
-                )
+                first = await pipe.call("EVALSHA", sha, "3", *keys, *args)
+                self._batch_done(first, args[::3].count("N"))
                 self._releasing.difference_update(
                     args[i + 1] for i in range(0, len(args), 3) if args[i] == "R"
                 )
 
-    # ------------------------------------------------------------------ leases
+    def _batch_done(self, first: Any, numbered: int) -> None:
+        """The batch script's answer: the first id it gave (raises if it failed, which ends
+        this connection: a reconnect starts over)."""
+        if isinstance(first, RedisReplyError):
+            raise ConnectionError(f"the batch script failed: {first}")
+        if numbered:
+            self._answered(int(first), numbered)
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await anyio.sleep(self.lease_seconds / 4)
-            await self._heartbeat_once()
-            await self._find_dead_nodes()
 
-    async def _heartbeat_once(self) -> None:
-        owned = sorted(self._owned)
-        async with self._nick_lock:
-            lost = await self._scripts["heartbeat"](
-                keys=[self._lease_key(self.node), NODES, PREFIX + "nick:"],
-                args=[
-                    self.node,
-                    int(self.lease_seconds * 750),
-                    int(self.lease_seconds * 1000),
-                    *owned,
-                ],
-            )
-            for nick in lost or ():
-                self._owned.discard(nick)
-        for nick in lost or ():
-            logger.warning("nick %s is held by another node now: its session here ends", nick)
-            self.on_nick_lost(nick)
-
-    async def _find_dead_nodes(self) -> None:
-        client = self._client
-        nodes = set(await client.smembers(NODES)) | self.directory.nodes()
-        nodes.discard(self.node)
-        for node in sorted(nodes):
-            if await client.exists([self._lease_key(node)]):
-                continue
-            logger.warning("node %s stopped renewing its lease: its users have quit", node)
-            await self._bury(client, node)
-            self._drop_node(node)
-
-    async def _bury(self, client: Any, node: str) -> None:
-        """Clear a dead node out of Redis: its nicks are free now, not when their keys expire."""
-        users_key = self._users_key(node)
-        nicks = set(await client.hkeys(users_key))
-        nicks.update(m.casefold(u.nick) for u in self.directory.users.values() if u.node == node)
-        args = [x for nick in sorted(nicks) for x in ("R", nick, node)]
-        if args:
-            await self._scripts["batch"](keys=[users_key, PREFIX + "nick:"], args=args)
-        await client.srem(NODES, [node])
-        await client.delete([users_key])
-
-    def _drop_node(self, node: str) -> None:
-        gone = [u for u in self.directory.users.values() if u.node == node]
-        if gone:
-            self.on_users_gone(gone)
-
-    async def _load_directory(self, client: Any) -> None:
-        """Read every live node's users; forget (and announce as quit) whoever is gone."""
-        users: list[RemoteUser] = []
-        for node in sorted(set(await client.smembers(NODES)) - {self.node}):
-            if not await client.exists([self._lease_key(node)]):
-                await self._bury(client, node)
-                continue
-            for raw in (await client.hgetall(self._users_key(node))).values():
-                try:
-                    users.append(RemoteUser.from_json(node, json.loads(raw)))
-                except (ValueError, TypeError, KeyError) as exc:
-                    logger.warning("skipped a bad directory entry of node %s: %s", node, exc)
-        now = {(m.casefold(u.nick), u.node) for u in users}
-        gone = [u for key, u in self.directory.users.items() if (key, u.node) not in now]
-        if gone:
-            self.on_users_gone(gone)
-        self.directory.replace(u for u in users if m.casefold(u.nick) not in self.mine.users)
-
-    async def _leave(self) -> None:
-        """A clean stop: the lease goes at once, so the others announce our users now."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            try:
-                import coredis
-
-                async with coredis.Redis.from_url(self.url, decode_responses=True) as client:
-                    await client.delete([self._lease_key(self.node)])
-                    await client.srem(NODES, [self.node])
-                    await client.delete([self._users_key(self.node)])
-                    for nick in sorted(self._owned | self._releasing):
-                        await self._release_now(client, nick)
-            except Exception as exc:
-                logger.info("could not leave the cluster bus cleanly: %s", _why(exc))
-
-    async def _release_now(self, client: Any, nick: str) -> None:
-        key = PREFIX + "nick:" + nick
-        if await client.get(key) == self.node:
-            await client.delete([key])
-
-    @staticmethod
-    def _lease_key(node: str) -> str:
-        return f"{PREFIX}node:{node}"
-
-    @staticmethod
-    def _users_key(node: str) -> str:
-        return f"{PREFIX}users:{node}"
+def _unavailable(what: str) -> m.Error:
+    return m.Error(
+        code=m.ErrorCode.CLUSTER_UNAVAILABLE,
+        text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
+        "right now; try again shortly",
+    )
 
 
 def _cancellation(exc: BaseException) -> BaseException | None:

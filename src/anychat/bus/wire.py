@@ -15,7 +15,7 @@ from typing import Any, Final
 from .. import model as m
 from .directory import BusEvent, Present
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "encode", "encode_numbered", "numbered_echo", "own_prefix"]
 
 _TYPES: Final[dict[str, type[Any]]] = {
     cls.__name__: cls
@@ -34,13 +34,45 @@ _FIELD_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
 }
 
 
-def encode(node: str, event: BusEvent) -> bytes:
+def _fields(event: BusEvent) -> dict[str, Any]:
     fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
     fields.pop("ref", None)  # a reply's ref is for its sender, never for other nodes
     fields.pop("key", None)  # an idempotency key is the sender's business
     if isinstance(event, m.Message):
         fields["kind"] = event.kind.value
-    return json.dumps({"n": node, "t": type(event).__name__, "f": fields}).encode()
+    return fields
+
+
+def encode(node: str, event: BusEvent) -> bytes:
+    return json.dumps({"n": node, "t": type(event).__name__, "f": _fields(event)}).encode()
+
+
+_NUMBERED: Final = ',"t":"Message","f":{"id":'
+
+
+def own_prefix(node: str) -> str:
+    """How every numbered message ``node`` publishes begins."""
+    return '{"n":' + json.dumps(node) + ',"s":'
+
+
+def encode_numbered(node: str, seq: int, msg: m.Message) -> tuple[str, str]:
+    """``msg`` as two halves of JSON, to be published as ``head + str(id) + tail`` by the
+    script that numbers it (so its id is taken and published in one step). ``seq`` is the
+    sending node's own count: it tells that node which of its messages came back."""
+    fields = _fields(msg)
+    del fields["id"]
+    head = own_prefix(node) + str(seq) + _NUMBERED
+    return head, "," + json.dumps(fields, separators=(",", ":"))[1:] + "}"
+
+
+def numbered_echo(data: str, prefix: str) -> tuple[int, int]:
+    """The sequence number and id of a numbered message that begins with ``prefix`` (this
+    node's own, back from Redis: read without decoding the rest); ``ValueError`` if it is not
+    one."""
+    seq, _, rest = data[len(prefix) :].partition(",")
+    if not rest.startswith(_NUMBERED[1:]):
+        raise ValueError("not a numbered message")
+    return int(seq), int(rest[len(_NUMBERED) - 1 :].partition(",")[0])
 
 
 def decode(data: bytes | str) -> tuple[str, BusEvent]:

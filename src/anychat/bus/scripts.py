@@ -1,0 +1,78 @@
+"""What the cluster bus keeps in Redis: its key names, and the Lua scripts it runs there (each
+one atomic; bus/redis.py says what each key holds)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["BATCH", "CLAIM", "HEARTBEAT", "IDS", "NODES", "PREFIX", "PRESENCE", "RESTATE", "SEED"]
+
+PREFIX: Final = "anychat:"
+PRESENCE: Final = PREFIX + "presence"
+IDS: Final = PREFIX + "ids"
+NODES: Final = PREFIX + "nodes"
+
+# Take a nick if free (or already ours); 1 = ours now.
+CLAIM: Final = """
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# The ids go on past ARGV[1] (what this node has numbered, heard or stored); past ARGV[2] if
+# the counter is gone (Redis restarted empty: other nodes may have numbered more meanwhile).
+SEED: Final = """
+local c = redis.call('GET', KEYS[1])
+if not c then redis.call('SET', KEYS[1], ARGV[2])
+elseif tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+# Renew the node's lease and its nicks; returns the nicks another node holds now.
+HEARTBEAT: Final = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+local lost = {}
+for i = 4, #ARGV do
+  local key = KEYS[3] .. ARGV[i]
+  local v = redis.call('GET', key)
+  if v and v ~= ARGV[1] then
+    table.insert(lost, ARGV[i])
+  else
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[3])
+  end
+end
+return lost
+"""
+# A batch of queued work, in order: P channel payload | N channel head NUL tail (numbered:
+# published as head .. id .. tail) | H nick json | D nick | R nick node. Returns the first id.
+BATCH: Final = """
+local n = 0
+for i = 1, #ARGV, 3 do
+  if ARGV[i] == 'N' then n = n + 1 end
+end
+local id = 0
+if n > 0 then id = redis.call('INCRBY', KEYS[3], n) - n end
+local first = id + 1
+for i = 1, #ARGV, 3 do
+  local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if op == 'N' then
+    id = id + 1
+    local at = string.find(b, '\\0', 1, true)
+    redis.call('PUBLISH', a, string.sub(b, 1, at - 1) .. string.format('%d', id)
+      .. string.sub(b, at + 1))
+  elseif op == 'P' then redis.call('PUBLISH', a, b)
+  elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
+  elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
+  elseif op == 'R' then
+    local key = KEYS[2] .. a
+    if redis.call('GET', key) == b then redis.call('DEL', key) end
+  end
+end
+return first
+"""
+# Restate this node's users: the hash is replaced whole.
+RESTATE: Final = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
