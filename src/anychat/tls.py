@@ -14,9 +14,10 @@ SSL object holds (buffered plaintext makes ``wait_readable`` return at once; ``w
 first pushes out the ciphertext it holds). :func:`accept_tls` runs the server side of the
 handshake; the caller bounds it with its handshake timeout.
 
-Memory bound: ``send`` takes at most :data:`SEND_CHUNK` bytes of plaintext, and only when no
-ciphertext is left over from the previous call, so a transport holds at most one chunk's worth of
-ciphertext beyond what the connection's byte-bounded backlog already counts.
+Memory bound: ``send`` encrypts :data:`SEND_CHUNK` bytes of plaintext at a time, the next chunk
+only once the kernel took the last one whole, and nothing while ciphertext is left over from
+before, so a transport holds at most one chunk's worth of ciphertext beyond what the
+connection's byte-bounded backlog already counts.
 """
 
 from __future__ import annotations
@@ -162,17 +163,33 @@ class TlsTransport:
         return b"".join(chunks)
 
     def send(self, data: bytes | memoryview) -> int:
-        """Encrypt up to :data:`SEND_CHUNK` bytes of ``data``; returns how many were taken.
+        """Encrypt and send as much of ``data`` as the kernel takes; returns how many bytes.
 
-        Takes nothing (``BlockingIOError``) while ciphertext from earlier is still unsent.
+        One batch (the connection's output since its last flush) is one ``SSLObject.write``,
+        records of up to 16 KiB each, when it fits in :data:`SEND_CHUNK`; a larger one goes
+        chunk by chunk until the kernel refuses part of one. Takes nothing
+        (``BlockingIOError``) while ciphertext from earlier is still unsent.
         """
         self._raise_error()
         if self._unsent or self._outgoing.pending:
             self._flush()
             if self._unsent:
                 raise BlockingIOError("TLS output still waits for the socket")
-        taken = self._ssl.write(data[:SEND_CHUNK])
-        self._flush()
+        size = len(data)
+        if size <= SEND_CHUNK:  # the usual batch: one write, no slicing
+            taken = self._ssl.write(data)
+            self._flush()
+            return taken
+        # A large batch: chunk after chunk while the kernel takes each one whole, so that a
+        # backlog goes to the writer task only when the socket is really full (a writer round
+        # trip through the event loop per chunk costs far more than the encryption).
+        taken = 0
+        with memoryview(data) as view:
+            while taken < size:
+                taken += self._ssl.write(view[taken : taken + SEND_CHUNK])
+                self._flush()
+                if self._unsent:
+                    break
         return taken
 
     async def wait_readable(self) -> None:
@@ -243,9 +260,11 @@ class TlsTransport:
     # -------------------------------------------------------------- plumbing
 
     def _flush(self) -> None:
-        """Move ciphertext from the SSL object to the kernel, as much as it takes now."""
-        if self._outgoing.pending:
-            self._unsent += self._outgoing.read()
+        """Move ciphertext from the SSL object to the kernel, as much as it takes now.
+
+        The SSL object's output goes to the socket as the ``bytes`` it comes in; only what the
+        kernel refuses is copied into :attr:`_unsent`.
+        """
         unsent = self._unsent
         while unsent:
             try:
@@ -253,6 +272,15 @@ class TlsTransport:
             except (BlockingIOError, InterruptedError):
                 return
             del unsent[:sent]
+        if not self._outgoing.pending:
+            return
+        data = self._outgoing.read()
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            unsent += memoryview(data)[sent:]
 
     async def _flush_all(self) -> None:
         self._flush()
