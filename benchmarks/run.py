@@ -264,7 +264,8 @@ def idle_row(
     progress.update(task, description=f"{spec.name:30} {sc.key:10}", completed=0, total=3)
     server = RunningServer(spec, pin=args.pin, max_connections=n + 100)
     try:
-        warm = LoadGen(server.port, spec.adapter, 2, 1)
+        tls = server.client_tls()
+        warm = LoadGen(server.port, spec.adapter, 2, 1, tls=tls)
         warm.connect()
         warm.barrier()
         warm.close()
@@ -274,7 +275,7 @@ def idle_row(
         # Registered clients in rooms of 100 (one room per 100: a join tells the room, so one
         # room of 10,000 would cost 50 million "joined" lines before measuring anything).
         group = args.idle_room
-        gen = LoadGen(server.port, spec.adapter, n, 1)
+        gen = LoadGen(server.port, spec.adapter, n, 1, tls=tls)
         try:
             gen.connect(timeout=900, room_of=lambda i: f"#m{i // group}")
             progress.update(task, completed=2)

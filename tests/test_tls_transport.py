@@ -69,6 +69,25 @@ async def test_a_slow_reader_gets_everything_and_the_transport_holds_one_chunk(
         await stream.aclose()
 
 
+async def test_a_large_batch_the_kernel_can_take_goes_in_one_send(tmp_path: Path) -> None:
+    """A batch of several chunks is taken whole when the socket has room for it, so no writer
+    task (a round trip through the event loop per chunk) is needed for it."""
+    certs = make_certs(tmp_path)
+    async with echo_server(certs.server_context()) as server:
+        stream = await tls_connect(server.port, certs.client_context())
+        with anyio.fail_after(10):
+            await stream.send(b"x")
+            assert await receive_exactly(stream, 1) == b"x"
+            await server.wait_until(lambda: bool(server.transports))
+            transport = server.transports[0]
+            transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            batch = os.urandom(2 * SEND_CHUNK + 1000)
+            assert transport.send(batch) == len(batch)
+            assert not transport.pending
+            assert await receive_exactly(stream, len(batch)) == batch
+        await stream.aclose()
+
+
 class _WatchedBio:
     """Stands in for one of a transport's memory BIOs (the SSL object keeps the real one) and
     records the most bytes that ever went into it, or came out, at once."""
