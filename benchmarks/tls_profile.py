@@ -35,6 +35,7 @@ COUNTED = (
     ("SSLObject.write", ("ssl.py", "write", "SSLObject")),
     ("SSLObject.pending", ("ssl.py", "pending", "SSLObject")),
     ("socket.send", ("~", "<method 'send' of '_socket.socket' objects>", "")),
+    ("socket.sendmsg", ("~", "<method 'sendmsg' of '_socket.socket' objects>", "")),
     ("socket.recv", ("~", "<method 'recv' of '_socket.socket' objects>", "")),
     ("MemoryBIO.read", ("~", "<method 'read' of '_ssl.MemoryBIO' objects>", "")),
     ("MemoryBIO.write", ("~", "<method 'write' of '_ssl.MemoryBIO' objects>", "")),
@@ -131,6 +132,13 @@ def _instrument(tally: collections.Counter[str], counting: list[bool]) -> None:
             if counting[0]:
                 tally[f"{self._name}.send calls"] += 1
                 tally[f"{self._name}.send bytes"] += sent
+            return sent
+
+        def sendmsg(self, buffers: list[bytes]) -> Any:
+            sent = self._inner.sendmsg(buffers)
+            if counting[0]:
+                tally[f"{self._name}.sendmsg calls"] += 1
+                tally[f"{self._name}.sendmsg bytes"] += sent
             return sent
 
         def pending(self) -> Any:
