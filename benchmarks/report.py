@@ -261,6 +261,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
                     "protocol",
                     "store",
                     "held",
+                    "parked",
                     "empty RSS",
                     "held RSS",
                     "per connection",
@@ -269,12 +270,13 @@ def tables(data: dict[str, Any]) -> list[Table]:
             )
             for r in rows:
                 if "error" in r:
-                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 4])
+                    t.rows.append([*_who(r), "failed: " + r["error"][:60], *[""] * 5])
                     continue
                 t.rows.append(
                     [
                         *_who(r),
                         f"{r['held']:,}",
+                        f"{r['parked']:,}" if r.get("parked") is not None else "–",
                         f"{r['base_rss_kib'] / 1024:.1f} MiB",
                         f"{r['held_rss_kib'] / 1024:.1f} MiB",
                         f"{r['per_connection_kib']:.1f} KiB",

@@ -249,6 +249,10 @@ def best(tries: list[dict[str, Any]]) -> dict[str, Any]:
     return top
 
 
+#: Seconds of quiet after which anychat parks a reader, in the idle rows.
+PARK_AFTER = 2.0
+
+
 def idle_row(
     spec: ServerSpec, sc: Scenario, args: argparse.Namespace, progress: Progress, task: Any
 ) -> dict[str, Any]:
@@ -262,7 +266,12 @@ def idle_row(
         "clients": n,
     }
     progress.update(task, description=f"{spec.name:30} {sc.key:10}", completed=0, total=3)
-    server = RunningServer(spec, pin=args.pin, max_connections=n + 100)
+    # anychat parks quiet readers after 2 s here (10 s by default), so that the row measures
+    # idle connections as a server holding them for long holds them.
+    parks = spec.kind == "anychat"
+    server = RunningServer(
+        spec, pin=args.pin, max_connections=n + 100, park_after=PARK_AFTER if parks else None
+    )
     try:
         tls = server.client_tls()
         warm = LoadGen(server.port, spec.adapter, 2, 1, tls=tls)
@@ -278,6 +287,7 @@ def idle_row(
         gen = LoadGen(server.port, spec.adapter, n, 1, tls=tls)
         try:
             gen.connect(timeout=900, room_of=lambda i: f"#m{i // group}")
+            parked = server.wait_parked(n, timeout=PARK_AFTER + 60) if parks else None
             progress.update(task, completed=2)
             members = gen.clients[:group]
             delivered = True
@@ -295,6 +305,7 @@ def idle_row(
             per_connection_kib=(held - base) / n,
             peak_rss_kib=server.memory_kib("VmHWM"),
             held=alive,
+            parked=parked,
             message_delivered=delivered,
             room_members=len(members),
         )

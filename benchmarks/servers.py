@@ -144,7 +144,9 @@ class ServerSpec:
                 return "trustme is not installed (it makes the test certificate)"
         return None
 
-    def command(self, port: int, tmpdir: Path, max_connections: int) -> list[str]:
+    def command(
+        self, port: int, tmpdir: Path, max_connections: int, park_after: float | None = None
+    ) -> list[str]:
         if self.kind == "tutorial":
             return [sys.executable, str(HERE / "tutorial_server.py"), str(port)]
         if self.kind == "ngircd":
@@ -180,6 +182,8 @@ class ServerSpec:
             "--database-url",
             database,
         ]
+        if park_after is not None:
+            cmd += ["--park-after", str(park_after)]
         if self.uvloop:
             cmd.append("--uvloop")
         if self.adapter.tls:
@@ -309,12 +313,19 @@ def free_port() -> int:
 class RunningServer:
     """A server subprocess on core 0, with its /proc statistics."""
 
-    def __init__(self, spec: ServerSpec, *, pin: bool, max_connections: int = 20_000) -> None:
+    def __init__(
+        self,
+        spec: ServerSpec,
+        *,
+        pin: bool,
+        max_connections: int = 20_000,
+        park_after: float | None = None,
+    ) -> None:
         self.spec = spec
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix=f"bench-{spec.name}-")
         tmpdir = Path(self._tmp.name)
-        cmd = spec.command(self.port, tmpdir, max_connections)
+        cmd = spec.command(self.port, tmpdir, max_connections, park_after)
         if pin:
             cmd = ["taskset", "-c", "0", *cmd]  # taskset execs: the pid is the server's
         self._log = open(tmpdir / "server.log", "wb")
@@ -356,6 +367,29 @@ class RunningServer:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
         return 0
+
+    def metric(self, name: str) -> float | None:
+        """One unlabelled value from anychat's ``/metrics`` (``None`` if it has none)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            body = b""
+            while chunk := sock.recv(65536):
+                body += chunk
+        for line in body.decode(errors="replace").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def wait_parked(self, count: int, timeout: float) -> int:
+        """Wait until ``count`` connections are parked (or ``timeout``); how many are."""
+        deadline = time.monotonic() + timeout
+        parked = 0
+        while time.monotonic() < deadline:
+            parked = int(self.metric("anychat_parked_connections") or 0)
+            if parked >= count:
+                break
+            time.sleep(0.25)
+        return parked
 
     def log_tail(self, lines: int = 20) -> str:
         self._log.flush()

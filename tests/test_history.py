@@ -14,6 +14,8 @@ from anychat.errors import LoginRequired, NotMember, StoreError, StoreUnavailabl
 from anychat.store import Store
 from anychat.store.memory import MemoryStore
 
+from .helpers import LineClient
+
 SECRET = "s" * 40
 
 
@@ -113,6 +115,66 @@ async def test_private_history_is_only_for_its_two_parties(server: anychat.Serve
                 "for the guest cy",
                 "for the account cy",
             ]
+
+
+async def conversations(
+    port: int, nick: str, password: str, autojoin: bool = True, **ask: object
+) -> list[object]:
+    """What a JSON client logged in as ``nick`` hears to ``conversations`` (``ask``'s fields)."""
+    async with await LineClient.open(port) as peer:
+        await peer.send_json(type="hello", nick=nick, password=password, autojoin=autojoin)
+        await peer.json_event("welcome")
+        await peer.send_json(type="conversations", ref=1, **ask)
+        event = await peer.json_event("conversations")
+        assert event["ref"] == 1
+        found: list[object] = event["conversations"]
+        return found
+
+
+async def test_conversations_are_the_ones_the_asker_may_read(server: anychat.Server) -> None:
+    address = server.address
+    with anyio.fail_after(15):
+        async with (
+            anychat.connect(*address, nick="cy", autojoin=False),
+            anychat.connect(*address, nick="ann") as ann,
+        ):
+            await ann.register("ann's password")
+            to_guest = await ann.send("cy", "for the guest cy")
+        async with (
+            anychat.connect(*address, nick="cy", autojoin=False) as cy,
+            anychat.connect(*address, nick="bob") as bob,
+        ):
+            await cy.register("cy's password")
+            await bob.join("#bobs")
+            await bob.send("#bobs", "not ann's room")
+            public = await bob.send("#general", "public")
+            to_cy = await bob.send("cy", "for the account cy")
+
+        def seen(name: str, ack: m.Ack) -> dict[str, object]:
+            return {"to": name, "time": round(ack.time, 6), "id": ack.id}
+
+        everything = {"start": 0, "end": 4102444800}
+        # cy: not in #general; what the guest cy was sent is not the account's.
+        assert await conversations(
+            server.port, "cy", "cy's password", autojoin=False, **everything
+        ) == [seen("bob", to_cy)]
+        # ann joins #general again as she logs in; #bobs is not hers.
+        assert await conversations(server.port, "ann", "ann's password", **everything) == [
+            seen("cy", to_guest),
+            seen("#general", public),
+        ]
+        newest = {"start": 4102444800, "end": 0, "limit": 1}
+        assert await conversations(server.port, "ann", "ann's password", **newest) == [
+            seen("#general", public)
+        ]
+        async with await LineClient.open(server.port) as peer:
+            await peer.send_json(type="hello", nick="dee")
+            await peer.send_json(type="conversations", start="then", end=0, ref=2)
+            await peer.send_json(type="conversations", start=0, end=1, limit=-1, ref=3)
+            bad = await peer.json_event("error")
+            assert (bad["code"], bad["ref"]) == ("bad_command", 2)
+            negative = await peer.json_event("error")
+            assert (negative["code"], negative["ref"]) == ("bad_command", 3)
 
 
 async def test_ack_means_stored_and_ids_continue_after_restart(tmp_path: Path) -> None:

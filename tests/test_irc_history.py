@@ -6,6 +6,8 @@ import anyio
 import pytest
 
 import anychat
+from anychat import model as m
+from anychat.store.memory import MemoryStore
 
 from .test_irc_channels import lines_until_pong
 from .test_irc_server import Raw, raw
@@ -103,11 +105,19 @@ async def test_chathistory_requests(server: anychat.Server) -> None:
         assert await texts(f"CHATHISTORY AFTER #h {future} 2") == []
         assert await texts(f"CHATHISTORY LATEST #h {past} 2") == ["m4", "m5"]
         assert await texts(f"CHATHISTORY LATEST #h {future} 2") == []
-        await ada.send(f"CHATHISTORY BETWEEN #h {past} msgid={ids[3]} 10")
-        assert await ada.line() == (
-            ":anychat FAIL CHATHISTORY INVALID_PARAMS BETWEEN "
-            ":Give both references as msgid= or timestamp="
-        )
+        # One msgid= and one timestamp=, either way round, counted from the first.
+        assert await texts(f"CHATHISTORY BETWEEN #h {past} msgid={ids[3]} 10") == [
+            "m0",
+            "m1",
+            "m2",
+        ]
+        assert await texts(f"CHATHISTORY BETWEEN #h {past} msgid={ids[3]} 2") == ["m0", "m1"]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[3]} {past} 2") == ["m1", "m2"]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[1]} {future} 2") == ["m2", "m3"]
+        assert await texts(f"CHATHISTORY BETWEEN #h {future} msgid={ids[1]} 2") == ["m4", "m5"]
+        assert await texts(f"CHATHISTORY BETWEEN #h {future} msgid={ids[4]} 10") == ["m5"]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[5]} {future} 10") == []
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid={ids[0]} {past} 10") == []
         assert await texts(f"CHATHISTORY BETWEEN #h {past} {future} 2") == ["m0", "m1"]
         assert await texts(f"CHATHISTORY BETWEEN #h {future} {past} 3") == ["m3", "m4", "m5"]
         assert await texts(f"CHATHISTORY AROUND #h {future} 4") == ["m4", "m5"]
@@ -125,8 +135,34 @@ async def test_chathistory_requests(server: anychat.Server) -> None:
             ":anychat FAIL CHATHISTORY INVALID_PARAMS BEFORE timestamp=yesterday "
             ":Invalid message reference"
         )
-        assert (
-            await ada.line()
-            == ":anychat FAIL CHATHISTORY INVALID_PARAMS TARGETS :TARGETS is not supported"
+        assert await ada.line() == (
+            ":anychat FAIL CHATHISTORY INVALID_PARAMS TARGETS timestamp=a :Invalid timestamp"
         )
         assert await ada.line() == ":anychat 461 ada CHATHISTORY :Not enough parameters"
+
+
+async def test_between_a_msgid_and_a_timestamp_keeps_its_limit_when_clocks_disagree() -> None:
+    """Messages whose times go back and forth (servers' clocks apart): both readings of a mixed
+    BETWEEN find some, and the batch still holds at most the limit, in id order."""
+    store = MemoryStore()
+    times = [100.0, 200.0, 150.0, 300.0, 120.0, 400.0]
+    await store.append_messages(
+        [
+            m.Message(id=i, time=t, sender="bob", target="#h", text=f"m{i}")
+            for i, t in enumerate(times, start=1)
+        ]
+    )
+    async with anychat.serve(port=0, store=store) as srv, raw(srv.port) as ada:
+        await modern(ada, "ada")
+        await ada.send("JOIN #h")
+        await ada.until("366 ada #h")
+        await lines_until_pong(ada)  # the join's replay
+
+        async def texts(line: str) -> list[str]:
+            await ada.send(line)
+            out = await lines_until_pong(ada)
+            return [x.rsplit(" :", 1)[1] for x in out[1:-1]]
+
+        moment = "timestamp=1970-01-01T00:03:00.000Z"  # 180 s: m2 is after it, m5 before
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid=3 {moment} 10") == ["m2", "m5"]
+        assert await texts(f"CHATHISTORY BETWEEN #h msgid=3 {moment} 1") == ["m2"]

@@ -13,6 +13,7 @@ from .test_irc_channels import lines_until_pong
 from .test_irc_interop import irc_peer
 from .test_irc_presence import capped, joined
 from .test_irc_server import Raw, raw
+from .webclient import http_get
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -132,3 +133,30 @@ async def test_each_refused_mode_change_is_its_own_numeric(server: anychat.Serve
             ":anychat 401 ada nobody :No such nick/channel",
             ":anychat 401 ada nobody2 :No such nick/channel",
         ]
+
+
+async def commands_in(port: int) -> int:
+    """The server's count of commands received, the one flood control goes by."""
+    metrics = (await http_get(port, "/metrics")).body.decode().splitlines()
+    line = next(x for x in metrics if x.startswith("anychat_messages_in_total "))
+    return int(line.split()[1])
+
+
+async def test_a_labeled_command_counts_once_against_the_flood_limit(
+    server: anychat.Server,
+) -> None:
+    """The fence a label needs is the server's own: the client sent one command, not two."""
+    async with capped(server.port, "ada", CAPS) as ada:
+        await joined(ada, "ada", "#l")
+
+        async def counted(*lines: str) -> int:
+            before = await commands_in(server.port)
+            for line in lines:
+                await answer(ada, line)  # and a PING
+            return await commands_in(server.port) - before
+
+        asking = await counted()  # the metrics request itself
+        plain = await counted("PRIVMSG #l :one", "WHOIS ada", "CHATHISTORY LATEST #l * 5")
+        assert plain == asking + 6
+        labeled = ["@label=a PRIVMSG #l :one", "@label=b WHOIS ada", "@label=c PING :x"]
+        assert await counted(*labeled, "@label=d CHATHISTORY LATEST #l * 5") == asking + 8

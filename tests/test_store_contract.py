@@ -103,6 +103,51 @@ async def test_private_messages_only_for_their_two_parties(store: Store) -> None
         await store.history("bob")
 
 
+async def test_conversations_between_two_moments(store: Store) -> None:
+    """CHATHISTORY TARGETS: the rooms asked about and the viewer's correspondents that had
+    messages strictly between two moments, each with its last one, counted from the first."""
+    await store.append_messages(
+        [
+            msg(1, "ann", "#General"),
+            msg(2, "bob", "#general"),
+            msg(3, "ann", "Bob"),
+            msg(4, "Bob", "ann"),
+            msg(5, "eve", "ann"),
+            msg(6, "ann", "#other"),
+            msg(7, "eve", "bob"),  # not ann's
+            msg(8, "carl", "ANN"),
+            msg(9, "bob", "#secret"),  # not asked about
+        ]
+    )
+
+    async def found(
+        start: float = 0, end: float = 2000, limit: int = 10, **kw: object
+    ) -> list[tuple[str, float, int]]:
+        options: dict[str, object] = {"rooms": ["#General", "#Other"], "viewer": "Ann", **kw}
+        got = await store.conversations(start=start, end=end, limit=limit, **options)  # type: ignore[arg-type]
+        return [(c.target, c.time, c.id) for c in got]
+
+    everything = [
+        ("#General", 1002.0, 2),
+        ("Bob", 1004.0, 4),
+        ("eve", 1005.0, 5),
+        ("#Other", 1006.0, 6),
+        ("carl", 1008.0, 8),
+    ]
+    assert await found() == everything
+    assert await found(limit=2) == everything[:2]
+    assert await found(2000, 0, limit=2) == everything[-2:]  # the newest, still oldest first
+    assert await found(2000, 0) == everything
+    assert await found(1002, 1006) == everything[1:3]  # both moments excluded
+    assert await found(1003.5, 1001.5) == [("#General", 1002.0, 2), ("Bob", 1003.0, 3)]
+    assert await found(viewer=None) == [everything[0], everything[3]]
+    assert await found(private_since=6) == [everything[0], everything[3], everything[4]]
+    assert await found(rooms=[]) == [everything[1], everything[2], everything[4]]
+    assert await found(limit=0) == []
+    assert await found(1500, 1500) == []
+    assert await found(rooms=[], viewer="BOB") == [("ann", 1004.0, 4), ("eve", 1007.0, 7)]
+
+
 async def test_message_ids_must_increase(store: Store) -> None:
     await store.append_messages([msg(5, "a", "#r")])
     with pytest.raises(StoreError):

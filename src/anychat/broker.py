@@ -547,6 +547,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         m.Login: SlowWork._login,
         m.Register: SlowWork._register_account,
         m.History: SlowWork._history,
+        m.Conversations: SlowWork._conversations,
         m.Ping: _ping,
         m.Quit: _quit,
         m.Invalid: _invalid,

@@ -11,9 +11,10 @@ one (a nick another node may be claiming, a cluster-wide message id) becomes a r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from . import model as m
+from .broker_base import BrokerPart
 from .bus import Bus
 from .bus.directory import BusEvent, Present, RemoteUser
 from .effects import ClaimNick, Deliver, Disconnect, Effect, Publish
@@ -25,13 +26,11 @@ __all__ = ["ClusterRules"]
 P = TypeVar("P")
 
 
-class ClusterRules(Generic[P]):
+class ClusterRules(BrokerPart[P]):
     """Remote events, remote members, and the requests only a shared bus makes."""
 
     bus: Bus
     recent: RecentHistory
-    _nicks: dict[str, Session[P]]
-    _rooms: dict[str, Room[P]]
 
     def disconnect(self, peer: P, reason: str = "") -> list[Effect[P]]:
         raise NotImplementedError

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import Final, Generic, TypeVar
+from typing import Final, TypeVar
 
 from . import model as m
+from .broker_base import BrokerPart
 from .bus.directory import BusEvent
 from .effects import Deliver, Effect
 from .rooms import hostmask
@@ -28,27 +29,18 @@ P = TypeVar("P")
 UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
 
 
-class OperatorRules(Generic[P]):
+class OperatorRules(BrokerPart[P]):
     """Operator commands (mixed into the broker)."""
 
     server_name: str
     _clock: Callable[[], float]
     _max_users: int
-    _nicks: dict[str, Session[P]]
-    _rooms: dict[str, Room[P]]
-    _sessions: dict[P, Session[P]]
 
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         raise NotImplementedError
 
     def _tell(self, event: BusEvent, room: str = "") -> list[Effect[P]]:
         raise NotImplementedError
-
-    @staticmethod
-    def _refuse(
-        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
-    ) -> list[Effect[P]]:
-        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
 
     def _host(self, session: Session[P]) -> str:
         return hostmask(session.nick, session.user, self.server_name)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import Final, Generic, TypeVar
+from typing import Final, TypeVar
 
 from . import model as m
+from .broker_base import BrokerPart
 from .effects import Deliver, Effect
-from .sessions import Room, Session, SessionState
+from .sessions import Session, SessionState
 
 __all__ = ["REALNAME_LENGTH", "PresenceRules", "clean_realname", "tags_problem"]
 
@@ -43,13 +44,10 @@ def tags_problem(tags: str) -> str:
     return ""
 
 
-class PresenceRules(Generic[P]):
+class PresenceRules(BrokerPart[P]):
     """Away, SETNAME, account changes and watch lists (mixed into the broker)."""
 
     _clock: Callable[[], float]
-    _nicks: dict[str, Session[P]]
-    _rooms: dict[str, Room[P]]
-    _sessions: dict[P, Session[P]]
     #: Folded nick -> the peers watching it.
     _watchers: dict[str, set[P]]
 
@@ -58,12 +56,6 @@ class PresenceRules(Generic[P]):
 
     def _host(self, session: Session[P]) -> str:
         raise NotImplementedError
-
-    @staticmethod
-    def _refuse(
-        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
-    ) -> list[Effect[P]]:
-        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
 
     def _others(self, session: Session[P]) -> set[P]:
         audience = self._audience(session)

@@ -9,9 +9,11 @@ to hold in mind; they use only the broker state declared below.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Generic, TypeVar
+import math
+from typing import Any, TypeVar
 
 from . import model as m
+from .broker_base import BrokerPart
 from .bus import Bus
 from .effects import (
     Authenticate,
@@ -24,6 +26,7 @@ from .effects import (
     LoginGrant,
     NumberMessage,
     Outcome,
+    ReadConversations,
     ReadHistory,
     Request,
     WarmRooms,
@@ -36,10 +39,9 @@ __all__ = ["SlowWork"]
 P = TypeVar("P")
 
 
-class SlowWork(Generic[P]):
+class SlowWork(BrokerPart[P]):
     """Request-making handlers and their continuation (mixed into the broker)."""
 
-    _sessions: dict[P, Session[P]]
     bus: Bus
     recent: RecentHistory
 
@@ -54,12 +56,6 @@ class SlowWork(Generic[P]):
 
     def add_registered(self, nick: str) -> None:
         raise NotImplementedError
-
-    @staticmethod
-    def _refuse(
-        session: Session[P], cmd: m.Command, code: m.ErrorCode, text: str
-    ) -> list[Effect[P]]:
-        return [Deliver(m.Error(code=code, text=text, ref=cmd.ref), (session.peer,))]
 
     def _login(self, session: Session[P], cmd: m.Login) -> list[Effect[P]]:
         return [
@@ -123,6 +119,26 @@ class SlowWork(Generic[P]):
             )
         ]
 
+    def _conversations(self, session: Session[P], cmd: m.Conversations) -> list[Effect[P]]:
+        """The conversations whose history the session may read: the rooms it is in, and its
+        private ones once logged in (as :meth:`_history` allows)."""
+        if not (math.isfinite(cmd.start) and math.isfinite(cmd.end)):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, "times must be finite")
+        if cmd.limit < 0:
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, "limit may not be negative")
+        return [
+            ReadConversations(
+                session.peer,
+                tuple(room.name for room in session.rooms.values()),
+                session.nick if session.account else None,
+                cmd.start,
+                cmd.end,
+                cmd.limit,
+                settled_upto=self.bus.next_id - 1,
+                ref=cmd.ref,
+            )
+        ]
+
     def _warm(self, session: Session[P], rooms: tuple[str, ...], then: m.Command) -> WarmRooms[P]:
         below = self.recent.start_loading(rooms, self.bus.next_id)
         return WarmRooms(session.peer, rooms, below, then)
@@ -146,8 +162,8 @@ class SlowWork(Generic[P]):
             if session is None or session.state is SessionState.GONE:
                 return []
             return [Deliver(outcome, (session.peer,))]
-        if isinstance(request, ReadHistory):
-            if session is None or not isinstance(outcome, m.HistoryPage):
+        if isinstance(request, ReadHistory | ReadConversations):
+            if session is None or not isinstance(outcome, m.HistoryPage | m.ConversationList):
                 return []
             return [Deliver(outcome, (session.peer,))]
         assert isinstance(outcome, LoginGrant)

@@ -183,6 +183,15 @@ def serve(
             help="Seconds after which a connection that never sent a byte is closed.",
         ),
     ] = _DEFAULTS.silent_timeout_seconds,
+    park_after: Annotated[
+        float,
+        typer.Option(
+            envvar="ANYCHAT_PARK_AFTER",
+            min=0,
+            help="Seconds of quiet after which a connection gives up its reader task until "
+            "it sends again (saves memory on asyncio and uvloop); 0 = never.",
+        ),
+    ] = _DEFAULTS.park_after_seconds,
     max_line_bytes: Annotated[
         int,
         typer.Option(
@@ -388,6 +397,7 @@ def serve(
             max_connections=max_connections,
             max_connections_per_address=max_connections_per_address,
             silent_timeout_seconds=silent_timeout,
+            park_after_seconds=park_after,
             quiet_room_size=quiet_room_size,
             max_line_bytes=max_line_bytes,
             max_queue_bytes=max(max_queue_bytes, max_line_bytes),

@@ -108,6 +108,10 @@ class ServerConfig:
     idle_timeout_seconds: float = 60.0
     #: A connection that has not registered (chosen a nick) by then is dropped.
     registration_timeout_seconds: float = 60.0
+    #: A reader that has heard nothing for this long hands its connection to the event loop
+    #: and ends, so an idle connection holds no task (asyncio and uvloop; trio keeps a task
+    #: per connection); 0 = never.
+    park_after_seconds: float = 10.0
     #: Where accounts and history live: ``memory://`` or ``sqlite:///path/to/file.db``. The
     #: library default writes no files; ``anychat serve`` uses its data directory
     #: (:mod:`anychat.datadir`).
@@ -168,6 +172,10 @@ class ServerConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.park_after_seconds < 0:
+            raise ConfigError(
+                f"park_after_seconds must be 0 or more, not {self.park_after_seconds}"
+            )
         for name in ("max_line_bytes", "max_queue_bytes", "max_connections", "flood_burst"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")

@@ -37,6 +37,7 @@ from . import model as m
 from .transport import RECV_BYTES
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Hashable
 
     from anyio.abc import TaskGroup
@@ -66,11 +67,13 @@ class Connection:
         "heard_at",
         "max_queue_bytes",
         "out",
+        "parked",
         "pinged",
         "scope",
         "spoke",
         "task_group",
         "transport",
+        "waiter",
         "why_closed",
         "writing",
     )
@@ -109,7 +112,12 @@ class Connection:
         self.why_closed = ""
         #: Why the server cut this client, if it did (a slow consumer, say): for statistics.
         self.cut_code: m.ErrorCode | None = None
-        self.scope = anyio.CancelScope()
+        #: The reader task's scope: cancelled to stop reading. ``None`` while parked.
+        self.scope: anyio.CancelScope | None = anyio.CancelScope()
+        #: The reader's readiness wait, while it waits with :mod:`~anychat.parking`'s.
+        self.waiter: asyncio.Future[bool] | None = None
+        #: Set while the connection is parked (no reader task): ends it from the event loop.
+        self.parked: Callable[[], None] | None = None
         #: Where a writer task is started when needed (the server's task group).
         self.task_group: TaskGroup | None = None
         self._on_dirty = on_dirty
@@ -240,8 +248,14 @@ class Connection:
                 self.transport.send(self.codec.encode(m.Bye(code=code, reason=reason)))
             except OSError:
                 pass
-        self.scope.cancel()
+        self._stop_reading()
 
     def _finish(self) -> None:
         self.closed = True
-        self.scope.cancel()
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        if self.parked is not None:
+            self.parked()
+        elif self.scope is not None:
+            self.scope.cancel()

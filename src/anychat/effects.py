@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "Persist",
     "Publish",
+    "ReadConversations",
     "ReadHistory",
     "Request",
     "WarmRooms",
@@ -140,6 +141,23 @@ class ReadHistory(Generic[P]):
 
 
 @dataclass(frozen=True, slots=True)
+class ReadConversations(Generic[P]):
+    """Which of ``rooms`` and of ``viewer``'s private conversations had messages between
+    ``start`` and ``end`` (see :class:`~anychat.model.Conversations`)."""
+
+    peer: P
+    #: The rooms the peer is in (the broker's names for them).
+    rooms: tuple[str, ...]
+    #: Set when the peer is logged in: whose private conversations count.
+    viewer: str | None
+    start: float
+    end: float
+    limit: int
+    settled_upto: int
+    ref: m.Ref
+
+
+@dataclass(frozen=True, slots=True)
 class WarmRooms(Generic[P]):
     """Load the recent messages of ``rooms`` into memory (for replays), then run ``then``.
 
@@ -197,9 +215,12 @@ class LoginGrant:
 
 
 Request: TypeAlias = (
-    "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | WarmRooms[P] | ClaimNick[P]"
-    " | NumberMessage[P] | ListenRoom[P]"
+    "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | ReadConversations[P] | WarmRooms[P]"
+    " | ClaimNick[P] | NumberMessage[P] | ListenRoom[P]"
 )
 Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Request[P]"
-#: What a service answers: a grant, a page, the rooms' messages, or why it failed.
-Outcome: TypeAlias = "LoginGrant | m.HistoryPage | dict[str, list[m.Message]] | BusGrant | m.Error"
+#: What a service answers: a grant, a page, conversations, the rooms' messages, or why it failed.
+Outcome: TypeAlias = (
+    "LoginGrant | m.HistoryPage | m.ConversationList | dict[str, list[m.Message]] | BusGrant"
+    " | m.Error"
+)

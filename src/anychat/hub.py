@@ -39,6 +39,7 @@ from .effects import (
     Outcome,
     Persist,
     Publish,
+    ReadConversations,
     ReadHistory,
     Request,
     WarmRooms,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from .bus.redis import RedisBus
     from .config import ServerConfig
     from .connection import Connection
+    from .parking import Parking
     from .store import Store
 
 __all__ = ["Hub"]
@@ -66,6 +68,7 @@ _REQUESTS = (
     Authenticate,
     CreateAccount,
     ReadHistory,
+    ReadConversations,
     WarmRooms,
     ClaimNick,
     NumberMessage,
@@ -123,6 +126,9 @@ class Hub:
         self._all_closed = anyio.Event()
         #: The server's task group: writer tasks start here (set when the server starts).
         self.task_group: TaskGroup | None = None
+        #: Where idle readers hand their connections back (asyncio and uvloop; set when the
+        #: server starts; ``None`` on trio or when ``park_after_seconds`` is 0).
+        self.parking: Parking | None = None
         #: Counters for ``/metrics``: a few additions per batch, never per recipient.
         self.messages_in = 0
         self.messages_out = 0
@@ -182,6 +188,7 @@ class Hub:
                 Authenticate()
                 | CreateAccount()
                 | ReadHistory()
+                | ReadConversations()
                 | WarmRooms()
                 | ClaimNick()
                 | NumberMessage()
@@ -333,7 +340,8 @@ class Hub:
             out.append(data)
 
     async def receive(self, conn: Connection, data: bytes) -> int:
-        """Feed received bytes through the codec and the broker; returns commands handled.
+        """Feed received bytes through the codec and the broker; returns the client's commands
+        handled (what flood control counts: not the fences a codec adds after labeled ones).
 
         Requests for slow work (a password check, a store read) are awaited in order, after
         flushing what earlier commands produced.
@@ -350,11 +358,12 @@ class Hub:
         conn.heard_at = anyio.current_time()
         conn.pinged = False
         conn.spoke = True
-        self.messages_in += len(commands)
+        count = len(commands) - sum(1 for c in commands if type(c) is m.Ping and c.fence)
+        self.messages_in += count
         # run_commands ends the connection when the codec asks (HTTP after its response, a
         # closed WebSocket, IRC after a refused registration), even for a batch of no commands.
         await self.run_commands(conn, commands)
-        return len(commands)
+        return count
 
     async def run_commands(
         self, conn: Connection, commands: Iterable[m.Command | LocalReply]
@@ -468,6 +477,7 @@ class Hub:
             messages_in=self.messages_in,
             messages_out=self.messages_out,
             slow_consumer_cuts=self.slow_consumer_cuts,
+            parked_connections=self.parking.parked if self.parking is not None else 0,
             commit_bounds=latency.bounds,
             commit_buckets=latency.cumulative(),
             commit_count=latency.count,

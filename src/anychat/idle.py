@@ -1,6 +1,7 @@
 """The idle watcher: ping quiet clients, drop silent ones and those that never register.
 
-One task per server. Scanning every connection each tick costs far less than a timer per
+It also asks readers that have heard nothing for ``park_after_seconds`` to park
+(:mod:`anychat.parking`). One task per server. Scanning every connection each tick costs far less than a timer per
 connection, and a tick of a fraction of the shortest timeout keeps every deadline within that
 fraction. Whether a protocol can be pinged at all is the codec's call (:meth:`Codec.keepalive`).
 """
@@ -13,6 +14,7 @@ import anyio
 
 from . import model as m
 from .broker import SessionState
+from .parking import Parking
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -26,7 +28,9 @@ async def watch_idle(hub: Hub) -> None:
     drop_after = ping_after + config.idle_timeout_seconds
     register_by = config.registration_timeout_seconds
     silent_for = config.silent_timeout_seconds
-    tick = min(ping_after, config.idle_timeout_seconds, register_by, silent_for, 4.0) / 4
+    park_after = config.park_after_seconds
+    deadlines = [ping_after, config.idle_timeout_seconds, register_by, silent_for, 4.0]
+    tick = min(deadlines + ([park_after] if park_after > 0 else [])) / 4
     broker = hub.broker
     while True:
         await anyio.sleep(tick)
@@ -45,9 +49,12 @@ async def watch_idle(hub: Hub) -> None:
             quiet = now - conn.heard_at
             if quiet > drop_after and conn.pinged:
                 conn.close(m.Bye(code=None, reason=f"ping timeout: {int(quiet)} seconds"))
-            elif quiet > ping_after and not conn.pinged:
+                continue
+            if quiet > ping_after and not conn.pinged:
                 ping = conn.codec.keepalive(config.server_name)
                 if ping is not None:
                     conn.pinged = True
                     conn.push(ping)
+            if quiet > park_after and conn.waiter is not None:
+                Parking.nudge(conn)
         hub.flush()

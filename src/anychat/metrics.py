@@ -71,6 +71,8 @@ class ServerStats:
     messages_out: int = 0
     #: Clients cut for not reading their output ("send queue exceeded").
     slow_consumer_cuts: int = 0
+    #: Connections parked without a reader task (asyncio and uvloop; docs/performance.md).
+    parked_connections: int = 0
     #: Store commit latency: bucket bounds, cumulative counts (``+Inf`` last), count and sum.
     commit_bounds: tuple[float, ...] = COMMIT_BUCKETS
     commit_buckets: tuple[int, ...] = ()
@@ -115,6 +117,12 @@ def render_prometheus(stats: ServerStats, *, version: str = "") -> bytes:
         "Clients disconnected because their unsent output passed the queue limit.",
     )
     lines.append(f"anychat_slow_consumer_cuts_total {stats.slow_consumer_cuts}")
+    metric(
+        "anychat_parked_connections",
+        "gauge",
+        "Idle connections watched by the event loop without a reader task of their own.",
+    )
+    lines.append(f"anychat_parked_connections {stats.parked_connections}")
     name = "anychat_store_commit_seconds"
     metric(name, "histogram", "Time to write one batch of messages to the store.")
     buckets = stats.commit_buckets or (0,) * (len(stats.commit_bounds) + 1)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeAlias
 
+from .model_history import Conversation, ConversationList, Conversations, History
 from .model_names import (
     MAX_NICK_LENGTH,
     MAX_ROOM_LENGTH,
@@ -93,6 +94,9 @@ __all__ = [
     "BanList",
     "Bye",
     "Command",
+    "Conversation",
+    "ConversationList",
+    "Conversations",
     "Error",
     "ErrorCode",
     "Event",
@@ -310,6 +314,9 @@ class ListRooms:
 class Ping:
     token: str = ""
     ref: Ref = None
+    #: Added by a codec after a labeled command, to learn when every answer to it is in (IRC
+    #: labeled-response); the client never sent it, so flood control does not count it.
+    fence: bool = False
 
     def reply(self) -> Pong:
         return Pong(token=self.token, ref=self.ref)
@@ -385,26 +392,6 @@ class Whois:
     ref: Ref = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class History:
-    """Ask for stored messages of a room, or of a private conversation with a nick.
-
-    ``target`` ``None`` = the current room; your own nick = all your private messages. Without
-    ``after`` the page is the newest ``limit`` messages older than ``before`` (if given); with
-    ``after`` it is the oldest ``limit`` messages newer than it. Pages are in id order.
-    ``before_time``/``after_time`` bound the page by message time (seconds since the epoch,
-    both exclusive) the same way, alone or with the ids.
-    """
-
-    target: str | None = None
-    before: int | None = None
-    after: int | None = None
-    limit: int = 50
-    ref: Ref = None
-    before_time: float | None = None
-    after_time: float | None = None
-
-
 Command: TypeAlias = (
     Hello
     | Join
@@ -422,6 +409,7 @@ Command: TypeAlias = (
     | Register
     | Login
     | History
+    | Conversations
     | Mode
     | Kick
     | Invite
@@ -650,6 +638,7 @@ Event: TypeAlias = (
     Welcome
     | LoggedIn
     | HistoryPage
+    | ConversationList
     | Message
     | Ack
     | Joined

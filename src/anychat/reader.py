@@ -60,6 +60,8 @@ async def serve_peer(
     # of handshakes from one address is held to the same limits as a flood of chatters.
     refused = hub.address_limits.admit(tcp.peer_host)
     counted = refused is None
+    release = tcp.peer_host if counted else None
+    handed_over = False  # to parking: the connection outlives this task
     try:
         config = hub.config
         if counted:
@@ -100,6 +102,8 @@ async def serve_peer(
             codec.name,
             ", TLS" if transport.secure else "",
         )
+        assert conn.scope is not None
+        park = False  # stays so when the scope is cancelled (the connection is ending)
         with conn.scope:
             greeting = codec.greeting()
             if greeting:
@@ -107,31 +111,77 @@ async def serve_peer(
             if first:
                 await hub.receive(conn, first)
             hub.flush()
-            await _read(hub, conn)
-        conn.closing = True  # ended by the client or by conn.scope: no goodbye due
+            park = await _read(hub, conn)
+        handed_over = park and _park(hub, conn, release)
+        if not handed_over:
+            conn.closing = True  # ended by the client or by conn.scope: no goodbye due
     except Exception:
         logger.exception("error serving %s; closing that connection", transport.address)
         if conn is not None:
             conn.closing = True
     finally:
-        if conn is not None:
-            if not conn.closing and not conn.closed:
-                # Cancelled from outside the connection: the server is shutting down. Say
-                # so now, whichever task the event loop happened to cancel first.
-                conn.close(m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down"))
-            try:
-                hub.forget(conn)
-            except Exception:  # outside the handler above: must never reach the task group
-                logger.exception("error while %s left; the server carries on", transport.address)
-        if counted:
-            hub.address_limits.release(tcp.peer_host)
-        with suppress(OSError):
-            transport.close()
+        if not handed_over:
+            _end(hub, conn, transport, release)
 
 
-async def _read(hub: Hub, conn: Connection) -> None:
-    """The reader: receive, parse, apply, flush; slowed (never cut) by flood control."""
+async def _resume(hub: Hub, conn: Connection, release: str | None) -> None:
+    """A parked connection's new reader task, started by its first input since parking."""
+    handed_over = False
+    try:
+        conn.scope = scope = anyio.CancelScope()
+        park = False
+        with scope:
+            park = await _read(hub, conn)
+        handed_over = park and _park(hub, conn, release)
+        if not handed_over:
+            conn.closing = True
+    except Exception:
+        logger.exception("error serving %s; closing that connection", conn.address)
+        conn.closing = True
+    finally:
+        if not handed_over:
+            _end(hub, conn, conn.transport, release)
+
+
+def _park(hub: Hub, conn: Connection, release: str | None) -> bool:
+    """Hand an idle connection to parking (its reader task then ends); ``False`` if it is
+    ending anyway."""
+    parking = hub.parking
+    if parking is None or conn.closing or conn.closed:
+        return False
+    conn.scope = None
+    parking.park(conn, _resume, _end_parked, (hub, conn, release))
+    return True
+
+
+def _end_parked(hub: Hub, conn: Connection, release: str | None) -> None:
+    _end(hub, conn, conn.transport, release)
+
+
+def _end(hub: Hub, conn: Connection | None, transport: Transport, release: str | None) -> None:
+    """A connection's clean-up, however it ended (its task's last act, or parking's)."""
+    if conn is not None:
+        if not conn.closing and not conn.closed:
+            # Cancelled from outside the connection: the server is shutting down. Say
+            # so now, whichever task the event loop happened to cancel first.
+            conn.close(m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down"))
+        try:
+            hub.forget(conn)
+        except Exception:  # outside the handler above: must never reach the task group
+            logger.exception("error while %s left; the server carries on", transport.address)
+    if release is not None:
+        hub.address_limits.release(release)
+    with suppress(OSError):
+        transport.close()
+
+
+async def _read(hub: Hub, conn: Connection) -> bool:
+    """The reader: receive, parse, apply, flush; slowed (never cut) by flood control.
+
+    Returns ``True`` when parking asked it to hand the (idle) connection back.
+    """
     transport = conn.transport
+    parking = hub.parking if hub.parking is not None and hub.parking.can_park(conn) else None
     config = hub.config
     rate = config.flood_rate
     burst = float(config.flood_burst)
@@ -142,12 +192,15 @@ async def _read(hub: Hub, conn: Connection) -> None:
             data = _receive(transport)
         except OSError as exc:
             conn.why_closed = f"connection lost ({exc.strerror or exc})"
-            return
+            return False
         if data is None:
             # Only now ask the event loop to watch the socket: a busy client's next batch is
             # usually there already, and each wait costs registering with the selector and
             # unregistering again (two system calls per wait on asyncio).
-            await transport.wait_readable()
+            if parking is None:
+                await transport.wait_readable()
+            elif not await parking.wait_readable(conn):
+                return True
             continue
         if not data:
             # The peer finished sending (it may still read): let our replies drain first.
@@ -157,7 +210,7 @@ async def _read(hub: Hub, conn: Connection) -> None:
                 conn.closing = True
                 with anyio.move_on_after(config.shutdown_grace_seconds):
                     await anyio.sleep_forever()
-            return
+            return False
         handled = await hub.receive(conn, data)
         if rate:
             now = anyio.current_time()
@@ -176,6 +229,7 @@ async def _read(hub: Hub, conn: Connection) -> None:
         hub.flush()
     # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
     await anyio.sleep_forever()
+    return False
 
 
 def _receive(transport: Transport) -> bytes | None:

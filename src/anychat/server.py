@@ -25,6 +25,7 @@ from .effects import Effect
 from .hub import Hub
 from .idle import watch_idle
 from .listeners import ListenerSpec, accept_loop, open_listener
+from .parking import parking_for
 from .reader import serve_peer
 from .resend import MAX_KEYS
 from .store import Store, describe_url, open_store
@@ -121,6 +122,7 @@ async def _serve(
     try:
         async with anyio.create_task_group() as tg:
             hub.task_group = tg
+            hub.parking = parking_for(tg, config.park_after_seconds)
             tg.start_soon(hub.committer.run)
             tg.start_soon(watch_idle, hub)
             tg.start_soon(_follow_accounts, hub)

@@ -34,6 +34,7 @@ from .effects import (
     CreateAccount,
     LoginGrant,
     Outcome,
+    ReadConversations,
     ReadHistory,
     Request,
     WarmRooms,
@@ -92,6 +93,8 @@ class Services:
                 return await self._create_account(request)
             case ReadHistory():
                 return await self._read_history(request)
+            case ReadConversations():
+                return await self._read_conversations(request)
             case WarmRooms():
                 return await self._warm(request)
             case _:  # the bus's requests are the bus's to fulfil
@@ -195,15 +198,19 @@ class Services:
 
     # -------------------------------------------------------------- history
 
+    async def _private_since(self, viewer: str, settled_upto: int) -> int:
+        """The first id of ``viewer``'s private history: messages to its nick from before the
+        account existed belonged to guests (and without an account, none is its own)."""
+        account = await self.store.get_account(viewer)
+        return account.since_id if account else settled_upto + 1
+
     async def _read_history(self, req: ReadHistory[Any]) -> m.HistoryPage | m.Error:
         await self.committer.wait_settled(req.settled_upto)
         try:
             after = req.after
             since_id = 0
             if req.viewer is not None:
-                # Private messages from before the account existed belonged to guests.
-                account = await self.store.get_account(req.viewer)
-                since_id = account.since_id if account else req.settled_upto + 1
+                since_id = await self._private_since(req.viewer, req.settled_upto)
                 if after is not None:
                     after = max(after, since_id - 1)
             if after is None and req.after_time is not None and since_id:
@@ -222,6 +229,27 @@ class Services:
             return _unavailable("read history", req.ref)
         messages = tuple(msg for msg in page if msg.id >= since_id)
         return m.HistoryPage(target=req.target, messages=messages, ref=req.ref)
+
+    async def _read_conversations(
+        self, req: ReadConversations[Any]
+    ) -> m.ConversationList | m.Error:
+        await self.committer.wait_settled(req.settled_upto)
+        try:
+            since_id = 0
+            if req.viewer is not None:
+                since_id = await self._private_since(req.viewer, req.settled_upto)
+            found = await self.store.conversations(
+                rooms=req.rooms,
+                viewer=req.viewer,
+                start=req.start,
+                end=req.end,
+                limit=req.limit,
+                private_since=since_id,
+            )
+        except StoreError as exc:
+            logger.error("cannot read conversations: %s", exc)
+            return _unavailable("read history", req.ref)
+        return m.ConversationList(conversations=tuple(found), ref=req.ref)
 
     async def _warm(self, req: WarmRooms[Any]) -> dict[str, list[m.Message]]:
         """Each room's recent stored messages below ``req.below`` (one store read per room)."""

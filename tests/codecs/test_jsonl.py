@@ -23,6 +23,7 @@ COMMANDS: list[m.Command] = [
     m.ListRooms(ref=5),
     m.Ping(token="t", ref=6),
     m.Quit(reason="later"),
+    m.Conversations(start=1700000000.5, end=0.0, limit=20, ref=7),
 ]
 
 EVENTS: list[m.Event] = [
@@ -42,6 +43,13 @@ EVENTS: list[m.Event] = [
     m.Error(code=m.ErrorCode.NICK_IN_USE, text="taken", ref=1),
     m.Bye(code=m.ErrorCode.SHUTDOWN, reason="server shutting down"),
     m.Bye(code=None, reason="goodbye"),
+    m.ConversationList(
+        conversations=(
+            m.Conversation(target="#general", time=1700000000.25, id=7),
+            m.Conversation(target="bob", time=1700000001.5, id=9),
+        ),
+        ref=7,
+    ),
 ]
 
 

@@ -128,6 +128,17 @@ def test_action_private_and_history_rendering() -> None:
     assert "(history)" in render(message(history=True))
 
 
+def test_conversations_rendering() -> None:
+    found = (
+        m.Conversation(target="#general", time=0.0, id=1),
+        m.Conversation(target="bob", time=60.0, id=2),
+    )
+    lines = render(m.ConversationList(conversations=found)).split("\r\n")
+    assert lines[0] == "* conversations:"
+    assert lines[1].startswith("*   #general [") and lines[2].startswith("*   bob [")
+    assert render(m.ConversationList()) == "* no conversations\r\n"
+
+
 def test_control_characters_from_peers_are_neutralised() -> None:
     evil = "hi \x1b[2J\x1b]0;pwned\x07 \x9b31m end"
     line = render(message(text=evil))

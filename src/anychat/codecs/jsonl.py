@@ -70,6 +70,12 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
         limit=50 if o.get("limit") is None else _int(o, "limit"),
         ref=_ref(o),
     ),
+    "conversations": lambda o: m.Conversations(
+        start=_float(o, "start"),
+        end=_float(o, "end"),
+        limit=50 if o.get("limit") is None else _int(o, "limit"),
+        ref=_ref(o),
+    ),
     "join": lambda o: m.Join(room=_str(o, "room"), key=_str(o, "key", ""), ref=_ref(o)),
     "part": lambda o: m.Part(room=_opt_str(o, "room"), reason=_str(o, "reason", ""), ref=_ref(o)),
     "say": lambda o: m.Say(
@@ -133,6 +139,8 @@ def command_to_json(cmd: m.Command) -> dict[str, Any]:
                 out["before"] = before
             if after is not None:
                 out["after"] = after
+        case m.Conversations(start=start, end=end, limit=limit):
+            out = {"type": "conversations", "start": start, "end": end, "limit": limit}
         case m.Join(room=room):
             out = {"type": "join", "room": room}
             if cmd.key:
@@ -199,6 +207,13 @@ def event_to_json(event: m.Event) -> dict[str, Any]:
                 "type": "history",
                 "to": target,
                 "messages": [_message_to_json(msg) for msg in messages],
+            }
+        case m.ConversationList(conversations=found):
+            out = {
+                "type": "conversations",
+                "conversations": [
+                    {"to": c.target, "time": round(c.time, 6), "id": c.id} for c in found
+                ],
             }
         case m.Welcome():
             out = {
@@ -310,6 +325,13 @@ _EVENT_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Event]]] = {
     "history": lambda o: m.HistoryPage(
         target=_str(o, "to"),
         messages=tuple(_message(x) for x in o.get("messages", ())),
+        ref=_ref(o),
+    ),
+    "conversations": lambda o: m.ConversationList(
+        conversations=tuple(
+            m.Conversation(target=_str(c, "to"), time=_float(c, "time"), id=_int(c, "id"))
+            for c in o.get("conversations", ())
+        ),
         ref=_ref(o),
     ),
     "ack": lambda o: m.Ack(

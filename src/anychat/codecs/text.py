@@ -109,6 +109,10 @@ def _render(event: m.Event) -> str:
             if len(messages) >= HISTORY_PAGE:  # a shorter page has reached the first message
                 lines.append(f"*** /history {target} {messages[0].id} for earlier ones")
             return "\r\n".join(lines)
+        case m.ConversationList(conversations=found):
+            lines = ["* conversations:" if found else "* no conversations"]
+            lines += [f"*   {c.target} [{_clock(c.time)}]" for c in found]
+            return "\r\n".join(lines)
         case m.Welcome(nick=nick, server=server):
             return (
                 f"*** Welcome to {server}, {nick}! You are in the chat: type a line to talk, "

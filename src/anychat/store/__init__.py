@@ -4,8 +4,9 @@
 default; ``postgresql://user@host/db`` (or ``postgres://``) is shared by several nodes and needs
 the ``cluster`` extra (psycopg, imported only for such a URL). The interface is deliberately small
 (create/get/list/delete an account, append a batch of messages in one transaction, read a page of
-history, the last id, the idempotency keys of recent messages) so any database can implement it. Implementations raise :class:`~anychat.errors.StoreError` for every
-failure of the medium, never a driver exception.
+history, which conversations had messages when, the last id, the idempotency keys of recent
+messages) so any database can implement it. Implementations raise
+:class:`~anychat.errors.StoreError` for every failure of the medium, never a driver exception.
 
 History visibility is decided here, in one place: a room's history is the room's messages; a
 nick's history is the private conversation between that nick and the viewer (and the viewer's own
@@ -15,7 +16,7 @@ nick means all of the viewer's private messages). Nobody reads somebody else's p
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -31,6 +32,7 @@ __all__ = [
     "describe_url",
     "open_store",
     "parse_url",
+    "pick_conversations",
     "visible",
 ]
 
@@ -100,6 +102,23 @@ class Store(Protocol):
         A nick ``target`` needs a ``viewer``."""
         ...
 
+    async def conversations(
+        self,
+        *,
+        rooms: Sequence[str],
+        viewer: str | None,
+        start: float,
+        end: float,
+        limit: int,
+        private_since: int = 0,
+    ) -> list[m.Conversation]:
+        """The conversations that had messages strictly between ``start`` and ``end``: of
+        ``rooms`` (the names as given), and with ``viewer``, the private ones (the nick at the
+        other end as its newest message spells it; ids below ``private_since`` not counted).
+        Each with its newest message by id in between; chosen and ordered by
+        :func:`pick_conversations` (see :class:`~anychat.model.Conversations`)."""
+        ...
+
     async def keyed_messages(self, limit: int) -> list[m.Message]:
         """The newest ``limit`` messages that carry an idempotency key (``Message.key``), in id
         order: a restarted server learns them, so a client's resend is not stored twice."""
@@ -133,6 +152,19 @@ def visible(msg: m.Message, target: str, viewer: str | None) -> bool:
     if key == me:
         return me in (sender, to)
     return (sender, to) in ((me, key), (key, me))
+
+
+def pick_conversations(
+    found: Iterable[m.Conversation], start: float, end: float, limit: int
+) -> list[m.Conversation]:
+    """The ``limit`` conversations counted from ``start`` towards ``end`` (the ones whose last
+    message is the oldest when ``start`` is the earlier, the newest when it is the later), in
+    order of that message's time, oldest first (ties by its id: one order on every store)."""
+    ordered = sorted(found, key=lambda c: (c.time, c.id))
+    limit = max(0, min(limit, MAX_HISTORY_LIMIT))
+    if limit == 0:
+        return []
+    return ordered[:limit] if start <= end else ordered[-limit:]
 
 
 def check_query(target: str, viewer: str | None, limit: int) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from .. import model as m
 from ..errors import StoreError
-from . import Account, AccountChange, check_query, visible
+from . import Account, AccountChange, check_query, pick_conversations, visible
 
 __all__ = ["MemoryStore"]
 
@@ -118,6 +118,39 @@ class MemoryStore:
                     break
         out.reverse()
         return out
+
+    async def conversations(
+        self,
+        *,
+        rooms: Sequence[str],
+        viewer: str | None,
+        start: float,
+        end: float,
+        limit: int,
+        private_since: int = 0,
+    ) -> list[m.Conversation]:
+        self._check()
+        low, high = min(start, end), max(start, end)
+        wanted = {m.casefold(room): room for room in rooms}
+        me = m.casefold(viewer) if viewer is not None else None
+        found: dict[str, m.Conversation] = {}
+        for msg in reversed(self._messages):  # newest first: the first seen is the last one
+            if not low < msg.time < high:
+                continue
+            to = m.casefold(msg.target)
+            if m.is_room(msg.target):
+                key, name = to, wanted.get(to)
+            elif me is None or msg.id < private_since:
+                continue
+            elif m.casefold(msg.sender) == me:
+                key, name = to, msg.target
+            elif to == me:
+                key, name = m.casefold(msg.sender), msg.sender
+            else:
+                continue
+            if name is not None and key not in found:
+                found[key] = m.Conversation(target=name, time=msg.time, id=msg.id)
+        return pick_conversations(found.values(), start, end, limit)
 
     async def keyed_messages(self, limit: int) -> list[m.Message]:
         self._check()

@@ -66,7 +66,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import model as m
 from ..errors import StoreError
-from . import Account, AccountChange, check_query, describe_url
+from . import (
+    MAX_HISTORY_LIMIT,
+    Account,
+    AccountChange,
+    check_query,
+    describe_url,
+    pick_conversations,
+)
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -412,6 +419,55 @@ class PostgresStore:
             if order == "DESC":
                 rows.reverse()
             return [_row_to_message(r) for r in rows]
+
+        return await self._run(query)
+
+    async def conversations(
+        self,
+        *,
+        rooms: Sequence[str],
+        viewer: str | None,
+        start: float,
+        end: float,
+        limit: int,
+        private_since: int = 0,
+    ) -> list[m.Conversation]:
+        low, high = min(start, end), max(start, end)
+        count = max(0, min(limit, MAX_HISTORY_LIMIT))
+        me = m.casefold(viewer) if viewer is not None else None
+        # Each room's newest message in the window, walking its index down from the top.
+        in_rooms = (
+            "SELECT r.i, x.id, x.time FROM unnest(%s::text[]) WITH ORDINALITY AS r(key, i)"
+            " CROSS JOIN LATERAL (SELECT id, time FROM messages"
+            "  WHERE target_key = r.key AND time > %s AND time < %s"
+            "  ORDER BY id DESC LIMIT 1) AS x"
+        )
+        # Each correspondent's newest message, and of those only as many as can be picked,
+        # from the end counted from.
+        order = "ASC" if start <= end else "DESC"
+        private = (
+            "SELECT id, time, peer FROM ("
+            " SELECT DISTINCT ON (peer_key) id, time,"
+            "  CASE WHEN sender_key = %s THEN target ELSE sender END AS peer,"
+            "  CASE WHEN sender_key = %s THEN target_key ELSE sender_key END AS peer_key"
+            " FROM messages"
+            " WHERE (target_key = %s OR (sender_key = %s AND target_key NOT LIKE '#%%'))"
+            "  AND id >= %s AND time > %s AND time < %s"
+            " ORDER BY peer_key, id DESC"
+            f") AS latest ORDER BY time {order}, id {order} LIMIT %s"
+        )
+        keys = [m.casefold(room) for room in rooms]
+
+        def query(conn: psycopg.Connection[tuple[Any, ...]]) -> list[m.Conversation]:
+            found = []
+            if keys:
+                for i, msg_id, when in conn.execute(in_rooms, (keys, low, high)).fetchall():
+                    found.append(m.Conversation(target=rooms[i - 1], time=when, id=msg_id))
+            if me is not None and count:
+                args = (me, me, me, me, private_since, low, high, count)
+                for msg_id, when, peer in conn.execute(private, args).fetchall():
+                    found.append(m.Conversation(target=peer, time=when, id=msg_id))
+            return pick_conversations(found, start, end, limit)
 
         return await self._run(query)
 

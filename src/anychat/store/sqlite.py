@@ -33,7 +33,7 @@ import anyio
 
 from .. import model as m
 from ..errors import StoreError
-from . import Account, AccountChange, check_query
+from . import MAX_HISTORY_LIMIT, Account, AccountChange, check_query, pick_conversations
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -364,6 +364,53 @@ class SqliteStore:
             if order == "DESC":
                 rows.reverse()
             return [_row_to_message(r) for r in rows]
+
+        return await self._run(query)
+
+    async def conversations(
+        self,
+        *,
+        rooms: Sequence[str],
+        viewer: str | None,
+        start: float,
+        end: float,
+        limit: int,
+        private_since: int = 0,
+    ) -> list[m.Conversation]:
+        low, high = min(start, end), max(start, end)
+        count = max(0, min(limit, MAX_HISTORY_LIMIT))
+        me = m.casefold(viewer) if viewer is not None else None
+        # Each room's newest message in the window, walking its index down from the top.
+        in_room = (
+            "SELECT id, time FROM messages WHERE target_key = ? AND time > ? AND time < ? "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        # Each correspondent's newest message (SQLite takes the bare columns from the row
+        # MAX() chose), and of those only as many as can be picked, from the end counted from.
+        order = "ASC" if start <= end else "DESC"
+        private = (
+            "SELECT id, time, peer FROM ("
+            " SELECT MAX(id) AS id, time,"
+            "  CASE WHEN sender_key = ? THEN target ELSE sender END AS peer,"
+            "  CASE WHEN sender_key = ? THEN target_key ELSE sender_key END AS peer_key"
+            " FROM messages"
+            " WHERE (target_key = ? OR (sender_key = ? AND target_key NOT LIKE '#%'))"
+            "  AND id >= ? AND time > ? AND time < ?"
+            " GROUP BY peer_key"
+            f") ORDER BY time {order}, id {order} LIMIT ?"
+        )
+
+        def query(db: sqlite3.Connection) -> list[m.Conversation]:
+            found = []
+            for room in rooms:
+                row = db.execute(in_room, (m.casefold(room), low, high)).fetchone()
+                if row is not None:
+                    found.append(m.Conversation(target=room, time=row[1], id=row[0]))
+            if me is not None and count:
+                args = (me, me, me, me, private_since, low, high, count)
+                for row in db.execute(private, args):
+                    found.append(m.Conversation(target=row[2], time=row[1], id=row[0]))
+            return pick_conversations(found, start, end, limit)
 
         return await self._run(query)
 

@@ -25,7 +25,8 @@ CAPABILITIES: Final[dict[str, str]] = {
     "cap-notify": "",
     # Hosts never change (they are cloaked), so no CHGHOST is ever needed; clients may ask.
     "chghost": "",
-    # CHATHISTORY with msgid= references (no timestamps, no TARGETS).
+    # CHATHISTORY: every subcommand, TARGETS too, by msgid= or timestamp= (ISUPPORT
+    # CHATHISTORY, MSGREFTYPES); TARGETS answers in draft/chathistory-targets batches.
     "draft/chathistory": "",
     "echo-message": "",
     "extended-join": "",

@@ -144,7 +144,7 @@ class IrcCodec:
             return [LocalReply(("\r\n".join(lines) + "\r\n").encode())]
         refs = [c.ref for c in commands if isinstance(c.ref, int)]
         fence = self.state.begin_label(label, refs, local)
-        return [*commands, m.Ping(token="label", ref=fence)]
+        return [*commands, m.Ping(token="label", ref=fence, fence=True)]
 
     def _dispatch(self, line: IrcLine) -> list[Inbound]:
         verb = line.command

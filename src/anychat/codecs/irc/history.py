@@ -4,13 +4,20 @@
 model :class:`~anychat.model.History` request (two for AROUND: the messages before and after the
 reference, joined into one batch). References are ``msgid=`` (anychat's message ids, the ones the
 ``msgid`` tag carries), ``timestamp=`` (as ``server-time`` spells them) or ``*`` for LATEST.
-``TARGETS`` (which conversations had messages when) needs a store query anychat does not have
-and is refused with ``FAIL``.
+``CHATHISTORY TARGETS <timestamp> <timestamp> <limit>`` becomes one model
+:class:`~anychat.model.Conversations` request, answered by a ``draft/chathistory-targets`` batch
+of ``CHATHISTORY TARGETS <target> <time>`` lines.
 
 As draft/chathistory counts them: ``LATEST`` gives the newest messages (after the reference, if
 one is given), ``BETWEEN a b`` counts from ``a`` towards ``b`` (the oldest after ``a`` when ``a``
 is the older, the newest before it when it is the newer), both references excluded; every batch
-is in ascending order.
+is in ascending order, TARGETS' too.
+
+``BETWEEN`` with one ``msgid=`` and one ``timestamp=`` cannot tell here which is the older (a
+message id's time is the store's). Ids grow with time, so it asks both ways, as two requests
+joined into one batch like AROUND's: the oldest after the first reference that are before the
+second, and the newest before the first that are after the second. Only the way that is right
+finds anything (the other window is empty), so no store lookup of the id is needed.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ from typing import Any, Final, NamedTuple
 from ... import model as m
 from .. import Inbound, LocalReply
 from .state import Pending
-from .wire import Wire
+from .wire import Wire, time_tag
 
-__all__ = ["MAX_LIMIT", "chathistory"]
+__all__ = ["MAX_LIMIT", "batch_lines", "chathistory", "targets_lines"]
 
 #: ISUPPORT ``CHATHISTORY``: the most messages one request returns.
 MAX_LIMIT: Final = 100
@@ -76,7 +83,7 @@ def chathistory(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
         return w.need_params("CHATHISTORY")
     sub = params[0].upper()
     if sub == "TARGETS":
-        return _fail(w, "INVALID_PARAMS", "TARGETS", ":TARGETS is not supported")
+        return _targets(w, params)
     if sub not in ("BEFORE", "AFTER", "LATEST", "AROUND", "BETWEEN"):
         return _fail(w, "INVALID_PARAMS", params[0], ":Unknown subcommand")
     wanted = 5 if sub == "BETWEEN" else 4
@@ -93,11 +100,10 @@ def chathistory(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
         bad = next((t for t, r in zip(texts, refs, strict=True) if r is None), None)
         if bad is not None:
             return _fail(w, "INVALID_PARAMS", sub, bad, ":Invalid message reference")
+    state = w.state
     if sub == "BETWEEN" and refs[0] is not None and refs[1] is not None:
         if (refs[0].id is None) != (refs[1].id is None):
-            # Which comes first decides what is counted, and a message id's time is unknown here.
-            return _fail(w, "INVALID_PARAMS", sub, ":Give both references as msgid= or timestamp=")
-    state = w.state
+            return _between_mixed(w, target, refs[0], refs[1], limit)
     if sub == "AROUND":
         (around,) = refs
         assert around is not None
@@ -140,6 +146,57 @@ def chathistory(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
     return [m.History(target=target, limit=limit, ref=state.track(pending), **bounds)]
 
 
+def _between_mixed(w: Wire, target: str, start: Ref, end: Ref, limit: int) -> list[Inbound]:
+    """BETWEEN a message id and a moment, either way round: both readings (module docs)."""
+    state = w.state
+    batch = state.begin_pages()
+    forward = Pending("chathistory", target, extra="BETWEEN", batch=batch)
+    newer = end.newer_than()
+    backward = Pending(
+        "chathistory", target, extra="BETWEEN", batch=batch, last=True, limit=limit, **newer
+    )
+    return [
+        m.History(
+            target=target,
+            limit=limit,
+            ref=state.track(forward),
+            **start.bounds(below=False),
+            **end.bounds(below=True),
+        ),
+        m.History(
+            target=target, limit=limit, ref=state.track(backward), **start.bounds(below=True)
+        ),
+    ]
+
+
+def _targets(w: Wire, params: tuple[str, ...]) -> list[Inbound]:
+    """``CHATHISTORY TARGETS <timestamp=a> <timestamp=b> <limit>``: which conversations had
+    messages between a and b (BETWEEN's semantics; both must be timestamps)."""
+    if len(params) < 4:
+        return w.need_params("CHATHISTORY")
+    if len(params) > 4:
+        return _fail(w, "INVALID_PARAMS", "TARGETS", ":Too many parameters")
+    moments: list[float] = []
+    for text in params[1:3]:
+        ref = _ref(text)
+        if ref is None or ref.time is None:
+            return _fail(w, "INVALID_PARAMS", "TARGETS", text, ":Invalid timestamp")
+        moments.append(ref.time)
+    limit_text = params[3]
+    if not (limit_text.isascii() and limit_text.isdigit()) or len(limit_text) > 6:
+        return _fail(w, "INVALID_PARAMS", "TARGETS", limit_text, ":Invalid limit")
+    pending = Pending("chathistory", extra="TARGETS", last=True)
+    start, end = moments
+    limit = min(int(limit_text), MAX_LIMIT)
+    return [m.Conversations(start=start, end=end, limit=limit, ref=w.state.track(pending))]
+
+
+def targets_lines(w: Wire, name: str, found: tuple[m.Conversation, ...]) -> list[str]:
+    """The answer to TARGETS: one line per conversation with its last message's time."""
+    lines = [f":{w.server} CHATHISTORY TARGETS {c.target} {time_tag(c.time)}" for c in found]
+    return batch_lines(w, name, "", lines, kind="draft/chathistory-targets")
+
+
 def batch_lines(
     w: Wire, name: str, target: str, lines: list[str], *, kind: str = "chathistory"
 ) -> list[str]:
@@ -150,4 +207,5 @@ def batch_lines(
         f"@batch={name};{line[1:]}" if line.startswith("@") else f"@batch={name} {line}"
         for line in lines
     ]
-    return [f":{w.server} BATCH +{name} {kind} {target}", *tagged, f":{w.server} BATCH -{name}"]
+    params = f"{kind} {target}" if target else kind  # TARGETS' batch names no target
+    return [f":{w.server} BATCH +{name} {params}", *tagged, f":{w.server} BATCH -{name}"]

@@ -156,7 +156,7 @@ def refusal(w: Wire, event: m.Error, ctx: Context) -> list[str]:
             if not pending.last:
                 return []  # AROUND asks twice: its last half answers for both
             fail = _HISTORY_FAILS.get(event.code, "MESSAGE_ERROR")
-            context = f"{pending.extra} {pending.target}"
+            context = " ".join(part for part in (pending.extra, pending.target) if part)
             return [f":{w.server} FAIL CHATHISTORY {fail} {context} :{event.text}"]
         if pending.verb == "setname":
             return [f":{w.server} FAIL SETNAME INVALID_REALNAME :{event.text}"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from ... import model as m
-from .history import MAX_LIMIT, batch_lines
+from .history import MAX_LIMIT, batch_lines, targets_lines
 from .parse import MAX_TARGETS
 from .presence import render_presence
 from .refusals import refusal
@@ -326,6 +326,8 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
                 return []
             lines = [line for msg in ctx.page for line in _message_lines(w, msg)]
             return batch_lines(w, f"h{event.ref}", target, lines)
+        case m.ConversationList(conversations=found):
+            return targets_lines(w, f"t{event.ref}", found) if pending is not None else []
         case m.Ack():
             if pending is None or "echo-message" not in w.state.caps:
                 return []

@@ -48,6 +48,8 @@ class Pending(NamedTuple):
     #: CHATHISTORY: only messages with a higher id, or later, belong to the answer.
     after: int = 0
     after_time: float | None = None
+    #: CHATHISTORY asked twice: the most messages the joined answer holds (0 = as they come).
+    limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,23 +303,27 @@ class IrcState:
                 pending = self._take(event.ref)
                 if pending is None or pending.verb != "chathistory":
                     return Context(pending)
+                since = pending.after_time
+                kept = tuple(
+                    x
+                    for x in messages
+                    if x.id > pending.after and (since is None or x.time > since)
+                )
                 if not pending.batch:
-                    since = pending.after_time
-                    kept = tuple(
-                        x
-                        for x in messages
-                        if x.id > pending.after and (since is None or x.time > since)
-                    )
                     return Context(pending, page=kept)
                 collected = self._pages.get(pending.batch)
                 if collected is None:
                     return Context(pending)
-                collected.extend(messages)
+                collected.extend(kept)
                 if not pending.last:
                     return Context(pending)
                 del self._pages[pending.batch]
-                # Two pages overlap at nothing (before id+1, after id): ordered by id.
-                return Context(pending, page=tuple(sorted(collected, key=lambda x: x.id)))
+                # Two pages overlap at nothing (AROUND: before id+1, after id; BETWEEN: the two
+                # readings' windows are disjoint): ordered by id.
+                page = sorted(collected, key=lambda x: x.id)
+                return Context(pending, page=tuple(page[: pending.limit or None]))
+            case m.ConversationList():
+                return Context(self._take(event.ref))
         return Context()
 
     def _ison_step(self, pending: Pending | None, nick: str | None) -> tuple[str, ...] | None:

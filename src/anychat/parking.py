@@ -1,0 +1,162 @@
+"""Idle connections without a task of their own (asyncio and uvloop).
+
+An idle connection's reader is a task waiting for input, and on asyncio a task is most of what an
+idle connection costs: AnyIO's task handle with its cancel scope and events, the asyncio task, the
+wait's future and the coroutine frames, about 4 KiB of the 8 a quiet client held
+(docs/performance.md, "Memory per idle connection"). A server holding 10,000 quiet IRC clients
+holds 10,000 of those for nothing.
+
+So a reader that has heard nothing for ``park_after_seconds`` hands its connection back: the idle
+watcher wakes its wait with "park" (never a cancellation, so nothing the reader was doing can be
+cut short), the reader's task ends, and the event loop watches the socket with
+``loop.add_reader``. The first bytes that arrive start a new reader task for the same connection,
+which goes on exactly where the old one stopped (its codec, its session and its output buffer
+never left the :class:`~anychat.connection.Connection`). Output needs no task (fan-out sends
+straight to the socket; a writer task starts only when the kernel's buffer is full), so a parked
+connection still hears everything, and the idle watcher still pings it.
+
+Ending a parked connection (a kick, a ping timeout, shutdown) runs its clean-up from the event loop
+(``call_soon``), the same clean-up its reader would have run.
+
+Only where the event loop can watch a file descriptor with a callback: asyncio and uvloop. Trio's
+readiness waits are for tasks only, so on trio every connection keeps its reader task. Only plain
+TCP connections park; a TLS connection may hold decrypted input of its own, and keeps its task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .transport import TcpTransport
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from .connection import Connection
+
+__all__ = ["Parking", "parking_for"]
+
+
+def parking_for(task_group: TaskGroup | None, after_seconds: float) -> Parking | None:
+    """Parking on this event loop, or ``None`` where it cannot be had (trio) or is off."""
+    if task_group is None or after_seconds <= 0:
+        return None
+    try:
+        loop = asyncio.get_running_loop()  # none under trio
+    except RuntimeError:
+        return None
+    return Parking(loop, task_group, after_seconds)
+
+
+def _ready(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
+
+
+class Parking:
+    """The readiness waits of plain TCP readers, and the sockets watched while nobody reads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task_group: TaskGroup, after: float):
+        self.loop = loop
+        self.task_group = task_group
+        #: Seconds without input after which a waiting reader is asked to park.
+        self.after_seconds = after
+        #: How many connections are parked now (``/metrics`` and the benchmarks read it).
+        self.parked = 0
+
+    @staticmethod
+    def can_park(conn: Connection) -> bool:
+        return type(conn.transport) is TcpTransport
+
+    async def wait_readable(self, conn: Connection) -> bool:
+        """Wait for input: ``True`` when it came, ``False`` when the reader should park."""
+        assert isinstance(conn.transport, TcpTransport)
+        fd = conn.transport.sock.fileno()
+        loop = self.loop
+        waiter: asyncio.Future[bool] = loop.create_future()
+        loop.add_reader(fd, _ready, waiter)
+        conn.waiter = waiter
+        try:
+            return await waiter
+        finally:
+            conn.waiter = None
+            loop.remove_reader(fd)
+
+    @staticmethod
+    def nudge(conn: Connection) -> bool:
+        """Ask a waiting reader to park (from the idle watcher); ``False`` if none waits."""
+        waiter = conn.waiter
+        if waiter is None or waiter.done():
+            return False
+        waiter.set_result(False)
+        return True
+
+    def park(
+        self,
+        conn: Connection,
+        resume: Callable[..., Coroutine[Any, Any, None]],
+        end: Callable[..., None],
+        args: tuple[Any, ...],
+    ) -> None:
+        """Watch ``conn``'s socket without a task: input starts ``resume(*args)`` in a new
+        task; ending the connection meanwhile (its ``parked`` hook) runs ``end(*args)`` from
+        the event loop."""
+        _Parked(self, conn, resume, end, args)
+
+
+class _Parked:
+    """One parked connection: what its socket's callback and its ``parked`` hook need.
+
+    One small object (and the event loop's handle) per parked connection is all that is left
+    of its reader; closures would cost three function objects and their cells.
+    """
+
+    __slots__ = ("args", "conn", "end", "fd", "parking", "resume", "watching")
+
+    def __init__(
+        self,
+        parking: Parking,
+        conn: Connection,
+        resume: Callable[..., Coroutine[Any, Any, None]],
+        end: Callable[..., None],
+        args: tuple[Any, ...],
+    ) -> None:
+        assert isinstance(conn.transport, TcpTransport)
+        self.parking = parking
+        self.conn = conn
+        self.resume = resume
+        self.end = end
+        self.args = args
+        self.fd = conn.transport.sock.fileno()
+        self.watching = True
+        parking.parked += 1
+        conn.parked = self.ended
+        parking.loop.add_reader(self.fd, self.readable)
+
+    def _unwatch(self) -> None:
+        if self.watching:
+            self.watching = False
+            self.parking.parked -= 1
+            self.parking.loop.remove_reader(self.fd)
+
+    def ended(self) -> None:
+        """The connection was closed while parked or waking: clean up from the loop."""
+        if self.conn.parked is not None:
+            self.conn.parked = None
+            self._unwatch()
+            self.parking.loop.call_soon(self.end, *self.args)
+
+    def readable(self) -> None:
+        self._unwatch()
+        # The task may never run (shutdown cancels the group before it starts): until it
+        # does, ``ended`` still answers for the connection, and the task checks that it is
+        # still wanted.
+        self.parking.task_group.start_soon(self.wake)
+
+    async def wake(self) -> None:
+        if self.conn.parked is None:
+            return  # ended while waking: ``end`` has run or is about to
+        self.conn.parked = None
+        await self.resume(*self.args)

@@ -1,0 +1,167 @@
+"""Idle connections give up their reader task and lose nothing by it (anychat.parking).
+
+On asyncio a reader quiet for ``park_after_seconds`` parks: the event loop watches its socket and
+its task ends. These tests park connections of every line protocol, then check that they still
+hear the room, wake on their own input, and are ended properly while parked (a ping timeout,
+their own hang-up, shutdown). On trio nothing parks (``/metrics`` says 0) and the same chat must
+come out the same.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+
+import anychat
+from anychat.parking import parking_for
+
+from .helpers import LineClient
+from .webclient import http_get
+
+FAST = {"database_url": "memory://", "park_after_seconds": 0.2, "flood_rate": 0}
+
+
+async def _parked(port: int) -> int:
+    body = (await http_get(port, "/metrics")).body.decode()
+    line = next(x for x in body.splitlines() if x.startswith("anychat_parked_connections "))
+    return int(line.split()[1])
+
+
+async def _until_parked(port: int, count: int, backend: str) -> None:
+    """Wait until ``count`` connections are parked (on trio: check that none ever is)."""
+    if backend == "trio":
+        assert await _parked(port) == 0
+        return
+    # The count lives in the server; /metrics is its only window, so this asks until it shows
+    # (each turn a real request; the sleep paces the asking, it orders nothing).
+    while await _parked(port) != count:  # noqa: ASYNC110
+        await anyio.sleep(0.05)
+
+
+def _backend(anyio_backend: object) -> str:
+    return anyio_backend[0] if isinstance(anyio_backend, tuple) else str(anyio_backend)
+
+
+async def _irc(port: int, nick: str, room: str) -> LineClient:
+    irc = await LineClient.open(port)
+    await irc.send(f"NICK {nick}\r\nUSER u 0 * :U\r\nJOIN {room}\r\n".encode())
+    await irc.line_containing(b" 366 ")
+    return irc
+
+
+async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend: object) -> None:
+    backend = _backend(anyio_backend)
+    async with anychat.serve(port=0, **FAST) as server:
+        with anyio.fail_after(20):
+            js = await LineClient.open(server.port)
+            await js.send_json(type="hello", nick="js")
+            await js.json_event("members")
+            irc = await _irc(server.port, "ircer", "#general")
+            text = await LineClient.open(server.port)
+            await text.line_containing(b"Welcome")
+            await text.send(b"/nick texter\n")
+            await text.line_containing(b"texter")
+            await _until_parked(server.port, 3, backend)
+
+            # Parked readers: the room still reaches them (output needs no task).
+            speaker = await LineClient.open(server.port)
+            await speaker.send_json(type="hello", nick="speaker")
+            await speaker.json_event("members")
+            await speaker.send_json(type="say", to="#general", text="to the parked", ref="1")
+            assert (await speaker.json_event("ack"))["ref"] == "1"
+            said = await js.json_event("message")
+            assert said["text"] == "to the parked"
+            assert b"PRIVMSG #general :to the parked" in await irc.line_containing(b"PRIVMSG")
+            assert b"to the parked" in await text.line_containing(b"to the parked")
+
+            # Their own input wakes them, commands are answered, nothing is lost.
+            await js.send_json(type="say", to="#general", text="js is back", ref="2")
+            assert (await js.json_event("ack"))["ref"] == "2"
+            await irc.send(b"PRIVMSG #general :irc is back\r\n")
+            await text.send(b"text is back\n")
+            seen = set()
+            while len(seen) < 3:
+                event = await speaker.json_event("message")
+                seen.add(event["text"])
+            assert seen == {"js is back", "irc is back", "text is back"}
+
+            # Several batches in a row after waking, then quiet and parked again.
+            for i in range(20):
+                await irc.send(f"PRIVMSG #general :burst {i}\r\n".encode())
+            for i in range(20):
+                assert (await speaker.json_event("message"))["text"] == f"burst {i}"
+            await _until_parked(server.port, 4, backend)
+            await irc.send(b"PRIVMSG #general :woken twice\r\n")
+            assert (await speaker.json_event("message"))["text"] == "woken twice"
+        for client in (js, irc, text, speaker):
+            await client.aclose()
+
+
+async def test_a_parked_client_that_hangs_up_is_announced(anyio_backend: object) -> None:
+    backend = _backend(anyio_backend)
+    async with anychat.serve(port=0, **FAST) as server:
+        with anyio.fail_after(20):
+            stay = await LineClient.open(server.port)
+            await stay.send_json(type="hello", nick="stay")
+            await stay.json_event("members")
+            leaver = await _irc(server.port, "leaver", "#general")
+            await stay.json_event("joined")
+            await _until_parked(server.port, 2, backend)
+            await leaver.aclose()
+            gone = await stay.json_event("quit")
+            assert gone["nick"] == "leaver"
+            await _until_parked(server.port, 1, backend)
+        await stay.aclose()
+
+
+async def test_parked_client_pinged_and_timed_out(anyio_backend: object) -> None:
+    """The idle watcher still pings a parked IRC client and ends it when no PONG comes."""
+    backend = _backend(anyio_backend)
+    settings = FAST | {"idle_ping_seconds": 0.5, "idle_timeout_seconds": 0.5}
+    async with anychat.serve(port=0, **settings) as server:
+        with anyio.fail_after(20):
+            silent = await _irc(server.port, "silent", "#general")
+            watcher = await _irc(server.port, "watcher", "#general")
+            await silent.line_containing(b"JOIN")  # the watcher's join
+            assert (await silent.line_containing(b"PING")).startswith(b"PING")
+            # The watcher answers its pings; the silent one does not.
+            while True:
+                line = await watcher.line()
+                if line.startswith(b"PING"):
+                    await watcher.send(b"PONG" + line[4:])
+                elif b"QUIT" in line:
+                    assert line.startswith(b":silent!") and b"ping timeout" in line.lower()
+                    break
+            assert b"ping timeout" in (await silent.read_to_eof()).lower()
+            if backend != "trio":
+                assert await _parked(server.port) <= 1  # the watcher may be parked
+        await watcher.aclose()
+        await silent.aclose()
+
+
+async def test_shutdown_says_goodbye_to_parked_clients(anyio_backend: object) -> None:
+    backend = _backend(anyio_backend)
+    async with anychat.serve(port=0, **FAST) as server:
+        with anyio.fail_after(20):
+            js = await LineClient.open(server.port)
+            await js.send_json(type="hello", nick="js")
+            await js.json_event("members")
+            irc = await _irc(server.port, "ircer", "#general")
+            await _until_parked(server.port, 2, backend)
+    with anyio.fail_after(10):
+        rest = await js.read_to_eof()
+        bye = [json.loads(x) for x in rest.splitlines() if b'"bye"' in x]
+        assert bye and bye[-1]["code"] == "shutdown"
+        assert b"server shutting down" in await irc.read_to_eof()
+    await js.aclose()
+    await irc.aclose()
+
+
+async def test_parking_only_where_the_loop_watches_sockets(anyio_backend: object) -> None:
+    """asyncio and uvloop park; trio cannot (its waits are for tasks); 0 turns parking off."""
+    async with anyio.create_task_group() as tg:
+        assert parking_for(tg, 0) is None
+        made = parking_for(tg, 1.0)
+        assert (made is None) == (_backend(anyio_backend) == "trio")
+        assert parking_for(None, 1.0) is None
