@@ -175,8 +175,8 @@ def profile_row(args: argparse.Namespace, protocol: str, sizes: bool) -> dict[st
     out = Path(tempfile.mkdtemp(prefix="anychat-tlsprof-")) / "out"
     base_command = spec.command
 
-    def command(port: int, tmpdir: Path, max_connections: int) -> list[str]:
-        cmd = base_command(port, tmpdir, max_connections)
+    def command(*args: Any) -> list[str]:
+        cmd = base_command(*args)
         wrapper = [sys.executable, str(Path(__file__).resolve()), "--as-server", str(out)]
         wrapper += ["--sizes"] if sizes else []
         return [*wrapper, "--", *cmd[3:]]  # drop "python -m anychat"
