@@ -116,6 +116,8 @@ class ServerSpec:
     note: str = ""
     #: Most idle connections the idle row opens (None: as many as asked).
     max_idle: int | None = None
+    #: More ``anychat serve`` options (a benchmark's own settings).
+    extra_args: tuple[str, ...] = ()
 
     @property
     def protocol(self) -> str:
@@ -186,6 +188,7 @@ class ServerSpec:
             cmd += ["--park-after", str(park_after)]
         if self.uvloop:
             cmd.append("--uvloop")
+        cmd += self.extra_args
         if self.adapter.tls:
             cert, key, _ = make_certificate(tmpdir)
             cmd += ["--tls-cert", str(cert), "--tls-key", str(key)]

@@ -108,6 +108,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         self._watchers: dict[str, set[P]] = {}
         self._random = random.Random()
         self._max_users = 0
+        self.listing_entries = 0
         self.require_login = require_login
         self.recent = RecentHistory(history_length)
         self.quiet_room_size = quiet_room_size
@@ -162,6 +163,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         news: list[Effect[P]] = []
         for peer in logged_out:
             self._sessions[peer].account = ""
+            self._sessions[peer].relist()
             news += self._account_news(self._sessions[peer])
         if not logged_out:
             return []
@@ -181,6 +183,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         self.bus.set_registered((key,))
         changed = session.account != key
         session.account = key
+        session.relist()
         if session.state is not SessionState.ACTIVE:
             return []
         effects = []
@@ -341,6 +344,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         if old_key != new_key:
             self.bus.release_nick(old_key)
         session.nick = cmd.nick
+        session.relist()
         audience = self._audience(session)
         audience.discard(session.peer)
         user = session.user
@@ -412,6 +416,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         elif room.members:
             effects.append(Deliver(joined, room.members, skip=peer))
         room.members[peer] = session
+        self._listed(room, session)
         session.rooms[key] = room
         session.current = room
         effects.append(Deliver(dataclasses.replace(joined, ref=cmd.ref), (peer,)))
@@ -573,6 +578,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
         del room.members[session.peer]
+        room.listing = None
         room.quiet.discard(session.peer)
         room.channel.forget(session.peer)
         del session.rooms[key]

@@ -8,6 +8,7 @@ whoever is not in them.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TypeVar
 
 from . import model as m
@@ -26,6 +27,10 @@ class InfoRules(OperatorRules[P]):
     """Queries and topics (mixed into the broker)."""
 
     bus: Bus
+    #: Member-list entries built so far: a room's size when its list is built afresh, one per
+    #: join while it is kept (:attr:`Room.listing`). Tests read it to show that the work of a
+    #: join storm grows with the number of joins, not with its square.
+    listing_entries: int
 
     def rooms(self) -> list[Room[P]]:
         raise NotImplementedError
@@ -128,22 +133,37 @@ class InfoRules(OperatorRules[P]):
         )
 
     def _members(self, room: Room[P], ref: m.Ref) -> m.Members:
-        chan = room.channel
-        details = tuple(
-            m.Member(
-                nick=s.nick,
-                status=chan.status(peer),
-                user=s.user,
-                realname=s.realname,
-                account=s.account,
-                away=s.away,
-            )
-            for peer, s in room.members.items()
-        )
+        """The room's members in join order (then those on other nodes), for ``ref``."""
+        listing = room.listing
+        if listing is None:
+            chan = room.channel
+            details = tuple(_entry(s, chan.status(peer)) for peer, s in room.members.items())
+            self.listing_entries += len(details)
+            nicks = tuple(d.nick for d in details)
+            listing = room.listing = m.Members(room=room.name, nicks=nicks, details=details)
         if self.bus.shared:
-            details += self._remote_members(room)
-        return m.Members(
-            room=room.name, nicks=tuple(d.nick for d in details), ref=ref, details=details
+            remote = self._remote_members(room)
+            return m.Members(
+                room=room.name,
+                nicks=listing.nicks + tuple(d.nick for d in remote),
+                ref=ref,
+                details=listing.details + remote,
+            )
+        return listing if ref is None else dataclasses.replace(listing, ref=ref)
+
+    def _listed(self, room: Room[P], session: Session[P]) -> None:
+        """``session`` has just joined ``room``: add it to the room's kept member list (a copy
+        of two tuples, no entry rebuilt), or leave the list to be built when asked for."""
+        listing = room.listing
+        if listing is None:
+            return
+        entry = _entry(session, room.channel.status(session.peer))
+        self.listing_entries += 1
+        # a + (b,) copies once; (*a, b) goes through a list: 1.6x the time at 5,000 members.
+        room.listing = m.Members(
+            room=listing.room,
+            nicks=listing.nicks + (entry.nick,),  # noqa: RUF005
+            details=listing.details + (entry,),  # noqa: RUF005
         )
 
     def _my_room(self, session: Session[P], name: str | None) -> Room[P] | m.Error:
@@ -158,6 +178,17 @@ class InfoRules(OperatorRules[P]):
         if m.casefold(name) in self._rooms:
             return m.Error(code=m.ErrorCode.NOT_MEMBER, text=f"you are not in {name}")
         return m.Error(code=m.ErrorCode.NO_SUCH_ROOM, text=f"no such room {name}")
+
+
+def _entry(session: Session[P], status: str) -> m.Member:
+    return m.Member(
+        nick=session.nick,
+        status=status,
+        user=session.user,
+        realname=session.realname,
+        account=session.account,
+        away=session.away,
+    )
 
 
 def free_text_problem(text: str, what: str) -> str:

@@ -112,6 +112,7 @@ class OperatorRules(BrokerPart[P]):
             for a in answers
         ]
         if applied:
+            room.listing = None  # an operator or voice may have changed
             changed = m.ModeChanged(
                 room=room.name, by=session.nick, changes=tuple(applied), user=session.user
             )

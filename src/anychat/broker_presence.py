@@ -73,6 +73,7 @@ class PresenceRules(BrokerPart[P]):
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
         changed = session.away != cmd.text
         session.away = cmd.text
+        session.relist()
         effects: list[Effect[P]] = [
             Deliver(m.AwayStatus(text=cmd.text, ref=cmd.ref), (session.peer,))
         ]
@@ -88,6 +89,7 @@ class PresenceRules(BrokerPart[P]):
             problem = f"a real name is 1 to {REALNAME_LENGTH} characters, without controls"
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
         session.realname = name
+        session.relist()
         news = m.RealnameChanged(nick=session.nick, realname=name, user=session.user)
         effects: list[Effect[P]] = [
             Deliver(

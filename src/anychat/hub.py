@@ -48,6 +48,7 @@ from .metrics import ServerStats
 from .services import Services
 from .sessions import SessionState
 from .transport import is_loopback
+from .turnstile import Turnstile
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -74,6 +75,10 @@ _REQUESTS = (
     NumberMessage,
     ListenRoom,
 )
+
+#: New connections that may register in one turn of the event loop (see :mod:`.turnstile`):
+#: a few milliseconds of work, so the clients already connected get a turn between batches.
+REGISTRATIONS_PER_TURN = 8
 
 #: Matches no codec's encoding key, so the fan-out loop looks the first one up.
 _NO_KEY: Any = object()
@@ -121,6 +126,8 @@ class Hub:
         )
         self.services = Services(config, store, self.committer)
         self.connections: set[Connection] = set()
+        #: Newcomers pass it before registering (its task starts with the server).
+        self.turnstile = Turnstile(REGISTRATIONS_PER_TURN)
         self._dirty: list[Connection] = []
         self.stopping = False
         self._all_closed = anyio.Event()

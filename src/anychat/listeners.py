@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from .codecs.sniff import Protocol
@@ -22,6 +23,18 @@ from .codecs.sniff import Protocol
 __all__ = ["ListenerSpec", "accept_loop", "open_listener"]
 
 logger = logging.getLogger("anychat.server")
+
+#: Connections the kernel may hold that the server has not accepted yet. Beyond it a client's
+#: SYN is dropped and retried after 1 s, 3 s, 7 s, 15 s...: a storm of thousands arriving at
+#: once must queue, not back off. The kernel caps it at ``net.core.somaxconn`` (4096 on
+#: current Linux).
+LISTEN_BACKLOG = 65535
+
+#: Connections accepted per turn of the event loop. Each one's task sniffs its protocol in its
+#: first step, and every task woken in one turn runs before anyone woken later: accepting all
+#: that wait at once would make the clients already chatting wait for thousands of them.
+#: (Registering is held to a few a turn too: :mod:`anychat.turnstile`.)
+ACCEPT_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +63,7 @@ def open_listener(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
-        sock.listen(1024)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -64,10 +77,19 @@ Handler = Callable[[socket.socket, Any, ListenerSpec], Coroutine[Any, Any, None]
 async def accept_loop(
     listener: socket.socket, spec: ListenerSpec, handler: Handler, tg: TaskGroup
 ) -> None:
-    """Accept until cancelled; each connection gets a task of its own in ``tg``."""
+    """Accept until cancelled; each connection gets a task of its own in ``tg``.
+
+    At most :data:`ACCEPT_BATCH` per turn of the event loop, then a checkpoint: a storm of
+    connections is taken in at the pace the server registers them, while everyone already
+    connected gets a turn between batches.
+    """
     while True:
         await anyio.wait_readable(listener)
+        accepted = 0
         while True:
+            if accepted == ACCEPT_BATCH:
+                await anyio.lowlevel.checkpoint()
+                accepted = 0
             try:
                 sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -78,3 +100,4 @@ async def accept_loop(
                 break
             sock.setblocking(False)
             tg.start_soon(handler, sock, peer, spec)
+            accepted += 1

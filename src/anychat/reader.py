@@ -105,6 +105,7 @@ async def serve_peer(
         assert conn.scope is not None
         park = False  # stays so when the scope is cancelled (the connection is ending)
         with conn.scope:
+            await hub.turnstile.wait_turn()  # a storm of newcomers registers a few a turn
             greeting = codec.greeting()
             if greeting:
                 await hub.run_commands(conn, greeting)

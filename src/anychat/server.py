@@ -124,6 +124,7 @@ async def _serve(
             hub.task_group = tg
             hub.parking = parking_for(tg, config.park_after_seconds)
             tg.start_soon(hub.committer.run)
+            tg.start_soon(hub.turnstile.run)
             tg.start_soon(watch_idle, hub)
             tg.start_soon(_follow_accounts, hub)
             if hub.cluster is not None:

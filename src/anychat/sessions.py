@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .rooms import Channel
+
+if TYPE_CHECKING:
+    from .model import Members
 
 __all__ = ["Room", "Session", "SessionState"]
 
@@ -47,6 +50,12 @@ class Session(Generic[P]):
     #: Nicks it watches (IRC ``MONITOR``): folded -> as given.
     watching: dict[str, str] = field(default_factory=dict)
 
+    def relist(self) -> None:
+        """Its nick, identity, away message or account changed: every room it is in must
+        build its member list afresh (see :attr:`Room.listing`)."""
+        for room in self.rooms.values():
+            room.listing = None
+
 
 @dataclass(eq=False, slots=True)
 class Room(Generic[P]):
@@ -61,3 +70,9 @@ class Room(Generic[P]):
     #: Members whose joining was not announced (guests joining a large room): their parts,
     #: quits and nick changes are not announced to it either.
     quiet: set[P] = field(default_factory=set)
+    #: The member list as a join and ``who`` show it (without a ``ref``), kept between asks:
+    #: built from ``members`` when first asked for, extended by each join, and dropped
+    #: (``None``) by anything that changes a listed member (a part or quit, a nick, away,
+    #: real name or account change, an operator or voice change). So a storm of N joins into
+    #: one room builds N entries in all, not N²/2 (each newcomer gets the whole list).
+    listing: Members | None = None
