@@ -268,12 +268,15 @@ def idle_row(
     progress.update(task, description=f"{spec.name:30} {sc.key:10}", completed=0, total=3)
     # anychat parks quiet readers after 2 s here (10 s by default), so that the row measures
     # idle connections as a server holding them for long holds them.
-    parks = spec.kind == "anychat"
+    # Only plain TCP on asyncio and uvloop parks (trio has no callback-style readiness watch,
+    # and a TLS object may hold decrypted input): the others would only wait for it in vain.
+    parks = spec.kind == "anychat" and spec.backend != "trio" and not spec.adapter.tls
     server = RunningServer(
         spec, pin=args.pin, max_connections=n + 100, park_after=PARK_AFTER if parks else None
     )
     try:
-        warm = LoadGen(server.port, spec.adapter, 2, 1)
+        tls = server.client_tls()
+        warm = LoadGen(server.port, spec.adapter, 2, 1, tls=tls)
         warm.connect()
         warm.barrier()
         warm.close()
@@ -283,7 +286,7 @@ def idle_row(
         # Registered clients in rooms of 100 (one room per 100: a join tells the room, so one
         # room of 10,000 would cost 50 million "joined" lines before measuring anything).
         group = args.idle_room
-        gen = LoadGen(server.port, spec.adapter, n, 1)
+        gen = LoadGen(server.port, spec.adapter, n, 1, tls=tls)
         try:
             gen.connect(timeout=900, room_of=lambda i: f"#m{i // group}")
             parked = server.wait_parked(n, timeout=PARK_AFTER + 60) if parks else None

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from anychat.tls import SEND_CHUNK, HandshakeFailed, TlsTransport, accept_tls
+from anychat.tls import RECORD_BYTES, SEND_CHUNK, HandshakeFailed, TlsTransport, accept_tls
 from anychat.tlsconfig import ServerTls, fingerprint
 
 from .tls_support import echo_server, make_certs, receive_exactly, tls_connect
@@ -66,6 +66,82 @@ async def test_a_slow_reader_gets_everything_and_the_transport_holds_one_chunk(
         assert bytes(received) == payload
         # One chunk of plaintext, plus the records' headers and tags, at most.
         assert 0 < server.max_unsent <= SEND_CHUNK + SEND_CHUNK // 100
+        await stream.aclose()
+
+
+async def test_a_large_batch_the_kernel_can_take_goes_in_one_send(tmp_path: Path) -> None:
+    """A batch of several chunks is taken whole when the socket has room for it, so no writer
+    task (a round trip through the event loop per chunk) is needed for it."""
+    certs = make_certs(tmp_path)
+    async with echo_server(certs.server_context()) as server:
+        stream = await tls_connect(server.port, certs.client_context())
+        with anyio.fail_after(10):
+            await stream.send(b"x")
+            assert await receive_exactly(stream, 1) == b"x"
+            await server.wait_until(lambda: bool(server.transports))
+            transport = server.transports[0]
+            transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            batch = os.urandom(2 * SEND_CHUNK + 1000)
+            assert transport.send(batch) == len(batch)
+            assert not transport.pending
+            assert await receive_exactly(stream, len(batch)) == batch
+        await stream.aclose()
+
+
+class _WatchedBio:
+    """Stands in for one of a transport's memory BIOs (the SSL object keeps the real one) and
+    records the most bytes that ever went into it, or came out, at once."""
+
+    def __init__(self, bio: ssl.MemoryBIO) -> None:
+        self.bio = bio
+        self.most = 0
+
+    @property
+    def pending(self) -> int:
+        return self.bio.pending
+
+    def write(self, data: bytes) -> int:
+        self.most = max(self.most, len(data))
+        return self.bio.write(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.bio.read(size)
+        self.most = max(self.most, len(data))
+        return data
+
+    def write_eof(self) -> None:
+        self.bio.write_eof()
+
+
+async def test_the_memory_bios_never_hold_more_than_a_record(tmp_path: Path) -> None:
+    """A memory BIO keeps the largest buffer it ever needed for as long as the connection
+    lives: a 1 MB echo, in and out in 64 KiB system calls, goes through each BIO at most one
+    TLS record at a time."""
+    certs = make_certs(tmp_path)
+    payload = os.urandom(1 << 20)
+    async with echo_server(certs.server_context()) as server:
+        stream = await tls_connect(server.port, certs.client_context())
+        with anyio.fail_after(30):
+            await stream.send(b"x")
+            assert await receive_exactly(stream, 1) == b"x"
+            await server.wait_until(lambda: bool(server.transports))
+            transport = server.transports[0]
+            incoming = transport._incoming = _WatchedBio(transport._incoming)  # type: ignore[assignment]
+            outgoing = transport._outgoing = _WatchedBio(transport._outgoing)  # type: ignore[assignment]
+            received = bytearray()
+
+            async def read_all() -> None:
+                while len(received) < len(payload):
+                    received.extend(await stream.receive(1 << 20))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_all)
+                await stream.send(payload)
+        assert bytes(received) == payload
+        # In: the socket's reads fed a record's worth at a time. Out: the ciphertext of one
+        # record, its plaintext plus a header, a content type and a tag.
+        assert RECORD_BYTES // 2 < incoming.most <= RECORD_BYTES
+        assert RECORD_BYTES < outgoing.most <= RECORD_BYTES + 64
         await stream.aclose()
 
 

@@ -14,9 +14,19 @@ SSL object holds (buffered plaintext makes ``wait_readable`` return at once; ``w
 first pushes out the ciphertext it holds). :func:`accept_tls` runs the server side of the
 handshake; the caller bounds it with its handshake timeout.
 
-Memory bound: ``send`` takes at most :data:`SEND_CHUNK` bytes of plaintext, and only when no
-ciphertext is left over from the previous call, so a transport holds at most one chunk's worth of
-ciphertext beyond what the connection's byte-bounded backlog already counts.
+Memory bound: ``send`` encrypts :data:`SEND_CHUNK` bytes of plaintext at a time, the next chunk
+only once the kernel took the last one whole, and nothing while ciphertext is left over from
+before, so a transport holds at most one chunk's worth of ciphertext beyond what the
+connection's byte-bounded backlog already counts.
+
+Memory kept while idle: a ``MemoryBIO`` never gives back the buffer it grew to (OpenSSL's memory
+BIO keeps its largest size for life), so what passes through the two BIOs goes in pieces of at
+most one TLS record (:data:`RECORD_BYTES`): encrypted one record per ``SSLObject.write``, each
+read out at once (and the pieces of a chunk sent with one ``sendmsg``); received ciphertext fed
+in one record's worth at a time, the rest of the socket read held here until the SSL object
+wants it. Without this a connection that once got a 60 KB batch (a busy room, a history replay)
+or sent one kept 60-75 KiB more for as long as it stayed connected; now it keeps about 20 KiB
+more at most (benchmarks/tls_memory.py).
 """
 
 from __future__ import annotations
@@ -31,14 +41,26 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["SEND_CHUNK", "HandshakeFailed", "TlsTransport", "accept_tls", "handshake_failure"]
+__all__ = [
+    "RECORD_BYTES",
+    "SEND_CHUNK",
+    "HandshakeFailed",
+    "TlsTransport",
+    "accept_tls",
+    "handshake_failure",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Ciphertext read from the socket per system call.
 RECV_BYTES: Final = 65536
-#: Plaintext taken per ``send``: four full TLS records.
+#: Plaintext encrypted per ``send`` before the kernel is asked to take it: four full TLS records.
 SEND_CHUNK: Final = 65536
+#: The most bytes put into either memory BIO at once: one full TLS record's plaintext. Each BIO
+#: keeps the largest buffer it ever needed, so this bounds what an idle connection holds.
+RECORD_BYTES: Final = 16384
+
+_sendmsg = getattr(socket.socket, "sendmsg", None)  # not on Windows
 
 
 class HandshakeFailed(Exception):
@@ -55,6 +77,7 @@ class TlsTransport:
     __slots__ = (
         "_closed",
         "_error",
+        "_held",
         "_incoming",
         "_outgoing",
         "_ssl",
@@ -82,8 +105,10 @@ class TlsTransport:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        #: Ciphertext read from the socket but not fed to the SSL object yet (None: none).
+        self._held: memoryview | None = None
         if first:
-            self._incoming.write(first)
+            self._feed(first)
         #: Ciphertext the kernel has not taken yet.
         self._unsent = bytearray()
         #: A socket error met while flushing from a ``wait_*`` method, raised by the next call.
@@ -135,6 +160,9 @@ class TlsTransport:
             try:
                 data = self._ssl.read(max_bytes - size)
             except ssl.SSLWantReadError:
+                if self._held is not None:
+                    self._feed(self._held)
+                    continue
                 if chunks:
                     break
                 try:
@@ -147,7 +175,7 @@ class TlsTransport:
                         self._flush()
                     raise
                 if chunk:
-                    self._incoming.write(chunk)
+                    self._feed(chunk)
                 else:
                     self._incoming.write_eof()
                 continue
@@ -162,22 +190,44 @@ class TlsTransport:
         return b"".join(chunks)
 
     def send(self, data: bytes | memoryview) -> int:
-        """Encrypt up to :data:`SEND_CHUNK` bytes of ``data``; returns how many were taken.
+        """Encrypt and send as much of ``data`` as the kernel takes; returns how many bytes.
 
-        Takes nothing (``BlockingIOError``) while ciphertext from earlier is still unsent.
+        A batch (the connection's output since its last flush) of one record or less is one
+        ``SSLObject.write`` and one ``send``; a larger one is encrypted a record at a time and
+        sent a chunk (:data:`SEND_CHUNK`) per system call, chunk after chunk until the kernel
+        refuses part of one. Takes nothing (``BlockingIOError``) while ciphertext from earlier
+        is still unsent.
         """
         self._raise_error()
         if self._unsent or self._outgoing.pending:
             self._flush()
             if self._unsent:
                 raise BlockingIOError("TLS output still waits for the socket")
-        taken = self._ssl.write(data[:SEND_CHUNK])
-        self._flush()
+        size = len(data)
+        if size <= RECORD_BYTES:  # the usual batch: one record, one write, no slicing
+            taken = self._ssl.write(data)
+            self._flush()
+            return taken
+        # A large batch: chunk after chunk while the kernel takes each one whole, so that a
+        # backlog goes to the writer task only when the socket is really full (a writer round
+        # trip through the event loop per chunk costs far more than the encryption).
+        ssl_write, bio_read = self._ssl.write, self._outgoing.read
+        taken = 0
+        with memoryview(data) as view:
+            while taken < size:
+                end = min(taken + SEND_CHUNK, size)
+                records = []
+                while taken < end:
+                    taken += ssl_write(view[taken : min(taken + RECORD_BYTES, end)])
+                    records.append(bio_read())
+                self._send_records(records)
+                if self._unsent:
+                    break
         return taken
 
     async def wait_readable(self) -> None:
         """Return at once if plaintext or ciphertext is already buffered; else wait for input."""
-        if self._ssl.pending() or self._incoming.pending:
+        if self._held is not None or self._ssl.pending() or self._incoming.pending:
             await anyio.lowlevel.checkpoint()
             return
         await anyio.wait_readable(self.sock)
@@ -230,22 +280,50 @@ class TlsTransport:
                 await self._flush_all()  # our Finished (and TLS 1.3 session tickets)
                 return
             await self._flush_all()
+            if self._held is not None:
+                self._feed(self._held)
+                continue
             await anyio.wait_readable(self.sock)
             try:
                 chunk = self.sock.recv(RECV_BYTES)
             except (BlockingIOError, InterruptedError):
                 continue
             if chunk:
-                self._incoming.write(chunk)
+                self._feed(chunk)
             else:
                 self._incoming.write_eof()
 
     # -------------------------------------------------------------- plumbing
 
+    def _feed(self, data: bytes | memoryview) -> None:
+        """Give the SSL object one record's worth of ``data``; hold the rest for later."""
+        if len(data) <= RECORD_BYTES:
+            self._incoming.write(data)
+            self._held = None
+            return
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        self._incoming.write(view[:RECORD_BYTES])
+        self._held = view[RECORD_BYTES:]
+
+    def _send_records(self, records: list[bytes]) -> None:
+        """Send the ciphertext of several records with one system call (``_unsent`` is empty);
+        what the kernel refuses is kept in ``_unsent``."""
+        try:
+            if _sendmsg is not None:
+                sent = self.sock.sendmsg(records)
+            else:
+                sent = self.sock.send(b"".join(records))
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < sum(map(len, records)):
+            self._unsent += memoryview(b"".join(records))[sent:]
+
     def _flush(self) -> None:
-        """Move ciphertext from the SSL object to the kernel, as much as it takes now."""
-        if self._outgoing.pending:
-            self._unsent += self._outgoing.read()
+        """Move ciphertext from the SSL object to the kernel, as much as it takes now.
+
+        The SSL object's output goes to the socket as the ``bytes`` it comes in; only what the
+        kernel refuses is copied into :attr:`_unsent`.
+        """
         unsent = self._unsent
         while unsent:
             try:
@@ -253,6 +331,15 @@ class TlsTransport:
             except (BlockingIOError, InterruptedError):
                 return
             del unsent[:sent]
+        if not self._outgoing.pending:
+            return
+        data = self._outgoing.read()
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            unsent += memoryview(data)[sent:]
 
     async def _flush_all(self) -> None:
         self._flush()
