@@ -55,6 +55,8 @@ def test_a_numbered_message_is_its_id_between_two_halves_and_its_sender_knows_it
     node, back = wire.decode(payload)
     assert node == "n1" and back == m.Message(**{**vars_of(msg), "id": 1234, "key": None})
     assert wire.numbered_echo(payload, wire.own_prefix("n1")) == (41, 1234)
+    # A private message to another node comes back to its sender as the head and id alone.
+    assert wire.numbered_echo(head + "1234", wire.own_prefix("n1")) == (41, 1234)
     assert not payload.startswith(wire.own_prefix("n2"))  # another node decodes it in full
     lookalike = wire.own_prefix("n1") + '3,"t":"RoomTopic","f":{}}'
     with pytest.raises(ValueError, match="not a numbered message"):

@@ -73,21 +73,40 @@ def test_room_messages_are_numbered_by_the_bus_then_delivered_here() -> None:
     assert bus.released == ["bob"]
 
 
-def test_private_messages_take_their_id_from_the_bus_and_are_published() -> None:
+def test_private_messages_are_numbered_by_the_bus_as_room_messages_are() -> None:
     bus = TwoNodeView(())
+    bus.set_registered(["carol"])
     broker: Broker[str] = Broker(bus=bus)
     _hello(broker, "p1", "bob")
+    _hello(broker, "p2", "cy")
     bus.directory.apply(
-        "n2", Present(nick="zed", user="zed", realname="", account="", since=0.0, rooms=())
+        "n2", Present(nick="Zed", user="zed", realname="", account="", since=0.0, rooms=())
     )
-    effects = broker.handle("p1", m.Say(target="zed", text="psst"))
-    persist = next(e for e in effects if isinstance(e, Persist))
-    assert persist.message.id == 100 and bus.next_id == 101
-    assert bus.published == [] and any(
-        isinstance(e, Publish) and e.room == "" and e.event == persist.message for e in effects
-    )
+    # To another node: published to that node, done here (stored, acked) once numbered.
+    (sent,) = broker.handle("p1", m.Say(target="ZED", text="psst", ref=1))
+    assert isinstance(sent, Broadcast) and (sent.room, sent.node) == ("", "n2")
+    assert (sent.message.id, sent.message.target) == (0, "Zed")
+    (persist,) = broker.numbered(sent, 200)
+    assert isinstance(persist, Persist) and persist.message.id == 200
+    assert persist.ack == m.Ack(id=200, time=sent.message.time, target="Zed", ref=1)
+    # To a session here: through this node's own channel, delivered when it comes back.
+    (sent,) = broker.handle("p1", m.Say(target="cy", text="hi cy"))
+    assert isinstance(sent, Broadcast) and (sent.room, sent.node) == ("", "")
+    deliver, persist = broker.numbered(sent, 201)
+    assert isinstance(deliver, Deliver) and isinstance(persist, Persist)
+    assert deliver.to == ("p2",) and deliver.event == persist.message and persist.message.id == 201
+    # To an account that is offline: stored for it, nobody to deliver to.
+    (sent,) = broker.handle("p1", m.Say(target="carol", text="later"))
+    assert isinstance(sent, Broadcast) and sent.node == ""
+    (persist,) = broker.numbered(sent, 202)
+    assert isinstance(persist, Persist) and persist.message.target == "carol"
+    # Nobody by that name anywhere: refused at once, nothing numbered.
+    (refusal,) = broker.handle("p1", m.Say(target="nobody", text="?"))
+    assert isinstance(refusal, Deliver) and isinstance(refusal.event, m.Error)
+    assert refusal.event.code is m.ErrorCode.NO_SUCH_NICK
+    assert bus.published == [] and bus.next_id == 100  # the bus numbered all of them
     broker.disconnect("p1")
-    assert bus.released == ["bob"] and "#general" not in bus.rooms
+    assert bus.released == ["bob"]
 
 
 def test_the_local_bus_publishes_nothing_and_shares_registered_nicks() -> None:

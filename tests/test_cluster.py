@@ -10,6 +10,7 @@ import json
 import signal
 import socket
 import subprocess
+import time
 from typing import Any
 
 import anyio
@@ -17,6 +18,8 @@ import pytest
 
 import anychat
 from anychat import model as m
+from anychat.auth import hash_password_async
+from anychat.store import Account, open_store
 
 from .cluster_support import nodes
 from .helpers import LineClient
@@ -437,14 +440,19 @@ async def _member(port: int, nick: str, rooms: tuple[str, ...]) -> LineClient:
 
 async def _burst(
     client: LineClient,
-    room: str,
+    to: str | list[str],
     texts: list[str],
     acks: list[int],
     heard: list[dict[str, Any]] | None = None,
 ) -> None:
-    """A few lines per write (so nodes number them in batches, which interleave); collects
-    the acks, and in ``heard`` the messages that arrive meanwhile."""
-    lines = [json.dumps({"type": "say", "to": room, "text": t}).encode() + b"\n" for t in texts]
+    """A few lines per write (so nodes number them in batches, which interleave), all to one
+    room or nick, or one target per text; collects the acks, and in ``heard`` the messages
+    that arrive meanwhile."""
+    targets = [to] * len(texts) if isinstance(to, str) else to
+    lines = [
+        json.dumps({"type": "say", "to": target, "text": t}).encode() + b"\n"
+        for target, t in zip(targets, texts, strict=True)
+    ]
     for i in range(0, len(lines), 5):
         await client.send(b"".join(lines[i : i + 5]))
     while len(acks) < len(texts):
@@ -573,3 +581,89 @@ async def test_an_empty_redis_counts_on_past_what_the_shared_store_holds(
                 ack = json.loads(await bob.line(timeout=DEADLINE))
                 assert ack["type"] == "ack", ack  # not a duplicate id refused by the store
                 assert ack["id"] > acks[-1].id
+
+
+async def test_private_and_room_messages_reach_a_member_once_with_ids_rising(
+    redis: RedisServer,
+) -> None:
+    """One sender on each node says into #x and privately to ``r`` (on node b) by turns, at
+    once: ``r`` gets every message once, ids rising across the room and both private chats
+    (the one from node a crossed the nodes, the one from node b stayed on it)."""
+    count = 40
+    async with nodes(redis.url, 2) as (a, b):
+        with anyio.fail_after(DEADLINE):
+            sa = await _member(a.port, "sa", ("#x",))
+            sb = await _member(b.port, "sb", ("#x",))
+            r = await _member(b.port, "r", ("#x",))
+            while (await sa.json_event("joined", timeout=DEADLINE))["nick"] != "r":
+                pass  # node a knows r now (its registration came before its join)
+            acks: dict[str, list[int]] = {"sa": [], "sb": []}
+            targets = ["#x", "R"] * (count // 2)
+            async with anyio.create_task_group() as tg:
+                for nick, sender in (("sa", sa), ("sb", sb)):
+                    texts = [f"{nick} {i}" for i in range(count)]
+                    tg.start_soon(_burst, sender, targets, texts, acks[nick], [])
+            got = await _messages(r, 2 * count)
+            ids = [event["id"] for event in got]
+            assert ids == sorted(ids) and len(set(ids)) == 2 * count
+            for nick, acked in acks.items():
+                assert [(e["id"], e["text"], e["to"]) for e in got if e["from"] == nick] == [
+                    (i, f"{nick} {n}", "#x" if n % 2 == 0 else "r") for n, i in enumerate(acked)
+                ]
+            # Nothing more is on its way (no private message twice): the next one is new.
+            await _burst(sa, "r", ["end"], [])
+            (last,) = await _messages(r, 1)
+            assert (last["from"], last["text"], last["to"]) == ("sa", "end", "r")
+            assert last["id"] > ids[-1]
+        for client in (sa, sb, r):
+            await client.aclose()
+
+
+async def test_resume_on_another_node_misses_no_private_message(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """An account drops off node a and logs in on node b: ``history after=<last id seen>``
+    of its private chat has every private message since, and of its room every message."""
+    password = "ada's long password"
+    async with open_store(postgres_url) as store:
+        created = await store.create_account(
+            Account(
+                nick="ada",
+                password_hash=await hash_password_async(password),
+                created=time.time(),
+                since_id=1,
+            )
+        )
+        assert created
+    async with nodes(redis.url, 2, database_urls=[postgres_url] * 2) as (a, b):
+        async with (
+            anychat.connect(*a.address, nick="ada", password=password) as ada,
+            anychat.connect(*b.address, nick="bob") as bob,
+        ):
+            with anyio.fail_after(DEADLINE):
+                for client in (ada, bob):
+                    await client.wait_for(m.Members)  # both nodes hear #general
+                await ada.wait_for(m.Joined, lambda e: e.nick == "bob")  # node a knows bob
+                seen = [await bob.send("ada", "private, seen"), await bob.send("#general", "seen")]
+                for ack in seen:
+                    assert (await ada.wait_for(m.Message)).id == ack.id
+                last_seen = ada.last_id
+            await ada.aclose()
+            with anyio.fail_after(DEADLINE):
+                await bob.wait_for(m.Quitted, lambda e: e.nick == "ada")  # node b knows
+                missed = [await bob.send("ada", f"private {i}") for i in range(3)]
+                in_room = await bob.send("#general", "said meanwhile")
+                missed.append(await bob.send("ADA", "private, last"))
+        async with anychat.connect(*b.address, nick="ada", password=password) as again:
+            with anyio.fail_after(DEADLINE):
+                page = await again.history("bob", after=last_seen)
+                assert [(msg.id, msg.sender, msg.text) for msg in page] == [
+                    (ack.id, "bob", text)
+                    for ack, text in zip(
+                        missed,
+                        ["private 0", "private 1", "private 2", "private, last"],
+                        strict=True,
+                    )
+                ]
+                room = await again.history("#general", after=last_seen)
+                assert [msg.id for msg in room] == [in_room.id]

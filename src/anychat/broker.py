@@ -33,9 +33,7 @@ from .effects import (
     Disconnect,
     Effect,
     ListenRoom,
-    NumberMessage,
     Persist,
-    Publish,
     Request,
 )
 from .replay import RecentHistory
@@ -492,30 +490,23 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
                     m.Ack(id=msg.id, time=msg.time, target=room.name, ref=cmd.ref),
                 ),
             ]
-        if self.bus.shared and not self.bus.holds_id():
-            return [NumberMessage(session.peer, cmd)]  # a cluster-wide id first
-        other = self._nicks.get(m.casefold(target))
-        if other is None and self.bus.is_registered(m.casefold(target)):
-            # An account that is offline: stored for it to read (history) when it logs in.
-            msg = self._message(session, target, cmd)
-            return [
-                Persist(
-                    msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=target, ref=cmd.ref)
-                )
-            ]
-        if other is None and (remote := self._remote_user(target)) is not None:
-            msg = self._message(session, remote.nick, cmd)
-            ack = m.Ack(id=msg.id, time=msg.time, target=remote.nick, ref=cmd.ref)
-            return [Persist(msg, session.peer, ack), Publish("", msg)]
-        if other is None:
+        key = m.casefold(target)
+        other = self._nicks.get(key)
+        remote = self._remote_user(target) if other is None else None
+        if other is None and remote is None and not self.bus.is_registered(key):
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {target}")
-        msg = self._message(session, other.nick, cmd)
-        return [
-            Deliver(msg, (other.peer,)),
-            Persist(
-                msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=other.nick, ref=cmd.ref)
-            ),
-        ]
+        # To a session here, on another node, or an account that is offline (stored for it to
+        # read with history when it logs in).
+        to = other.nick if other else remote.nick if remote else target
+        if self.bus.shared:  # numbered and published in one step, like a room message
+            unnumbered = self._message(session, to, cmd, numbered=False)
+            node = remote.node if remote else ""
+            return [Broadcast("", unnumbered, session.peer, cmd, node)]
+        msg = self._message(session, to, cmd)
+        persist = Persist(
+            msg, session.peer, m.Ack(id=msg.id, time=msg.time, target=to, ref=cmd.ref)
+        )
+        return [Deliver(msg, (other.peer,)), persist] if other else [persist]
 
     def _ping(self, session: Session[P], cmd: m.Ping) -> list[Effect[P]]:
         return [Deliver(cmd.reply(), (session.peer,))]

@@ -5,9 +5,9 @@ shared bus (``bus.shared``): a single node never reaches any of it. What the oth
 arrives through :meth:`ClusterRules.remote`, after the bus decoded it; the users of other nodes
 live in the bus's :class:`~anychat.bus.directory.Directory`, which this mixin keeps current, so
 member lists, WHOIS and private messages cover the whole chat without a round trip. What needs
-one (a nick another node may be claiming, a private message's cluster-wide id) becomes a request
-effect. A room message becomes a :class:`~anychat.effects.Broadcast`: the bus numbers and
-publishes it in one step, and :meth:`ClusterRules.numbered` delivers it here when its id is back.
+one (a nick another node may be claiming) becomes a request effect. A message, to a room or a
+nick, becomes a :class:`~anychat.effects.Broadcast`: the bus numbers and publishes it in one
+step, and :meth:`ClusterRules.numbered` delivers it here when its id is back.
 """
 
 from __future__ import annotations
@@ -79,15 +79,19 @@ class ClusterRules(BrokerPart[P]):
         )
 
     def numbered(self, sent: Broadcast[P], msg_id: int) -> list[Effect[P]]:
-        """A room message of this node has its id (and the other nodes have it): deliver it to
-        the members here, store it, ack it. It was accepted already, so it goes to whoever is
-        in the room now, even if its sender left meanwhile (the others heard it too)."""
+        """A message of this node has its id (and the other nodes have it): deliver it to the
+        members here (a private one to its recipient, if here), store it, ack it. It was
+        accepted already, so it goes to whoever is in the room now, even if its sender left
+        meanwhile (the others heard it too)."""
         msg = dataclasses.replace(sent.message, id=msg_id)
         msg = self.sent.said(sent.peer, sent.then, msg)
-        self.recent.remember(msg)
-        room = self._rooms.get(sent.room)
         ack = m.Ack(id=msg_id, time=msg.time, target=msg.target, ref=sent.then.ref)
         persist: Persist[P] = Persist(msg, sent.peer, ack)
+        if not sent.room:
+            other = None if sent.node else self._nicks.get(m.casefold(msg.target))
+            return [persist] if other is None else [Deliver(msg, (other.peer,)), persist]
+        self.recent.remember(msg)
+        room = self._rooms.get(sent.room)
         if room is None:
             return [persist]
         return [Deliver(msg, room.members, skip=sent.peer), persist]

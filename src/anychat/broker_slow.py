@@ -24,7 +24,6 @@ from .effects import (
     Effect,
     ListenRoom,
     LoginGrant,
-    NumberMessage,
     Outcome,
     ReadConversations,
     ReadHistory,
@@ -157,7 +156,7 @@ class SlowWork(BrokerPart[P]):
             return self._continue(request.peer, request.then)
         if isinstance(request, ListenRoom):
             return self._continue(request.peer, request.then)  # listening or not: join
-        if isinstance(request, ClaimNick | NumberMessage):
+        if isinstance(request, ClaimNick):
             return self._bus_answered(request, outcome)
         session = self._sessions.get(request.peer)
         if isinstance(outcome, m.Error):
@@ -192,24 +191,14 @@ class SlowWork(BrokerPart[P]):
             return effects + after
         return [logged_in, *self.log_in(session.peer, outcome.nick, request.ref)]
 
-    def _bus_answered(
-        self, request: ClaimNick[P] | NumberMessage[P], outcome: Outcome
-    ) -> list[Effect[P]]:
-        """A claimed nick or a message id came back: go on with the command that asked."""
+    def _bus_answered(self, request: ClaimNick[P], outcome: Outcome) -> list[Effect[P]]:
+        """A claimed nick came back: go on with the command that asked."""
         session = self._sessions.get(request.peer)
         alive = session is not None and session.state is not SessionState.GONE
         if not isinstance(outcome, BusGrant):
             if not alive or not isinstance(outcome, m.Error):
                 return []
             return [Deliver(dataclasses.replace(outcome, ref=request.then.ref), (request.peer,))]
-        if isinstance(request, NumberMessage):
-            if not alive:
-                return []
-            self.bus.hold_id(outcome.message_id)
-            try:
-                return self._continue(request.peer, request.then)
-            finally:
-                self.bus.hold_id(0)
         effects = self._continue(request.peer, request.then) if alive else []
         return self._claimed(request.peer, request.nick, effects)
 

@@ -31,7 +31,6 @@ __all__ = [
     "Effect",
     "ListenRoom",
     "LoginGrant",
-    "NumberMessage",
     "Outcome",
     "Persist",
     "Publish",
@@ -94,12 +93,15 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast(Generic[P]):
-    """Number a room message cluster-wide and publish it to the other nodes, in one step.
+    """Number a message cluster-wide and publish it to the other nodes, in one step.
 
     The bus takes the id and publishes in one atomic call, so ids increase in the order every
-    node hears the room's messages. ``message`` has id 0 until then; once the number is back (in
-    that same order), :meth:`~anychat.broker_cluster.ClusterRules.numbered` makes its local
-    effects: the delivery to this node's members, storing it, the sender's ack.
+    node hears its messages. A room message goes to the nodes hearing ``room``; a private
+    message (``room`` empty) to the node of its recipient, ``node`` (empty: this node, whose
+    own channel it then comes back on, for a recipient here or an account that is offline).
+    ``message`` has id 0 until then; once the number is back (in that same order),
+    :meth:`~anychat.broker_cluster.ClusterRules.numbered` makes its local effects: the delivery
+    to this node's members (or recipient), storing it, the sender's ack.
     Nothing awaits it: the sender's next commands go on meanwhile.
     """
 
@@ -107,6 +109,7 @@ class Broadcast(Generic[P]):
     message: m.Message
     peer: P
     then: m.Say
+    node: str = ""
 
 
 # ------------------------------------------------------------------------------ requests
@@ -200,14 +203,6 @@ class ClaimNick(Generic[P]):
 
 
 @dataclass(frozen=True, slots=True)
-class NumberMessage(Generic[P]):
-    """Get a cluster-wide message id (in accept order across nodes), then say ``then``."""
-
-    peer: P
-    then: m.Say
-
-
-@dataclass(frozen=True, slots=True)
 class ListenRoom(Generic[P]):
     """Hear the other nodes' events of ``room`` (folded) before the first member here joins
     it, so that member misses nothing said after the join; then run ``then``."""
@@ -219,9 +214,7 @@ class ListenRoom(Generic[P]):
 
 @dataclass(frozen=True, slots=True)
 class BusGrant:
-    """The bus said yes: the nick is this node's, or the message has ``message_id``."""
-
-    message_id: int = 0
+    """The bus said yes: the nick is this node's (or the room is heard)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +228,7 @@ class LoginGrant:
 
 Request: TypeAlias = (
     "Authenticate[P] | CreateAccount[P] | ReadHistory[P] | ReadConversations[P] | WarmRooms[P]"
-    " | ClaimNick[P] | NumberMessage[P] | ListenRoom[P]"
+    " | ClaimNick[P] | ListenRoom[P]"
 )
 Effect: TypeAlias = "Deliver[P] | Disconnect[P] | Persist[P] | Publish | Broadcast[P] | Request[P]"
 #: What a service answers: a grant, a page, conversations, the rooms' messages, or why it failed.

@@ -36,7 +36,6 @@ from .effects import (
     Disconnect,
     Effect,
     ListenRoom,
-    NumberMessage,
     Outcome,
     Persist,
     Publish,
@@ -73,7 +72,6 @@ _REQUESTS = (
     ReadConversations,
     WarmRooms,
     ClaimNick,
-    NumberMessage,
     ListenRoom,
 )
 
@@ -207,7 +205,6 @@ class Hub:
                 | ReadConversations()
                 | WarmRooms()
                 | ClaimNick()
-                | NumberMessage()
                 | ListenRoom()
             ):
                 if self.task_group is not None:
@@ -233,7 +230,7 @@ class Hub:
         self.flush()
 
     async def _outcome(self, request: Request[Connection]) -> Outcome:
-        if isinstance(request, ClaimNick | NumberMessage | ListenRoom):
+        if isinstance(request, ClaimNick | ListenRoom):
             assert self.cluster is not None  # only a shared bus asks these
             return await self.cluster.fulfil(request)
         return self._unencrypted_credentials(request) or await self.services.fulfil(request)

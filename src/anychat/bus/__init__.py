@@ -40,16 +40,8 @@ class Bus(Protocol):
         ...
 
     def allocate_id(self) -> int:
-        """A fresh message id, larger than every id allocated before it in this chat."""
-        ...
-
-    def hold_id(self, message_id: int) -> None:
-        """The id the next :meth:`allocate_id` returns (fetched by a ``NumberMessage``
-        request); 0 drops one not used."""
-        ...
-
-    def holds_id(self) -> bool:
-        """Whether :meth:`allocate_id` can answer now (always, for a single node)."""
+        """A fresh message id, larger than every id allocated before it in this chat (a single
+        node's; a cluster's messages are numbered by the bus as it publishes them)."""
         ...
 
     # ---------------------------------------------------------------- nicks

@@ -37,12 +37,6 @@ class LocalBus:
         self._next_id = msg_id + 1
         return msg_id
 
-    def hold_id(self, message_id: int) -> None:
-        pass
-
-    def holds_id(self) -> bool:
-        return True
-
     def claim_nick(self, nick: str) -> bool:
         return True
 

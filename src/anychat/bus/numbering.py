@@ -1,9 +1,10 @@
-"""The room messages a node handed to Redis and has not delivered here yet (bookkeeping only).
+"""The messages a node handed to Redis and has not delivered here yet (bookkeeping only).
 
-A room message is numbered by the batch script that publishes it, and delivered to this node's
-members when it comes back from Redis (:mod:`anychat.bus.redis` says why). Meanwhile it waits
-here under its sequence number; the script's answer adds its id, which matters only if it never
-comes back: its room is no longer heard here, or the connection went first.
+A message (to a room or a nick) is numbered by the batch script that publishes it, and
+delivered here when it comes back from Redis (:mod:`anychat.bus.redis` says why; a private
+message to another node comes back as its id alone, on this node's channel). Meanwhile it waits
+here under its sequence number; the script's answer adds its id, which finishes it when it
+never comes back: its room is no longer heard here, or the connection went first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..effects import Broadcast
 
 __all__ = ["MAX_UNNUMBERED", "Unnumbered"]
 
-#: Room messages waiting for their number before a sender's reader waits too.
+#: Messages waiting for their number before a sender's reader waits too.
 MAX_UNNUMBERED: Final = 10_000
 
 
@@ -28,7 +29,7 @@ class Unnumbered:
     def __init__(self, limit: int = MAX_UNNUMBERED) -> None:
         self.limit = limit
         self._waiting: dict[int, tuple[Broadcast[Any], int]] = {}
-        #: Sequence numbers (and rooms) in the order queued: the script numbers them so.
+        #: Sequence numbers (and channels) in the order queued: the script numbers them so.
         self._queued: deque[tuple[int, str]] = deque()
         self._seq = 0
         self._roomy = anyio.Event()  # set while fewer than ``limit`` wait
@@ -36,11 +37,12 @@ class Unnumbered:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, sent: Broadcast[Any]) -> int:
-        """Wait for ``sent``'s number; returns its sequence number (the payload carries it)."""
+    def add(self, sent: Broadcast[Any], channel: str) -> int:
+        """Wait for the number of ``sent`` (heard back on ``channel``); returns its sequence
+        number (the payload carries it)."""
         self._seq = seq = self._seq + 1
         self._waiting[seq] = (sent, 0)
-        self._queued.append((seq, sent.room))
+        self._queued.append((seq, channel))
         if len(self._waiting) >= self.limit and self._roomy.is_set():
             self._roomy = anyio.Event()
         return seq
@@ -64,14 +66,14 @@ class Unnumbered:
         self, first_id: int, count: int, heard: Callable[[str], bool]
     ) -> list[tuple[int, int]]:
         """The script numbered the next ``count`` queued messages from ``first_id`` on:
-        returns (sequence number, id) of those to finish now, whose room is not ``heard``."""
+        returns (sequence number, id) of those to finish now, whose channel is not ``heard``."""
         now = []
         for offset in range(count):
-            seq, room = self._queued.popleft()
+            seq, channel = self._queued.popleft()
             entry = self._waiting.get(seq)
             if entry is not None:
                 self._waiting[seq] = (entry[0], first_id + offset)
-                if not heard(room):
+                if not heard(channel):
                     now.append((seq, first_id + offset))
         return now
 

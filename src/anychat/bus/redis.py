@@ -2,22 +2,24 @@
 
 The broker stays synchronous: everything it asks of this bus is answered from memory (the nicks
 this node holds, the directory of the other nodes' users, the message id fetched for it), and
-what needs Redis first is a request effect (``ClaimNick``, a private message's
-``NumberMessage``) that the hub awaits through :meth:`RedisBus.fulfil`. What the broker
+what needs Redis first is a request effect (``ClaimNick``, ``ListenRoom``) that the hub awaits
+through :meth:`RedisBus.fulfil`. What the broker
 publishes is queued and sent in order by one task, in batches: one script call per loop turn
 for everything queued meanwhile, written on a pipelined connection of the bus's own without
 waiting for the last one's answer (:mod:`anychat.bus.resp`); the channels are heard on a
 second one, a whole read at a time. coredis carries the other commands (claims, heartbeats).
 
-A room message (a :class:`~anychat.effects.Broadcast`) is numbered by that same script call:
-one ``INCRBY`` takes the ids of every room message in the batch, and each is published with its
-id written into it, in that order, inside the one atomic call. So a room's ids increase in the
-order Redis publishes its messages, which is the order every subscribed node hears them,
-whichever node sent them, and the order its members see them. The sending node delivers its own
-message to its members when it hears it back from Redis, in that same order (a sequence number
-in the payload tells it which one, without decoding it): then a client's highest id seen is a
-true mark, below which it has seen every message of its rooms, and ``history after=<that id>``
-on any node misses nothing ("gap-free resume"). Nobody awaits the number: the sender's next
+A message (a :class:`~anychat.effects.Broadcast`) is numbered by that same script call: one
+``INCRBY`` takes the ids of every message in the batch, and each is published with its id
+written into it, in that order, inside the one atomic call: a room message to its room's
+channel, a private one to its recipient's node's channel (this node's own, for a recipient here
+or an offline account). So ids increase in the order Redis publishes, which is the order every
+node hears its channels, whichever node sent them, and the order its clients see them. The
+sending node delivers its own message here when it hears it back from Redis, in that same order
+(a sequence number in the payload tells it which one, without decoding it); a private message
+to another node is done when the script answers. Then a client's highest id seen is a true
+mark, below which it has seen every message of its rooms and to its nick, and
+``history after=<that id>`` on any node misses nothing ("gap-free resume"). Nobody awaits the number: the sender's next
 commands go on, and a burst of messages costs one script call (:mod:`anychat.bus.numbering`
 keeps what waits for its number meanwhile).
 
@@ -56,7 +58,7 @@ import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from .. import model as m
-from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, NumberMessage, Outcome
+from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, Outcome
 from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser
 from .leases import Leases
@@ -82,8 +84,11 @@ BACKOFF_FIRST: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 
 
+ROOM_CHANNELS: Final = PREFIX + "room:"
+
+
 def room_channel(room: str) -> str:
-    return f"{PREFIX}room:{room}"
+    return ROOM_CHANNELS + room
 
 
 def node_channel(node: str) -> str:
@@ -132,7 +137,6 @@ class RedisBus(Leases):
         self._owned: set[str] = set()
         #: Nicks given back whose release has not reached Redis yet (a clean stop sends them).
         self._releasing: set[str] = set()
-        self._held = 0
         self._last_id = first_message_id - 1
         #: The highest id seen from any node: the counter restarts past it if Redis lost it.
         self._seen_id = self._last_id
@@ -169,17 +173,7 @@ class RedisBus(Leases):
         return self._last_id + 1
 
     def allocate_id(self) -> int:
-        msg_id, self._held = self._held, 0
-        if not msg_id:
-            raise AssertionError("a message of a cluster needs its id fetched first")
-        self._last_id = max(self._last_id, msg_id)
-        return msg_id
-
-    def hold_id(self, message_id: int) -> None:
-        self._held = message_id
-
-    def holds_id(self) -> bool:
-        return self._held != 0
+        raise AssertionError("a cluster's messages are numbered as they are published (broadcast)")
 
     def claim_nick(self, nick: str) -> bool:
         return nick in self._owned
@@ -213,14 +207,31 @@ class RedisBus(Leases):
         self._queue("U", room, "")
 
     def broadcast(self, sent: Broadcast[Any]) -> m.Error | None:
-        """Number ``sent.message`` and publish it to ``sent.room`` in the next batch; what it
+        """Number ``sent.message`` and publish it in the next batch, to ``sent.room`` or (a
+        private message) to ``sent.node``'s channel (this node's own if empty); what it
         becomes is reported to ``on_numbered`` (or ``on_unnumbered``). An error at once if
         Redis is away."""
         if self._ops is None or not self.connected:
             return _unavailable("send messages")
-        head, tail = wire.encode_numbered(self.node, self._unnumbered.add(sent), sent.message)
-        self._queue("N", room_channel(sent.room), head + "\0" + tail)
+        # Where it goes, and where this node hears it back (in Redis's order, among everything
+        # else it hears: what makes a client's ids rise): its room, or this node's own channel
+        # (for a private message to another node the script puts the id there too: "M").
+        own = node_channel(self.node)
+        if sent.room:
+            op, channel, back = "N", room_channel(sent.room), room_channel(sent.room)
+        elif sent.node and sent.node != self.node:
+            op, channel, back = "M", node_channel(sent.node), own
+        else:
+            op, channel, back = "N", own, own
+        head, tail = wire.encode_numbered(self.node, self._unnumbered.add(sent, back), sent.message)
+        self._queue(op, channel, head + "\0" + tail)
         return None
+
+    def _hears(self, channel: str) -> bool:
+        """Whether this node hears ``channel`` (its own, or a room it listens to)."""
+        if channel.startswith(ROOM_CHANNELS):
+            return channel[len(ROOM_CHANNELS) :] in self._listening
+        return channel == node_channel(self.node)
 
     @property
     def crowded(self) -> bool:
@@ -246,9 +257,9 @@ class RedisBus(Leases):
             logger.exception("cannot deliver a numbered message here")
 
     def _answered(self, first_id: int, count: int) -> None:
-        """The script numbered ``count`` queued room messages from ``first_id`` on: those of
-        rooms this node does not hear (all its members left meanwhile) are done now."""
-        for seq, msg_id in self._unnumbered.answered(first_id, count, self._listening.__contains__):
+        """The script numbered ``count`` queued messages from ``first_id`` on: those this node
+        will not hear back (their room's last member here left meanwhile) are done now."""
+        for seq, msg_id in self._unnumbered.answered(first_id, count, self._hears):
             self._numbered(seq, msg_id)
         self.on_flush()
 
@@ -269,10 +280,6 @@ class RedisBus(Leases):
         payload = wire.encode(self.node, event).decode()
         if room:
             self._queue("P", room_channel(room), payload)
-        elif isinstance(event, m.Message):
-            user = self.directory.users.get(m.casefold(event.target))
-            if user is not None:
-                self._queue("P", node_channel(user.node), payload)
         else:
             self._tell_about_mine(event, payload)
 
@@ -303,10 +310,8 @@ class RedisBus(Leases):
 
     # ------------------------------------------------------------------ requests
 
-    async def fulfil(
-        self, request: ClaimNick[Any] | NumberMessage[Any] | ListenRoom[Any]
-    ) -> Outcome:
-        """Claim a nick or fetch a message id; ``cluster_unavailable`` if Redis is away."""
+    async def fulfil(self, request: ClaimNick[Any] | ListenRoom[Any]) -> Outcome:
+        """Claim a nick (``cluster_unavailable`` if Redis is away) or hear a room."""
         if isinstance(request, ListenRoom):
             await self._listen(request.room)
             return BusGrant()
@@ -315,10 +320,6 @@ class RedisBus(Leases):
                 raise ConnectionError("the cluster bus is out of reach")
             with anyio.fail_after(REQUEST_SECONDS):
                 await self._up.wait()
-                if isinstance(request, NumberMessage):
-                    msg_id = int(await self._client.incr(IDS))
-                    self._seen_id = max(self._seen_id, msg_id)
-                    return BusGrant(message_id=msg_id)
                 async with self._nick_lock:
                     won = await self._scripts["claim"](
                         keys=[PREFIX + "nick:" + request.nick],
@@ -333,9 +334,7 @@ class RedisBus(Leases):
         except Exception as exc:  # Redis away or failing: refuse this one, keep the node
             if not self.degraded:  # (an outage is logged once, when it starts)
                 logger.warning("cluster request failed: %s", _why(exc))
-            return _unavailable(
-                "send messages" if isinstance(request, NumberMessage) else "take new nicks"
-            )
+            return _unavailable("take new nicks")
 
     async def _listen(self, room: str) -> None:
         """Subscribe to a room's channel before its first member here joins (best effort:
@@ -537,12 +536,12 @@ class RedisBus(Leases):
             return
         pipe, sha = self._pipe, self._batch_sha
         assert pipe is not None
-        keys = [self._users_key(self.node), PREFIX + "nick:", IDS]
+        keys = [self._users_key(self.node), PREFIX + "nick:", IDS, node_channel(self.node)]
         if "R" not in batch[::3]:
-            args, numbered = list(batch), batch[::3].count("N")
+            args, numbered = list(batch), _numbered_ops(batch)
             batch.clear()
             await pipe.send(
-                ["EVALSHA", sha, "3", *keys, *args], lambda reply: self._batch_done(reply, numbered)
+                ["EVALSHA", sha, "4", *keys, *args], lambda reply: self._batch_done(reply, numbered)
             )
             return
         async with self._nick_lock:
@@ -555,8 +554,8 @@ class RedisBus(Leases):
             ]
             batch.clear()
             if args:
-                first = await pipe.call("EVALSHA", sha, "3", *keys, *args)
-                self._batch_done(first, args[::3].count("N"))
+                first = await pipe.call("EVALSHA", sha, "4", *keys, *args)
+                self._batch_done(first, _numbered_ops(args))
                 self._releasing.difference_update(
                     args[i + 1] for i in range(0, len(args), 3) if args[i] == "R"
                 )
@@ -568,6 +567,12 @@ class RedisBus(Leases):
             raise ConnectionError(f"the batch script failed: {first}")
         if numbered:
             self._answered(int(first), numbered)
+
+
+def _numbered_ops(batch: list[str]) -> int:
+    """How many messages the script numbers for ``batch``."""
+    ops = batch[::3]
+    return ops.count("N") + ops.count("M")
 
 
 def _unavailable(what: str) -> m.Error:

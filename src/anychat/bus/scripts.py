@@ -44,22 +44,25 @@ end
 return lost
 """
 # A batch of queued work, in order: P channel payload | N channel head NUL tail (numbered:
-# published as head .. id .. tail) | H nick json | D nick | R nick node. Returns the first id.
+# published as head .. id .. tail) | M channel head NUL tail (the same, and head .. id to the
+# sender's own channel KEYS[4], which tells it the id in order) | H nick json | D nick |
+# R nick node. Returns the first id.
 BATCH: Final = """
 local n = 0
 for i = 1, #ARGV, 3 do
-  if ARGV[i] == 'N' then n = n + 1 end
+  if ARGV[i] == 'N' or ARGV[i] == 'M' then n = n + 1 end
 end
 local id = 0
 if n > 0 then id = redis.call('INCRBY', KEYS[3], n) - n end
 local first = id + 1
 for i = 1, #ARGV, 3 do
   local op, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  if op == 'N' then
+  if op == 'N' or op == 'M' then
     id = id + 1
     local at = string.find(b, '\\0', 1, true)
-    redis.call('PUBLISH', a, string.sub(b, 1, at - 1) .. string.format('%d', id)
-      .. string.sub(b, at + 1))
+    local head = string.sub(b, 1, at - 1) .. string.format('%d', id)
+    redis.call('PUBLISH', a, head .. string.sub(b, at + 1))
+    if op == 'M' then redis.call('PUBLISH', KEYS[4], head) end
   elseif op == 'P' then redis.call('PUBLISH', a, b)
   elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
   elseif op == 'D' then redis.call('HDEL', KEYS[1], a)

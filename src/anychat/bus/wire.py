@@ -67,8 +67,9 @@ def encode_numbered(node: str, seq: int, msg: m.Message) -> tuple[str, str]:
 
 def numbered_echo(data: str, prefix: str) -> tuple[int, int]:
     """The sequence number and id of a numbered message that begins with ``prefix`` (this
-    node's own, back from Redis: read without decoding the rest); ``ValueError`` if it is not
-    one."""
+    node's own, back from Redis: read without decoding the rest, which may be missing: a
+    private message to another node comes back as its head and id alone); ``ValueError`` if
+    it is not one."""
     seq, _, rest = data[len(prefix) :].partition(",")
     if not rest.startswith(_NUMBERED[1:]):
         raise ValueError("not a numbered message")
