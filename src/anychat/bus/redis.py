@@ -35,7 +35,7 @@ Redis holds:
   their rooms), which a node starting or reconnecting reads the whole directory from;
 - channels: ``anychat:room:<folded room>`` (messages and topics, one publish per message, heard
   only by nodes with members there), ``anychat:to:<id>`` (private messages to that node's
-  users) and ``anychat:presence`` (registrations, joins, parts, nick changes, quits).
+  users, and the ids of those it sent to other nodes) and ``anychat:presence`` (registrations, joins, parts, nick changes, quits).
 
 When Redis is out of reach the node keeps its local clients, tells them the chat is degraded,
 refuses what needs the other nodes (messages, new nicks: ``cluster_unavailable``) and reconnects
