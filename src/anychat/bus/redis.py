@@ -16,12 +16,13 @@ channel, a private one to its recipient's node's channel (this node's own, for a
 or an offline account). So ids increase in the order Redis publishes, which is the order every
 node hears its channels, whichever node sent them, and the order its clients see them. The
 sending node delivers its own message here when it hears it back from Redis, in that same order
-(a sequence number in the payload tells it which one, without decoding it); a private message
-to another node is done when the script answers. Then a client's highest id seen is a true
-mark, below which it has seen every message of its rooms and to its nick, and
-``history after=<that id>`` on any node misses nothing ("gap-free resume"). Nobody awaits the number: the sender's next
-commands go on, and a burst of messages costs one script call (:mod:`anychat.bus.numbering`
-keeps what waits for its number meanwhile).
+(a sequence number in the payload tells it which one, without decoding it); of a private
+message to another node the script publishes the head and id alone on this node's channel, so
+it too is stored and acked here in id order. Then a client's highest id seen is a true mark,
+below which it has seen every message of its rooms and to its nick, and
+``history after=<that id>`` on any node misses nothing ("gap-free resume"). Nobody awaits the
+number: the sender's next commands go on, and a burst of messages costs one script call
+(:mod:`anychat.bus.numbering` keeps what waits for its number meanwhile).
 
 Redis holds:
 

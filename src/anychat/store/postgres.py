@@ -42,8 +42,8 @@ Message ids, now and in a cluster: today the local bus numbers messages itself, 
 counting from the same maximum would hand out the same ids. The cluster work (a networked
 :class:`anychat.bus.Bus`, whose ``allocate_id`` the broker calls; not this module) takes every
 id from one shared counter at the moment a node accepts the message:
-``INCR`` on a Redis key, done in the same Lua script that publishes the message to the room's
-channel, so id order is publish order, the order every node delivers in; when the key is missing
+``INCRBY`` on a Redis key, done in the same Lua script that publishes the message to its
+room's (or recipient's node's) channel, so id order is publish order, the order every node delivers in; when the key is missing
 (Redis restarted without persistence) it is seeded from ``MAX(id)`` here, plus a margin for
 batches still in flight. A PostgreSQL sequence (``nextval``) is the durable alternative, at one
 database round trip per message before delivery; blocks of ids reserved per node are not, since
