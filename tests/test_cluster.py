@@ -667,3 +667,36 @@ async def test_resume_on_another_node_misses_no_private_message(
                 ]
                 room = await again.history("#general", after=last_seen)
                 assert [msg.id for msg in room] == [in_room.id]
+
+
+async def test_an_account_added_with_the_command_line_logs_in_on_either_node(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """``anychat users add`` (a process) while two nodes share the database: the account logs
+    in on either node, and history exported from it has what was said on both."""
+    async with nodes(redis.url, 2, database_urls=[postgres_url] * 2) as (a, b):
+        added = await anyio.run_process(
+            [*ANYCHAT, "users", "add", "zoe", "--database-url", postgres_url],
+            input=b"zoe's long password\n",
+            check=False,
+        )
+        assert added.returncode == 0, added.stderr
+        acks = []
+        async with anychat.connect(*b.address, nick="watcher") as watcher:
+            for node in (a, b):
+                async with anychat.connect(
+                    *node.address, nick="zoe", password="zoe's long password"
+                ) as zoe:
+                    with anyio.fail_after(DEADLINE):
+                        assert zoe.token is not None
+                        assert await zoe.history("zoe") == []  # logged in: may read her own
+                        acks.append(await zoe.send("#general", f"from {node.port}"))
+                with anyio.fail_after(DEADLINE):  # her node let the nick go: the other may take it
+                    await watcher.wait_for(m.Quitted, lambda e: e.nick == "zoe")
+        exported = await anyio.run_process(
+            [*ANYCHAT, "history", "export", "--room", "#general", "--database-url", postgres_url],
+            check=False,
+        )
+        assert exported.returncode == 0, exported.stderr
+        lines = [json.loads(line) for line in exported.stdout.decode().splitlines()]
+        assert [(e["id"], e["from"]) for e in lines] == [(ack.id, "zoe") for ack in acks]

@@ -8,6 +8,7 @@ migrate one database at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -225,6 +226,46 @@ def test_admin_commands_on_postgresql(postgres_url: str, tmp_path: Path) -> None
     assert run("users", "delete", "alice")[0] == 1
     code, out = run("users", "list")
     assert out.startswith("bob\t")
+
+
+async def _anychat(*args: str, stdin: str = "") -> tuple[int, str, str]:
+    """Run the real command line (``python -m anychat ...``) in a process of its own."""
+    done = await anyio.run_process(
+        [sys.executable, "-m", "anychat", *args], input=stdin.encode(), check=False
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+async def test_admin_command_processes_on_postgresql_beside_a_server(postgres_url: str) -> None:
+    """``anychat users ...`` and ``anychat history export`` as processes, against the database
+    a server uses: the account they add logs in there, the export has what it stored."""
+    url = ["--database-url", postgres_url]
+    code, out, err = await _anychat("users", "add", "zoe", *url, stdin="zoe's long password\n")
+    assert (code, out) == (0, "registered zoe\n"), err
+    assert "using database postgresql://" in err  # said on stderr: stdout stays the answer
+    code, _, err = await _anychat("users", "add", "ZOE", *url, stdin="zoe's long password\n")
+    assert code == 1 and "ZOE is already registered" in err
+    code, out, _ = await _anychat("users", "list", *url)
+    assert code == 0 and [line.split("\t")[0] for line in out.splitlines()] == ["zoe"]
+    async with (
+        anychat.serve(port=0, database_url=postgres_url) as server,
+        anychat.connect(*server.address, nick="zoe", password="zoe's long password") as zoe,
+    ):
+        assert zoe.token is not None  # logged in with the password the command line set
+        acks = [await zoe.send("#general", f"line {i}") for i in range(3)]  # acked: committed
+        code, out, err = await _anychat("history", "export", "--room", "#general", *url)
+        assert code == 0, err
+        exported = [json.loads(line) for line in out.splitlines()]
+        assert [(e["id"], e["from"], e["text"]) for e in exported] == [
+            (ack.id, "zoe", f"line {i}") for i, ack in enumerate(acks)
+        ]
+        code, out, err = await _anychat("users", "delete", "zoe", *url)
+        assert (code, out) == (0, "deleted zoe\n"), err
+        with anyio.fail_after(20):  # the server follows the change log (once a second)
+            notice = await zoe.wait_for(m.Error)
+        assert notice.code is m.ErrorCode.ACCOUNT_DELETED
+    code, out, _ = await _anychat("users", "list", *url)
+    assert (code, out) == (0, "")
 
 
 def _serve_subprocess(url: str) -> subprocess.Popen[bytes]:

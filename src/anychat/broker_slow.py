@@ -174,12 +174,10 @@ class SlowWork(BrokerPart[P]):
                 return []  # the account exists; its owner logs in to it next time
         if session is None or session.state is SessionState.GONE:
             return []
-        logged_in = Deliver(
-            m.LoggedIn(
-                nick=outcome.nick, token=outcome.token, expires=outcome.expires, ref=request.ref
-            ),
-            (session.peer,),
+        news = m.LoggedIn(
+            nick=outcome.nick, token=outcome.token, expires=outcome.expires, ref=request.ref
         )
+        logged_in = Deliver(news, (session.peer,))
         if isinstance(request, Authenticate) and request.then is not None:
             if session.state is not SessionState.NEW:
                 return []
@@ -188,6 +186,8 @@ class SlowWork(BrokerPart[P]):
             after = self.handle(session.peer, hello)
             if _is_active(session):  # the hello may still be refused (nick in use...)
                 effects.append(logged_in)
+            elif any(isinstance(effect, ClaimNick) for effect in after):
+                session.logged_in = news  # sent once the bus granted the nick
             return effects + after
         return [logged_in, *self.log_in(session.peer, outcome.nick, request.ref)]
 
@@ -196,10 +196,16 @@ class SlowWork(BrokerPart[P]):
         session = self._sessions.get(request.peer)
         alive = session is not None and session.state is not SessionState.GONE
         if not isinstance(outcome, BusGrant):
+            if session is not None:
+                session.logged_in = None  # the hello is refused: no news of a login with it
             if not alive or not isinstance(outcome, m.Error):
                 return []
             return [Deliver(dataclasses.replace(outcome, ref=request.then.ref), (request.peer,))]
         effects = self._continue(request.peer, request.then) if alive else []
+        if session is not None and session.logged_in is not None and _is_active(session):
+            # Before the welcome, as on a single node (a client has its token once welcomed).
+            effects.insert(0, Deliver(session.logged_in, (session.peer,)))
+            session.logged_in = None
         return self._claimed(request.peer, request.nick, effects)
 
     def _claimed(self, peer: P, nick: str, effects: list[Effect[P]]) -> list[Effect[P]]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from .rooms import Channel
 
 if TYPE_CHECKING:
-    from .model import Members
+    from .model import LoggedIn, Members
 
 __all__ = ["Room", "Session", "SessionState"]
 
@@ -49,6 +49,9 @@ class Session(Generic[P]):
     realname: str = ""
     #: Nicks it watches (IRC ``MONITOR``): folded -> as given.
     watching: dict[str, str] = field(default_factory=dict)
+    #: What a hello with a password earns once its nick is claimed cluster-wide (sent then;
+    #: not at all if the claim fails, as when a hello is refused).
+    logged_in: LoggedIn | None = None
 
     def relist(self) -> None:
         """Its nick, identity, away message or account changed: every room it is in must
