@@ -7,7 +7,7 @@ import pytest
 
 from anychat import model as m
 from anychat.bus import wire
-from anychat.bus.directory import Directory, Present
+from anychat.bus.directory import Directory, Present, TakeOver
 from anychat.bus.resp import Incomplete, RedisReplyError, encode_command, parse
 
 
@@ -23,6 +23,8 @@ def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:
     assert (back_joined.ref, back_joined.realname, back_joined.account) == (None, "Bob", "bob")
     present = Present(nick="cy", rooms=("#a", "#b"))
     assert wire.decode(wire.encode("n2", present)) == ("n2", present)
+    take_over = TakeOver(nick="zoe", account="zoe")
+    assert wire.decode(wire.encode("n2", take_over)) == ("n2", take_over)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,8 @@ def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:
         b'{"n": "x"}',
         b'{"n": "x", "t": "Welcome", "f": {}}',  # not a bus event
         b'{"n": 1, "t": "Quitted", "f": {"nick": "a"}}',
+        b'{"n": "x", "t": "TakeOver", "f": {"nick": "a"}}',  # no account
+        b'{"n": "x", "t": "TakeOver", "f": {"nick": "a", "account": 3}}',
         b'{"n": "x", "t": "Quitted", "f": {"nick": "a", "bogus": 1}}',
         b'{"n": "x", "t": "Message", "f": {"id": 1, "kind": "shouting"}}',
         b'{"n": "x", "t": "Message", "f": {"id": "1", "time": 0, "sender": "a", "target": "#a",'

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 from anychat import model as m
 from anychat.broker import Broker, Deliver, Persist
-from anychat.bus.directory import BusEvent, Present
+from anychat.bus.directory import BusEvent, Present, TakeOver
 from anychat.bus.local import LocalBus
-from anychat.effects import Broadcast, Publish
+from anychat.effects import Broadcast, ClaimNick, Disconnect, Publish
 
 
 class TwoNodeView(LocalBus):
@@ -117,3 +117,26 @@ def test_the_local_bus_publishes_nothing_and_shares_registered_nicks() -> None:
     assert broker.bus.is_registered("carol") and broker.is_registered("CAROL")
     broker.remove_registered("carol")
     assert not broker.is_registered("carol")
+
+
+def test_a_login_takes_over_its_accounts_nick_from_another_node_and_only_that() -> None:
+    bus = TwoNodeView(())
+    bus.set_registered(["zoe"])
+    bus.directory.apply(
+        "n2", Present(nick="Zoe", user="zoe", realname="", account="zoe", since=0.0, rooms=())
+    )
+    broker: Broker[str] = Broker(bus=bus)
+    (refusal,) = _hello(broker, "guest", "zoe")  # not logged in: refused, nothing asked
+    assert isinstance(refusal, Deliver) and isinstance(refusal.event, m.Error)
+    assert refusal.event.code is m.ErrorCode.NICK_REGISTERED
+    broker.connect("p1")
+    broker.log_in("p1", "zoe")
+    (ask,) = broker.handle("p1", m.Hello(nick="zoe"))
+    assert isinstance(ask, ClaimNick) and (ask.nick, ask.take_from) == ("zoe", "n2")
+    # The node holding a nick closes its session only for a take-over by the same account.
+    _hello(broker, "p2", "ada")
+    assert broker.remote("n2", TakeOver(nick="ADA", account="ada")) == []  # a guest's: no
+    broker.log_in("p2", "ada")
+    effects = broker.remote("n2", TakeOver(nick="ADA", account="ada"))
+    (gone,) = [e for e in effects if isinstance(e, Disconnect)]
+    assert gone.peer == "p2" and gone.bye.code is m.ErrorCode.LOGGED_IN_ELSEWHERE

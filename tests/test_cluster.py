@@ -619,22 +619,25 @@ async def test_private_and_room_messages_reach_a_member_once_with_ids_rising(
             await client.aclose()
 
 
+async def _create_account(database_url: str, nick: str, password: str) -> None:
+    """An account in the shared store before the nodes start (so each knows it at once)."""
+    async with open_store(database_url) as store:
+        account = Account(
+            nick=nick,
+            password_hash=await hash_password_async(password),
+            created=time.time(),
+            since_id=1,
+        )
+        assert await store.create_account(account)
+
+
 async def test_resume_on_another_node_misses_no_private_message(
     redis: RedisServer, postgres_url: str
 ) -> None:
     """An account drops off node a and logs in on node b: ``history after=<last id seen>``
     of its private chat has every private message since, and of its room every message."""
     password = "ada's long password"
-    async with open_store(postgres_url) as store:
-        created = await store.create_account(
-            Account(
-                nick="ada",
-                password_hash=await hash_password_async(password),
-                created=time.time(),
-                since_id=1,
-            )
-        )
-        assert created
+    await _create_account(postgres_url, "ada", password)
     async with nodes(redis.url, 2, database_urls=[postgres_url] * 2) as (a, b):
         async with (
             anychat.connect(*a.address, nick="ada", password=password) as ada,
@@ -700,3 +703,31 @@ async def test_an_account_added_with_the_command_line_logs_in_on_either_node(
         assert exported.returncode == 0, exported.stderr
         lines = [json.loads(line) for line in exported.stdout.decode().splitlines()]
         assert [(e["id"], e["from"]) for e in lines] == [(ack.id, "zoe") for ack in acks]
+
+
+async def test_a_login_on_another_node_takes_the_nick_over_from_its_ghost(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """Zoe's old session (a dropped link, say) holds her nick on node a; she logs in on node
+    b: that one is closed, as a second login on one node closes the first, and she has it."""
+    password = "zoe's long password"
+    await _create_account(postgres_url, "zoe", password)
+    async with (
+        nodes(redis.url, 2, database_urls=[postgres_url] * 2) as (a, b),
+        anychat.connect(*b.address, nick="watcher") as watcher,
+        anychat.connect(*a.address, nick="zoe", password=password) as ghost,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await watcher.wait_for(m.Joined, lambda e: e.nick == "zoe")  # node b knows her
+            with pytest.raises(anychat.NickRegistered):  # nobody else may take it over
+                async with anychat.connect(*b.address, nick="ZOE"):
+                    pass
+            async with anychat.connect(*b.address, nick="zoe", password=password) as zoe:
+                assert zoe.nick == "zoe" and zoe.token is not None
+                bye = await ghost.wait_for(m.Bye)
+                assert bye.code is m.ErrorCode.LOGGED_IN_ELSEWHERE
+                quit = await watcher.wait_for(m.Quitted)  # the ghost left, for everyone
+                assert quit.nick == "zoe"
+                ack = await watcher.send("zoe", "to the new session")
+                msg = await zoe.wait_for(m.Message)
+                assert (msg.id, msg.text) == (ack.id, "to the new session")

@@ -19,7 +19,7 @@ from typing import TypeVar
 from . import model as m
 from .broker_base import BrokerPart
 from .bus import Bus
-from .bus.directory import BusEvent, Present, RemoteUser
+from .bus.directory import BusEvent, Present, RemoteUser, TakeOver
 from .effects import Broadcast, ClaimNick, Deliver, Disconnect, Effect, Persist, Publish
 from .replay import RecentHistory
 from .resend import SentMessages
@@ -46,14 +46,21 @@ class ClusterRules(BrokerPart[P]):
         """A ``ClaimNick`` request when only the bus can tell whether ``nick`` is free.
 
         Empty when the local rules answer (the nick is held here, invalid, or registered to
-        someone else) or the bus already knows (this node holds it, or another node does).
+        someone else) or the bus already knows (this node holds it, or another node does). A
+        session of another node logged in to this session's account holds it: that one is
+        taken over (the request asks its node to close it first).
         """
         key = m.casefold(nick)
         if key in self._nicks or not m.valid_nick(nick):
             return []
         if self.bus.is_registered(key) and session.account != key:
             return []
-        if key in self.bus.directory.users or not self.bus.must_ask(key):
+        holder = self.bus.directory.users.get(key)
+        if holder is not None:
+            if session.account == key and holder.account == key:
+                return [ClaimNick(session.peer, key, cmd, take_from=holder.node)]
+            return []
+        if not self.bus.must_ask(key):
             return []
         return [ClaimNick(session.peer, key, cmd)]
 
@@ -163,6 +170,16 @@ class ClusterRules(BrokerPart[P]):
             case Present():
                 if m.casefold(event.nick) not in self._nicks:
                     directory.apply(node, event)
+            case TakeOver():
+                session = self._nicks.get(m.casefold(event.nick))
+                if session is not None and session.account and session.account == event.account:
+                    bye = m.Bye(
+                        code=m.ErrorCode.LOGGED_IN_ELSEWHERE, reason="logged in from elsewhere"
+                    )
+                    effects += [
+                        *self.disconnect(session.peer, bye.reason),
+                        Disconnect(session.peer, bye),
+                    ]
             case _:
                 pass
         return effects

@@ -195,11 +195,17 @@ class WarmRooms(Generic[P]):
 
 @dataclass(frozen=True, slots=True)
 class ClaimNick(Generic[P]):
-    """Take the folded ``nick`` cluster-wide (other nodes may race for it), then run ``then``."""
+    """Take the folded ``nick`` cluster-wide (other nodes may race for it), then run ``then``.
+
+    ``take_from`` names the node where a session logged in to the same account holds it: that
+    node is asked to close it (as a second login on one node does) and the nick taken once it
+    is free.
+    """
 
     peer: P
     nick: str
     then: m.Command
+    take_from: str = ""
 
 
 @dataclass(frozen=True, slots=True)

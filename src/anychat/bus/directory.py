@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 from .. import model as m
 
-__all__ = ["BusEvent", "Directory", "Present", "RemoteUser"]
+__all__ = ["BusEvent", "Directory", "Present", "RemoteUser", "TakeOver"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,8 +32,17 @@ class Present:
     rooms: tuple[str, ...] = ()
 
 
-#: What crosses the bus: chat events, and the news of a registration.
-BusEvent: TypeAlias = "m.Event | Present"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TakeOver:
+    """To the node holding ``nick``: its owner logged in to ``account`` on another node, so
+    the session here that holds it (logged in to the same account: a ghost, as a rule) goes."""
+
+    nick: str
+    account: str
+
+
+#: What crosses the bus: chat events, the news of a registration, a take-over.
+BusEvent: TypeAlias = "m.Event | Present | TakeOver"
 
 
 @dataclass(slots=True, kw_only=True)

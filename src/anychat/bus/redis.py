@@ -61,7 +61,7 @@ from anyio.abc import TaskStatus
 from .. import model as m
 from ..effects import Broadcast, BusGrant, ClaimNick, ListenRoom, Outcome
 from . import wire
-from .directory import BusEvent, Directory, Present, RemoteUser
+from .directory import BusEvent, Directory, Present, RemoteUser, TakeOver
 from .leases import Leases
 from .numbering import Unnumbered
 from .resp import Pipeline, RedisReplyError, Subscriber
@@ -149,6 +149,9 @@ class RedisBus(Leases):
         self._client: Any = None
         self._ops: MemoryObjectSendStream[tuple[str, str, str]] | None = None
         self._nick_lock = anyio.Lock()
+        #: Nicks being taken over from another node: folded nick -> (that node, set when the
+        #: directory no longer has the nick there).
+        self._vacating: dict[str, tuple[str, anyio.Event]] = {}
         self._scripts: dict[str, Any] = {}
         #: The connection the batch script goes out on (see :mod:`anychat.bus.resp`).
         self._pipe: Pipeline | None = None
@@ -319,6 +322,12 @@ class RedisBus(Leases):
         try:
             if self.degraded:
                 raise ConnectionError("the cluster bus is out of reach")
+            if request.take_from and not await self._vacate(request.nick, request.take_from):
+                return m.Error(
+                    code=m.ErrorCode.NICK_IN_USE,
+                    text=f"nick {request.nick} is held on another node that does not answer; "
+                    "try again shortly",
+                )
             with anyio.fail_after(REQUEST_SECONDS):
                 await self._up.wait()
                 async with self._nick_lock:
@@ -336,6 +345,31 @@ class RedisBus(Leases):
             if not self.degraded:  # (an outage is logged once, when it starts)
                 logger.warning("cluster request failed: %s", _why(exc))
             return _unavailable("take new nicks")
+
+    async def _vacate(self, nick: str, node: str) -> bool:
+        """Ask ``node`` to close its session holding ``nick`` (folded; logged in to the account
+        of that name, whose owner logs in here) and wait until it quit: whether it did."""
+        user = self.directory.users.get(nick)
+        if user is None or user.node != node:
+            return True
+        waiting = self._vacating.get(nick)
+        if waiting is None:
+            waiting = self._vacating[nick] = (node, anyio.Event())
+            told = TakeOver(nick=nick, account=nick)
+            self._queue("P", node_channel(node), wire.encode(self.node, told).decode())
+        with anyio.move_on_after(REQUEST_SECONDS):
+            await waiting[1].wait()
+        if self._vacating.get(nick) is waiting and not waiting[1].is_set():
+            del self._vacating[nick]
+        return waiting[1].is_set()
+
+    def _vacated(self) -> None:
+        """After the directory changed: wake the take-overs whose nick its node let go."""
+        for nick, (node, event) in list(self._vacating.items()):
+            user = self.directory.users.get(nick)
+            if user is None or user.node != node:
+                event.set()
+                del self._vacating[nick]
 
     async def _listen(self, room: str) -> None:
         """Subscribe to a room's channel before its first member here joins (best effort:
@@ -501,6 +535,8 @@ class RedisBus(Leases):
             self.on_event(node, event)
         except Exception:  # one bad event must not cut the node off the bus
             logger.exception("cannot apply a bus event from node %s", node)
+        if self._vacating:
+            self._vacated()
 
     async def _send_ops(self, receive: Any, pubsub: Any) -> None:
         """Send what the broker queued, in order: a batch per script call."""

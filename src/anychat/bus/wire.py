@@ -1,7 +1,7 @@
 """What a node's bus events look like on the wire: one JSON object each (pure).
 
 Only the events other nodes act on cross the bus (room messages and topics, private messages,
-and the news about users the directory needs), each tagged with the node that sent it, so a
+the news about users the directory needs, a take-over of a nick by its account's owner), each tagged with the node that sent it, so a
 node can ignore its own and tell which node a user lives on. Decoding accepts only those types:
 a malformed payload raises ``ValueError`` and the bus drops it with a log line, never the node.
 """
@@ -13,14 +13,14 @@ import json
 from typing import Any, Final
 
 from .. import model as m
-from .directory import BusEvent, Present
+from .directory import BusEvent, Present, TakeOver
 
 __all__ = ["decode", "encode", "encode_numbered", "numbered_echo", "own_prefix"]
 
 _TYPES: Final[dict[str, type[Any]]] = {
     cls.__name__: cls
     for cls in (m.Message, m.Joined, m.Parted, m.Kicked, m.Quitted, m.NickChanged, m.RoomTopic,
-                Present)
+                Present, TakeOver)
 }  # fmt: skip
 
 
