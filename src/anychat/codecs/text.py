@@ -18,7 +18,7 @@ from ..safetext import safe_text
 from . import DEFAULT_MAX_LINE_BYTES, Inbound, LocalReply, presence, roomops
 from ._lines import NOT_UTF8, LineBuffer
 
-__all__ = ["HELP", "TextCodec"]
+__all__ = ["HELP", "MemberNames", "TextCodec"]
 
 # RFC 854: IAC (255) starts a command: WILL/WONT/DO/DONT (251-254) and one option byte, SB (250)
 # and an option up to IAC SE (255 240), or one of NOP..GA (241-249). Only those are removed, and
@@ -87,12 +87,55 @@ class TextCodec:
     def encode(self, event: m.Event) -> bytes:
         if isinstance(event, m.Ack) or presence.unshown(event):
             return b""
+        if type(event) is m.Members:
+            head = safe_text(f"* {event.room} ({len(event.nicks)}): ")
+            return (head + _MEMBER_NAMES.names(event.room, event.nicks) + "\r\n").encode()
         # Every line as a whole, not field by field: error texts, room names from older
         # databases and whatever a future event carries are all covered.
         text = _render(event)
         if "\r\n" in text:
             return ("\r\n".join(map(safe_text, text.split("\r\n"))) + "\r\n").encode()
         return (safe_text(text) + "\r\n").encode()
+
+
+class MemberNames:
+    """Rendered member lists, one per room, extended as the room's kept list grows.
+
+    A newcomer to a room of N is sent all N names. In a join storm each newcomer's list is the
+    previous one plus one name (the broker keeps the list and extends it), so rendering each
+    afresh would join and sanitise N names per join; this keeps the last list rendered for
+    each room and its text, and renders only the name that was added. Any other change (a part,
+    a nick change) renders the list anew. Shared by every text connection of the process:
+    entries are checked by content, never trusted by room name alone.
+    """
+
+    #: Rooms remembered at once (the least recently rendered are forgotten first).
+    MAX_ROOMS: ClassVar[int] = 64
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, tuple[tuple[str, ...], str]] = {}
+        #: Names sanitised so far (for tests: a storm of N joins renders N names, not N²/2).
+        self.rendered = 0
+
+    def names(self, room: str, nicks: tuple[str, ...]) -> str:
+        """``nicks`` as one comma-separated, terminal-safe string."""
+        last = self._rooms.pop(room, None)
+        if last is not None and last[0] is nicks:
+            text = last[1]
+        elif last is not None and len(nicks) == len(last[0]) + 1 and nicks[:-1] == last[0]:
+            added = safe_text(nicks[-1])
+            text = f"{last[1]}, {added}" if last[1] else added
+            self.rendered += 1
+        else:
+            text = safe_text(", ".join(nicks))
+            self.rendered += len(nicks)
+        self._rooms[room] = (nicks, text)
+        if len(self._rooms) > self.MAX_ROOMS:
+            del self._rooms[next(iter(self._rooms))]
+        return text
+
+
+_MEMBER_NAMES: Final = MemberNames()
 
 
 def _render(event: m.Event) -> str:
