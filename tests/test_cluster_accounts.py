@@ -135,3 +135,25 @@ async def test_a_login_on_another_node_takes_the_nick_over_from_its_ghost(
                 ack = await watcher.send("zoe", "to the new session")
                 msg = await zoe.wait_for(m.Message)
                 assert (msg.id, msg.text) == (ack.id, "to the new session")
+
+
+async def test_a_guest_who_logged_in_later_is_taken_over_from_another_node_too(
+    redis: RedisServer, postgres_url: str
+) -> None:
+    """The ghost logged in after its hello (as a guest, then ``login``): the other nodes
+    learnt its account then, so a login on node b takes the nick over all the same."""
+    password = "zoe's long password"
+    await _create_account(postgres_url, "zoe", password)
+    async with (
+        nodes(redis.url, 2, database_urls=[postgres_url] * 2) as (a, b),
+        anychat.connect(*b.address, nick="watcher") as watcher,
+        anychat.connect(*a.address, nick="guest1") as ghost,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await watcher.wait_for(m.Joined, lambda e: e.nick == "guest1")
+            await ghost.login("zoe", password)
+            await watcher.wait_for(m.NickChanged, lambda e: e.new == "zoe")
+            async with anychat.connect(*b.address, nick="zoe", password=password) as zoe:
+                assert zoe.nick == "zoe"
+                bye = await ghost.wait_for(m.Bye)
+                assert bye.code is m.ErrorCode.LOGGED_IN_ELSEWHERE

@@ -163,7 +163,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         for peer in logged_out:
             self._sessions[peer].account = ""
             self._sessions[peer].relist()
-            news += self._account_news(self._sessions[peer])
+            news += self._account_news(self._sessions[peer]) + self._tell_account(peer)
         if not logged_out:
             return []
         notice = m.Error(
@@ -190,7 +190,9 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             effects = self._take_over(session, nick) + self._nick(
                 session, m.Nick(nick=nick, ref=ref)
             )
-        return effects + self._account_news(session) if changed else effects
+        if not changed:
+            return effects
+        return effects + self._account_news(session) + self._tell_account(peer)
 
     def _take_over(self, session: Session[P], nick: str) -> list[Effect[P]]:
         """Disconnect another session holding ``nick`` if it is logged in to the same account."""

@@ -23,7 +23,7 @@ from .bus.directory import BusEvent, Present, RemoteUser, TakeOver
 from .effects import Broadcast, ClaimNick, Deliver, Disconnect, Effect, Persist, Publish
 from .replay import RecentHistory
 from .resend import SentMessages
-from .sessions import Room, Session
+from .sessions import Room, Session, SessionState
 
 __all__ = ["ClusterRules"]
 
@@ -84,6 +84,14 @@ class ClusterRules(BrokerPart[P]):
             account=session.account,
             since=session.since,
         )
+
+    def _tell_account(self, peer: P) -> list[Effect[P]]:
+        """The other nodes' directories learn an active session's account, now changed (a
+        login there may take its nick over: only from a session of the same account)."""
+        session = self._sessions[peer]
+        if not self.bus.shared or session.state is not SessionState.ACTIVE:
+            return []
+        return self._tell(self._present(session))
 
     def numbered(self, sent: Broadcast[P], msg_id: int) -> list[Effect[P]]:
         """A message of this node has its id (and the other nodes have it): deliver it to the
