@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import json
 import multiprocessing
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import RAW, RunningServer, ServerSpec
+from spystacks import spy_counts
 
 
 async def _guest(
@@ -166,20 +166,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _summarise_spy(path: Path, top: int = 20) -> None:
     """py-spy's raw stacks summed per function: self time, then inclusive."""
-    selfs: collections.Counter[str] = collections.Counter()
-    incl: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
-        frames = [
-            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
-            for f in stack.split(";")
-        ]
-        total += n
-        selfs[frames[-1]] += n
-        for f in set(frames):
-            incl[f] += n
+    selfs, incl, total = spy_counts(path)
     print(f"py-spy: {total} samples\nself time:")
     for f, n in selfs.most_common(top):
         print(f"  {n / total:6.1%}  {f}")

@@ -9,7 +9,6 @@ Prints the functions with the most samples on top of the stack (self time) and i
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from loadgen import LoadGen
 from servers import RunningServer, all_servers
+from spystacks import spy_counts
 
 
 def main() -> int:
@@ -68,20 +68,7 @@ def main() -> int:
     finally:
         gen.close()
         server.stop()
-    selfs: collections.Counter[str] = collections.Counter()
-    incl: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
-        frames = [
-            f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
-            for f in stack.split(";")
-        ]
-        total += n
-        selfs[frames[-1]] += n
-        for f in set(frames):
-            incl[f] += n
+    selfs, incl, total = spy_counts(out)
     print(f"{total} samples\n\nself time:")
     for f, n in selfs.most_common(args.top):
         print(f"  {n / total:6.1%}  {f}")
