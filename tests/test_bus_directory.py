@@ -3,6 +3,8 @@ directory of other nodes' users."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from anychat import model as m
@@ -57,7 +59,7 @@ def test_a_numbered_message_is_its_id_between_two_halves_and_its_sender_knows_it
     head, tail = wire.encode_numbered("n1", 41, msg)
     payload = head + "1234" + tail  # what the publishing script sends
     node, back = wire.decode(payload)
-    assert node == "n1" and back == m.Message(**{**vars_of(msg), "id": 1234, "key": None})
+    assert node == "n1" and back == dataclasses.replace(msg, id=1234, key=None)
     assert wire.numbered_echo(payload, wire.own_prefix("n1")) == (41, 1234)
     # A private message to another node comes back to its sender as the head and id alone.
     assert wire.numbered_echo(head + "1234", wire.own_prefix("n1")) == (41, 1234)
@@ -65,10 +67,6 @@ def test_a_numbered_message_is_its_id_between_two_halves_and_its_sender_knows_it
     lookalike = wire.own_prefix("n1") + '3,"t":"RoomTopic","f":{}}'
     with pytest.raises(ValueError, match="not a numbered message"):
         wire.numbered_echo(lookalike, wire.own_prefix("n1"))
-
-
-def vars_of(msg: m.Message) -> dict[str, object]:
-    return {name: getattr(msg, name) for name in msg.__dataclass_fields__}
 
 
 def test_redis_replies_parse_whole_or_not_at_all() -> None:

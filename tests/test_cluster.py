@@ -507,9 +507,9 @@ async def test_several_rooms_at_once_each_message_only_to_its_room_in_order(
             for room, sender in senders.items():
                 await _burst(sender, room, ["end"], [])
             for nick, receiver in receivers.items():
-                rooms = {room for room, who in layout.items() if nick in who}
-                assert {(e["to"], e["text"]) for e in await _messages(receiver, len(rooms))} == {
-                    (room, "end") for room in rooms
+                joined = {room for room, who in layout.items() if nick in who}
+                assert {(e["to"], e["text"]) for e in await _messages(receiver, len(joined))} == {
+                    (room, "end") for room in joined
                 }
         for client in (*senders.values(), *receivers.values()):
             await client.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -153,7 +154,7 @@ async def test_conversations_are_the_ones_the_asker_may_read(server: anychat.Ser
         def seen(name: str, ack: m.Ack) -> dict[str, object]:
             return {"to": name, "time": round(ack.time, 6), "id": ack.id}
 
-        everything = {"start": 0, "end": 4102444800}
+        everything: dict[str, Any] = {"start": 0, "end": 4102444800}
         # cy: not in #general; what the guest cy was sent is not the account's.
         assert await conversations(
             server.port, "cy", "cy's password", autojoin=False, **everything
@@ -163,7 +164,7 @@ async def test_conversations_are_the_ones_the_asker_may_read(server: anychat.Ser
             seen("cy", to_guest),
             seen("#general", public),
         ]
-        newest = {"start": 4102444800, "end": 0, "limit": 1}
+        newest: dict[str, Any] = {"start": 4102444800, "end": 0, "limit": 1}
         assert await conversations(server.port, "ann", "ann's password", **newest) == [
             seen("#general", public)
         ]

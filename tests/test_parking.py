@@ -10,6 +10,7 @@ come out the same.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anyio
 
@@ -19,7 +20,7 @@ from anychat.parking import parking_for
 from .helpers import LineClient
 from .webclient import http_get
 
-FAST = {"database_url": "memory://", "park_after_seconds": 0.2, "flood_rate": 0}
+FAST: dict[str, Any] = {"database_url": "memory://", "park_after_seconds": 0.2, "flood_rate": 0}
 
 
 async def _parked(port: int) -> int:
@@ -83,7 +84,7 @@ async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend:
             assert (await js.json_event("ack"))["ref"] == "2"
             await irc.send(b"PRIVMSG #general :irc is back\r\n")
             await text.send(b"text is back\n")
-            seen = set()
+            seen: set[str] = set()
             while len(seen) < 3:
                 event = await speaker.json_event("message")
                 seen.add(event["text"])
