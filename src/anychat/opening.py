@@ -22,7 +22,7 @@ import anyio
 
 from .codecs.sniff import Protocol, sniff
 from .codecs.sniff_tls import looks_like_tls
-from .transport import RECV_BYTES
+from .transport import RECV_BYTES, readable_before
 
 if TYPE_CHECKING:
     import socket
@@ -176,14 +176,13 @@ async def _read_until(
     """
     if first and (verdict := decide(first)) is not None:
         return verdict, first
-    with anyio.move_on_after(seconds):
-        while True:
-            chunk = await _recv(transport)
-            if not chunk:
-                return None
-            first += chunk
-            if (verdict := decide(first)) is not None:
-                return verdict, first
+    deadline = anyio.current_time() + seconds
+    while (chunk := await _recv(transport, deadline)) is not None:
+        if not chunk:
+            return None
+        first += chunk
+        if (verdict := decide(first)) is not None:
+            return verdict, first
     late = _late(transport)
     if late is None:
         return None
@@ -207,8 +206,9 @@ def _late(transport: Transport) -> bytes | None:
     return data or None
 
 
-async def _recv(transport: Transport) -> bytes:
-    """The next bytes (``b""``: the peer left or the stream broke)."""
+async def _recv(transport: Transport, deadline: float) -> bytes | None:
+    """The next bytes (``b""``: the peer left or the stream broke; ``None``: the deadline came
+    first)."""
     while True:
         try:
             return transport.recv(RECV_BYTES)
@@ -216,4 +216,5 @@ async def _recv(transport: Transport) -> bytes:
             pass  # waited for below, not here: the exception would live as long as the wait
         except OSError:
             return b""
-        await transport.wait_readable()
+        if not await readable_before(transport, deadline):
+            return None

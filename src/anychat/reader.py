@@ -72,6 +72,9 @@ async def serve_peer(
             if not counted:
                 logger.warning("refusing %s: %s (closed, no TLS handshake)", tcp.address, refused)
             return
+        # A storm of newcomers goes on a few a turn from here: everything below (the codec,
+        # the log line, the hello, the default room's join and its member list) waits its turn.
+        await hub.turnstile.wait_turn()
         transport, protocol, first = opened.transport, opened.protocol, opened.first
         codec = codec_for(protocol, hub.codec_settings)
         conn = Connection(
@@ -105,7 +108,6 @@ async def serve_peer(
         assert conn.scope is not None
         park = False  # stays so when the scope is cancelled (the connection is ending)
         with conn.scope:
-            await hub.turnstile.wait_turn()  # a storm of newcomers registers a few a turn
             greeting = codec.greeting()
             if greeting:
                 await hub.run_commands(conn, greeting)

@@ -12,6 +12,7 @@ TCP pays no extra call per read or write for the seam.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable
@@ -20,7 +21,7 @@ from typing import ClassVar, Protocol
 
 import anyio
 
-__all__ = ["RECV_BYTES", "TcpTransport", "Transport", "is_loopback"]
+__all__ = ["RECV_BYTES", "TcpTransport", "Transport", "is_loopback", "readable_before"]
 
 #: How much one receive asks for: a batch of many lines, and the reader's fairness unit.
 RECV_BYTES = 65536
@@ -109,6 +110,50 @@ class TcpTransport:
             sock.shutdown(socket.SHUT_WR)
         anyio.notify_closing(sock)
         sock.close()
+
+
+async def readable_before(transport: Transport, deadline: float) -> bool:
+    """Wait until ``transport`` has input (``True``) or the clock (``anyio.current_time()``)
+    reaches ``deadline`` (``False``).
+
+    For the first bytes of a new connection, whose wait usually ends at the deadline: a person on
+    nc says nothing. A cancel scope's deadline would do, but on asyncio AnyIO delivers that
+    cancellation with two callbacks per task (retried each turn until the task leaves the scope),
+    which in a burst of thousands of silent newcomers made every turn of the event loop tens of
+    milliseconds long for everyone already chatting (``benchmarks/join_storm.py``). On asyncio a
+    plain TCP socket is therefore watched with a timer that simply answers the wait; elsewhere
+    (trio, TLS) the cancel scope it is.
+    """
+    if type(transport) is TcpTransport:
+        try:
+            loop = asyncio.get_running_loop()  # none under trio
+        except RuntimeError:
+            pass
+        else:
+            return await _asyncio_readable_before(loop, transport.sock, deadline)
+    with anyio.CancelScope(deadline=deadline):
+        await transport.wait_readable()
+        return True
+    return False
+
+
+async def _asyncio_readable_before(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float
+) -> bool:
+    waiter: asyncio.Future[bool] = loop.create_future()
+    fd = sock.fileno()
+    loop.add_reader(fd, _answer, waiter, True)
+    timer = loop.call_at(deadline, _answer, waiter, False)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+        loop.remove_reader(fd)
+
+
+def _answer(waiter: asyncio.Future[bool], readable: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(readable)
 
 
 def is_loopback(host: str) -> bool:
