@@ -88,6 +88,50 @@ async def test_a_large_batch_the_kernel_can_take_goes_in_one_send(tmp_path: Path
         await stream.aclose()
 
 
+class _CountingSocket:
+    """Stands in for a transport's socket and counts the system calls that send."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sends = 0
+
+    def send(self, data: bytes) -> int:
+        self.sends += 1
+        return self.sock.send(data)
+
+    def sendmsg(self, buffers: list[bytes]) -> int:
+        self.sends += 1
+        return self.sock.sendmsg(buffers)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.sock, name)
+
+
+async def test_a_fan_out_batch_of_several_records_is_one_system_call(tmp_path: Path) -> None:
+    """A busy room's batch for one client (100 KB: seven records) goes to the kernel with one
+    ``sendmsg``, as it goes with one ``send`` over plain TCP."""
+    certs = make_certs(tmp_path)
+    async with echo_server(certs.server_context()) as server:
+        stream = await tls_connect(server.port, certs.client_context())
+        with anyio.fail_after(10):
+            await stream.send(b"x")
+            assert await receive_exactly(stream, 1) == b"x"
+            await server.wait_until(lambda: bool(server.transports))
+            transport = server.transports[0]
+            transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            counting = _CountingSocket(transport.sock)
+            transport.sock = counting  # type: ignore[assignment]
+            batch = os.urandom(100_000)
+            try:
+                assert transport.send(batch) == len(batch)
+            finally:
+                transport.sock = counting.sock
+            assert counting.sends == 1
+            assert not transport.pending
+            assert await receive_exactly(stream, len(batch)) == batch
+        await stream.aclose()
+
+
 class _WatchedBio:
     """Stands in for one of a transport's memory BIOs (the SSL object keeps the real one) and
     records the most bytes that ever went into it, or came out, at once."""
