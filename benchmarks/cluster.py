@@ -43,6 +43,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from spystacks import summarise
+
 LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
 TICKS = os.sysconf("SC_CLK_TCK")
 MESSAGE = b'"type":"message"'
@@ -297,9 +301,14 @@ async def _row(
 
     receivers.deliveries = 0
     receivers.measuring = True
+    spies = _spy_on(pids[: len(ports)], args) if args.py_spy else []
     start = phase_start()
     sent = await ask(do="rate", rate=args.rate, seconds=args.seconds)
     elapsed, server, generator = phase_end(start, sent)
+    for spy, stacks in spies:
+        spy.wait()
+        print(f"node {spy.args[3]} at the fixed rate:")
+        summarise(stacks, top=25)
     receivers.measuring = False
     result[f"rate {args.rate:g}: msg/s"] = sent["sent"] / sent["sending"]
     result["server µs/msg "] = server / max(sent["sent"], 1) * 1e6
@@ -319,6 +328,22 @@ async def _row(
     return result
 
 
+def _spy_on(
+    pids: list[int], args: argparse.Namespace
+) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """py-spy on each node for the fixed-rate phase (it pauses the nodes to sample them: a
+    profile, not a latency figure)."""
+    spies = []
+    for pid in pids:
+        stacks = Path(tempfile.mkdtemp()) / f"node-{pid}.txt"
+        cmd = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
+        cmd += ["--duration", str(int(args.seconds)), "--output", str(stacks)]
+        spies.append(
+            (subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), stacks)
+        )
+    return spies
+
+
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -336,6 +361,9 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true", help="the nodes run on uvloop")
     parser.add_argument("--compare-src", help="also run the bus rows with anychat from here")
     parser.add_argument("--only-bus", action="store_true", help="skip the no-bus row")
+    parser.add_argument(
+        "--py-spy", action="store_true", help="profile the nodes at the fixed rate (slows them)"
+    )
     parser.add_argument("--sender-process", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     args = parser.parse_args()

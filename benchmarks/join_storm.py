@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import RAW, RunningServer, ServerSpec
-from spystacks import spy_counts
+from spystacks import summarise
 
 
 async def _guest(
@@ -164,17 +164,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _summarise_spy(path: Path, top: int = 20) -> None:
-    """py-spy's raw stacks summed per function: self time, then inclusive."""
-    selfs, incl, total = spy_counts(path)
-    print(f"py-spy: {total} samples\nself time:")
-    for f, n in selfs.most_common(top):
-        print(f"  {n / total:6.1%}  {f}")
-    print("inclusive (without the frames under everything: the event loop, the CLI):")
-    for f, n in [(f, n) for f, n in incl.most_common() if n < 0.9 * total][:top]:
-        print(f"  {n / total:6.1%}  {f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=2000)
@@ -270,7 +259,7 @@ def main() -> None:
             f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         )
         if spy is not None and stacks.exists():
-            _summarise_spy(stacks)
+            summarise(stacks)
     except SystemExit:
         print(f"server log:\n{server.log_tail()}")
         raise

@@ -1,5 +1,5 @@
 """py-spy's raw stacks summed per function, for the scripts that profile a server
-(``profile.py``, ``join_storm.py --py-spy``)."""
+(``profile.py``, ``join_storm.py --py-spy``, ``cluster.py --py-spy``)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,14 @@ def spy_counts(path: Path) -> tuple[collections.Counter[str], collections.Counte
         for f in set(frames):
             incl[f] += n
     return selfs, incl, total
+
+
+def summarise(path: Path, top: int = 20) -> None:
+    """Print py-spy's raw stacks summed per function: self time, then inclusive."""
+    selfs, incl, total = spy_counts(path)
+    print(f"py-spy: {total} samples\nself time:")
+    for f, n in selfs.most_common(top):
+        print(f"  {n / total:6.1%}  {f}")
+    print("inclusive (without the frames under everything: the event loop, the CLI):")
+    for f, n in [(f, n) for f, n in incl.most_common() if n < 0.9 * total][:top]:
+        print(f"  {n / total:6.1%}  {f}")

@@ -151,6 +151,7 @@ def _instrument(tally: collections.Counter[str], counting: list[bool]) -> None:
     def init(self: Any, sock: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, sock, *args, **kwargs)
         self._ssl = Counted(self._ssl, "SSLObject")
+        self._tls = Counted(self._tls, "SSLObject")  # what the hot path calls
         self.sock = Counted(self.sock, "socket")
 
     tls.TlsTransport.__init__ = init  # type: ignore[method-assign]

@@ -50,9 +50,24 @@ def parking_for(task_group: TaskGroup | None, after_seconds: float) -> Parking |
     return Parking(loop, task_group, after_seconds)
 
 
-def _ready(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(True)
+def _input(conn: Connection) -> None:
+    """Input for a reader's socket: wake the reader, or stop watching if none waits.
+
+    One call with nobody waiting is usually stale: the selector saw the input before the woken
+    reader read it, and this call was queued behind the reader's turn. A second one in a row
+    means input is really waiting for a busy reader.
+    """
+    waiter = conn.waiter
+    if waiter is not None:
+        if not waiter.done():
+            waiter.set_result(True)
+        return
+    transport = conn.transport
+    assert isinstance(transport, TcpTransport)
+    if transport.missed:
+        transport.unwatch()
+    else:
+        transport.missed = True
 
 
 class Parking:
@@ -71,18 +86,25 @@ class Parking:
         return type(conn.transport) is TcpTransport
 
     async def wait_readable(self, conn: Connection) -> bool:
-        """Wait for input: ``True`` when it came, ``False`` when the reader should park."""
-        assert isinstance(conn.transport, TcpTransport)
-        fd = conn.transport.sock.fileno()
-        loop = self.loop
-        waiter: asyncio.Future[bool] = loop.create_future()
-        loop.add_reader(fd, _ready, waiter)
+        """Wait for input: ``True`` when it came, ``False`` when the reader should park.
+
+        The socket stays watched after the wait: a reader usually handles its input and waits
+        again before any more comes (a ping-pong, a person typing), and registering with the
+        selector and unregistering again cost two system calls and the selector's bookkeeping
+        per wait. Input that comes while nobody waits (the reader is busy) ends the watch
+        (:func:`_input`): level-triggered, it would otherwise call back on every turn.
+        """
+        transport = conn.transport
+        assert isinstance(transport, TcpTransport)
+        waiter: asyncio.Future[bool] = self.loop.create_future()
         conn.waiter = waiter
+        if transport.watched_by is not _input:
+            transport.watch(self.loop, _input, conn)
+        transport.missed = False
         try:
             return await waiter
         finally:
             conn.waiter = None
-            loop.remove_reader(fd)
 
     @staticmethod
     def nudge(conn: Connection) -> bool:
@@ -113,7 +135,7 @@ class _Parked:
     of its reader; closures would cost three function objects and their cells.
     """
 
-    __slots__ = ("args", "conn", "end", "fd", "parking", "resume", "watching")
+    __slots__ = ("args", "conn", "end", "parking", "resume", "watching")
 
     def __init__(
         self,
@@ -129,17 +151,18 @@ class _Parked:
         self.resume = resume
         self.end = end
         self.args = args
-        self.fd = conn.transport.sock.fileno()
         self.watching = True
         parking.parked += 1
         conn.parked = self.ended
-        parking.loop.add_reader(self.fd, self.readable)
+        conn.transport.watch(parking.loop, self.readable)  # takes over the reader's watch
 
     def _unwatch(self) -> None:
         if self.watching:
             self.watching = False
             self.parking.parked -= 1
-            self.parking.loop.remove_reader(self.fd)
+            transport = self.conn.transport
+            assert isinstance(transport, TcpTransport)
+            transport.unwatch()
 
     def ended(self) -> None:
         """The connection was closed while parked or waking: clean up from the loop."""

@@ -17,7 +17,11 @@ handshake; the caller bounds it with its handshake timeout.
 Memory bound: ``send`` encrypts :data:`SEND_CHUNK` bytes of plaintext at a time, the next chunk
 only once the kernel took the last one whole, and nothing while ciphertext is left over from
 before, so a transport holds at most one chunk's worth of ciphertext beyond what the
-connection's byte-bounded backlog already counts.
+connection's byte-bounded backlog already counts. The chunk (256 KiB, a quarter of the default
+``max_queue_bytes``) is larger than a fan-out batch usually is, so that a batch is one system
+call as over plain TCP: the encryption itself costs what it costs, but each further ``sendmsg``
+was a further few microseconds of the kernel's per-call work, and at 64 KiB most batches of a
+200-client room took two.
 
 Memory kept while idle: a ``MemoryBIO`` never gives back the buffer it grew to (OpenSSL's memory
 BIO keeps its largest size for life), so what passes through the two BIOs goes in pieces of at
@@ -54,8 +58,9 @@ logger = logging.getLogger(__name__)
 
 #: Ciphertext read from the socket per system call.
 RECV_BYTES: Final = 65536
-#: Plaintext encrypted per ``send`` before the kernel is asked to take it: four full TLS records.
-SEND_CHUNK: Final = 65536
+#: Plaintext encrypted per ``send`` before the kernel is asked to take it (16 full TLS records):
+#: a fan-out batch is rarely larger, so it goes to the kernel with one ``sendmsg``.
+SEND_CHUNK: Final = 262144
 #: The most bytes put into either memory BIO at once: one full TLS record's plaintext. Each BIO
 #: keeps the largest buffer it ever needed, so this bounds what an idle connection holds.
 RECORD_BYTES: Final = 16384
@@ -81,6 +86,7 @@ class TlsTransport:
         "_incoming",
         "_outgoing",
         "_ssl",
+        "_tls",
         "_unsent",
         "address",
         "peer_host",
@@ -105,6 +111,10 @@ class TlsTransport:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        #: What the hot path calls ``read``, ``write`` and ``pending`` on: the C object inside
+        #: the ``SSLObject`` (CPython's ``_sslobj``), whose methods the ``SSLObject`` methods
+        #: only forward to, so each record costs no Python frame of ``ssl.py``.
+        self._tls = getattr(self._ssl, "_sslobj", self._ssl)
         #: Ciphertext read from the socket but not fed to the SSL object yet (None: none).
         self._held: memoryview | None = None
         if first:
@@ -158,7 +168,7 @@ class TlsTransport:
         size = 0
         while size < max_bytes:
             try:
-                data = self._ssl.read(max_bytes - size)
+                data = self._tls.read(max_bytes - size)
             except ssl.SSLWantReadError:
                 if self._held is not None:
                     self._feed(self._held)
@@ -194,31 +204,40 @@ class TlsTransport:
 
         A batch (the connection's output since its last flush) of one record or less is one
         ``SSLObject.write`` and one ``send``; a larger one is encrypted a record at a time and
-        sent a chunk (:data:`SEND_CHUNK`) per system call, chunk after chunk until the kernel
-        refuses part of one. Takes nothing (``BlockingIOError``) while ciphertext from earlier
-        is still unsent.
+        its records go to the kernel with one ``sendmsg`` per :data:`SEND_CHUNK` (so a batch
+        of a busy room, tens of KB, is one system call, as over plain TCP), chunk after chunk
+        until the kernel refuses part of one. Takes nothing (``BlockingIOError``) while
+        ciphertext from earlier is still unsent.
         """
-        self._raise_error()
+        if self._error is not None:
+            self._raise_error()
         if self._unsent or self._outgoing.pending:
             self._flush()
             if self._unsent:
                 raise BlockingIOError("TLS output still waits for the socket")
         size = len(data)
-        if size <= RECORD_BYTES:  # the usual batch: one record, one write, no slicing
-            taken = self._ssl.write(data)
-            self._flush()
+        tls = self._tls
+        if size <= RECORD_BYTES:  # the usual small batch: one record, one write, one send
+            taken: int = tls.write(data)
+            record = self._outgoing.read()
+            try:
+                sent = self.sock.send(record)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent < len(record):
+                self._unsent += memoryview(record)[sent:]
             return taken
         # A large batch: chunk after chunk while the kernel takes each one whole, so that a
         # backlog goes to the writer task only when the socket is really full (a writer round
         # trip through the event loop per chunk costs far more than the encryption).
-        ssl_write, bio_read = self._ssl.write, self._outgoing.read
+        bio_read = self._outgoing.read
         taken = 0
         with memoryview(data) as view:
             while taken < size:
                 end = min(taken + SEND_CHUNK, size)
                 records = []
                 while taken < end:
-                    taken += ssl_write(view[taken : min(taken + RECORD_BYTES, end)])
+                    taken += tls.write(view[taken : min(taken + RECORD_BYTES, end)])
                     records.append(bio_read())
                 self._send_records(records)
                 if self._unsent:
@@ -227,7 +246,7 @@ class TlsTransport:
 
     async def wait_readable(self) -> None:
         """Return at once if plaintext or ciphertext is already buffered; else wait for input."""
-        if self._held is not None or self._ssl.pending() or self._incoming.pending:
+        if self._held is not None or self._tls.pending() or self._incoming.pending:
             await anyio.lowlevel.checkpoint()
             return
         await anyio.wait_readable(self.sock)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import anyio
 
@@ -77,7 +77,7 @@ class Transport(Protocol):
 class TcpTransport:
     """Plain TCP: a non-blocking socket awaited with AnyIO (identical on asyncio and trio)."""
 
-    __slots__ = ("address", "peer_host", "recv", "send", "sock")
+    __slots__ = ("address", "missed", "peer_host", "recv", "send", "sock", "watched_by", "watcher")
 
     secure: ClassVar[bool] = False
     pending: ClassVar[bool] = False
@@ -89,6 +89,12 @@ class TcpTransport:
         # Bound methods of the socket itself: the seam costs the hot path nothing.
         self.recv = sock.recv
         self.send = sock.send
+        #: The asyncio loop watching this socket with a callback (:meth:`watch`), and that
+        #: callback (a reader's wait keeps its watch between waits: see ``parking``).
+        self.watcher: asyncio.AbstractEventLoop | None = None
+        self.watched_by: Callable[..., None] | None = None
+        #: Whether that callback found nobody to hand the input to last time.
+        self.missed = False
 
     # Plain methods returning AnyIO's awaitable, not coroutines awaiting it: an idle
     # connection's reader is parked in this wait, and a wrapper coroutine would hold one more
@@ -99,9 +105,24 @@ class TcpTransport:
     def wait_writable(self) -> Awaitable[None]:
         return anyio.wait_writable(self.sock)
 
+    def watch(
+        self, loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
+    ) -> None:
+        """Have ``loop`` call ``callback(*args)`` whenever input is waiting (replacing any
+        callback watching already) until :meth:`unwatch` or :meth:`close`."""
+        loop.add_reader(self.sock.fileno(), callback, *args)
+        self.watcher = loop
+        self.watched_by = callback
+
+    def unwatch(self) -> None:
+        if self.watcher is not None:
+            self.watcher.remove_reader(self.sock.fileno())
+            self.watcher = self.watched_by = None
+
     def close(self) -> None:
         """Unread input at ``close()`` would make the kernel send a reset, and the peer could
         then lose the last lines we sent it (our goodbye): read it away, then shut down."""
+        self.unwatch()  # before the descriptor's number can be reused
         sock = self.sock
         with suppress(OSError):
             while sock.recv(RECV_BYTES):
