@@ -75,9 +75,10 @@ class MemoryStore:
             if msg.id <= last:
                 raise StoreError(f"message id {msg.id} is not above the last stored id {last}")
             last = msg.id
-        for msg in messages:
-            self._messages.append(dataclasses.replace(msg, history=True))
-            self._ids.append(msg.id)
+        # Kept as relayed; marked as history when read (a copy per message read, not per
+        # message stored: reads are rare, and this store is the one benchmarks run on).
+        self._messages.extend(messages)
+        self._ids.extend(msg.id for msg in messages)
 
     async def history(
         self,
@@ -109,7 +110,7 @@ class MemoryStore:
                     out.append(msg)
                     if len(out) == limit:
                         break
-            return out
+            return _as_history(out)
         end = len(self._ids) if before is None else bisect.bisect_left(self._ids, before)
         for msg in reversed(self._messages[:end]):
             if wanted(msg):
@@ -117,7 +118,7 @@ class MemoryStore:
                 if len(out) == limit:
                     break
         out.reverse()
-        return out
+        return _as_history(out)
 
     async def conversations(
         self,
@@ -161,7 +162,7 @@ class MemoryStore:
             if msg.key is not None:
                 out.append(msg)
         out.reverse()
-        return out
+        return _as_history(out)
 
     async def last_message_id(self) -> int:
         self._check()
@@ -175,3 +176,7 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         self._closed = True
+
+
+def _as_history(messages: list[m.Message]) -> list[m.Message]:
+    return [dataclasses.replace(msg, history=True) for msg in messages]
