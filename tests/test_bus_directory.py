@@ -4,6 +4,7 @@ directory of other nodes' users."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -67,6 +68,19 @@ def test_a_numbered_message_is_its_id_between_two_halves_and_its_sender_knows_it
     lookalike = wire.own_prefix("n1") + '3,"t":"RoomTopic","f":{}}'
     with pytest.raises(ValueError, match="not a numbered message"):
         wire.numbered_echo(lookalike, wire.own_prefix("n1"))
+
+
+def test_a_batch_note_names_its_messages_and_is_no_numbered_message() -> None:
+    head, tail = wire.encode_batch_note("n1", 41, 3)
+    note = head + "1234" + tail  # what the publishing script sends
+    assert json.loads(note) == {"n": "n1", "s": 41, "c": 3, "b": 1234}
+    assert wire.batch_note(note, wire.own_prefix("n1")) == (41, 3, 1234)
+    with pytest.raises(ValueError, match="not a numbered message"):
+        wire.numbered_echo(note, wire.own_prefix("n1"))
+    msg = m.Message(id=0, time=2.5, sender="ada", target="#a", text="x")
+    message_head, message_tail = wire.encode_numbered("n1", 41, msg)
+    with pytest.raises(ValueError, match="not a batch note"):
+        wire.batch_note(message_head + "7" + message_tail, wire.own_prefix("n1"))
 
 
 def test_redis_replies_parse_whole_or_not_at_all() -> None:

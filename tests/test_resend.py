@@ -56,17 +56,30 @@ def test_a_resent_key_gets_the_original_ack_and_is_not_relayed() -> None:
 
 def test_a_repeated_ref_is_a_resend_only_for_the_same_message() -> None:
     broker = _broker()
-    first = next(e for e in _say(broker, "ann", text="a", ref=7) if isinstance(e, Persist))
-    repeat = _say(broker, "ann", text="a", ref=7)
+    own = {"resend_by_ref": True}  # refs the client chose (JSON lines)
+    first = next(e for e in _say(broker, "ann", text="a", ref=7, **own) if isinstance(e, Persist))
+    repeat = _say(broker, "ann", text="a", ref=7, **own)
     assert len(repeat) == 1 and isinstance(repeat[0], Persist) and repeat[0].resent
     assert repeat[0].ack.id == first.ack.id
-    reused = _say(broker, "ann", text="b", ref=7)  # a script reusing its ref loses nothing
+    reused = _say(broker, "ann", text="b", ref=7, **own)  # a script reusing its ref loses nothing
     assert any(isinstance(e, Deliver) for e in reused)
     # Refs belong to a connection: a new connection's ref 7 is a new message.
     broker.disconnect("ann")
     broker.connect("ann2")
     broker.handle("ann2", m.Hello(nick="ann"))
-    assert any(isinstance(e, Deliver) for e in _say(broker, "ann2", text="a", ref=7))
+    assert any(isinstance(e, Deliver) for e in _say(broker, "ann2", text="a", ref=7, **own))
+
+
+def test_refs_a_codec_numbered_itself_are_not_remembered() -> None:
+    """IRC's refs are the codec's own numbers, never repeated: nothing to remember for them."""
+    broker = _broker()
+    for n in range(50):
+        _say(broker, "ann", text="a", ref=n)
+    assert len(broker.sent.keys) == 0
+    # A repeat of one (which an IRC client cannot make) would be a new message, not a resend.
+    assert any(isinstance(e, Deliver) for e in _say(broker, "ann", text="a", ref=3))
+    _say(broker, "ann", text="a", ref=3, resend_by_ref=True)
+    assert len(broker.sent.keys) == 1
 
 
 def test_keys_of_unstored_messages_are_forgotten_so_a_resend_stores_them() -> None:

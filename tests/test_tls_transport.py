@@ -9,11 +9,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import ByteStream
 
 from anychat.tls import RECORD_BYTES, SEND_CHUNK, HandshakeFailed, TlsTransport, accept_tls
 from anychat.tlsconfig import ServerTls, fingerprint
 
-from .tls_support import echo_server, make_certs, receive_exactly, tls_connect
+from .tls_support import EchoServer, echo_server, make_certs, receive_exactly, tls_connect
 
 
 async def test_echo_with_the_client_hello_split_between_sniffer_and_socket(
@@ -69,6 +70,17 @@ async def test_a_slow_reader_gets_everything_and_the_transport_holds_one_chunk(
         await stream.aclose()
 
 
+async def _roomy_transport(server: EchoServer, stream: ByteStream) -> TlsTransport:
+    """The server's side of ``stream`` once it has echoed a byte, its socket's send buffer set
+    to 1 MiB."""
+    await stream.send(b"x")
+    assert await receive_exactly(stream, 1) == b"x"
+    await server.wait_until(lambda: bool(server.transports))
+    transport = server.transports[0]
+    transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    return transport
+
+
 async def test_a_large_batch_the_kernel_can_take_goes_in_one_send(tmp_path: Path) -> None:
     """A batch of several chunks is taken whole when the socket has room for it, so no writer
     task (a round trip through the event loop per chunk) is needed for it."""
@@ -76,11 +88,7 @@ async def test_a_large_batch_the_kernel_can_take_goes_in_one_send(tmp_path: Path
     async with echo_server(certs.server_context()) as server:
         stream = await tls_connect(server.port, certs.client_context())
         with anyio.fail_after(10):
-            await stream.send(b"x")
-            assert await receive_exactly(stream, 1) == b"x"
-            await server.wait_until(lambda: bool(server.transports))
-            transport = server.transports[0]
-            transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            transport = await _roomy_transport(server, stream)
             batch = os.urandom(2 * SEND_CHUNK + 1000)
             assert transport.send(batch) == len(batch)
             assert not transport.pending
@@ -114,11 +122,7 @@ async def test_a_fan_out_batch_of_several_records_is_one_system_call(tmp_path: P
     async with echo_server(certs.server_context()) as server:
         stream = await tls_connect(server.port, certs.client_context())
         with anyio.fail_after(10):
-            await stream.send(b"x")
-            assert await receive_exactly(stream, 1) == b"x"
-            await server.wait_until(lambda: bool(server.transports))
-            transport = server.transports[0]
-            transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            transport = await _roomy_transport(server, stream)
             counting = _CountingSocket(transport.sock)
             transport.sock = counting  # type: ignore[assignment]
             batch = os.urandom(100_000)

@@ -289,6 +289,11 @@ class Say:
     key: str | None = None
     #: IRC client-only tags, escaped (``+typing=active;+draft/reply=7``): relayed, not stored.
     tags: str = ""
+    #: Whether ``ref`` is the client's own, so that a repeat of it on this connection is a
+    #: resend (JSON lines). A codec that numbers its requests itself (IRC, plain text) never
+    #: repeats a ref, and remembering each one would be work for nothing. Where the command
+    #: came from, not what it says: left out of comparisons.
+    resend_by_ref: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,8 @@ kinds of key identify a resend:
   server restart;
 - the ``ref`` of a ``say``, remembered per connection, for a client that repeats a request on
   the same connection: only a repeat of the same target, text and kind counts, so a client that
-  reuses one ref for different messages loses nothing.
+  reuses one ref for different messages loses nothing. Only refs the client chose count
+  (:attr:`~anychat.model.Say.resend_by_ref`, JSON lines): IRC's are numbers the codec gives.
 
 Memory is bounded: at most :data:`PER_SCOPE` keys per nick or connection, and
 :data:`MAX_KEYS` in all (the least recently used nick loses its oldest keys first). A key that
@@ -136,7 +137,7 @@ class SentMessages:
         """The original of ``cmd`` if it repeats a message said before, else ``None``."""
         if cmd.key is not None:
             return self.keys.find(("nick", m.casefold(nick)), cmd.key)
-        if cmd.ref is None:
+        if cmd.ref is None or not cmd.resend_by_ref:
             return None
         sent = self.keys.find(("conn", peer), cmd.ref)
         if sent is not None and sent.said != hash((cmd.target, cmd.text, cmd.kind)):
@@ -149,7 +150,7 @@ class SentMessages:
             msg = dataclasses.replace(msg, key=cmd.key)  # stored with it, for a restart
             scope: Hashable = ("nick", m.casefold(msg.sender))
             self.keys.remember(scope, cmd.key, Sent(msg.id, msg.time, msg.target))
-        elif cmd.ref is not None:
+        elif cmd.ref is not None and cmd.resend_by_ref:
             said = hash((cmd.target, cmd.text, cmd.kind))
             self.keys.remember(("conn", peer), cmd.ref, Sent(msg.id, msg.time, msg.target, said))
         return msg

@@ -65,10 +65,43 @@ class Probe:
         assert [error for error in self.errors if allow is None or allow not in error] == []
 
 
+#: The page as on a busy machine, made certain: each WebSocket message it receives is handed to
+#: it in an animation frame of its own, so the browser renders, and fires the scroll events
+#: the page caused, between any two of them (a loaded machine may or may not do so).
+ONE_MESSAGE_PER_FRAME = """
+const listen = WebSocket.prototype.addEventListener;
+WebSocket.prototype.addEventListener = function (type, listener, options) {
+  if (type !== "message") return listen.call(this, type, listener, options);
+  const queue = [];
+  const next = () => {
+    listener.call(this, queue.shift());
+    if (queue.length) requestAnimationFrame(next);
+  };
+  const paced = (event) => {
+    queue.push(event);
+    if (queue.length === 1) requestAnimationFrame(next);
+  };
+  return listen.call(this, type, paced, options);
+};
+"""
+
+
 async def open_page(
-    browser: Browser, url: str, *, width: int = 1280, height: int = 800
+    browser: Browser,
+    url: str,
+    *,
+    width: int = 1280,
+    height: int = 800,
+    touch: bool = False,
+    one_message_per_frame: bool = False,
 ) -> tuple[Page, Probe]:
-    context = await browser.new_context(viewport={"width": width, "height": height})
+    """A page at ``url``; ``touch``: a phone's touch screen; ``one_message_per_frame``: see
+    ONE_MESSAGE_PER_FRAME."""
+    context = await browser.new_context(
+        viewport={"width": width, "height": height}, has_touch=touch, is_mobile=touch
+    )
+    if one_message_per_frame:
+        await context.add_init_script(ONE_MESSAGE_PER_FRAME)
     page = await context.new_page()
     probe = Probe()
 
@@ -91,10 +124,25 @@ async def open_page(
 
 
 async def enter(
-    browser: Browser, url: str, nick: str, *, width: int = 1280, height: int = 800
+    browser: Browser,
+    url: str,
+    nick: str,
+    *,
+    width: int = 1280,
+    height: int = 800,
+    touch: bool = False,
+    one_message_per_frame: bool = False,
 ) -> tuple[Page, Probe]:
-    """A page where ``nick`` entered as a guest (typed the nick, pressed Enter)."""
-    page, probe = await open_page(browser, url, width=width, height=height)
+    """A page where ``nick`` entered as a guest (typed the nick, pressed Enter); the keywords
+    are open_page's."""
+    page, probe = await open_page(
+        browser,
+        url,
+        width=width,
+        height=height,
+        touch=touch,
+        one_message_per_frame=one_message_per_frame,
+    )
     await page.get_by_label("nick").fill(nick)
     await page.get_by_label("nick").press("Enter")
     await expect(status(page)).to_have_text(f"connected as {nick}")
@@ -112,6 +160,40 @@ def log(page: Page) -> Locator:
 
 def composer(page: Page) -> Locator:
     return page.get_by_role("textbox", name="message")
+
+
+async def next_frames(page: Page, count: int = 2) -> None:
+    """Wait until the page has rendered ``count`` more frames (and so fired the scroll events
+    pending before the first)."""
+    await page.evaluate(
+        """count => new Promise(resolve => {
+            const step = left => (left ? requestAnimationFrame(() => step(left - 1)) : resolve());
+            step(count);
+        })""",
+        count,
+    )
+
+
+async def swipe_down(page: Page, target: Locator) -> None:
+    """A finger on a touch screen drags ``target`` down nearly its whole height (scrolling it
+    towards its top), in small moves as a real swipe arrives."""
+    box = await target.bounding_box()
+    assert box is not None
+    x = box["x"] + box["width"] / 2
+    start = box["y"] + box["height"] * 0.1
+    end = box["y"] + box["height"] * 0.9
+    session = await page.context.new_cdp_session(page)
+    steps = 30
+    await session.send(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": start}]}
+    )
+    for step in range(1, steps + 1):
+        y = start + (end - start) * step / steps
+        await session.send(
+            "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]}
+        )
+    await session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    await session.detach()
 
 
 async def say(page: Page, text: str) -> None:

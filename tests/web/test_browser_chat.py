@@ -14,7 +14,18 @@ import pytest
 
 from tests.helpers import LineClient
 
-from .clients import composer, enter, expect, irc_user, log, nc_user, say, status
+from .clients import (
+    composer,
+    enter,
+    expect,
+    irc_user,
+    log,
+    nc_user,
+    next_frames,
+    say,
+    status,
+    swipe_down,
+)
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -93,15 +104,20 @@ async def test_two_pages_nc_and_irc_chat_in_one_room(
     bob_probe.assert_clean()
 
 
+async def post_entries(writer: LineClient, count: int) -> None:
+    """scribe says "entry 1" to "entry COUNT" in #general."""
+    await writer.send_json(type="hello", nick="scribe", ref=0)
+    await writer.json_event("members")
+    for number in range(1, count + 1):
+        await writer.send_json(type="say", to="#general", text=f"entry {number}", ref=number)
+        await writer.json_event("ack")
+
+
 async def test_history_on_entering_and_older_pages_on_scrolling_up(
     chat_server: ChatServer, browser: Browser
 ) -> None:
     async with await LineClient.open(chat_server.port) as writer:
-        await writer.send_json(type="hello", nick="scribe", ref=0)
-        await writer.json_event("members")
-        for number in range(1, 61):
-            await writer.send_json(type="say", to="#general", text=f"entry {number}", ref=number)
-            await writer.json_event("ack")
+        await post_entries(writer, 60)
         page, probe = await enter(browser, chat_server.url, "reader")
         # Entering the room replays its latest messages (50 by default)...
         await expect(log(page)).to_contain_text("<scribe> entry 60")
@@ -115,6 +131,56 @@ async def test_history_on_entering_and_older_pages_on_scrolling_up(
         await expect(log(page).locator("li.older")).to_have_text("no earlier messages")
         texts = await log(page).locator("li.msg .text").all_inner_texts()
         assert texts == [f"entry {number}" for number in range(1, 61)]
+    probe.assert_clean()
+
+
+async def test_a_replay_drawn_line_by_line_fetches_no_older_page_until_the_wheel_scrolls_up(
+    chat_server: ChatServer, browser: Browser
+) -> None:
+    # A frame drawn between each two replayed lines, as a busy machine may: one of them shows
+    # the log just past the screen, stuck to its newest line a few pixels from its top. That is
+    # the page scrolling, not the person: no older page comes.
+    async with await LineClient.open(chat_server.port) as writer:
+        await post_entries(writer, 60)
+        page, probe = await enter(browser, chat_server.url, "reader", one_message_per_frame=True)
+        await expect(log(page)).to_contain_text("<scribe> entry 60")
+        await next_frames(page)
+        await expect(log(page).locator("li.older")).to_have_text("Load earlier messages")
+        assert await log(page).locator("li.msg").count() == 50
+        # The person turns the mouse wheel up to the top: the page before comes.
+        await page.locator("#log-container").hover()
+        await page.mouse.wheel(0, -5000)
+        await expect(log(page).locator("li.msg")).to_have_count(60)
+        await expect(log(page).locator("li.older")).to_have_text("no earlier messages")
+        texts = await log(page).locator("li.msg .text").all_inner_texts()
+        assert texts == [f"entry {number}" for number in range(1, 61)]
+    probe.assert_clean()
+
+
+async def test_on_a_phone_older_pages_come_on_swiping_down_only(
+    chat_server: ChatServer, browser: Browser
+) -> None:
+    async with await LineClient.open(chat_server.port) as writer:
+        await post_entries(writer, 60)
+        page, probe = await enter(
+            browser,
+            chat_server.url,
+            "reader",
+            width=390,
+            height=844,
+            touch=True,
+            one_message_per_frame=True,
+        )
+        await expect(log(page)).to_contain_text("<scribe> entry 60")
+        await next_frames(page)
+        await expect(log(page).locator("li.older")).to_have_text("Load earlier messages")
+        assert await log(page).locator("li.msg").count() == 50
+        # Two swipes down, more than the log's height: it scrolls up to its top, the page before
+        # comes.
+        await swipe_down(page, page.locator("#log-container"))
+        await swipe_down(page, page.locator("#log-container"))
+        await expect(log(page).locator("li.msg")).to_have_count(60)
+        await expect(log(page).locator("li.older")).to_have_text("no earlier messages")
     probe.assert_clean()
 
 

@@ -17,7 +17,7 @@ import anyio
 
 from .. import model as m
 from .directory import Directory, RemoteUser
-from .scripts import NODES, PREFIX
+from .scripts import NODES, PREFIX, fence_key
 
 __all__ = ["Leases"]
 
@@ -84,7 +84,7 @@ class Leases:
         if args:
             await self._scripts["batch"](keys=[users_key, PREFIX + "nick:"], args=args)
         await client.srem(NODES, [node])
-        await client.delete([users_key])
+        await client.delete([users_key, fence_key(node)])
 
     def _drop_node(self, node: str) -> None:
         gone = [u for u in self.directory.users.values() if u.node == node]
@@ -118,7 +118,7 @@ class Leases:
                 async with coredis.Redis.from_url(self.url, decode_responses=True) as client:
                     await client.delete([self._lease_key(self.node)])
                     await client.srem(NODES, [self.node])
-                    await client.delete([self._users_key(self.node)])
+                    await client.delete([self._users_key(self.node), fence_key(self.node)])
                     for nick in sorted(self._owned | self._releasing):
                         await self._release_now(client, nick)
             except Exception as exc:

@@ -10,19 +10,20 @@ waiting for the last one's answer (:mod:`anychat.bus.resp`); the channels are he
 second one, a whole read at a time. coredis carries the other commands (claims, heartbeats).
 
 A message (a :class:`~anychat.effects.Broadcast`) is numbered by that same script call: one
-``INCRBY`` takes the ids of every message in the batch, and each is published with its id
-written into it, in that order, inside the one atomic call: a room message to its room's
-channel, a private one to its recipient's node's channel (this node's own, for a recipient here
-or an offline account). So ids increase in the order Redis publishes, which is the order every
-node hears its channels, whichever node sent them, and the order its clients see them. The
-sending node delivers its own message here when it hears it back from Redis, in that same order
-(a sequence number in the payload tells it which one, without decoding it); of a private
-message to another node the script publishes the head and id alone on this node's channel, so
-it too is stored and acked here in id order. Then a client's highest id seen is a true mark,
-below which it has seen every message of its rooms and to its nick, and
-``history after=<that id>`` on any node misses nothing ("gap-free resume"). Nobody awaits the
-number: the sender's next commands go on, and a burst of messages costs one script call
-(:mod:`anychat.bus.numbering` keeps what waits for its number meanwhile).
+``INCRBY`` takes the ids of every message in the batch, and each is published with its id written
+into it, in that order, inside the one atomic call: a room message to its room's channel, a
+private one to its recipient's node's channel (this node's own, for a recipient here or an offline
+account). So ids increase in the order Redis publishes, which is the order every node hears its
+channels, whichever node sent them, and the order its clients see them. The sending node delivers
+its own message here when it hears it back from Redis, in that same order (a sequence number in
+the payload tells it which one, without decoding it); of a private message to another node the
+script publishes the head and id alone on this node's channel, so it too is stored and acked here
+in id order, and every batch ends with a note there that names what this node will not hear back
+(:mod:`anychat.bus.numbering`). Then a client's highest id seen is a true mark, below which it has
+seen every message of its rooms and to its nick, and ``history after=<that id>`` on any node
+misses nothing ("gap-free resume"). Nobody awaits the number: the sender's next commands go on,
+and a burst of messages costs one script call (:mod:`anychat.bus.numbering` keeps what waits for
+its number meanwhile).
 
 Redis holds:
 
@@ -34,9 +35,14 @@ Redis holds:
 - ``anychat:node:<id>``: a node's lease (expires when it stops heartbeating), ``anychat:nodes``
   the set of node ids, and ``anychat:users:<id>`` a hash of the node's users (nick -> JSON with
   their rooms), which a node starting or reconnecting reads the whole directory from;
+- ``anychat:fence:<id>``: the token of the node's current connection (a batch script of an older
+  one does nothing), and ``anychat:ran:<id>:<connection>:<batch>`` the first id each batch gave,
+  for 30 s: what a new connection reads to settle the batches a lost one left unanswered
+  (:mod:`anychat.bus.sending`);
 - channels: ``anychat:room:<folded room>`` (messages and topics, one publish per message, heard
   only by nodes with members there), ``anychat:to:<id>`` (private messages to that node's
-  users, and the ids of those it sent to other nodes) and ``anychat:presence`` (registrations, joins, parts, nick changes, quits).
+  users, the ids of those it sent to other nodes, and each batch's note) and
+  ``anychat:presence`` (registrations, joins, parts, nick changes, quits).
 
 When Redis is out of reach the node keeps its local clients, tells them the chat is degraded,
 refuses what needs the other nodes (messages, new nicks: ``cluster_unavailable``) and reconnects
@@ -64,8 +70,22 @@ from . import wire
 from .directory import BusEvent, Directory, Present, RemoteUser, TakeOver
 from .leases import Leases
 from .numbering import Unnumbered
-from .resp import Pipeline, RedisReplyError, Subscriber
-from .scripts import BATCH, CLAIM, HEARTBEAT, IDS, PREFIX, PRESENCE, RESTATE, SEED
+from .resp import Pipeline, Subscriber
+from .scripts import (
+    BATCH,
+    CLAIM,
+    HEARTBEAT,
+    IDS,
+    PREFIX,
+    PRESENCE,
+    RESOLVE,
+    RESTATE,
+    SEED,
+    fence_key,
+    node_channel,
+    room_channel,
+)
+from .sending import Sending, numbered_ops, unavailable
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -85,18 +105,7 @@ BACKOFF_FIRST: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 
 
-ROOM_CHANNELS: Final = PREFIX + "room:"
-
-
-def room_channel(room: str) -> str:
-    return ROOM_CHANNELS + room
-
-
-def node_channel(node: str) -> str:
-    return f"{PREFIX}to:{node}"
-
-
-class RedisBus(Leases):
+class RedisBus(Sending, Leases):
     """What one node shares with the others through Redis (see the module docstring).
 
     Args:
@@ -158,6 +167,7 @@ class RedisBus(Leases):
         self._batch_sha = ""
         #: Room messages handed to Redis, delivered here when heard back.
         self._unnumbered = Unnumbered()
+        self._in_doubt = []
         self._prefix = wire.own_prefix(self.node)
         # Set by the hub: what to do with what other nodes say.
         self.on_event: Callable[[str, BusEvent], None] = lambda node, event: None
@@ -209,76 +219,6 @@ class RedisBus(Leases):
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
         self._queue("U", room, "")
-
-    def broadcast(self, sent: Broadcast[Any]) -> m.Error | None:
-        """Number ``sent.message`` and publish it in the next batch, to ``sent.room`` or (a
-        private message) to ``sent.node``'s channel (this node's own if empty); what it
-        becomes is reported to ``on_numbered`` (or ``on_unnumbered``). An error at once if
-        Redis is away."""
-        if self._ops is None or not self.connected:
-            return _unavailable("send messages")
-        # Where it goes, and where this node hears it back (in Redis's order, among everything
-        # else it hears: what makes a client's ids rise): its room, or this node's own channel
-        # (for a private message to another node the script puts the id there too: "M").
-        own = node_channel(self.node)
-        if sent.room:
-            op, channel, back = "N", room_channel(sent.room), room_channel(sent.room)
-        elif sent.node and sent.node != self.node:
-            op, channel, back = "M", node_channel(sent.node), own
-        else:
-            op, channel, back = "N", own, own
-        head, tail = wire.encode_numbered(self.node, self._unnumbered.add(sent, back), sent.message)
-        self._queue(op, channel, head + "\0" + tail)
-        return None
-
-    def _hears(self, channel: str) -> bool:
-        """Whether this node hears ``channel`` (its own, or a room it listens to)."""
-        if channel.startswith(ROOM_CHANNELS):
-            return channel[len(ROOM_CHANNELS) :] in self._listening
-        return channel == node_channel(self.node)
-
-    @property
-    def crowded(self) -> bool:
-        """Whether so many room messages wait for their number that readers should wait."""
-        return self._unnumbered.crowded
-
-    async def wait_roomy(self) -> None:
-        """Until fewer than :data:`MAX_UNNUMBERED` messages wait for a number (a flood from
-        one client waits here, in its reader, instead of growing the queue without end)."""
-        await self._unnumbered.wait_roomy()
-
-    def _numbered(self, seq: int, msg_id: int) -> None:
-        sent = self._unnumbered.take(seq)
-        if sent is not None:
-            self._deliver_numbered(sent, msg_id)
-
-    def _deliver_numbered(self, sent: Broadcast[Any], msg_id: int) -> None:
-        self._last_id = max(self._last_id, msg_id)
-        self._seen_id = max(self._seen_id, msg_id)
-        try:
-            self.on_numbered(sent, msg_id)
-        except Exception:  # one message's trouble must not cut the node off the bus
-            logger.exception("cannot deliver a numbered message here")
-
-    def _answered(self, first_id: int, count: int) -> None:
-        """The script numbered ``count`` queued messages from ``first_id`` on: those this node
-        will not hear back (their room's last member here left meanwhile) are done now."""
-        for seq, msg_id in self._unnumbered.answered(first_id, count, self._hears):
-            self._numbered(seq, msg_id)
-        self.on_flush()
-
-    def _drop_unnumbered(self) -> None:
-        """The connection is gone: what Redis numbered is delivered here (it was published),
-        the rest is refused (its sender may send it again)."""
-        numbered, refused = self._unnumbered.drop()
-        for sent, msg_id in numbered:
-            self._deliver_numbered(sent, msg_id)
-        for sent in refused:
-            try:
-                self.on_unnumbered(sent, _unavailable("send messages"))
-            except Exception:
-                logger.exception("cannot refuse an unnumbered message")
-        self.on_flush()
 
     def publish(self, room: str, event: BusEvent) -> None:
         payload = wire.encode(self.node, event).decode()
@@ -344,7 +284,7 @@ class RedisBus(Leases):
         except Exception as exc:  # Redis away or failing: refuse this one, keep the node
             if not self.degraded:  # (an outage is logged once, when it starts)
                 logger.warning("cluster request failed: %s", _why(exc))
-            return _unavailable("take new nicks")
+            return unavailable("take new nicks")
 
     async def _vacate(self, nick: str, node: str) -> bool:
         """Ask ``node`` to close its session holding ``nick`` (folded; logged in to the account
@@ -396,6 +336,7 @@ class RedisBus(Leases):
         self._started: TaskStatus[None] | None = task_status
         try:
             while True:
+                self._doubt_expired()  # (what a lost answer left in doubt waits a while)
                 try:
                     await self._reachable()
                     client = coredis.Redis.from_url(self.url, decode_responses=True)
@@ -429,9 +370,10 @@ class RedisBus(Leases):
                     self._drop_unnumbered()
                 if self._was_connected:  # it worked a while: start the backoff over
                     backoff, self._was_connected = BACKOFF_FIRST, False
-                await anyio.sleep(backoff)
+                await anyio.sleep(min(backoff, self._doubt_expired()))
                 backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
+            self._give_up_doubt("the node is stopping")
             await self._leave()
 
     async def _reachable(self) -> None:
@@ -459,8 +401,10 @@ class RedisBus(Leases):
             ("heartbeat", HEARTBEAT),
             ("batch", BATCH),
             ("restate", RESTATE),
+            ("resolve", RESOLVE),
         ):
             self._scripts[name] = client.register_script(source)
+        await self._resolve(client, self._scripts["resolve"])
         known = max(self._last_id, self._seen_id, await self._stored_id())
         await self._scripts["seed"](keys=[IDS], args=[known, known + RESEED_MARGIN if known else 0])
         await self._heartbeat_once()
@@ -514,14 +458,8 @@ class RedisBus(Leases):
             return 0
 
     def _heard(self, data: str) -> None:
-        if data.startswith(self._prefix):
-            try:
-                seq, msg_id = wire.numbered_echo(data, self._prefix)
-            except ValueError:
-                pass  # not a numbered message: decoded below
-            else:
-                self._numbered(seq, msg_id)
-                return
+        if self._heard_own(data):
+            return
         try:
             node, event = wire.decode(data)
         except ValueError as exc:
@@ -573,12 +511,18 @@ class RedisBus(Leases):
             return
         pipe, sha = self._pipe, self._batch_sha
         assert pipe is not None
-        keys = [self._users_key(self.node), PREFIX + "nick:", IDS, node_channel(self.node)]
+        keys = [
+            self._users_key(self.node),
+            PREFIX + "nick:",
+            IDS,
+            node_channel(self.node),
+            fence_key(self.node),
+        ]
         if "R" not in batch[::3]:
-            args, numbered = list(batch), _numbered_ops(batch)
+            args, numbered = self._batch_args(batch), numbered_ops(batch)
             batch.clear()
             await pipe.send(
-                ["EVALSHA", sha, "4", *keys, *args], lambda reply: self._batch_done(reply, numbered)
+                ["EVALSHA", sha, "5", *keys, *args], lambda reply: self._batch_done(reply, numbered)
             )
             return
         async with self._nick_lock:
@@ -591,33 +535,12 @@ class RedisBus(Leases):
             ]
             batch.clear()
             if args:
-                first = await pipe.call("EVALSHA", sha, "4", *keys, *args)
-                self._batch_done(first, _numbered_ops(args))
+                numbered = numbered_ops(args)
+                first = await pipe.call("EVALSHA", sha, "5", *keys, *self._batch_args(args))
+                self._batch_done(first, numbered)
                 self._releasing.difference_update(
                     args[i + 1] for i in range(0, len(args), 3) if args[i] == "R"
                 )
-
-    def _batch_done(self, first: Any, numbered: int) -> None:
-        """The batch script's answer: the first id it gave (raises if it failed, which ends
-        this connection: a reconnect starts over)."""
-        if isinstance(first, RedisReplyError):
-            raise ConnectionError(f"the batch script failed: {first}")
-        if numbered:
-            self._answered(int(first), numbered)
-
-
-def _numbered_ops(batch: list[str]) -> int:
-    """How many messages the script numbers for ``batch``."""
-    ops = batch[::3]
-    return ops.count("N") + ops.count("M")
-
-
-def _unavailable(what: str) -> m.Error:
-    return m.Error(
-        code=m.ErrorCode.CLUSTER_UNAVAILABLE,
-        text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
-        "right now; try again shortly",
-    )
 
 
 def _cancellation(exc: BaseException) -> BaseException | None:

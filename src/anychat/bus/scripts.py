@@ -5,12 +5,53 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["BATCH", "CLAIM", "HEARTBEAT", "IDS", "NODES", "PREFIX", "PRESENCE", "RESTATE", "SEED"]
+__all__ = [
+    "BATCH",
+    "CLAIM",
+    "HEARTBEAT",
+    "IDS",
+    "NODES",
+    "PREFIX",
+    "PRESENCE",
+    "RAN_MS",
+    "RESOLVE",
+    "RESTATE",
+    "ROOM_CHANNELS",
+    "SEED",
+    "fence_key",
+    "node_channel",
+    "ran_key",
+    "room_channel",
+]
 
 PREFIX: Final = "anychat:"
 PRESENCE: Final = PREFIX + "presence"
 IDS: Final = PREFIX + "ids"
 NODES: Final = PREFIX + "nodes"
+ROOM_CHANNELS: Final = PREFIX + "room:"
+#: How long Redis keeps the record of a batch that numbered messages (its first id): long
+#: enough for a node that lost its connection before the answer to reconnect and read it.
+RAN_MS: Final = 30_000
+
+
+def room_channel(room: str) -> str:
+    return ROOM_CHANNELS + room
+
+
+def node_channel(node: str) -> str:
+    return f"{PREFIX}to:{node}"
+
+
+def fence_key(node: str) -> str:
+    """The token of ``node``'s current connection: a batch of another one does nothing."""
+    return f"{PREFIX}fence:{node}"
+
+
+def ran_key(node: str, token: str) -> str:
+    """Prefix of the records of the batches ``node`` sent on its connection ``token``, by the
+    first sequence number of each."""
+    return f"{PREFIX}ran:{node}:{token}:"
+
 
 # Take a nick if free (or already ours); 1 = ours now.
 CLAIM: Final = """
@@ -46,8 +87,15 @@ return lost
 # A batch of queued work, in order: P channel payload | N channel head NUL tail (numbered:
 # published as head .. id .. tail) | M channel head NUL tail (the same, and head .. id to the
 # sender's own channel KEYS[4], which tells it the id in order) | H nick json | D nick |
-# R nick node. Returns the first id.
+# R nick node | B record head NUL tail (last, when the batch numbers messages: head .. first
+# id .. tail to KEYS[4], which the sender hears after every message of the batch it hears at
+# all, and the first id kept a while under the key ``record``). A batch from a node's bus
+# connection begins with F token: unless KEYS[5] holds that token (the node reconnected since,
+# and read what ran), the batch does nothing and fails. Returns the first id.
 BATCH: Final = """
+if ARGV[1] == 'F' and redis.call('GET', KEYS[5]) ~= ARGV[2] then
+  return redis.error_reply('FENCED a newer connection of this node took over')
+end
 local n = 0
 for i = 1, #ARGV, 3 do
   if ARGV[i] == 'N' or ARGV[i] == 'M' then n = n + 1 end
@@ -63,6 +111,11 @@ for i = 1, #ARGV, 3 do
     local head = string.sub(b, 1, at - 1) .. string.format('%d', id)
     redis.call('PUBLISH', a, head .. string.sub(b, at + 1))
     if op == 'M' then redis.call('PUBLISH', KEYS[4], head) end
+  elseif op == 'B' then
+    local at = string.find(b, '\\0', 1, true)
+    local note = string.sub(b, 1, at - 1) .. string.format('%d', first)
+    redis.call('PUBLISH', KEYS[4], note .. string.sub(b, at + 1))
+    redis.call('SET', a, first, 'PX', RAN_MS)
   elseif op == 'P' then redis.call('PUBLISH', a, b)
   elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
   elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
@@ -72,6 +125,21 @@ for i = 1, #ARGV, 3 do
   end
 end
 return first
+""".replace("RAN_MS", str(RAN_MS))
+# A node's new connection: the fence KEYS[1] moves from ARGV[1] (the last connection's token)
+# to ARGV[2], and for each further ARGV (the first sequence number of a batch of the last
+# connection whose answer never came) the first id it numbered, or 0 if it did not run.
+# Nothing of the last connection runs after this. Returns false if the fence did not hold
+# ARGV[1] (Redis lost it: restarted, or flushed): then what ran is unknown.
+RESOLVE: Final = """
+local held = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[2])
+if held ~= ARGV[1] then return false end
+local ids = {}
+for i = 3, #ARGV do
+  table.insert(ids, tonumber(redis.call('GET', KEYS[2] .. ARGV[i]) or '0'))
+end
+return ids
 """
 # Restate this node's users: the hash is replaced whole.
 RESTATE: Final = """

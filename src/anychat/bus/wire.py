@@ -15,7 +15,15 @@ from typing import Any, Final
 from .. import model as m
 from .directory import BusEvent, Present, TakeOver
 
-__all__ = ["decode", "encode", "encode_numbered", "numbered_echo", "own_prefix"]
+__all__ = [
+    "batch_note",
+    "decode",
+    "encode",
+    "encode_batch_note",
+    "encode_numbered",
+    "numbered_echo",
+    "own_prefix",
+]
 
 _TYPES: Final[dict[str, type[Any]]] = {
     cls.__name__: cls
@@ -74,6 +82,26 @@ def numbered_echo(data: str, prefix: str) -> tuple[int, int]:
     if not rest.startswith(_NUMBERED[1:]):
         raise ValueError("not a numbered message")
     return int(seq), int(rest[len(_NUMBERED) - 1 :].partition(",")[0])
+
+
+_NOTE: Final = ',"c":'
+
+
+def encode_batch_note(node: str, first_seq: int, count: int) -> tuple[str, str]:
+    """The note a batch script ends with on ``node``'s own channel, as two halves to be
+    published as ``head + str(first id) + tail``: the batch numbered ``count`` messages of
+    ``node`` from sequence number ``first_seq`` on (heard after all of them that come back)."""
+    return f'{own_prefix(node)}{first_seq}{_NOTE}{count},"b":', "}"
+
+
+def batch_note(data: str, prefix: str) -> tuple[int, int, int]:
+    """(first sequence number, count, first id) of a batch note beginning with ``prefix``;
+    ``ValueError`` if it is not one."""
+    seq, _, rest = data[len(prefix) :].partition(",")
+    if not rest.startswith(_NOTE[1:]):
+        raise ValueError("not a batch note")
+    count, _, first_id = rest[len(_NOTE) - 1 :].partition(',"b":')
+    return int(seq), int(count), int(first_id.rstrip("}"))
 
 
 def decode(data: bytes | str) -> tuple[str, BusEvent]:

@@ -84,6 +84,7 @@ _COMMAND_PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Command]]] = {
         kind=_kind(o),
         ref=_ref(o),
         key=_opt_str(o, "key"),
+        resend_by_ref=True,
     ),
     "nick": lambda o: m.Nick(nick=_str(o, "nick"), ref=_ref(o)),
     "who": lambda o: m.Who(room=_opt_str(o, "room"), ref=_ref(o)),
@@ -515,7 +516,7 @@ def _command(obj: object) -> m.Command:
             and (ref is None or type(ref) is int or type(ref) is str)
             and (key is None or type(key) is str)
         ):
-            return m.Say(target=to, text=text, ref=ref, key=key)
+            return m.Say(target=to, text=text, ref=ref, key=key, resend_by_ref=True)
     return command_from_json(obj)
 
 

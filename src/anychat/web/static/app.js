@@ -199,11 +199,10 @@ byId("retry-button").addEventListener("click", () => chat?.reconnectNow());
 byId("notify-button").addEventListener("click", () => chat && allowNotifications(chat));
 window.addEventListener("online", () => chat?.reconnectNow());
 
-// Older history when the log is scrolled to its top.
+// Older history when the person scrolls the log up to its top (not when the page scrolls it).
 byId("log-container").addEventListener("scroll", () => {
-  const box = byId("log-container");
   const conv = chat?.current;
-  if (conv && box.scrollTop < 40 && conv.hasOlder && !conv.loadingOlder && chat.client?.open) {
+  if (view.scrolledUpToTop() && conv?.hasOlder && !conv.loadingOlder && chat.client?.open) {
     chat.loadOlder(conv).catch(() => {});
   }
 });

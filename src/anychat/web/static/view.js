@@ -8,6 +8,8 @@ import { casefold, nickClass, safe } from "./text.js";
 
 /** Pixels from the bottom within which the log follows new lines. */
 const STICK_PX = 48;
+/** Pixels from the top within which scrolling up loads older history. */
+const OLDER_PX = 40;
 
 export class View {
   constructor() {
@@ -18,6 +20,8 @@ export class View {
     this.memberList = byId("member-list");
     this.statusNode = byId("status");
     this.retryButton = byId("retry-button");
+    /** Where the log was scrolled to at the previous scroll event. */
+    this.lastTop = 0;
   }
 
   attach(chat) {
@@ -67,6 +71,26 @@ export class View {
     if (force || box.scrollHeight - box.scrollTop - box.clientHeight < STICK_PX * 4) {
       box.scrollTop = box.scrollHeight;
     }
+  }
+
+  /**
+   * Did the scroll that just happened take the log up to (near) its top, the person's doing
+   * (wheel, touch, keys, scrollbar)? The position alone cannot tell: when a log first grows
+   * past the screen, as a join's replay fills it, sticking to the newest line leaves it a few
+   * pixels from its top, and a scroll event seen then (a frame drawn between two replayed
+   * lines, as on a busy machine) looks like the person reaching the top. But the page itself
+   * only scrolls the log to its bottom (the newest line) or down (keeping the place while older
+   * lines go in above), and the browser moves it by itself only to keep it within a log that
+   * changed size, which leaves it at the bottom: a scroll that went up and does not end at the
+   * bottom is the person's.
+   */
+  scrolledUpToTop() {
+    const box = this.logs;
+    const top = box.scrollTop;
+    const up = top < this.lastTop;
+    this.lastTop = top;
+    const atBottom = box.scrollHeight - top - box.clientHeight <= 1;
+    return up && !atBottom && top < OLDER_PX;
   }
 
   /** Keep what the person is reading in place while older lines go in above it. */
