@@ -14,8 +14,10 @@ not send has it, and each sender may have at most ``window`` of its messages not
 Throughput rows time the designated receiver's deliveries (its receive time against the send
 time in the token); latency rows time every delivery.
 
-Over TLS each socket is an ``ssl.SSLSocket`` (handshake at connect, blocking, once per client);
-over WebSocket each client does the HTTP upgrade once, sends masked frames and turns the
+Over TLS each socket stays plain and its session is an ``ssl.SSLObject`` over memory BIOs
+(``tlsclient``: handshake at connect, blocking, once per client): a receive is one system call
+however many records it holds, decrypted into the buffer, and a send is encrypted first and then
+sent, and kept when the kernel refuses it, like plaintext. Over WebSocket each client does the HTTP upgrade once, sends masked frames and turns the
 server's frames back into JSON lines in bulk (``wsframes``), so the same verifier reads them.
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 import wsframes
 from servers import ROOM, Adapter
+from tlsclient import TlsClient
 from verify import SENDER_IDS, TIME_MOD, TOKEN_BYTES, Verifier
 
 #: Every receive of every client goes into one preallocated buffer, back to back; once it
@@ -52,10 +55,26 @@ class LoadError(RuntimeError):
 
 
 class Client:
-    __slots__ = ("dead", "frag", "got", "idx", "out", "pure", "sender", "sock", "tail", "text")
+    __slots__ = (
+        "dead",
+        "frag",
+        "got",
+        "idx",
+        "out",
+        "pure",
+        "reader",
+        "sender",
+        "sock",
+        "tail",
+        "text",
+        "tls",
+    )
 
-    def __init__(self, sock: socket.socket, idx: int) -> None:
-        self.sock = sock
+    def __init__(self, sock: socket.socket, idx: int, tls: TlsClient | None = None) -> None:
+        self.sock = sock  # plain, also over TLS: what is sent goes straight to it
+        self.tls = tls
+        #: Where received plaintext comes from: the socket, or its TLS session (same calls).
+        self.reader: socket.socket | TlsClient = sock if tls is None else tls
         self.idx = idx
         self.got = 0  # bytes received in the run
         self.sender = -1  # sender id, or -1
@@ -117,7 +136,11 @@ class LoadGen:
         self.time_all = time_all
         if adapter.tls and tls is None:
             raise ValueError(f"{adapter.name} needs a TLS client context")
+        if adapter.tls and adapter.websocket:
+            raise ValueError("the generator has no WebSocket over TLS")
         self.tls = tls if adapter.tls else None
+        #: TLS clients' ciphertext lands here before the BIO takes it: one receive at a time.
+        self.scratch = memoryview(bytearray(RECV_BYTES if self.tls else 0))
         self.ws = adapter.websocket
         if self.ws:
             self.template = self.template.rstrip(b"\n")  # one frame per message, no newline
@@ -154,8 +177,10 @@ class LoadGen:
             for i in range(start, min(self.n, start + chunk)):
                 sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                session = None
                 if self.tls is not None:
-                    sock = self.tls.wrap_socket(sock, server_hostname="localhost")
+                    session = TlsClient(sock, self.tls, self.scratch, "localhost")
+                    session.handshake()
                 rest = b""
                 if self.ws:
                     try:
@@ -163,7 +188,7 @@ class LoadGen:
                     except wsframes.FrameError as exc:
                         raise LoadError(f"client {i}: {exc}") from None
                 sock.setblocking(False)
-                c = Client(sock, i)
+                c = Client(sock, i, session)
                 c.frag = rest
                 self.clients.append(c)
                 self.sel.register(sock, selectors.EVENT_READ, c)
@@ -222,7 +247,7 @@ class LoadGen:
         for key, _ in self.sel.select(timeout):
             c: Client = key.data
             try:
-                data = c.sock.recv(SETUP_RECV)
+                data = c.reader.recv(SETUP_RECV)
             except WOULD_BLOCK:
                 continue
             except OSError as exc:
@@ -242,7 +267,11 @@ class LoadGen:
 
     def _setup_send(self, c: Client, data: bytes) -> None:
         """Setup-time lines (hello, join, probes): as they are, or one masked frame each."""
-        _send_all(c.sock, wsframes.client_frames_of_lines(data) if self.ws else data)
+        if self.ws:
+            data = wsframes.client_frames_of_lines(data)
+        if c.tls is not None:
+            data = c.tls.encrypt(data)
+        _send_all(c.sock, data)
 
     def barrier(
         self,
@@ -334,27 +363,13 @@ class LoadGen:
     def _recv(self, c: Client, start: int) -> int:
         """Receive into the buffer at ``start``: bytes taken, 0 at the end, -1 for none now.
 
-        A TLS socket returns one record (16 KiB at most) per call: it is read again while
-        there is room, so that a TLS client costs about as many rounds as a plain one."""
-        view = self.view
+        One system call for a plain client and for a TLS one alike (``tlsclient``)."""
         try:
-            n: int = c.sock.recv_into(view[start : start + RECV_BYTES])
+            n: int = c.reader.recv_into(self.view[start : start + RECV_BYTES])
         except WOULD_BLOCK:
             return -1
         except OSError:
             return 0
-        if self.tls is None or n == 0:
-            return n
-        while n <= RECV_BYTES - (1 << 14):
-            try:
-                more = c.sock.recv_into(view[start + n : start + RECV_BYTES])
-            except WOULD_BLOCK:
-                break
-            except OSError:
-                break  # the next call sees the end
-            if not more:
-                break
-            n += more
         return n
 
     def _dead(self, c: Client) -> None:
@@ -433,6 +448,8 @@ class LoadGen:
         stamp = now_us % TIME_MOD
         lines = [fmt % (seq, stamp) for seq in range(seq0, seq0 + count)]
         data = wsframes.client_frames(lines) if self.ws else b"".join(lines)
+        if s.tls is not None:
+            data = s.tls.encrypt(data)  # ``s.out`` keeps ciphertext: it goes out as it is
         self.sent_of[sid] = seq0 + count
         self.sent_total += count
         try:

@@ -6,8 +6,13 @@ but wrong server win."""
 from __future__ import annotations
 
 import importlib
+import random
+import selectors
+import socket
 import ssl
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +134,178 @@ async def test_short_run_against_an_embedded_server(protocol: str, tmp_path: Pat
     assert not any(m.problems.values()), m.problems
     assert not any(before.values())
     assert after["duplicated"] == 1
+
+
+def _server_handshake(
+    conn: socket.socket, context: ssl.SSLContext
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
+    """The server's side of a handshake over memory BIOs: its session and outgoing BIO."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=True)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            conn.sendall(outgoing.read())
+            incoming.write(conn.recv(1 << 16))
+    conn.sendall(outgoing.read())
+    return tls, outgoing
+
+
+def _tls_pair(tmp_path: Path, serve: Any, *args: Any) -> tuple[Any, socket.socket, Any]:
+    """A server thread running ``serve(listener, context, *args)`` and the generator's TLS
+    client connected to it (handshake done, socket non-blocking): (client, socket, thread)."""
+    servers, tlsclient = _bench("servers"), _bench("tlsclient")
+    cert, key, ca_file = servers.make_certificate(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=serve, args=(listener, server_context, *args))
+    thread.start()
+    sock = socket.create_connection(listener.getsockname()[:2], timeout=10)
+    client = tlsclient.TlsClient(
+        sock,
+        ssl.create_default_context(cafile=str(ca_file)),
+        memoryview(bytearray(1 << 17)),
+        "localhost",
+    )
+    client.handshake()
+    sock.setblocking(False)
+    return client, sock, thread
+
+
+def _serve_tls_stream(
+    listener: socket.socket, context: ssl.SSLContext, payload: bytes, done: threading.Event
+) -> None:
+    """One TLS connection that sends ``payload`` in records of assorted sizes, its ciphertext
+    cut at odd points, then stays open until ``done`` (so that the end of the stream is not
+    what wakes the client) and closes without a close_notify."""
+    with listener:
+        conn, _ = listener.accept()
+    with conn:
+        tls, outgoing = _server_handshake(conn, context)
+        sizes = [1, 100, 16384, 40000, 7, 16385, 3000]
+        at = 0
+        while at < len(payload):
+            size = sizes[at % len(sizes)]
+            tls.write(payload[at : at + size])  # a write of more than 16 KiB is several records
+            at += size
+        cipher = outgoing.read()
+        for cut in range(0, len(cipher), 5003):
+            conn.sendall(cipher[cut : cut + 5003])
+        done.wait(60)
+
+
+def test_tls_client_hands_over_every_byte_however_the_records_arrive(tmp_path: Path) -> None:
+    """The generator's TLS client, woken by the selector only, with the smallest buffer it
+    takes: every byte of a stream of whole, partial and many records per receive arrives in
+    order, nothing stays inside the SSL object where the selector cannot see it, and the end of
+    the connection reads as 0."""
+    room = memoryview(bytearray(_bench("tlsclient").MIN_ROOM))
+    payload = random.Random(7).randbytes(1_500_000)
+    done = threading.Event()
+    client, sock, server = _tls_pair(tmp_path, _serve_tls_stream, payload, done)
+    selector = selectors.DefaultSelector()
+    try:
+        selector.register(sock, selectors.EVENT_READ)
+        got = bytearray()
+        deadline = time.monotonic() + 20
+        while len(got) < len(payload):
+            assert time.monotonic() < deadline, f"stuck at {len(got)} of {len(payload)}"
+            if not selector.select(1.0):
+                continue
+            try:
+                n = client.recv_into(room)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                continue
+            assert n > 0, f"the stream ended at {len(got)} of {len(payload)}"
+            got += room[:n]
+        assert got == payload
+        done.set()
+        while True:
+            selector.select(10)
+            try:
+                assert client.recv_into(room) == 0
+                break
+            except (BlockingIOError, ssl.SSLWantReadError):
+                continue
+    finally:
+        done.set()
+        selector.close()
+        sock.close()
+        server.join(10)
+
+
+def _serve_split_record(
+    listener: socket.socket,
+    context: ssl.SSLContext,
+    steps: list[threading.Event],
+    sent: list[bytes],
+) -> None:
+    """A record and half of the next; once the client has read the first (``steps[0]``), the
+    rest of that record and whole ones, just under a full buffer of ciphertext in all, then
+    ``steps[1]``. The client's next receive starts with half a record inside its SSL object."""
+    with listener:
+        conn, _ = listener.accept()
+    with conn:
+        tls, outgoing = _server_handshake(conn, context)
+        room = _bench("tlsclient").MIN_ROOM
+        tls.write(b"a" * 16384)
+        tls.write(b"b" * 16384)
+        sent += [b"a" * 16384, b"b" * 16384]
+        first = outgoing.read()
+        half = len(first) - 8000
+        conn.sendall(first[:half])
+        steps[0].wait(30)
+        rest = first[half:]
+        letter = ord("c")
+        while len(rest) < room - 4096:
+            size = min(16384, room - 4096 - len(rest))
+            tls.write(bytes([letter]) * size)
+            sent.append(bytes([letter]) * size)
+            rest += outgoing.read()
+            letter += 1
+        assert len(rest) <= room
+        conn.sendall(rest)
+        steps[1].set()
+        steps[2].wait(30)
+
+
+def test_tls_client_never_decrypts_more_than_the_buffer_holds(tmp_path: Path) -> None:
+    """A receive that starts with half a record inside the SSL object, and a socket holding
+    just under a buffer's worth of ciphertext: together they decrypt to more than the buffer
+    holds, so the receive must leave some in the socket (where the selector sees it), not in
+    the SSL object (where it would wait for data that never comes)."""
+    room = memoryview(bytearray(_bench("tlsclient").MIN_ROOM))
+    steps = [threading.Event() for _ in range(3)]
+    sent: list[bytes] = []
+    client, sock, server = _tls_pair(tmp_path, _serve_split_record, steps, sent)
+    selector = selectors.DefaultSelector()
+    try:
+        selector.register(sock, selectors.EVENT_READ)
+        got = bytearray()
+        while len(got) < 16384 or client.incoming.pending:  # the first record, then half one
+            selector.select(10)
+            try:
+                got += room[: client.recv_into(room)]
+            except (BlockingIOError, ssl.SSLWantReadError):
+                continue
+        assert got == b"a" * 16384
+        steps[0].set()
+        assert steps[1].wait(30)  # all of it is in the socket now (loopback)
+        while selector.select(0):
+            try:
+                got += room[: client.recv_into(room)]
+            except (BlockingIOError, ssl.SSLWantReadError):
+                pass
+        assert got == b"".join(sent)
+    finally:
+        for step in steps:
+            step.set()
+        selector.close()
+        sock.close()
+        server.join(10)
 
 
 def test_websocket_frames_become_lines_wherever_a_receive_ends() -> None:
