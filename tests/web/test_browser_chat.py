@@ -28,7 +28,7 @@ from .clients import (
 )
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser
+    from playwright.async_api import Browser, Page
 
     from .conftest import ChatServer
 
@@ -126,12 +126,25 @@ async def test_history_on_entering_and_older_pages_on_scrolling_up(
         # ...and scrolling to the top loads the page before them.
         await log(page).locator("li.msg").first.scroll_into_view_if_needed()
         await page.locator("#log-container").evaluate("box => { box.scrollTop = 0; }")
-        await expect(log(page).locator("li.msg")).to_have_count(60)
         await expect(log(page).locator("li.msg").first).to_contain_text("entry 1")
-        await expect(log(page).locator("li.older")).to_have_text("no earlier messages")
-        texts = await log(page).locator("li.msg .text").all_inner_texts()
-        assert texts == [f"entry {number}" for number in range(1, 61)]
+        await _expect_all_sixty_entries(page)
     probe.assert_clean()
+
+
+async def _expect_the_latest_fifty_only(page: Page) -> None:
+    """The replay is shown, every frame due has been drawn, and no older page came."""
+    await expect(log(page)).to_contain_text("<scribe> entry 60")
+    await next_frames(page)
+    await expect(log(page).locator("li.older")).to_have_text("Load earlier messages")
+    assert await log(page).locator("li.msg").count() == 50
+
+
+async def _expect_all_sixty_entries(page: Page) -> None:
+    """The older page came: all 60 entries, in order, and nothing before them."""
+    await expect(log(page).locator("li.msg")).to_have_count(60)
+    await expect(log(page).locator("li.older")).to_have_text("no earlier messages")
+    texts = await log(page).locator("li.msg .text").all_inner_texts()
+    assert texts == [f"entry {number}" for number in range(1, 61)]
 
 
 async def test_a_replay_drawn_line_by_line_fetches_no_older_page_until_the_wheel_scrolls_up(
@@ -143,17 +156,11 @@ async def test_a_replay_drawn_line_by_line_fetches_no_older_page_until_the_wheel
     async with await LineClient.open(chat_server.port) as writer:
         await post_entries(writer, 60)
         page, probe = await enter(browser, chat_server.url, "reader", one_message_per_frame=True)
-        await expect(log(page)).to_contain_text("<scribe> entry 60")
-        await next_frames(page)
-        await expect(log(page).locator("li.older")).to_have_text("Load earlier messages")
-        assert await log(page).locator("li.msg").count() == 50
+        await _expect_the_latest_fifty_only(page)
         # The person turns the mouse wheel up to the top: the page before comes.
         await page.locator("#log-container").hover()
         await page.mouse.wheel(0, -5000)
-        await expect(log(page).locator("li.msg")).to_have_count(60)
-        await expect(log(page).locator("li.older")).to_have_text("no earlier messages")
-        texts = await log(page).locator("li.msg .text").all_inner_texts()
-        assert texts == [f"entry {number}" for number in range(1, 61)]
+        await _expect_all_sixty_entries(page)
     probe.assert_clean()
 
 
@@ -171,16 +178,12 @@ async def test_on_a_phone_older_pages_come_on_swiping_down_only(
             touch=True,
             one_message_per_frame=True,
         )
-        await expect(log(page)).to_contain_text("<scribe> entry 60")
-        await next_frames(page)
-        await expect(log(page).locator("li.older")).to_have_text("Load earlier messages")
-        assert await log(page).locator("li.msg").count() == 50
+        await _expect_the_latest_fifty_only(page)
         # Two swipes down, more than the log's height: it scrolls up to its top, the page before
         # comes.
         await swipe_down(page, page.locator("#log-container"))
         await swipe_down(page, page.locator("#log-container"))
-        await expect(log(page).locator("li.msg")).to_have_count(60)
-        await expect(log(page).locator("li.older")).to_have_text("no earlier messages")
+        await _expect_all_sixty_entries(page)
     probe.assert_clean()
 
 
