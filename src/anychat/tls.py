@@ -219,13 +219,7 @@ class TlsTransport:
         tls = self._tls
         if size <= RECORD_BYTES:  # the usual small batch: one record, one write, one send
             taken: int = tls.write(data)
-            record = self._outgoing.read()
-            try:
-                sent = self.sock.send(record)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            if sent < len(record):
-                self._unsent += memoryview(record)[sent:]
+            self._send_or_keep(self._outgoing.read())
             return taken
         # A large batch: chunk after chunk while the kernel takes each one whole, so that a
         # backlog goes to the writer task only when the socket is really full (a writer round
@@ -350,15 +344,18 @@ class TlsTransport:
             except (BlockingIOError, InterruptedError):
                 return
             del unsent[:sent]
-        if not self._outgoing.pending:
-            return
-        data = self._outgoing.read()
+        if self._outgoing.pending:
+            self._send_or_keep(self._outgoing.read())
+
+    def _send_or_keep(self, data: bytes) -> None:
+        """Send ``data`` now (``_unsent`` is empty); what the kernel refuses is kept in
+        ``_unsent``, copied only then."""
         try:
             sent = self.sock.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
         if sent < len(data):
-            unsent += memoryview(data)[sent:]
+            self._unsent += memoryview(data)[sent:]
 
     async def _flush_all(self) -> None:
         self._flush()

@@ -151,7 +151,7 @@ async def readable_before(transport: Transport, deadline: float) -> bool:
         except RuntimeError:
             pass
         else:
-            return await _asyncio_readable_before(loop, transport.sock, deadline)
+            return await _asyncio_readable_before(loop, transport, deadline)
     with anyio.CancelScope(deadline=deadline):
         await transport.wait_readable()
         return True
@@ -159,17 +159,16 @@ async def readable_before(transport: Transport, deadline: float) -> bool:
 
 
 async def _asyncio_readable_before(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float
+    loop: asyncio.AbstractEventLoop, transport: TcpTransport, deadline: float
 ) -> bool:
     waiter: asyncio.Future[bool] = loop.create_future()
-    fd = sock.fileno()
-    loop.add_reader(fd, _answer, waiter, True)
+    transport.watch(loop, _answer, waiter, True)
     timer = loop.call_at(deadline, _answer, waiter, False)
     try:
         return await waiter
     finally:
         timer.cancel()
-        loop.remove_reader(fd)
+        transport.unwatch()
 
 
 def _answer(waiter: asyncio.Future[bool], readable: bool) -> None:
