@@ -16,6 +16,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Collection, Iterable
+from functools import partial
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from . import model as m
@@ -475,7 +476,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
                     return [Deliver(with_ref(room, cmd.ref), (session.peer,))]
                 room = outside  # a member of no such room: +n decides (below)
             problem = room.channel.send_problem(
-                session.peer, session.peer in room.members, self._host(session)
+                session.peer, session.peer in room.members, partial(self._host, session)
             )
             if problem:
                 return self._refuse(session, cmd, *problem)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Final, TypeVar
 
 from . import model as m
@@ -132,7 +133,9 @@ class PresenceRules(BrokerPart[P]):
             if room is None:
                 code, text = m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.target}"
                 return self._refuse(session, cmd, code, text)
-            refused = room.channel.send_problem(peer, peer in room.members, self._host(session))
+            refused = room.channel.send_problem(
+                peer, peer in room.members, partial(self._host, session)
+            )
             if refused:
                 return self._refuse(session, cmd, *refused)
             tagged = dataclasses.replace(tagged, target=room.name)

@@ -19,6 +19,7 @@ from typing import Generic, TypeAlias, TypeVar
 
 from . import model as m
 from .bus.directory import BusEvent
+from .quickinit import quick_init
 
 __all__ = [
     "Authenticate",
@@ -43,6 +44,7 @@ __all__ = [
 P = TypeVar("P")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Deliver(Generic[P]):
     """Send ``event`` to every peer in ``to`` except ``skip``.
@@ -63,6 +65,7 @@ class Disconnect(Generic[P]):
     bye: m.Bye
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Persist(Generic[P]):
     """Store ``message``, then send ``ack`` to ``peer`` (an ack promises the message is stored).
@@ -91,6 +94,7 @@ class Publish:
     event: BusEvent
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Broadcast(Generic[P]):
     """Number a message cluster-wide and publish it to the other nodes, in one step.

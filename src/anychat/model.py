@@ -66,6 +66,7 @@ from .model_presence import (
     WatchList,
     clean_username,
 )
+from .quickinit import quick_init
 from .safetext import safe_text
 
 __all__ = [
@@ -276,6 +277,7 @@ class Part:
     ref: Ref = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Say:
     """Send ``text`` to a room or a nick (``None`` = the client's current room)."""
@@ -439,6 +441,7 @@ class Welcome:
     stats: ServerStats | None = field(default=None, compare=False)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """A line of chat as the server stored and relayed it."""
@@ -471,6 +474,7 @@ class Message:
         return safe_text(self.text)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ack:
     """Tells a sender its message was accepted, with the id and time everyone else sees."""

@@ -90,6 +90,8 @@ class Channel(Generic[P]):
         return "s" in self.modes
 
     def banned(self, host: str) -> bool:
+        if not self.bans:  # nearly every room, and asked for every message
+            return False
         return any(_matches(ban.mask, host) for ban in self.bans)
 
     def join_problem(
@@ -107,15 +109,18 @@ class Channel(Generic[P]):
             return m.ErrorCode.ROOM_FULL, f"this room is full ({self.limit} members, +l)"
         return None
 
-    def send_problem(self, peer: P, member: bool, host: str) -> tuple[m.ErrorCode, str] | None:
-        """Why ``peer`` may not speak in the room (``None``: it may)."""
+    def send_problem(
+        self, peer: P, member: bool, host: Callable[[], str]
+    ) -> tuple[m.ErrorCode, str] | None:
+        """Why ``peer`` may not speak in the room (``None``: it may). ``host`` gives its
+        ``nick!user@host``, asked for only when the room has bans to check it against."""
         if not member and "n" in self.modes:
             return m.ErrorCode.NOT_MEMBER, "this room takes no messages from outside (+n)"
         if peer in self.ops or peer in self.voiced:
             return None
         if "m" in self.modes:
             return m.ErrorCode.CANNOT_SEND, "this room is moderated (+m): only voiced members speak"
-        if self.banned(host):
+        if self.bans and self.banned(host()):
             return m.ErrorCode.CANNOT_SEND, "you are banned from speaking in this room (+b)"
         return None
 

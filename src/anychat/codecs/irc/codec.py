@@ -32,10 +32,10 @@ from ... import model as m
 from .. import Inbound, LocalReply
 from .._lines import LineBuffer
 from . import caps
-from .commands import HANDLERS
+from .commands import HANDLERS, privmsg
 from .labels import MAX_LABEL, wrap
 from .parse import MAX_LINE_BYTES, IrcLine, parse_line
-from .render import render
+from .render import message_lines, render
 from .sasl import PlainExchange, SaslRefused
 from .state import IrcState, Pending
 from .wire import Wire
@@ -116,6 +116,15 @@ class IrcCodec:
                 text = raw.decode()
             except UnicodeDecodeError:
                 text = raw.decode("latin-1")  # legacy clients: keep their text readable
+            if text.startswith("PRIVMSG ") and self.state.hello_sent:
+                # Nearly every line a busy client sends, in its one common spelling (no tags,
+                # no source, one target, a trailing text): straight to the handler, with
+                # the parameters parse_line would give. Anything else takes the general route.
+                target, colon, said = text[8:].partition(" :")
+                if colon and target and " " not in target and target[0] != ":":
+                    self.state.client_tags = ""  # what begin_line does for a line without tags
+                    out.extend(privmsg(wire, (target, said)))
+                    continue
             line = parse_line(text)
             if line is not None:
                 label = line.tags.get("label", "")
@@ -307,6 +316,11 @@ class IrcCodec:
         return f"PING :{token}\r\n".encode()
 
     def encode(self, event: m.Event) -> bytes:
+        if type(event) is m.Message and not event.history:
+            # What a busy server writes most: a live message answers no request and teaches
+            # the state nothing, so observe, render's dispatch and the label step are skipped.
+            lines = message_lines(self.wire, event)
+            return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")
         lines = render(self.wire, event, self.state.observe(event))
         ref = getattr(event, "ref", None)
         if ref is not None:  # an answer: to a labeled command?

@@ -17,7 +17,7 @@ from .refusals import refusal
 from .state import Context, Pending
 from .wire import Wire, clean
 
-__all__ = ["render"]
+__all__ = ["message_lines", "render"]
 
 #: RFC 2812 §2.3: a line, CRLF included, is at most 512 bytes (tags aside).
 _LINE_BYTES: Final = 510
@@ -118,7 +118,8 @@ def _lusers(w: Wire, stats: m.ServerStats) -> list[str]:
     ]
 
 
-def _message_lines(w: Wire, msg: m.Message) -> list[str]:
+def message_lines(w: Wire, msg: m.Message) -> list[str]:
+    """The lines of one message (a live one; :func:`render` puts replays in batches)."""
     return _say_lines(
         w,
         msg.time,
@@ -313,18 +314,18 @@ def render(w: Wire, event: m.Event, ctx: Context) -> list[str]:
     match event:
         case m.Message():
             if not event.history:
-                return _message_lines(w, event)
+                return message_lines(w, event)
             # Replays must not pass for live chat (docs/irc.md "History"): in a chathistory
             # batch with their original time, or (if the operator asked) plain, or not at all.
             caps = w.state.caps
             if "batch" in caps and "server-time" in caps:
-                lines = _message_lines(w, event)
+                lines = message_lines(w, event)
                 return batch_lines(w, f"r{event.id}", event.target, lines)
-            return _message_lines(w, event) if w.replay else []
+            return message_lines(w, event) if w.replay else []
         case m.HistoryPage(target=target):
             if ctx.page is None:
                 return []
-            lines = [line for msg in ctx.page for line in _message_lines(w, msg)]
+            lines = [line for msg in ctx.page for line in message_lines(w, msg)]
             return batch_lines(w, f"h{event.ref}", target, lines)
         case m.ConversationList(conversations=found):
             return targets_lines(w, f"t{event.ref}", found) if pending is not None else []

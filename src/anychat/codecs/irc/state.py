@@ -64,6 +64,9 @@ class Context:
     page: tuple[m.Message, ...] | None = None
 
 
+#: What most events teach: nothing (one shared instance; contexts never change).
+_NOTHING: Final = Context()
+
 _HANGUPS: Final = {
     m.ErrorCode.LOGIN_REQUIRED: "Access denied: this server admits only accounts",
     m.ErrorCode.LOGIN_FAILED: "Access denied: bad password",
@@ -232,7 +235,7 @@ class IrcState:
         """Learn what an outgoing event teaches this connection; say what it answers."""
         match event:
             case m.Message() | m.Quitted() | m.Bye() | m.AwayChanged() | m.AccountChanged():
-                return Context()
+                return _NOTHING
             case m.RealnameChanged(realname=realname):
                 pending = self._take(event.ref)
                 if pending is not None:
@@ -279,7 +282,7 @@ class IrcState:
             case m.Error():
                 pending = self._take(event.ref, final=False)
                 if pending is None:
-                    return Context()
+                    return _NOTHING
                 if pending.verb != "mode":
                     self._take(event.ref)  # MODE refuses change by change: kept (bounded)
                 if pending.verb == "hello":
@@ -324,7 +327,7 @@ class IrcState:
                 return Context(pending, page=tuple(page[: pending.limit or None]))
             case m.ConversationList():
                 return Context(self._take(event.ref))
-        return Context()
+        return _NOTHING
 
     def _ison_step(self, pending: Pending | None, nick: str | None) -> tuple[str, ...] | None:
         """Replies arrive in the order asked (one client, one broker), so the last one answers."""
