@@ -233,6 +233,8 @@ class IrcState:
 
     def observe(self, event: m.Event) -> Context:
         """Learn what an outgoing event teaches this connection; say what it answers."""
+        if type(event) is m.Ack:  # one per message sent: before the long match below
+            return Context(self._take(event.ref))
         match event:
             case m.Message() | m.Quitted() | m.Bye() | m.AwayChanged() | m.AccountChanged():
                 return _NOTHING

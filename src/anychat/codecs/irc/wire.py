@@ -6,6 +6,7 @@ Shared by the command side (local replies) and the rendering side; it only reads
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Final
 
 from ... import model as m
@@ -56,7 +57,7 @@ class Wire:
     def mask_of(self, nick: str, user: str = "") -> str:
         """``nick!~user@server``: ``~`` as no ident check was made; hosts are cloaked, so the
         prefix never shows a client's address. Unknown usernames are derived from the nick."""
-        return f"{nick}!~{m.clean_username(user, nick)}@{self.server}"
+        return _mask(nick, user, self.server)
 
     def line(self, *params: str) -> str:
         """A numeric or server line; a last parameter given with ``:`` is trailing.
@@ -80,3 +81,9 @@ class Wire:
 
     def time_tag(self, when: float) -> str:
         return "time=" + time_tag(when) if "server-time" in self.state.caps and when else ""
+
+
+@lru_cache(maxsize=4096)
+def _mask(nick: str, user: str, server: str) -> str:
+    # Asked for every message relayed and every PRIVMSG read, for a few senders at a time.
+    return f"{nick}!~{m.clean_username(user, nick)}@{server}"
