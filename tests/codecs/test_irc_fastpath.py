@@ -11,7 +11,9 @@ from anychat.codecs.irc.render import render
 from .test_irc import registered
 
 # Targets and texts as clients type them, spaces, colons, commas and non-ASCII included.
-words = st.text(st.characters(blacklist_characters="\r\n\x00"), min_size=0, max_size=30)
+words = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=30
+)
 CAPS = ("", "message-tags", "server-time", "echo-message", "message-tags server-time account-tag")
 
 
@@ -22,6 +24,12 @@ def test_privmsg_lines_parse_as_the_general_route_does(target: str, text: str, c
     # A leading space is legal and sends the line down the general route (parse_line strips it).
     assert fast.feed(line) == general.feed(b" " + line)
     assert fast.state.client_tags == general.state.client_tags == ""
+
+
+@given(rest=st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b))
+def test_any_bytes_after_privmsg_parse_as_the_general_route_does(rest: bytes) -> None:
+    line = b"PRIVMSG " + rest + b"\r\n"  # invalid UTF-8 too (read as Latin-1)
+    assert registered().feed(line) == registered().feed(b" " + line)
 
 
 def test_privmsg_fast_route_keeps_the_general_answers() -> None:
