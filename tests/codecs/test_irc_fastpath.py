@@ -12,7 +12,7 @@ from .test_irc import registered
 
 # Targets and texts as clients type them, spaces, colons, commas and non-ASCII included.
 words = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=30
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n\x00"), max_size=30
 )
 CAPS = ("", "message-tags", "server-time", "echo-message", "message-tags server-time account-tag")
 

@@ -1,11 +1,11 @@
 """The PostgreSQL store: accounts and history for several nodes (``postgresql://user@host/db``).
 
 Why psycopg 3's *sync* API in a worker thread: its async API runs on asyncio only, and anychat
-must work on trio too. One connection is used only through :func:`anyio.to_thread.run_sync`
-under a ``CapacityLimiter(1)``, exactly as the SQLite store does, so one thread talks to the
-server at a time, neither event loop ever blocks on the network, and a call that started (a
-COMMIT in flight) finishes before its caller sees a cancellation, so no ack is sent for a
-transaction that may still roll back. Throughput is bounded by one round trip per batch, which
+must work on trio too. One connection is used only from the store's own thread
+(:class:`~anychat.store.worker.StoreThread`), exactly as the SQLite store does, so one thread
+talks to the server at a time, neither event loop ever blocks on the network, and a call that
+started (a COMMIT in flight) finishes before its caller sees a cancellation, so no ack is sent
+for a transaction that may still roll back. Throughput is bounded by one round trip per batch, which
 the server's group commit amortises over every message that arrived meanwhile.
 
 Transactions: the connection runs in autocommit mode (a read is one statement and leaves no
@@ -74,6 +74,7 @@ from . import (
     describe_url,
     pick_conversations,
 )
+from .worker import StoreThread
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -213,7 +214,7 @@ class PostgresStore:
         self.label = describe_url(url)
         self._conn = conn
         self._closed = False
-        self._limiter = anyio.CapacityLimiter(1)
+        self._worker = StoreThread("anychat-postgres")
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -260,7 +261,9 @@ class PostgresStore:
                     raise StoreError(f"database {self.label}: {_reason(exc)}") from exc
                 raise
 
-        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        if self._closed:  # its thread is gone too
+            raise StoreError("store is closed")
+        return await self._worker.run(call)
 
     def _recover(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
@@ -514,7 +517,8 @@ class PostgresStore:
         if not self._closed:
             self._closed = True
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(close, limiter=self._limiter)
+                await self._worker.run(close)
+            self._worker.close()
 
 
 def _reason(exc: psycopg.Error) -> str:

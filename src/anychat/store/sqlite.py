@@ -1,8 +1,8 @@
 """The SQLite store: the embedded, durable default (``sqlite:///path/to/chat.db``).
 
-Off the event loop: one connection, used only through :func:`anyio.to_thread.run_sync` under a
-``CapacityLimiter(1)``, so exactly one worker thread touches it at a time and neither asyncio nor
-trio ever blocks on the disk. Calls are not abandoned on cancellation: a commit that started
+Off the event loop: one connection, used only from the store's own long-lived thread
+(:class:`~anychat.store.worker.StoreThread`), so exactly one thread touches it at a time and
+neither asyncio nor trio ever blocks on the disk. Calls are not abandoned on cancellation: a commit that started
 finishes (or fails) before its caller sees the cancellation, so an ack is never sent for a
 transaction that may still roll back.
 
@@ -34,6 +34,7 @@ import anyio
 from .. import model as m
 from ..errors import StoreError
 from . import MAX_HISTORY_LIMIT, Account, AccountChange, check_query, pick_conversations
+from .worker import StoreThread
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
@@ -195,7 +196,7 @@ class SqliteStore:
     def __init__(self, db: sqlite3.Connection, path: str) -> None:
         self._db: sqlite3.Connection | None = db
         self.path = path
-        self._limiter = anyio.CapacityLimiter(1)
+        self._worker = StoreThread("anychat-sqlite")
         self._file = _FileWatch(path)
 
     @classmethod
@@ -227,7 +228,9 @@ class SqliteStore:
                     raise StoreError(f"database {self.path}: {exc}") from exc
                 raise
 
-        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        if self._db is None:  # closed: its thread is gone too
+            raise StoreError("store is closed")
+        return await self._worker.run(call)
 
     # ------------------------------------------------------------------ accounts
 
@@ -455,3 +458,4 @@ class SqliteStore:
             with anyio.CancelScope(shield=True):
                 await self._run(close)
             self._db = None
+            self._worker.close()
