@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import pytest
 
@@ -107,6 +107,11 @@ def test_refuses_classes_it_cannot_copy() -> None:
     class Unslotted:
         a: int
 
-    for cls in (Mutable, Checked, Derived, Unslotted):
+    @dataclass(frozen=True, slots=True)
+    class WithInitVar:
+        a: int
+        b: InitVar[int] = 0
+
+    for cls in (Mutable, Checked, Derived, Unslotted, WithInitVar):
         with pytest.raises(TypeError):
             quick_init(cls)

@@ -33,7 +33,8 @@ def quick_init(cls: type[T]) -> type[T]:
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has __post_init__")
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    if any(not f.init for f in fields) or len(fields) != len(cls.__dataclass_fields__):  # type: ignore[attr-defined]
+    declared = cls.__dataclass_fields__  # type: ignore[attr-defined]  # InitVars too
+    if any(not f.init for f in fields) or len(fields) != len(declared):
         raise TypeError(f"{cls.__name__} has fields that __init__ does not set")
     namespace: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
     positional: list[str] = []
@@ -58,7 +59,7 @@ def quick_init(cls: type[T]) -> type[T]:
         (keyword if f.kw_only else positional).append(param)
     signature = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
     source = f"def __init__({signature}):\n" + ("\n".join(body) or "    pass") + "\n"
-    exec(source, namespace)
+    exec(source, namespace)  # generated from the class's own fields, as dataclasses does
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__

@@ -320,7 +320,7 @@ class IrcCodec:
             # What a busy server writes most: a live message answers no request and teaches
             # the state nothing, so observe, render's dispatch and the label step are skipped.
             lines = message_lines(self.wire, event)
-            return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")
+            return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace") if lines else b""
         lines = render(self.wire, event, self.state.observe(event))
         ref = getattr(event, "ref", None)
         if ref is not None:  # an answer: to a labeled command?
