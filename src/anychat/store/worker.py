@@ -44,11 +44,8 @@ class _Call(Generic[T]):
 
 def _waker() -> Callable[[Callable[[], object]], object]:
     """How a foreign thread schedules a callback on the running event loop."""
-    token = anyio.lowlevel.current_token()
-    native: Any = token.native_token
-    if token.backend_class.__module__.endswith("_trio"):
-        return native.run_sync_soon  # type: ignore[no-any-return]
-    return native.call_soon_threadsafe  # type: ignore[no-any-return]
+    native: Any = anyio.lowlevel.current_token().native_token  # a TrioToken, or the loop
+    return getattr(native, "run_sync_soon", None) or native.call_soon_threadsafe  # type: ignore[no-any-return]
 
 
 class StoreThread:
