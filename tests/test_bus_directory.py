@@ -30,6 +30,20 @@ def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:
     assert wire.decode(wire.encode("n2", take_over)) == ("n2", take_over)
 
 
+def test_mode_changes_and_invites_cross_the_wire_intact() -> None:
+    changes = (m.ModeChange(mode="m"), m.ModeChange(mode="k", on=False, arg="*"),
+               m.ModeChange(mode="o", arg="bob"))  # fmt: skip
+    changed = m.ModeChanged(room="#a", by="ada", changes=changes, ref=4, user="ada")
+    node, back = wire.decode(wire.encode("n1", changed))
+    assert node == "n1" and isinstance(back, m.ModeChanged)
+    assert (back.room, back.by, back.changes, back.ref, back.user) == (
+        "#a", "ada", changes, None, "ada")  # fmt: skip
+    invited = m.Invited(room="#a", nick="bob", by="ada", user="ada", notice=True)
+    _, back_invited = wire.decode(wire.encode("n1", invited))
+    assert back_invited == invited and isinstance(back_invited, m.Invited)
+    assert back_invited.notice
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -47,6 +61,12 @@ def test_events_cross_the_wire_intact_without_refs_or_keys() -> None:
         b' "text": "t"}}',
         b'{"n": "x", "t": "Quitted", "f": {"nick": ["a"]}}',
         b'{"n": "x", "t": "Present", "f": {"nick": "a", "since": true}}',
+        b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a", "changes": "m"}}',
+        b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a", "changes": [["m"]]}}',
+        b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a",'
+        b' "changes": [["m", 1, ""]]}}',
+        b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a", "changes": [7]}}',
+        b'{"n": "x", "t": "Invited", "f": {"room": "#a", "nick": "b", "by": "a", "notice": 1}}',
     ],
 )
 def test_malformed_payloads_are_refused(payload: bytes) -> None:

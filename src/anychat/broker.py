@@ -347,6 +347,9 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             self.bus.release_nick(old_key)
         session.nick = cmd.nick
         session.relist()
+        for room in session.rooms.values():
+            if room.channel.status(session.peer):
+                self._save_room(room)  # statuses are kept by nick in the cluster's copy
         audience = self._audience(session)
         audience.discard(session.peer)
         user = session.user
@@ -387,9 +390,13 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             return [ListenRoom(peer, key, cmd)]
         if self.recent.cold((cmd.room,)):
             return [self._warm(session, (cmd.room,), cmd)]
+        opening = room is None
         if room is None:
-            room = self._rooms[key] = Room(name=cmd.room)
-            self.bus.room_opened(key)
+            room = Room(name=cmd.room)
+            created = not (self.bus.shared and self._open_shared(room, key))
+        else:
+            created = False
+        if created:
             room.channel.created = self._clock()
             if key in self._lobbies:
                 # The server's own rooms (everyone is put in them) belong to nobody: no
@@ -399,12 +406,20 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
                 room.channel.ops.add(peer)  # whoever creates a room is its operator
         else:
             chan = room.channel
-            problem = chan.join_problem(
-                session.nick, self._host(session), cmd.key, len(room.members)
-            )
+            members = len(room.members) + len(self._elsewhere(key))
+            problem = chan.join_problem(session.nick, self._host(session), cmd.key, members)
             if problem:
+                if opening and self.bus.shared:
+                    self.bus.room_closed(key)  # the next try listens (and reads) afresh
                 return self._refuse(session, cmd, *problem)
-            chan.invited.discard(m.casefold(session.nick))
+            if m.casefold(session.nick) in chan.invited:
+                chan.invited.discard(m.casefold(session.nick))  # an invite is used once
+                self._save_room(room)
+        if opening:
+            self._rooms[key] = room
+            self.bus.room_opened(key)
+            if created:
+                self._save_room(room)
         effects: list[Effect[P]] = []
         joined = m.Joined(
             room=room.name,
@@ -576,6 +591,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
 
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         key = m.casefold(room.name)
+        held = room.channel.status(session.peer)
         del room.members[session.peer]
         room.listing = None
         room.quiet.discard(session.peer)
@@ -584,6 +600,11 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         if not room.members:
             del self._rooms[key]
             self.bus.room_closed(key)
+            if self.bus.shared and not self._elsewhere(key):
+                self.bus.save_room(key, "")  # its last member anywhere: the room is gone
+                held = ""
+        if held:
+            self._save_room(room)  # an operator or voice the others must forget
         if session.current is room:
             session.current = next(reversed(session.rooms.values()), None)
 

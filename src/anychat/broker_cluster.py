@@ -13,10 +13,12 @@ step, and :meth:`ClusterRules.numbered` delivers it here when its id is back.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from . import model as m
+from . import roomstate
 from .broker_base import BrokerPart
 from .bus import Bus
 from .bus.directory import BusEvent, Present, RemoteUser, TakeOver
@@ -29,6 +31,8 @@ __all__ = ["ClusterRules"]
 
 P = TypeVar("P")
 
+logger = logging.getLogger("anychat.cluster")
+
 
 class ClusterRules(BrokerPart[P]):
     """Remote events, remote members, and the requests only a shared bus makes."""
@@ -36,8 +40,13 @@ class ClusterRules(BrokerPart[P]):
     bus: Bus
     recent: RecentHistory
     sent: SentMessages
+    _lobbies: frozenset[str]
+    _clock: Callable[[], float]
 
     def disconnect(self, peer: P, reason: str = "") -> list[Effect[P]]:
+        raise NotImplementedError
+
+    def _leave(self, session: Session[P], room: Room[P]) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ asking first
@@ -117,14 +126,84 @@ class ClusterRules(BrokerPart[P]):
             return []
         return [Deliver(dataclasses.replace(why, ref=sent.then.ref), (sent.peer,))]
 
+    # ------------------------------------------------------------------ one room, many nodes
+
+    def _elsewhere(self, key: str) -> dict[str, RemoteUser]:
+        """The members of room ``key`` (folded) on other nodes, by folded nick."""
+        if not self.bus.shared:
+            return {}
+        return self.bus.directory.rooms.get(key, {})
+
+    def _open_shared(self, room: Room[P], key: str) -> bool:
+        """This node opens ``room``: whether it has members on other nodes (then it is not
+        new: nobody here becomes its operator), and if so its settings, as Redis had them
+        when this node began to listen to it (:mod:`anychat.roomstate`)."""
+        elsewhere = self._elsewhere(key)
+        if not elsewhere:
+            return False
+        try:
+            loaded = roomstate.load(room, self.bus.take_room_state(key), elsewhere.keys())
+        except ValueError as exc:
+            logger.warning("room %s: %s", room.name, exc)
+            loaded = False
+        if not loaded and key in self._lobbies:
+            room.channel.modes.discard("t")  # as when the server made it
+        return True
+
+    def _save_room(self, room: Room[P]) -> None:
+        """The settings of ``room`` changed here: the copy other nodes open it from, too."""
+        if self.bus.shared:
+            state = roomstate.dump(room, lambda peer: self._sessions[peer].nick)
+            self.bus.save_room(m.casefold(room.name), state)
+
+    def restate_rooms(self) -> None:
+        """The bus (re)connected: the settings of every room open here go to Redis again."""
+        for room in self._rooms.values():
+            self._save_room(room)
+
+    def _kick_remote(self, session: Session[P], room: Room[P], cmd: m.Kick) -> list[Effect[P]]:
+        """An operator here kicks a member of another node: everyone here hears it, then that
+        node (which removes the member) and every other one."""
+        user = self._remote_user(cmd.nick)
+        key = m.casefold(room.name)
+        if user is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        if key not in user.rooms:
+            return self._refuse(
+                session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{user.nick} is not in {room.name}"
+            )
+        kicked = m.Kicked(
+            room=room.name,
+            nick=user.nick,
+            by=session.nick,
+            reason=cmd.reason or session.nick,
+            user=session.user,
+        )
+        self.bus.directory.apply(user.node, kicked)
+        if room.channel.forget_remote(m.casefold(user.nick)):
+            self._save_room(room)
+        room.listing = None
+        return [
+            Deliver(kicked, room.members, skip=session.peer),
+            Deliver(dataclasses.replace(kicked, ref=cmd.ref), (session.peer,)),
+            *self._tell(kicked),
+        ]
+
     # ------------------------------------------------------------------ what others see
 
     def _remote_members(self, room: Room[P]) -> tuple[m.Member, ...]:
         if not self.bus.shared:
             return ()
         local = self._nicks
+        chan = room.channel
         return tuple(
-            m.Member(nick=u.nick, user=u.user, realname=u.realname, account=u.account)
+            m.Member(
+                nick=u.nick,
+                status=chan.remote_status(key),
+                user=u.user,
+                realname=u.realname,
+                account=u.account,
+            )
             for key, u in self.bus.directory.rooms.get(m.casefold(room.name), {}).items()
             if key not in local
         )
@@ -160,12 +239,16 @@ class ClusterRules(BrokerPart[P]):
                         event.time,
                     )
                     effects.append(Deliver(event, room.members))
+            case m.Kicked() if m.casefold(event.nick) in self._nicks:
+                effects += self._kicked_here(event)
             case m.Joined() | m.Parted() | m.Kicked():
                 key = m.casefold(event.nick)
                 if key not in self._nicks:  # a stale event about a nick now ours: ignored
                     room = self._rooms.get(m.casefold(event.room))
                     if room is not None:
                         effects.append(Deliver(event, room.members))
+                        if not isinstance(event, m.Joined):
+                            room.channel.forget_remote(key)
                     directory.apply(node, event)
             case m.Quitted() | m.NickChanged():
                 key = m.casefold(event.nick if isinstance(event, m.Quitted) else event.old)
@@ -174,7 +257,12 @@ class ClusterRules(BrokerPart[P]):
                     audience = self._local_audience(user.rooms)
                     if audience:
                         effects.append(Deliver(event, audience))
+                    self._remote_statuses(user.rooms, key, event)
                     directory.apply(node, event)
+            case m.ModeChanged():
+                effects += self._modes_heard(event)
+            case m.Invited():
+                effects += self._invite_heard(event)
             case Present():
                 if m.casefold(event.nick) not in self._nicks:
                     directory.apply(node, event)
@@ -192,6 +280,65 @@ class ClusterRules(BrokerPart[P]):
                 pass
         return effects
 
+    def _kicked_here(self, kicked: m.Kicked) -> list[Effect[P]]:
+        """An operator on another node kicked a member of this one: the room's members here,
+        the kicked one included, hear it before it leaves."""
+        session = self._nicks[m.casefold(kicked.nick)]
+        room = session.rooms.get(m.casefold(kicked.room))
+        if room is None:
+            return []  # it left meanwhile
+        # The kicked member hears it on its own (so its codec learns that it left, as in
+        # OperatorRules._kick).
+        effects: list[Effect[P]] = [
+            Deliver(kicked, room.members, skip=session.peer),
+            Deliver(kicked, (session.peer,)),
+        ]
+        self._leave(session, room)
+        return effects
+
+    def _remote_statuses(self, rooms: Iterable[str], key: str, event: m.Event) -> None:
+        """A member of another node quit or changed nick: its statuses go, or go with it."""
+        for name in rooms:
+            room = self._rooms.get(name)
+            if room is None:
+                continue
+            if isinstance(event, m.NickChanged):
+                room.channel.rename_remote(key, m.casefold(event.new))
+            else:
+                room.channel.forget_remote(key)
+            room.listing = None
+
+    def _modes_heard(self, changed: m.ModeChanged) -> list[Effect[P]]:
+        """An operator on another node changed a room's modes: the same here, in the order
+        Redis published the changes (the setter was checked there)."""
+        room = self._rooms.get(m.casefold(changed.room))
+        if room is None:
+            return []
+        changes = []
+        for change in changed.changes:
+            if change.mode in m.STATUS_MODES:
+                here = self._nicks.get(m.casefold(change.arg))
+                if here is not None and here.peer not in room.members:
+                    continue  # (a nick that left meanwhile, now someone else's here)
+            changes.append(change)
+
+        def find(nick: str) -> P | None:
+            here = self._nicks.get(m.casefold(nick))
+            return None if here is None else here.peer
+
+        room.channel.apply_heard(changes, setter=changed.by, now=self._clock(), find=find)
+        room.listing = None
+        return [Deliver(changed, room.members)]
+
+    def _invite_heard(self, invited: m.Invited) -> list[Effect[P]]:
+        """Someone on another node invited a user of this one (or of a third): the room here
+        lets them in, and the invited user hears of it."""
+        room = self._rooms.get(m.casefold(invited.room))
+        if room is not None:
+            room.channel.invited.add(m.casefold(invited.nick))
+        session = self._nicks.get(m.casefold(invited.nick))
+        return [] if session is None else [Deliver(invited, (session.peer,))]
+
     def users_gone(self, users: Iterable[RemoteUser], reason: str = "node lost") -> list[Effect[P]]:
         """Users of other nodes are gone (their node stopped renewing its lease, or was not in
         the directory read after an outage): they quit, for everyone here who saw them."""
@@ -202,6 +349,7 @@ class ClusterRules(BrokerPart[P]):
             audience = self._local_audience(user.rooms)
             if audience:
                 effects.append(Deliver(quitted, audience))
+            self._remote_statuses(user.rooms, m.casefold(user.nick), quitted)
             directory.apply(user.node, quitted)
         return effects
 

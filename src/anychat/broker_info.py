@@ -14,7 +14,6 @@ from typing import TypeVar
 from . import model as m
 from .broker_ops import UNSENDABLE, OperatorRules
 from .bus import Bus
-from .bus.directory import RemoteUser
 from .effects import Deliver, Effect
 from .sessions import Room, Session
 
@@ -33,9 +32,6 @@ class InfoRules(OperatorRules[P]):
     listing_entries: int
 
     def rooms(self) -> list[Room[P]]:
-        raise NotImplementedError
-
-    def _remote_user(self, nick: str) -> RemoteUser | None:
         raise NotImplementedError
 
     def _remote_members(self, room: Room[P]) -> tuple[m.Member, ...]:
@@ -87,6 +83,7 @@ class InfoRules(OperatorRules[P]):
         if problem:
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
         room.topic, room.topic_setter, room.topic_time = cmd.text, session.nick, self._clock()
+        self._save_room(room)
         return [
             Deliver(self._topic_of(room, None), room.members, skip=session.peer),
             Deliver(self._topic_of(room, cmd.ref), (session.peer,)),
@@ -96,12 +93,17 @@ class InfoRules(OperatorRules[P]):
     def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))
         if other is None and (remote := self._remote_user(cmd.nick)) is not None:
+            rooms = sorted(remote.rooms.items(), key=lambda item: item[1])
+            key = m.casefold(remote.nick)
             info = m.UserInfo(
                 nick=remote.nick,
-                rooms=tuple(sorted(remote.rooms.values())),
+                rooms=tuple(name for _, name in rooms),
                 since=remote.since,
                 ref=cmd.ref,
-                statuses=tuple("" for _ in remote.rooms),
+                statuses=tuple(
+                    room.channel.remote_status(key) if (room := self._rooms.get(k)) else ""
+                    for k, _ in rooms
+                ),
                 user=remote.user,
                 realname=remote.realname,
                 account=remote.account,

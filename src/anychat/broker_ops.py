@@ -14,7 +14,8 @@ from typing import Final, TypeVar
 
 from . import model as m
 from .broker_base import BrokerPart
-from .bus.directory import BusEvent
+from .bus import Bus
+from .bus.directory import BusEvent, RemoteUser
 from .effects import Deliver, Effect
 from .rooms import hostmask
 from .sessions import Room, Session
@@ -33,6 +34,7 @@ class OperatorRules(BrokerPart[P]):
     """Operator commands (mixed into the broker)."""
 
     server_name: str
+    bus: Bus
     _clock: Callable[[], float]
     _max_users: int
 
@@ -40,6 +42,18 @@ class OperatorRules(BrokerPart[P]):
         raise NotImplementedError
 
     def _tell(self, event: BusEvent, room: str = "") -> list[Effect[P]]:
+        raise NotImplementedError
+
+    def _elsewhere(self, key: str) -> dict[str, RemoteUser]:
+        raise NotImplementedError
+
+    def _remote_user(self, nick: str) -> RemoteUser | None:
+        raise NotImplementedError
+
+    def _save_room(self, room: Room[P]) -> None:
+        raise NotImplementedError
+
+    def _kick_remote(self, session: Session[P], room: Room[P], cmd: m.Kick) -> list[Effect[P]]:
         raise NotImplementedError
 
     def _host(self, session: Session[P]) -> str:
@@ -100,12 +114,22 @@ class OperatorRules(BrokerPart[P]):
         if isinstance(checked, m.Error):
             return [Deliver(checked, (peer,))]
 
-        def find(nick: str) -> tuple[P, str] | None:
+        elsewhere = self._elsewhere(m.casefold(room.name))
+
+        def find(nick: str) -> tuple[P | None, str] | None:
             other = self._nicks.get(m.casefold(nick))
-            return None if other is None else (other.peer, other.nick)
+            if other is not None:
+                return other.peer, other.nick
+            remote = self._remote_user(nick)
+            return None if remote is None else (None, remote.nick)
 
         applied, answers = chan.apply(
-            cmd.changes, setter=session.nick, now=self._clock(), find=find, members=room.members
+            cmd.changes,
+            setter=session.nick,
+            now=self._clock(),
+            find=find,
+            members=room.members,
+            remote_members=elsewhere.keys(),
         )
         effects: list[Effect[P]] = [
             Deliver(banlist if a is None else dataclasses.replace(a, ref=cmd.ref), (peer,))
@@ -118,6 +142,9 @@ class OperatorRules(BrokerPart[P]):
             )
             effects.append(Deliver(changed, room.members, skip=peer))
             effects.append(Deliver(dataclasses.replace(changed, ref=cmd.ref), (peer,)))
+            if self.bus.shared:
+                self._save_room(room)
+                effects += self._tell(changed, m.casefold(room.name))
         elif not answers:  # nothing to change: the setter still gets its answer
             changed = m.ModeChanged(room=room.name, by=session.nick, changes=(), ref=cmd.ref)
             effects.append(Deliver(changed, (peer,)))
@@ -127,16 +154,18 @@ class OperatorRules(BrokerPart[P]):
         room = self._op_room(session, cmd, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(room, (session.peer,))]
+        if len(cmd.reason) > m.MAX_TOPIC_LENGTH or UNSENDABLE.search(cmd.reason):
+            text = f"a kick reason is at most {m.MAX_TOPIC_LENGTH} characters on one line"
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, text)
         other = self._nicks.get(m.casefold(cmd.nick))
+        if other is None and self.bus.shared:
+            return self._kick_remote(session, room, cmd)
         if other is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
         if other.peer not in room.members:
             return self._refuse(
                 session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{other.nick} is not in {room.name}"
             )
-        if len(cmd.reason) > m.MAX_TOPIC_LENGTH or UNSENDABLE.search(cmd.reason):
-            text = f"a kick reason is at most {m.MAX_TOPIC_LENGTH} characters on one line"
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, text)
         kicked = m.Kicked(
             room=room.name,
             nick=other.nick,
@@ -158,30 +187,38 @@ class OperatorRules(BrokerPart[P]):
 
     def _invite(self, session: Session[P], cmd: m.Invite) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))
-        if other is None:
+        remote = self._remote_user(cmd.nick) if other is None else None
+        if other is None and remote is None:
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        nick = other.nick if other is not None else remote.nick if remote is not None else ""
         room = self._rooms.get(m.casefold(cmd.room))
         name = cmd.room
         if room is not None:
             name = room.name
             if session.peer not in room.members:
                 return self._refuse(session, cmd, m.ErrorCode.NOT_MEMBER, f"you are not in {name}")
-            if other.peer in room.members:
+            if (other is not None and other.peer in room.members) or (
+                remote is not None and m.casefold(name) in remote.rooms
+            ):
                 return self._refuse(
-                    session, cmd, m.ErrorCode.ALREADY_MEMBER, f"{other.nick} is already in {name}"
+                    session, cmd, m.ErrorCode.ALREADY_MEMBER, f"{nick} is already in {name}"
                 )
             if "i" in room.channel.modes and not room.channel.is_op(session.peer):
                 return self._refuse(
                     session, cmd, m.ErrorCode.NOT_OPERATOR, f"only operators invite to {name} (+i)"
                 )
-            room.channel.invited.add(m.casefold(other.nick))
+            room.channel.invited.add(m.casefold(nick))
+            self._save_room(room)
         elif not m.valid_room(cmd.room):
             return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_ROOM, f"no such room {cmd.room}")
-        invited = m.Invited(room=name, nick=other.nick, by=session.nick, user=session.user)
+        invited = m.Invited(room=name, nick=nick, by=session.nick, user=session.user)
         effects: list[Effect[P]] = [
-            Deliver(invited, (other.peer,)),
             Deliver(dataclasses.replace(invited, ref=cmd.ref), (session.peer,)),
         ]
+        if other is not None:
+            effects.insert(0, Deliver(invited, (other.peer,)))
+        else:  # to the invited user's node (every node: the others' rooms let them in too)
+            effects += self._tell(invited)
         if room is not None and len(room.members) > 1:
             # The other members may hear of it (IRC invite-notify); the inviter was answered.
             notice = dataclasses.replace(invited, notice=True)

@@ -266,6 +266,7 @@ class Hub:
         self.cluster_up = connected
         notice: m.Event
         if connected:
+            self.broker.restate_rooms()  # (Redis may have lost them: restarted, or flushed)
             if not self._was_degraded:
                 return
             notice = m.Message(

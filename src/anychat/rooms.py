@@ -75,6 +75,10 @@ class Channel(Generic[P]):
     invited: set[str] = field(default_factory=set)
     ops: set[P] = field(default_factory=set)
     voiced: set[P] = field(default_factory=set)
+    #: Folded nicks of members on other nodes of a cluster who hold ``o`` or ``v`` (what the
+    #: room's snapshot in Redis and the other nodes' mode changes say; empty on one node).
+    remote_ops: set[str] = field(default_factory=set)
+    remote_voiced: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------ questions
 
@@ -84,6 +88,12 @@ class Channel(Generic[P]):
 
     def is_op(self, peer: P) -> bool:
         return peer in self.ops
+
+    def remote_status(self, nick: str) -> str:
+        """Status letters of a member of another node (``nick`` folded)."""
+        return ("o" if nick in self.remote_ops else "") + (
+            "v" if nick in self.remote_voiced else ""
+        )
 
     @property
     def secret(self) -> bool:
@@ -143,6 +153,20 @@ class Channel(Generic[P]):
         self.ops.discard(peer)
         self.voiced.discard(peer)
 
+    def forget_remote(self, nick: str) -> bool:
+        """A member of another node (folded ``nick``) left: whether it held a status."""
+        held = nick in self.remote_ops or nick in self.remote_voiced
+        self.remote_ops.discard(nick)
+        self.remote_voiced.discard(nick)
+        return held
+
+    def rename_remote(self, old: str, new: str) -> None:
+        """A member of another node changed nick (both folded): its status goes with it."""
+        for holders in (self.remote_ops, self.remote_voiced):
+            if old in holders:
+                holders.discard(old)
+                holders.add(new)
+
     def set_flag(self, change: m.ModeChange) -> m.ModeChange | str | None:
         """Apply one flag or setting change: the change as applied, ``None`` when it changes
         nothing, or a problem text (a bad argument)."""
@@ -198,18 +222,23 @@ class Channel(Generic[P]):
         *,
         setter: str,
         now: float,
-        find: Callable[[str], tuple[P, str] | None],
+        find: Callable[[str], tuple[P | None, str] | None],
         members: Collection[P],
+        remote_members: Collection[str] = (),
     ) -> tuple[list[m.ModeChange], list[m.Error | None]]:
         """Apply an operator's changes in order: what changed, and the answers for the setter
-        (an error per change refused; ``None`` where the ban list was asked for)."""
+        (an error per change refused; ``None`` where the ban list was asked for).
+
+        ``find`` gives a nick's session here and its nick as shown, or ``None`` for a user of
+        another node (a cluster's), whose folded nick must be in ``remote_members`` to be in
+        the room."""
         applied: list[m.ModeChange] = []
         answers: list[m.Error | None] = []
         for change in changes:
             mode = change.mode
             result: m.ModeChange | m.Error | str | None
             if mode in m.STATUS_MODES:
-                result = self._set_status(change, find, members)
+                result = self._set_status(change, find, members, remote_members)
             elif mode in m.LIST_MODES:
                 if not change.arg:
                     answers.append(None)
@@ -231,8 +260,9 @@ class Channel(Generic[P]):
     def _set_status(
         self,
         change: m.ModeChange,
-        find: Callable[[str], tuple[P, str] | None],
+        find: Callable[[str], tuple[P | None, str] | None],
         members: Collection[P],
+        remote_members: Collection[str],
     ) -> m.ModeChange | m.Error | None:
         """``+o``/``-o``/``+v``/``-v nick``: the change, an error naming the nick, or nothing."""
         found = find(change.arg)
@@ -242,11 +272,45 @@ class Channel(Generic[P]):
             text = f"no such nick {named}"
             return m.Error(code=m.ErrorCode.NO_SUCH_NICK, text=text, subject=named)
         peer, nick = found
-        if peer not in members:
+        if (peer is None and m.casefold(nick) not in remote_members) or (
+            peer is not None and peer not in members
+        ):
             text = f"{nick} is not in the room"
             return m.Error(code=m.ErrorCode.TARGET_NOT_MEMBER, text=text, subject=nick)
+        if not self._set_holder(change, peer, nick):
+            return None
+        return m.ModeChange(mode=change.mode, on=change.on, arg=nick)
+
+    def _set_holder(self, change: m.ModeChange, peer: P | None, nick: str) -> bool:
+        """Give or take ``o``/``v`` (``peer`` ``None``: a member of another node); whether
+        that changed anything."""
+        if peer is None:
+            key = m.casefold(nick)
+            remote = self.remote_ops if change.mode == "o" else self.remote_voiced
+            if change.on == (key in remote):
+                return False
+            (remote.add if change.on else remote.discard)(key)
+            return True
         holders = self.ops if change.mode == "o" else self.voiced
         if change.on == (peer in holders):
-            return None
+            return False
         (holders.add if change.on else holders.discard)(peer)
-        return m.ModeChange(mode=change.mode, on=change.on, arg=nick)
+        return True
+
+    def apply_heard(
+        self,
+        changes: Sequence[m.ModeChange],
+        *,
+        setter: str,
+        now: float,
+        find: Callable[[str], P | None],
+    ) -> None:
+        """Apply changes another node's operator made (already checked there): ``find`` gives
+        the session here of a nick, ``None`` for a user of another node."""
+        for change in changes:
+            if change.mode in m.STATUS_MODES:
+                self._set_holder(change, find(change.arg), change.arg)
+            elif change.mode in m.LIST_MODES:
+                self.set_ban(change, setter, now)
+            elif change.mode in m.FLAG_MODES or change.mode in m.SETTING_MODES:
+                self.set_flag(change)

@@ -70,11 +70,22 @@ class Bus(Protocol):
 
     def must_listen(self, room: str) -> bool:
         """Whether the first member of ``room`` (folded) here must wait for a ``ListenRoom``
-        request (the subscription to the other nodes' events of it) before joining."""
+        request (the subscription to the other nodes' events of it, and the room's settings
+        read from the cluster) before joining."""
         ...
 
     def room_closed(self, room: str) -> None:
         """This node's last member of ``room`` left."""
+        ...
+
+    def save_room(self, room: str, state: str) -> None:
+        """Keep ``state`` (:func:`anychat.roomstate.dump`) as the settings of ``room``
+        (folded) for the nodes that open it later; ``""`` deletes them (it is empty)."""
+        ...
+
+    def take_room_state(self, room: str) -> str | None:
+        """The settings of ``room`` (folded) read when this node began to listen to it, once
+        (``None``: none were read)."""
         ...
 
     def publish(self, room: str, event: BusEvent) -> None:

@@ -64,5 +64,11 @@ class LocalBus:
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
 
+    def save_room(self, room: str, state: str) -> None:
+        pass  # nobody else opens this node's rooms
+
+    def take_room_state(self, room: str) -> str | None:
+        return None
+
     def publish(self, room: str, event: BusEvent) -> None:
         raise AssertionError("a single node has no one to publish to")

@@ -39,10 +39,14 @@ Redis holds:
   one does nothing), and ``anychat:ran:<id>:<connection>:<batch>`` the first id each batch gave,
   for 30 s: what a new connection reads to settle the batches a lost one left unanswered
   (:mod:`anychat.bus.sending`);
-- channels: ``anychat:room:<folded room>`` (messages and topics, one publish per message, heard
-  only by nodes with members there), ``anychat:to:<id>`` (private messages to that node's
-  users, the ids of those it sent to other nodes, and each batch's note) and
-  ``anychat:presence`` (registrations, joins, parts, nick changes, quits).
+- ``anychat:chan:<folded room>``: a room's settings (modes, key, limit, bans, invites, topic,
+  operators and voices by nick; :mod:`anychat.roomstate`), written whole by the node that
+  changed them, read by a node whose first member joins the room, deleted by the node whose
+  member was the room's last anywhere;
+- channels: ``anychat:room:<folded room>`` (messages, topics and mode changes, one publish per
+  message, heard only by nodes with members there), ``anychat:to:<id>`` (private messages to
+  that node's users, the ids of those it sent to other nodes, and each batch's note) and
+  ``anychat:presence`` (registrations, joins, parts, kicks, invites, nick changes, quits).
 
 When Redis is out of reach the node keeps its local clients, tells them the chat is degraded,
 refuses what needs the other nodes (messages, new nicks: ``cluster_unavailable``) and reconnects
@@ -84,6 +88,7 @@ from .scripts import (
     fence_key,
     node_channel,
     room_channel,
+    room_state_key,
 )
 from .sending import Sending, numbered_ops, unavailable
 
@@ -141,6 +146,8 @@ class RedisBus(Sending, Leases):
         #: Rooms whose channel Redis confirmed we are subscribed to, and those being asked.
         self._listening: set[str] = set()
         self._asking: set[str] = set()
+        #: Rooms' settings read as their channel was subscribed to, until the join takes them.
+        self._room_states: dict[str, str] = {}
         self._sub_lock = anyio.Lock()
         self._pubsub: Any = None
         self._registered = set(registered)
@@ -214,11 +221,18 @@ class RedisBus(Sending, Leases):
         self._queue("S", room, "")
 
     def must_listen(self, room: str) -> bool:
-        return self.connected and room not in self._listening
+        # Also when subscribed already: the join needs the room's settings read afresh.
+        return self.connected and (room not in self._listening or room not in self._room_states)
 
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
         self._queue("U", room, "")
+
+    def save_room(self, room: str, state: str) -> None:
+        self._queue("C", room_state_key(room), state)
+
+    def take_room_state(self, room: str) -> str | None:
+        return self._room_states.pop(room, None) or None
 
     def publish(self, room: str, event: BusEvent) -> None:
         payload = wire.encode(self.node, event).decode()
@@ -242,6 +256,15 @@ class RedisBus(Sending, Leases):
             if user is not None:
                 self._queue("H", m.casefold(user.nick), json.dumps(user.to_json()))
         self._queue("P", PRESENCE, payload)
+
+    def _kicked_mine(self, event: m.Kicked) -> None:
+        """Another node's operator kicked a user of this node: the record of this node's
+        users (here and in Redis) loses the room; everyone heard the kick already."""
+        key = m.casefold(event.nick)
+        self.mine.apply(self.node, event)
+        user = self.mine.users.get(key)
+        if user is not None:
+            self._queue("H", key, json.dumps(user.to_json()))
 
     def _queue(self, op: str, a: str, b: str) -> None:
         """Hand work to the sender task; dropped while disconnected (a reconnect restates
@@ -321,10 +344,17 @@ class RedisBus(Sending, Leases):
                     if self._pubsub is not None and room not in self._listening:
                         await self._pubsub.subscribe(room_channel(room))
                         self._listening.add(room)
+                    # Read after subscribing: a change made since is heard on the channel.
+                    self._room_states[room] = str(
+                        await self._client.get(room_state_key(room)) or ""
+                    )
         except Exception as exc:  # the connection is going: the reconnect will subscribe
             logger.info("cannot subscribe to %s now: %s", room, _why(exc))
         finally:
             self._asking.discard(room)
+            # Read or not, the join goes on (without settings: the defaults, as when Redis
+            # is away); the next first member here reads them again.
+            self._room_states.setdefault(room, "")
 
     # ------------------------------------------------------------------ the connection
 
@@ -469,6 +499,8 @@ class RedisBus(Sending, Leases):
             return  # our own publish, back from Redis: already delivered here
         if isinstance(event, m.Message):
             self._seen_id = max(self._seen_id, event.id)
+        elif isinstance(event, m.Kicked) and m.casefold(event.nick) in self.mine.users:
+            self._kicked_mine(event)
         try:
             self.on_event(node, event)
         except Exception:  # one bad event must not cut the node off the bus

@@ -17,11 +17,13 @@ __all__ = [
     "RESOLVE",
     "RESTATE",
     "ROOM_CHANNELS",
+    "ROOM_STATE_MS",
     "SEED",
     "fence_key",
     "node_channel",
     "ran_key",
     "room_channel",
+    "room_state_key",
 ]
 
 PREFIX: Final = "anychat:"
@@ -32,6 +34,9 @@ ROOM_CHANNELS: Final = PREFIX + "room:"
 #: How long Redis keeps the record of a batch that numbered messages (its first id): long
 #: enough for a node that lost its connection before the answer to reconnect and read it.
 RAN_MS: Final = 30_000
+#: How long a room's settings stay in Redis after the last change to them (a safety net for
+#: what a node that died could not delete; a room's last member anywhere leaving deletes them).
+ROOM_STATE_MS: Final = 30 * 86_400_000
 
 
 def room_channel(room: str) -> str:
@@ -40,6 +45,11 @@ def room_channel(room: str) -> str:
 
 def node_channel(node: str) -> str:
     return f"{PREFIX}to:{node}"
+
+
+def room_state_key(room: str) -> str:
+    """A room's settings (:mod:`anychat.roomstate`), for the nodes that open it later."""
+    return f"{PREFIX}chan:{room}"
 
 
 def fence_key(node: str) -> str:
@@ -87,9 +97,10 @@ return lost
 # A batch of queued work, in order: P channel payload | N channel head NUL tail (numbered:
 # published as head .. id .. tail) | M channel head NUL tail (the same, and head .. id to the
 # sender's own channel KEYS[4], which tells it the id in order) | H nick json | D nick |
-# R nick node | B record head NUL tail (last, when the batch numbers messages: head .. first
-# id .. tail to KEYS[4], which the sender hears after every message of the batch it hears at
-# all, and the first id kept a while under the key ``record``). A batch from a node's bus
+# R nick node | C key state (a room's settings; empty: deleted) | B record head NUL tail
+# (last, when the batch numbers messages: head .. first id .. tail to KEYS[4], which the
+# sender hears after every message of the batch it hears at all, and the first id kept a
+# while under the key ``record``). A batch from a node's bus
 # connection begins with F token: unless KEYS[5] holds that token (the node reconnected since,
 # and read what ran), the batch does nothing and fails. Returns the first id.
 BATCH: Final = """
@@ -119,13 +130,15 @@ for i = 1, #ARGV, 3 do
   elseif op == 'P' then redis.call('PUBLISH', a, b)
   elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
   elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
+  elseif op == 'C' then
+    if b == '' then redis.call('DEL', a) else redis.call('SET', a, b, 'PX', ROOM_STATE_MS) end
   elseif op == 'R' then
     local key = KEYS[2] .. a
     if redis.call('GET', key) == b then redis.call('DEL', key) end
   end
 end
 return first
-""".replace("RAN_MS", str(RAN_MS))
+""".replace("RAN_MS", str(RAN_MS)).replace("ROOM_STATE_MS", str(ROOM_STATE_MS))
 # A node's new connection: the fence KEYS[1] moves from ARGV[1] (the last connection's token)
 # to ARGV[2], and for each further ARGV (the first sequence number of a batch of the last
 # connection whose answer never came) the first id it numbered, or 0 if it did not run.

@@ -1,9 +1,10 @@
 """What a node's bus events look like on the wire: one JSON object each (pure).
 
-Only the events other nodes act on cross the bus (room messages and topics, private messages,
-the news about users the directory needs, a take-over of a nick by its account's owner), each tagged with the node that sent it, so a
-node can ignore its own and tell which node a user lives on. Decoding accepts only those types:
-a malformed payload raises ``ValueError`` and the bus drops it with a log line, never the node.
+Only the events other nodes act on cross the bus (room messages, topics and mode changes, private
+messages, invites, the news about users the directory needs, a take-over of a nick by its
+account's owner), each tagged with the node that sent it, so a node can ignore its own and tell
+which node a user lives on. Decoding accepts only those types: a malformed payload raises
+``ValueError`` and the bus drops it with a log line, never the node.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ __all__ = [
 _TYPES: Final[dict[str, type[Any]]] = {
     cls.__name__: cls
     for cls in (m.Message, m.Joined, m.Parted, m.Kicked, m.Quitted, m.NickChanged, m.RoomTopic,
-                Present, TakeOver)
+                m.ModeChanged, m.Invited, Present, TakeOver)
 }  # fmt: skip
 
 
@@ -38,7 +39,9 @@ _FIELD_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
     "time": (int, float),
     "since": (int, float),
     "history": bool,
+    "notice": bool,
     "rooms": list,
+    "changes": list,
 }
 
 
@@ -48,6 +51,8 @@ def _fields(event: BusEvent) -> dict[str, Any]:
     fields.pop("key", None)  # an idempotency key is the sender's business
     if isinstance(event, m.Message):
         fields["kind"] = event.kind.value
+    elif isinstance(event, m.ModeChanged):
+        fields["changes"] = [[c.mode, c.on, c.arg] for c in event.changes]
     return fields
 
 
@@ -104,6 +109,13 @@ def batch_note(data: str, prefix: str) -> tuple[int, int, int]:
     return int(seq), int(count), int(first_id.rstrip("}"))
 
 
+def _mode_change(obj: Any) -> m.ModeChange:
+    mode, on, arg = obj
+    if not (isinstance(mode, str) and isinstance(on, bool) and isinstance(arg, str)):
+        raise TypeError(f"bad mode change {obj!r}")
+    return m.ModeChange(mode=mode, on=on, arg=arg)
+
+
 def decode(data: bytes | str) -> tuple[str, BusEvent]:
     """The sending node and the event; ``ValueError`` for anything else."""
     try:
@@ -123,6 +135,8 @@ def decode(data: bytes | str) -> tuple[str, BusEvent]:
             fields["kind"] = m.Kind(fields.get("kind", "plain"))
         elif cls is Present:
             fields["rooms"] = tuple(r for r in fields.get("rooms", ()) if isinstance(r, str))
+        elif cls is m.ModeChanged:
+            fields["changes"] = tuple(_mode_change(c) for c in fields.get("changes", ()))
         event: BusEvent = cls(**fields)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad bus event {kind}: {exc}") from None

@@ -1,0 +1,82 @@
+"""A room's settings as the nodes of a cluster share them: one JSON value in Redis (pure).
+
+On one node a room's modes, key, limit, bans, invites, topic and operators live in its
+:class:`~anychat.rooms.Channel` and nowhere else. In a cluster the room is one room whatever
+node its members are on, so those settings must be the same on every node. Each node that has
+members keeps the whole of them in memory (changes made on another node arrive as
+``ModeChanged``/``RoomTopic``/``Invited`` events on the room's channel and are applied in the
+order Redis published them), and every node that changes them also writes them whole to
+Redis (``anychat:chan:<folded room>``), where a node that opens the room (its first member
+there joins a room that has members elsewhere) reads them, right after subscribing to the
+room's channel, before that first join is checked against them.
+
+Operators and voices are kept by folded nick (sessions are per node); a snapshot's are taken
+only for nicks that are members now (a stale snapshot must not hand status to a newcomer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, TypeVar
+
+from . import model as m
+from .sessions import Room
+
+__all__ = ["dump", "load"]
+
+P = TypeVar("P")
+
+
+def dump(room: Room[P], nick_of: Callable[[P], str]) -> str:
+    """Everything the other nodes need of ``room``'s settings, as JSON; ``nick_of`` gives the
+    nick of a session here."""
+    chan = room.channel
+    return json.dumps(
+        {
+            "created": chan.created,
+            "modes": "".join(sorted(chan.modes)),
+            "key": chan.key,
+            "limit": chan.limit,
+            "bans": [[b.mask, b.setter, b.time] for b in chan.bans],
+            "invited": sorted(chan.invited),
+            "ops": sorted({m.casefold(nick_of(p)) for p in chan.ops} | chan.remote_ops),
+            "voiced": sorted({m.casefold(nick_of(p)) for p in chan.voiced} | chan.remote_voiced),
+            "topic": [room.topic, room.topic_setter, room.topic_time],
+        },
+        separators=(",", ":"),
+    )
+
+
+def load(room: Room[Any], data: str | bytes | None, members: Collection[str]) -> bool:
+    """Set ``room``'s settings from a snapshot (``members``: the folded nicks in the room on
+    other nodes); whether there was a usable one (if not, the room keeps its defaults)."""
+    if not data:
+        return False
+    try:
+        obj = json.loads(data)
+        modes = str(obj["modes"])
+        bans = [m.Ban(mask=str(a), setter=str(b), time=float(c)) for a, b, c in obj["bans"]]
+        topic, setter, when = obj["topic"]
+        state = (
+            float(obj["created"]),
+            str(obj["key"]),
+            int(obj["limit"]),
+            _nicks(obj["invited"]),
+            _nicks(obj["ops"]) & set(members),
+            _nicks(obj["voiced"]) & set(members),
+            (str(topic), str(setter), float(when)),
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"bad room snapshot: {exc}") from None
+    chan = room.channel
+    chan.modes = {c for c in modes if c in m.FLAG_MODES}
+    chan.bans = bans[: m.MAX_BANS]
+    chan.created, chan.key, chan.limit, chan.invited = state[:4]
+    chan.remote_ops, chan.remote_voiced = state[4], state[5]
+    room.topic, room.topic_setter, room.topic_time = state[6]
+    return True
+
+
+def _nicks(values: Iterable[Any]) -> set[str]:
+    return {m.casefold(v) for v in values if isinstance(v, str)}

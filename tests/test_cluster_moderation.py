@@ -1,0 +1,195 @@
+"""One room on several nodes has one set of rules: operators, modes, bans, invites, kicks.
+
+Real nodes in this process sharing the test's own Redis, real clients (the library's and a raw
+IRC one). Whatever node a member is on, the room's first member anywhere is its only operator,
+a mode set on one node holds on every other, a node that opens a room already alive elsewhere
+starts from its settings (read from Redis), and kicks and invites reach members of other nodes.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import anychat
+from anychat import model as m
+
+from .cluster_support import nodes
+from .redis_server import RedisServer
+from .test_irc_server import raw
+
+pytestmark = pytest.mark.timeout(60)
+
+DEADLINE = 10
+
+
+async def refused(request: object) -> m.ErrorCode | None:
+    """The code the server refused ``request`` (an awaitable) with; fails if it was not."""
+    with pytest.raises(anychat.Refused) as caught:
+        await request  # type: ignore[misc]
+    return caught.value.code
+
+
+async def test_the_first_member_anywhere_is_the_operator_and_modes_hold_on_every_node(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        raw(b.port, "cy") as cy,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#mod")
+            await bob.join("#mod")  # the first member on b: the room is ada's already
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            assert await refused(bob.set_modes("#mod", m.ModeChange(mode="m"))) is (
+                m.ErrorCode.NOT_OPERATOR
+            )
+            await ada.set_modes("#mod", m.ModeChange(mode="m"))
+            heard = await bob.wait_for(m.ModeChanged)
+            assert (heard.by, heard.changes) == ("ada", (m.ModeChange(mode="m"),))
+            assert (await bob.modes("#mod")).modes == "+mnt"
+            assert await refused(bob.send("#mod", "may I?")) is m.ErrorCode.CANNOT_SEND
+            # A member of the other node gets a voice, and may speak there.
+            await ada.set_modes("#mod", m.ModeChange(mode="v", arg="BOB"))
+            heard = await bob.wait_for(m.ModeChanged)
+            assert heard.changes == (m.ModeChange(mode="v", arg="bob"),)
+            ack = await bob.send("#mod", "now I may")
+            msg = await ada.wait_for(m.Message)
+            assert (msg.id, msg.sender, msg.text) == (ack.id, "bob", "now I may")
+            # Every node shows the same statuses, whoever is where.
+            await cy.send("JOIN #mod")
+            names = await cy.until(" 353 ")
+            assert set(names.partition(" :")[2].split()) == {"@ada", "+bob", "cy"}
+            await cy.send("WHOIS ada")
+            assert (await cy.until(" 319 ")).endswith(" ada :@#mod")
+            # Operator status given to a member of another node works there.
+            await ada.set_modes("#mod", m.ModeChange(mode="o", arg="bob"))
+            await bob.wait_for(m.ModeChanged, lambda e: e.changes[0].mode == "o")
+            changed = await bob.set_modes("#mod", m.ModeChange(mode="m", on=False))
+            assert changed.changes == (m.ModeChange(mode="m", on=False),)
+            heard = await ada.wait_for(m.ModeChanged)
+            assert (heard.by, heard.changes) == ("bob", (m.ModeChange(mode="m", on=False),))
+            assert (await ada.modes("#mod")).modes == "+nt"
+
+
+async def test_a_node_opening_a_room_takes_its_rules_and_kicks_and_invites_cross_nodes(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        anychat.connect(*b.address, nick="cy", autojoin=False) as cy,
+        raw(b.port, "dan") as dan,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#club")
+            await ada.topic("#club", "members only")
+            await ada.set_modes(
+                "#club", m.ModeChange(mode="i"), m.ModeChange(mode="b", arg="mallory")
+            )
+            # Nobody is in #club on b: b reads the room's rules when bob tries to join.
+            assert await refused(bob.join("#club")) is m.ErrorCode.INVITE_ONLY
+            await ada.invite("bob", "#club")  # bob is on the other node
+            invited = await bob.wait_for(m.Invited)
+            assert (invited.room, invited.by) == ("#club", "ada")
+            await bob.join("#club")
+            topic = await bob.topic("#club")
+            assert (topic.text, topic.setter) == ("members only", "ada")
+            assert (await bob.modes("#club")).modes == "+int"
+            await dan.send("MODE #club +b")
+            assert (await dan.until(" 367 ")).startswith(":anychat 367 dan #club mallory!*@* ada ")
+            # b has the room open now: cy is held to the same rules, read from memory there.
+            assert await refused(cy.join("#club")) is m.ErrorCode.INVITE_ONLY
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            # A kick of a member of another node: it hears it, and is out of the room.
+            kicked = await ada.kick("#club", "bob", "enough")
+            assert (kicked.nick, kicked.by) == ("bob", "ada")
+            heard = await bob.wait_for(m.Kicked)
+            assert (heard.nick, heard.by, heard.reason) == ("bob", "ada", "enough")
+            # (b has no member of #club left, so it knows no such room: refused either way.)
+            assert await refused(bob.send("#club", "still here?")) in {
+                m.ErrorCode.NOT_MEMBER,
+                m.ErrorCode.NO_SUCH_ROOM,
+            }
+            assert await ada.who("#club") == ("ada",)
+            assert "#club" not in (await ada.whois("bob")).rooms
+            # An invite is used up by joining, on whichever node.
+            assert await refused(bob.join("#club")) is m.ErrorCode.INVITE_ONLY
+
+
+async def test_status_goes_with_its_holder_and_an_empty_room_starts_over(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#r")
+            await ada.set_modes("#r", m.ModeChange(mode="s"))
+            await bob.join("#r")
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            # ada leaves and comes back: the room lives on (bob is in it), so nobody is its
+            # operator now, on either node.
+            await ada.part("#r")
+            await bob.wait_for(m.Parted, lambda e: e.nick == "ada")
+            await ada.join("#r")
+            await bob.wait_for(m.Joined, lambda e: e.nick == "ada")
+            for client in (ada, bob):
+                assert await refused(client.set_modes("#r", m.ModeChange(mode="m"))) is (
+                    m.ErrorCode.NOT_OPERATOR
+                )
+                assert (await client.modes("#r")).modes == "+nst"
+            # Everyone leaves: the room is gone everywhere; whoever comes first makes it anew.
+            await ada.part("#r")
+            await bob.part("#r")
+            await bob.join("#r")
+            assert (await bob.modes("#r")).modes == "+nt"
+            await bob.set_modes("#r", m.ModeChange(mode="t", on=False))
+            await ada.join("#r")
+            assert (await ada.modes("#r")).modes == "+n"
+            assert await refused(ada.set_modes("#r", m.ModeChange(mode="t"))) is (
+                m.ErrorCode.NOT_OPERATOR
+            )
+
+
+async def test_a_renamed_operator_keeps_its_status_for_a_node_opening_the_room(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        raw(b.port, "bob") as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#r")
+            await ada.set_nick("adeline")
+            await bob.send("JOIN #r")  # b opens #r after the rename: reads it from Redis
+            names = await bob.until(" 353 ")
+            assert set(names.partition(" :")[2].split()) == {"@adeline", "bob"}
+
+
+async def test_a_room_keeps_its_rules_for_other_nodes_when_redis_restarts_empty(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#keep")
+            await ada.set_modes("#keep", m.ModeChange(mode="i"))
+        await anyio.to_thread.run_sync(redis.stop)
+        with anyio.fail_after(DEADLINE):
+            await ada.wait_for(m.Error, lambda e: e.code is m.ErrorCode.CLUSTER_UNAVAILABLE)
+        await anyio.to_thread.run_sync(redis.start)  # (it keeps nothing: an empty Redis)
+        with anyio.fail_after(DEADLINE):
+            for client in (ada, bob):
+                await client.wait_for(m.Message, lambda e: "whole" in e.text)
+            # b opens the room only now, from what a wrote to the new Redis.
+            assert await refused(bob.join("#keep")) is m.ErrorCode.INVITE_ONLY
