@@ -8,13 +8,18 @@ starts from its settings (read from Redis), and kicks and invites reach members 
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
+import coredis
 import pytest
 
 import anychat
 from anychat import model as m
+from anychat import services
 
 from .cluster_support import nodes
+from .redis_proxy import redis_proxy
 from .redis_server import RedisServer
 from .test_irc_server import raw
 
@@ -193,3 +198,147 @@ async def test_a_room_keeps_its_rules_for_other_nodes_when_redis_restarts_empty(
                 await client.wait_for(m.Message, lambda e: "whole" in e.text)
             # b opens the room only now, from what a wrote to the new Redis.
             assert await refused(bob.join("#keep")) is m.ErrorCode.INVITE_ONLY
+
+
+async def test_only_a_member_invites_and_an_invite_is_used_once_on_any_node(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        anychat.connect(*a.address, nick="mallory", autojoin=False) as mallory,
+        anychat.connect(*b.address, nick="eve", autojoin=False) as eve,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await bob.join("#club")
+            await bob.set_modes("#club", m.ModeChange(mode="i"), m.ModeChange(mode="b", arg="eve"))
+            await ada.join("#lobby")
+            await bob.join("#lobby")  # once a has heard this, it knows bob is in #club too
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            # mallory (no member, on a node where #club has nobody) cannot let eve in.
+            assert await refused(mallory.invite("eve", "#club")) is m.ErrorCode.NOT_MEMBER
+            assert await refused(eve.join("#club")) is m.ErrorCode.BANNED
+            await bob.invite("ada", "#club")
+            await ada.wait_for(m.Invited)
+            await ada.join("#club")  # on a: the invite, made on b, is used up there
+            await bob.wait_for(m.Joined, lambda e: e.nick == "ada")
+            await bob.topic("#club", "b writes the room's copy again")
+            await ada.wait_for(m.RoomTopic)
+            await bob.kick("#club", "ada")
+            await ada.wait_for(m.Kicked)
+            assert await refused(ada.join("#club")) is m.ErrorCode.INVITE_ONLY
+
+
+async def test_changes_to_a_shared_room_are_refused_while_the_node_is_cut_off(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#r")
+            await bob.join("#r")
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            await ada.set_modes("#r", m.ModeChange(mode="o", arg="bob"))
+            await bob.wait_for(m.ModeChanged)
+        await anyio.to_thread.run_sync(redis.stop)
+        with anyio.fail_after(DEADLINE):
+            await ada.wait_for(m.Error, lambda e: e.code is m.ErrorCode.CLUSTER_UNAVAILABLE)
+            unavailable = m.ErrorCode.CLUSTER_UNAVAILABLE
+            deop = m.ModeChange(mode="o", on=False, arg="bob")
+            assert await refused(ada.set_modes("#r", deop)) is unavailable
+            assert await refused(ada.topic("#r", "while away")) is unavailable
+            assert await refused(ada.kick("#r", "bob")) is unavailable
+        await anyio.to_thread.run_sync(redis.start)
+        with anyio.fail_after(DEADLINE):
+            for client in (ada, bob):
+                await client.wait_for(m.Message, lambda e: "whole" in e.text)
+            await ada.set_modes("#r", deop)
+            heard = await bob.wait_for(m.ModeChanged)
+            assert heard.changes == (deop,)
+            assert await refused(bob.set_modes("#r", m.ModeChange(mode="m"))) is (
+                m.ErrorCode.NOT_OPERATOR
+            )
+
+
+async def test_a_room_whose_rules_cannot_be_read_is_not_joined_on_another_node(
+    redis: RedisServer,
+) -> None:
+    async with (
+        nodes(redis.url, 2) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        coredis.Redis.from_url(redis.url, decode_responses=True) as client,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await ada.join("#club")
+            await ada.set_modes("#club", m.ModeChange(mode="i"))
+            assert await refused(bob.join("#club")) is m.ErrorCode.INVITE_ONLY
+            await client.delete(["anychat:chan:#club"])  # lost (not a thing nodes do)
+            assert await refused(bob.join("#club")) is m.ErrorCode.CLUSTER_UNAVAILABLE
+
+
+async def test_a_node_that_opened_a_room_while_cut_off_takes_the_clusters_rules_back(
+    redis: RedisServer,
+) -> None:
+    async with (
+        redis_proxy(redis.port) as proxy,
+        nodes(redis.url, 1) as (a,),
+        nodes(proxy.url, 1) as (b,),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            proxy.cut()
+            proxy.hold()  # b's new connections hear nothing: b is cut off until released
+            await bob.wait_for(m.Error, lambda e: e.code is m.ErrorCode.CLUSTER_UNAVAILABLE)
+            await ada.join("#x")
+            await ada.set_modes("#x", m.ModeChange(mode="i"))
+            await bob.join("#x")  # b knows of no member of #x: bob makes it, as its operator
+            assert (await bob.modes("#x")).modes == "+nt"
+            proxy.release()
+            changed = await bob.wait_for(m.ModeChanged)
+            assert (changed.by, changed.changes) == (
+                "anychat",
+                (m.ModeChange(mode="i"), m.ModeChange(mode="o", on=False, arg="bob")),
+            )
+            assert (await bob.modes("#x")).modes == "+int"
+            assert await refused(bob.set_modes("#x", m.ModeChange(mode="m"))) is (
+                m.ErrorCode.NOT_OPERATOR
+            )
+
+
+async def test_a_change_made_while_a_node_reads_a_rooms_history_holds_there(
+    redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reading, go_on = anyio.Event(), anyio.Event()
+    warm = services.Services._warm
+
+    async def held(self: services.Services, req: Any) -> dict[str, list[m.Message]]:
+        reading.set()
+        await go_on.wait()
+        return await warm(self, req)
+
+    monkeypatch.setattr(services.Services, "_warm", held)
+    async with (
+        nodes(redis.url, 2, history_length=50) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            go_on.set()
+            await ada.join("#w")  # (a reads #w's history too)
+            go_on = anyio.Event()
+            reading = anyio.Event()
+            async with anyio.create_task_group() as tg:
+
+                async def bob_joins() -> None:
+                    assert await refused(bob.join("#w")) is m.ErrorCode.INVITE_ONLY
+
+                tg.start_soon(bob_joins)
+                await reading.wait()  # b subscribed, read #w's rules, and reads its history
+                await ada.set_modes("#w", m.ModeChange(mode="i"))
+                go_on.set()

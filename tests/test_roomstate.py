@@ -53,3 +53,36 @@ def test_no_snapshot_keeps_the_defaults_and_a_broken_one_is_refused() -> None:
     ):
         with pytest.raises(ValueError, match="room snapshot"):
             roomstate.load(room, bad, ())
+
+
+def test_a_rooms_identity_begins_its_copy_and_no_copy_of_a_room_made_later() -> None:
+    room: Room[str] = Room(name="#a")
+    room.channel.created = 1.5
+    later: Room[str] = Room(name="#a")
+    later.channel.created = 1.55
+    assert roomstate.dump(room, str).startswith(roomstate.identity(room))
+    assert not roomstate.dump(later, str).startswith(roomstate.identity(room))
+
+
+def test_adopting_the_clusters_copy_says_what_changed_here() -> None:
+    cluster: Room[str] = Room(name="#x")
+    cluster.channel.modes = {"i", "n", "t"}
+    cluster.channel.key = "k"
+    cluster.channel.remote_ops = {"ada", "cy"}
+    state = roomstate.dump(cluster, str)
+    here: Room[str] = Room(name="#x")  # opened here while cut off: bob and cy made operators
+    here.channel.ops = {"p-bob", "p-cy"}
+    here.channel.voiced = {"p-bob"}
+    here.channel.limit = 5
+    nicks = {"p-bob": "Bob", "p-cy": "cy"}
+    changes = roomstate.adopt(here, state, {"ada"}, nicks.__getitem__)
+    assert changes == [
+        m.ModeChange(mode="i"),
+        m.ModeChange(mode="k", arg="k"),
+        m.ModeChange(mode="l", on=False),
+        m.ModeChange(mode="o", on=False, arg="Bob"),
+        m.ModeChange(mode="v", on=False, arg="Bob"),
+    ]
+    assert here.channel.ops == {"p-cy"} and not here.channel.voiced
+    assert here.channel.remote_ops == {"ada"}
+    assert roomstate.adopt(here, "", {"ada"}, nicks.__getitem__) == []

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from . import model as m
+from . import roomstate
 from .broker_cluster import ClusterRules
 from .broker_info import InfoRules, with_ref
 from .broker_ops import UNSENDABLE, OperatorRules
@@ -389,13 +390,19 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             # Listen first: what the store read (below) misses is then heard live.
             return [ListenRoom(peer, key, cmd)]
         if self.recent.cold((cmd.room,)):
+            if room is None and self.bus.shared:
+                # Its settings are read again after the store read (they may change meanwhile).
+                self.bus.take_room_state(key)
             return [self._warm(session, (cmd.room,), cmd)]
         opening = room is None
+        created = False
         if room is None:
             room = Room(name=cmd.room)
-            created = not (self.bus.shared and self._open_shared(room, key))
-        else:
-            created = False
+            opened = self.bus.shared and self._open_shared(room, key)
+            if isinstance(opened, m.Error):
+                self.bus.room_closed(key)  # the next try listens (and reads) afresh
+                return [Deliver(with_ref(opened, cmd.ref), (peer,))]
+            created = not opened
         if created:
             room.channel.created = self._clock()
             if key in self._lobbies:
@@ -601,7 +608,9 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             del self._rooms[key]
             self.bus.room_closed(key)
             if self.bus.shared and not self._elsewhere(key):
-                self.bus.save_room(key, "")  # its last member anywhere: the room is gone
+                # Its last member anywhere: the room is gone (its copy too, unless another
+                # node made a new room of that name meanwhile).
+                self.bus.drop_room(key, roomstate.identity(room))
                 held = ""
         if held:
             self._save_room(room)  # an operator or voice the others must forget

@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import model as m
 from . import roomstate
 from .broker_base import BrokerPart
-from .bus import Bus
+from .broker_ops import kick_reason_problem
+from .bus import Bus, unavailable
 from .bus.directory import BusEvent, Present, RemoteUser, TakeOver
 from .effects import Broadcast, ClaimNick, Deliver, Disconnect, Effect, Persist, Publish
 from .replay import RecentHistory
@@ -42,6 +43,11 @@ class ClusterRules(BrokerPart[P]):
     sent: SentMessages
     _lobbies: frozenset[str]
     _clock: Callable[[], float]
+    server_name: str
+
+    if TYPE_CHECKING:  # (InfoRules has it, after this class in the broker's bases)
+
+        def _topic_of(self, room: Room[P], ref: m.Ref) -> m.RoomTopic: ...
 
     def disconnect(self, peer: P, reason: str = "") -> list[Effect[P]]:
         raise NotImplementedError
@@ -134,32 +140,66 @@ class ClusterRules(BrokerPart[P]):
             return {}
         return self.bus.directory.rooms.get(key, {})
 
-    def _open_shared(self, room: Room[P], key: str) -> bool:
+    def _open_shared(self, room: Room[P], key: str) -> bool | m.Error:
         """This node opens ``room``: whether it has members on other nodes (then it is not
         new: nobody here becomes its operator), and if so its settings, as Redis had them
-        when this node began to listen to it (:mod:`anychat.roomstate`)."""
+        when this node began to listen to it (:mod:`anychat.roomstate`). Without them (Redis
+        out of reach, or it lost them) the join is refused: a room's rules are not guessed."""
         elsewhere = self._elsewhere(key)
         if not elsewhere:
             return False
+        state = self.bus.take_room_state(key) if self.bus.reachable else None
         try:
-            loaded = roomstate.load(room, self.bus.take_room_state(key), elsewhere.keys())
+            if roomstate.load(room, state, elsewhere.keys()):
+                return True
         except ValueError as exc:
             logger.warning("room %s: %s", room.name, exc)
-            loaded = False
-        if not loaded and key in self._lobbies:
-            room.channel.modes.discard("t")  # as when the server made it
-        return True
+        return unavailable("join rooms of other nodes")
+
+    def _cut_off(self, room: Room[P]) -> bool:
+        """Whether ``room`` has members on other nodes that cannot hear of a change now."""
+        return (
+            self.bus.shared
+            and not self.bus.reachable
+            and bool(self._elsewhere(m.casefold(room.name)))
+        )
 
     def _save_room(self, room: Room[P]) -> None:
         """The settings of ``room`` changed here: the copy other nodes open it from, too."""
         if self.bus.shared:
-            state = roomstate.dump(room, lambda peer: self._sessions[peer].nick)
-            self.bus.save_room(m.casefold(room.name), state)
+            self.bus.save_room(m.casefold(room.name), roomstate.dump(room, self._nick_of))
 
-    def restate_rooms(self) -> None:
-        """The bus (re)connected: the settings of every room open here go to Redis again."""
-        for room in self._rooms.values():
-            self._save_room(room)
+    def _nick_of(self, peer: P) -> str:
+        return self._sessions[peer].nick
+
+    def restate_rooms(self) -> list[Effect[P]]:
+        """The bus (re)connected. A room open here that has members elsewhere takes the
+        settings Redis has for it (the cluster's: this node refused changes to it while cut
+        off, but may have opened it meanwhile knowing no better), and its members here hear
+        what changed. Every other room's settings go to Redis (this node's are the room's; for
+        a room with members elsewhere only if Redis lost them)."""
+        read = self.bus.take_connect_states()
+        effects: list[Effect[P]] = []
+        for key, room in self._rooms.items():
+            elsewhere = self._elsewhere(key)
+            state = read.get(key, "")
+            if not (elsewhere and state):
+                state = roomstate.dump(room, self._nick_of)
+                self.bus.save_room(key, state, only_if_missing=bool(elsewhere))
+                continue
+            topic = room.topic, room.topic_setter
+            try:
+                changes = roomstate.adopt(room, state, elsewhere.keys(), self._nick_of)
+            except ValueError as exc:
+                logger.warning("room %s: %s", room.name, exc)
+                continue
+            room.listing = None
+            if changes:
+                changed = m.ModeChanged(room=room.name, by=self.server_name, changes=tuple(changes))
+                effects.append(Deliver(changed, room.members))
+            if (room.topic, room.topic_setter) != topic:
+                effects.append(Deliver(self._topic_of(room, None), room.members))
+        return effects
 
     def _kick_remote(self, session: Session[P], room: Room[P], cmd: m.Kick) -> list[Effect[P]]:
         """An operator here kicks a member of another node: everyone here hears it, then that
@@ -172,6 +212,8 @@ class ClusterRules(BrokerPart[P]):
             return self._refuse(
                 session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{user.nick} is not in {room.name}"
             )
+        if problem := kick_reason_problem(cmd.reason):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
         kicked = m.Kicked(
             room=room.name,
             nick=user.nick,
@@ -232,7 +274,7 @@ class ClusterRules(BrokerPart[P]):
                         effects.append(Deliver(event, (session.peer,)))
             case m.RoomTopic():
                 room = self._rooms.get(m.casefold(event.room))
-                if room is not None:
+                if room is not None and self._may_change(room, event.setter, "t"):
                     room.topic, room.topic_setter, room.topic_time = (
                         event.text,
                         event.setter,
@@ -247,7 +289,9 @@ class ClusterRules(BrokerPart[P]):
                     room = self._rooms.get(m.casefold(event.room))
                     if room is not None:
                         effects.append(Deliver(event, room.members))
-                        if not isinstance(event, m.Joined):
+                        if isinstance(event, m.Joined):
+                            room.channel.invited.discard(key)  # used up there
+                        else:
                             room.channel.forget_remote(key)
                     directory.apply(node, event)
             case m.Quitted() | m.NickChanged():
@@ -285,8 +329,8 @@ class ClusterRules(BrokerPart[P]):
         the kicked one included, hear it before it leaves."""
         session = self._nicks[m.casefold(kicked.nick)]
         room = session.rooms.get(m.casefold(kicked.room))
-        if room is None:
-            return []  # it left meanwhile
+        if room is None or not self._may_change(room, kicked.by):
+            return []  # it left meanwhile (or the kicker is no operator as this node knows)
         # The kicked member hears it on its own (so its codec learns that it left, as in
         # OperatorRules._kick).
         effects: list[Effect[P]] = [
@@ -312,7 +356,7 @@ class ClusterRules(BrokerPart[P]):
         """An operator on another node changed a room's modes: the same here, in the order
         Redis published the changes (the setter was checked there)."""
         room = self._rooms.get(m.casefold(changed.room))
-        if room is None:
+        if room is None or not self._may_change(room, changed.by):
             return []
         changes = []
         for change in changed.changes:
@@ -335,22 +379,43 @@ class ClusterRules(BrokerPart[P]):
         lets them in, and the invited user hears of it."""
         room = self._rooms.get(m.casefold(invited.room))
         if room is not None:
-            room.channel.invited.add(m.casefold(invited.nick))
+            if m.casefold(invited.by) not in self._elsewhere(m.casefold(invited.room)):
+                return []  # only a member invites (its node checked; this one checks too)
+            if "i" not in room.channel.modes or self._may_change(room, invited.by):
+                room.channel.invited.add(m.casefold(invited.nick))
         session = self._nicks.get(m.casefold(invited.nick))
         return [] if session is None else [Deliver(invited, (session.peer,))]
+
+    def _may_change(self, room: Room[P], nick: str, lock: str = "") -> bool:
+        """Whether ``nick``, of another node, may change ``room`` (an operator there, as this
+        node knows; with ``lock``, anyone while the room lacks that mode). Its node checked
+        already: this keeps a node that disagrees from taking what it would not allow."""
+        if lock and lock not in room.channel.modes:
+            return True
+        if m.casefold(nick) in room.channel.remote_ops:
+            return True
+        logger.warning("room %s: ignored a change by %s, no operator of it here", room.name, nick)
+        return False
 
     def users_gone(self, users: Iterable[RemoteUser], reason: str = "node lost") -> list[Effect[P]]:
         """Users of other nodes are gone (their node stopped renewing its lease, or was not in
         the directory read after an outage): they quit, for everyone here who saw them."""
         effects: list[Effect[P]] = []
         directory = self.bus.directory
+        touched: set[str] = set()
         for user in list(users):
             quitted = m.Quitted(nick=user.nick, reason=reason, user=user.user)
             audience = self._local_audience(user.rooms)
             if audience:
                 effects.append(Deliver(quitted, audience))
             self._remote_statuses(user.rooms, m.casefold(user.nick), quitted)
+            touched.update(user.rooms)
             directory.apply(user.node, quitted)
+        # Their node cannot update the rooms' copies in Redis any more: the nodes left do.
+        for key in touched:
+            room = self._rooms.get(key)
+            if room is not None:
+                self._save_room(room)
         return effects
 
     def nick_lost(self, nick: str) -> list[Effect[P]]:

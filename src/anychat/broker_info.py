@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from . import model as m
 from .broker_ops import UNSENDABLE, OperatorRules
-from .bus import Bus
+from .bus import Bus, unavailable
 from .effects import Deliver, Effect
 from .sessions import Room, Session
 
@@ -82,6 +82,8 @@ class InfoRules(OperatorRules[P]):
         problem = free_text_problem(cmd.text, "topic")
         if problem:
             return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        if self._cut_off(room):
+            return self._deliver_error(session, cmd, unavailable("change rooms shared with them"))
         room.topic, room.topic_setter, room.topic_time = cmd.text, session.nick, self._clock()
         self._save_room(room)
         return [

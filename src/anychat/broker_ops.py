@@ -14,7 +14,7 @@ from typing import Final, TypeVar
 
 from . import model as m
 from .broker_base import BrokerPart
-from .bus import Bus
+from .bus import Bus, unavailable
 from .bus.directory import BusEvent, RemoteUser
 from .effects import Deliver, Effect
 from .rooms import hostmask
@@ -28,6 +28,13 @@ P = TypeVar("P")
 # them into a message that another codec will have to render. Lone surrogates are no text at all
 # (the codecs refuse them; this is the second line of defence for embedders and future codecs).
 UNSENDABLE: Final = re.compile("[\x00\r\n\ud800-\udfff]")
+
+
+def kick_reason_problem(reason: str) -> str:
+    """Why a kick's reason cannot be sent (``""``: it can)."""
+    if len(reason) > m.MAX_TOPIC_LENGTH or UNSENDABLE.search(reason):
+        return f"a kick reason is at most {m.MAX_TOPIC_LENGTH} characters on one line"
+    return ""
 
 
 class OperatorRules(BrokerPart[P]):
@@ -55,6 +62,13 @@ class OperatorRules(BrokerPart[P]):
 
     def _kick_remote(self, session: Session[P], room: Room[P], cmd: m.Kick) -> list[Effect[P]]:
         raise NotImplementedError
+
+    def _cut_off(self, room: Room[P]) -> bool:
+        raise NotImplementedError
+
+    @staticmethod
+    def _deliver_error(session: Session[P], cmd: m.Command, error: m.Error) -> list[Effect[P]]:
+        return [Deliver(dataclasses.replace(error, ref=cmd.ref), (session.peer,))]
 
     def _host(self, session: Session[P]) -> str:
         return hostmask(session.nick, session.user, self.server_name)
@@ -93,6 +107,8 @@ class OperatorRules(BrokerPart[P]):
                 text=f"you are not an operator of {room.name}",
                 ref=cmd.ref,
             )
+        if self._cut_off(room):
+            return dataclasses.replace(unavailable("change rooms shared with them"), ref=cmd.ref)
         return room
 
     def _mode(self, session: Session[P], cmd: m.Mode) -> list[Effect[P]]:
@@ -154,9 +170,6 @@ class OperatorRules(BrokerPart[P]):
         room = self._op_room(session, cmd, cmd.room)
         if isinstance(room, m.Error):
             return [Deliver(room, (session.peer,))]
-        if len(cmd.reason) > m.MAX_TOPIC_LENGTH or UNSENDABLE.search(cmd.reason):
-            text = f"a kick reason is at most {m.MAX_TOPIC_LENGTH} characters on one line"
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, text)
         other = self._nicks.get(m.casefold(cmd.nick))
         if other is None and self.bus.shared:
             return self._kick_remote(session, room, cmd)
@@ -166,6 +179,8 @@ class OperatorRules(BrokerPart[P]):
             return self._refuse(
                 session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{other.nick} is not in {room.name}"
             )
+        if problem := kick_reason_problem(cmd.reason):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
         kicked = m.Kicked(
             room=room.name,
             nick=other.nick,
@@ -193,6 +208,12 @@ class OperatorRules(BrokerPart[P]):
         nick = other.nick if other is not None else remote.nick if remote is not None else ""
         room = self._rooms.get(m.casefold(cmd.room))
         name = cmd.room
+        if room is None and self._elsewhere(m.casefold(cmd.room)):
+            return self._refuse(session, cmd, m.ErrorCode.NOT_MEMBER, f"you are not in {name}")
+        if room is not None and self._cut_off(room):
+            return self._deliver_error(
+                session, cmd, unavailable("invite to rooms shared with them")
+            )
         if room is not None:
             name = room.name
             if session.peer not in room.members:
@@ -217,7 +238,9 @@ class OperatorRules(BrokerPart[P]):
         ]
         if other is not None:
             effects.insert(0, Deliver(invited, (other.peer,)))
-        else:  # to the invited user's node (every node: the others' rooms let them in too)
+        if room is not None or other is None:
+            # Every node: the invited user's hears of it, and those with the room open let
+            # the invited nick in (they check that the inviter may invite).
             effects += self._tell(invited)
         if room is not None and len(room.members) > 1:
             # The other members may hear of it (IRC invite-notify); the inviter was answered.

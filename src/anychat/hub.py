@@ -266,8 +266,9 @@ class Hub:
         self.cluster_up = connected
         notice: m.Event
         if connected:
-            self.broker.restate_rooms()  # (Redis may have lost them: restarted, or flushed)
+            self.apply(self.broker.restate_rooms())  # rooms' settings, either way
             if not self._was_degraded:
+                self.flush()
                 return
             notice = m.Message(
                 id=0,

@@ -192,7 +192,7 @@ class Channel(Generic[P]):
                     return None
                 self.limit = 0
                 return m.ModeChange(mode="l", on=False)
-            if not arg.isdigit() or not 0 < int(arg) < 1_000_000:
+            if not (arg.isascii() and arg.isdigit()) or not 0 < int(arg) < 1_000_000:
                 return "a member limit is a positive number"
             self.limit = int(arg)
             return m.ModeChange(mode="l", on=True, arg=str(self.limit))

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from . import model as m
 from .sessions import Room
 
-__all__ = ["dump", "load"]
+__all__ = ["adopt", "dump", "identity", "load"]
 
 P = TypeVar("P")
 
@@ -48,6 +48,11 @@ def dump(room: Room[P], nick_of: Callable[[P], str]) -> str:
     )
 
 
+def identity(room: Room[Any]) -> str:
+    """How :func:`dump` of this room (and of no room created at another time) begins."""
+    return '{"created":' + json.dumps(room.channel.created) + ","
+
+
 def load(room: Room[Any], data: str | bytes | None, members: Collection[str]) -> bool:
     """Set ``room``'s settings from a snapshot (``members``: the folded nicks in the room on
     other nodes); whether there was a usable one (if not, the room keeps its defaults)."""
@@ -67,7 +72,7 @@ def load(room: Room[Any], data: str | bytes | None, members: Collection[str]) ->
             _nicks(obj["voiced"]) & set(members),
             (str(topic), str(setter), float(when)),
         )
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise ValueError(f"bad room snapshot: {exc}") from None
     chan = room.channel
     chan.modes = {c for c in modes if c in m.FLAG_MODES}
@@ -76,6 +81,33 @@ def load(room: Room[Any], data: str | bytes | None, members: Collection[str]) ->
     chan.remote_ops, chan.remote_voiced = state[4], state[5]
     room.topic, room.topic_setter, room.topic_time = state[6]
     return True
+
+
+def adopt(
+    room: Room[P], data: str, members: Collection[str], nick_of: Callable[[P], str]
+) -> list[m.ModeChange]:
+    """Take the cluster's settings for a room this node had open while cut off from the
+    others (it may have opened it then, knowing no better): those of the snapshot win, and a
+    member here keeps a status only if the snapshot gives it too. Returns the changes its
+    members here must hear of (flags, key, limit, statuses lost); ``ValueError`` if broken."""
+    chan = room.channel
+    modes, key, limit = set(chan.modes), chan.key, chan.limit
+    local = {peer: m.casefold(nick_of(peer)) for peer in chan.ops | chan.voiced}
+    ops, voiced = set(chan.ops), set(chan.voiced)
+    if not load(room, data, members):
+        return []
+    obj = json.loads(data)
+    kept_ops, kept_voiced = _nicks(obj["ops"]), _nicks(obj["voiced"])
+    chan.ops = {peer for peer in ops if local[peer] in kept_ops}
+    chan.voiced = {peer for peer in voiced if local[peer] in kept_voiced}
+    changes = [m.ModeChange(mode=c, on=c in chan.modes) for c in sorted(modes ^ chan.modes)]
+    if chan.key != key:
+        changes.append(m.ModeChange(mode="k", on=bool(chan.key), arg=chan.key or "*"))
+    if chan.limit != limit:
+        changes.append(m.ModeChange(mode="l", on=bool(chan.limit), arg=str(chan.limit or "")))
+    for letter, before, after in (("o", ops, chan.ops), ("v", voiced, chan.voiced)):
+        changes += [m.ModeChange(mode=letter, on=False, arg=nick_of(p)) for p in before - after]
+    return changes
 
 
 def _nicks(values: Iterable[Any]) -> set[str]:

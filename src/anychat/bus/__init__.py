@@ -18,10 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from .. import model as m
+
 if TYPE_CHECKING:
     from .directory import BusEvent, Directory
 
-__all__ = ["Bus"]
+__all__ = ["Bus", "unavailable"]
+
+
+def unavailable(what: str) -> m.Error:
+    """The refusal of what needs the other nodes while they are out of reach."""
+    return m.Error(
+        code=m.ErrorCode.CLUSTER_UNAVAILABLE,
+        text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
+        "right now; try again shortly",
+    )
 
 
 class Bus(Protocol):
@@ -30,6 +41,12 @@ class Bus(Protocol):
     @property
     def shared(self) -> bool:
         """True when other nodes exist: the broker then publishes room events to them."""
+        ...
+
+    @property
+    def reachable(self) -> bool:
+        """Whether what is published now reaches the other nodes (a shared bus can be cut
+        off from them for a while; one node's always is)."""
         ...
 
     # ---------------------------------------------------------------- message ids
@@ -78,9 +95,19 @@ class Bus(Protocol):
         """This node's last member of ``room`` left."""
         ...
 
-    def save_room(self, room: str, state: str) -> None:
+    def save_room(self, room: str, state: str, *, only_if_missing: bool = False) -> None:
         """Keep ``state`` (:func:`anychat.roomstate.dump`) as the settings of ``room``
-        (folded) for the nodes that open it later; ``""`` deletes them (it is empty)."""
+        (folded) for the nodes that open it later (``only_if_missing``: unless some are)."""
+        ...
+
+    def drop_room(self, room: str, identity: str) -> None:
+        """``room`` (folded) is empty everywhere: forget its settings, if they are still
+        those of the room ``identity`` (:func:`anychat.roomstate.identity`) names."""
+        ...
+
+    def take_connect_states(self) -> dict[str, str]:
+        """The settings Redis had (``""``: none) for each room open here when this node
+        (re)connected, read then; once."""
         ...
 
     def take_room_state(self, room: str) -> str | None:

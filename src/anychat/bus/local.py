@@ -21,6 +21,7 @@ class LocalBus:
     """
 
     shared: ClassVar[bool] = False
+    reachable: ClassVar[bool] = True
 
     def __init__(self, *, first_message_id: int = 1, registered: Iterable[str] = ()) -> None:
         self._next_id = first_message_id
@@ -64,8 +65,14 @@ class LocalBus:
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
 
-    def save_room(self, room: str, state: str) -> None:
+    def save_room(self, room: str, state: str, *, only_if_missing: bool = False) -> None:
         pass  # nobody else opens this node's rooms
+
+    def drop_room(self, room: str, identity: str) -> None:
+        pass
+
+    def take_connect_states(self) -> dict[str, str]:
+        return {}
 
     def take_room_state(self, room: str) -> str | None:
         return None

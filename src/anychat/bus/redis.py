@@ -42,7 +42,7 @@ Redis holds:
 - ``anychat:chan:<folded room>``: a room's settings (modes, key, limit, bans, invites, topic,
   operators and voices by nick; :mod:`anychat.roomstate`), written whole by the node that
   changed them, read by a node whose first member joins the room, deleted by the node whose
-  member was the room's last anywhere;
+  member was the room's last anywhere (if it is still that room's, by its creation time);
 - channels: ``anychat:room:<folded room>`` (messages, topics and mode changes, one publish per
   message, heard only by nodes with members there), ``anychat:to:<id>`` (private messages to
   that node's users, the ids of those it sent to other nodes, and each batch's note) and
@@ -148,6 +148,8 @@ class RedisBus(Sending, Leases):
         self._asking: set[str] = set()
         #: Rooms' settings read as their channel was subscribed to, until the join takes them.
         self._room_states: dict[str, str] = {}
+        #: The same for every room open here, read as this node (re)connects.
+        self._connect_states: dict[str, str] = {}
         self._sub_lock = anyio.Lock()
         self._pubsub: Any = None
         self._registered = set(registered)
@@ -210,6 +212,10 @@ class RedisBus(Sending, Leases):
     def is_registered(self, nick: str) -> bool:
         return nick in self._registered
 
+    @property
+    def reachable(self) -> bool:
+        return self.connected
+
     def set_registered(self, nicks: Iterable[str], registered: bool = True) -> None:
         if registered:
             self._registered.update(nicks)
@@ -228,8 +234,15 @@ class RedisBus(Sending, Leases):
         self.rooms.discard(room)
         self._queue("U", room, "")
 
-    def save_room(self, room: str, state: str) -> None:
-        self._queue("C", room_state_key(room), state)
+    def save_room(self, room: str, state: str, *, only_if_missing: bool = False) -> None:
+        self._queue("K" if only_if_missing else "C", room_state_key(room), state)
+
+    def drop_room(self, room: str, identity: str) -> None:
+        self._queue("X", room_state_key(room), identity)
+
+    def take_connect_states(self) -> dict[str, str]:
+        states, self._connect_states = self._connect_states, {}
+        return states
 
     def take_room_state(self, room: str) -> str | None:
         return self._room_states.pop(room, None) or None
@@ -344,16 +357,16 @@ class RedisBus(Sending, Leases):
                     if self._pubsub is not None and room not in self._listening:
                         await self._pubsub.subscribe(room_channel(room))
                         self._listening.add(room)
+                if room in self._listening:
                     # Read after subscribing: a change made since is heard on the channel.
-                    self._room_states[room] = str(
-                        await self._client.get(room_state_key(room)) or ""
-                    )
+                    state = await self._client.get(room_state_key(room))
+                    self._room_states[room] = str(state or "")
         except Exception as exc:  # the connection is going: the reconnect will subscribe
             logger.info("cannot subscribe to %s now: %s", room, _why(exc))
         finally:
             self._asking.discard(room)
-            # Read or not, the join goes on (without settings: the defaults, as when Redis
-            # is away); the next first member here reads them again.
+            # Read or not, the join goes on (the broker refuses it if the room has members
+            # elsewhere and no settings came); the next first member here reads them again.
             self._room_states.setdefault(room, "")
 
     # ------------------------------------------------------------------ the connection
@@ -452,6 +465,10 @@ class RedisBus(Sending, Leases):
             self._listening = rooms
             self._pubsub = pubsub
             await self._load_directory(client)
+            if rooms:
+                ordered = sorted(rooms)
+                read = await client.mget([room_state_key(r) for r in ordered])
+                self._connect_states = {r: str(v or "") for r, v in zip(ordered, read, strict=True)}
             send, receive = anyio.create_memory_object_stream[tuple[str, str, str]](float("inf"))
             self._ops = send
             for user in list(self.mine.users.values()):

@@ -17,7 +17,6 @@ __all__ = [
     "RESOLVE",
     "RESTATE",
     "ROOM_CHANNELS",
-    "ROOM_STATE_MS",
     "SEED",
     "fence_key",
     "node_channel",
@@ -34,9 +33,6 @@ ROOM_CHANNELS: Final = PREFIX + "room:"
 #: How long Redis keeps the record of a batch that numbered messages (its first id): long
 #: enough for a node that lost its connection before the answer to reconnect and read it.
 RAN_MS: Final = 30_000
-#: How long a room's settings stay in Redis after the last change to them (a safety net for
-#: what a node that died could not delete; a room's last member anywhere leaving deletes them).
-ROOM_STATE_MS: Final = 30 * 86_400_000
 
 
 def room_channel(room: str) -> str:
@@ -97,7 +93,8 @@ return lost
 # A batch of queued work, in order: P channel payload | N channel head NUL tail (numbered:
 # published as head .. id .. tail) | M channel head NUL tail (the same, and head .. id to the
 # sender's own channel KEYS[4], which tells it the id in order) | H nick json | D nick |
-# R nick node | C key state (a room's settings; empty: deleted) | B record head NUL tail
+# R nick node | C key state (a room's settings) | K key state (the same, only if the key is
+# missing) | X key prefix (deleted if its value begins with prefix) | B record head NUL tail
 # (last, when the batch numbers messages: head .. first id .. tail to KEYS[4], which the
 # sender hears after every message of the batch it hears at all, and the first id kept a
 # while under the key ``record``). A batch from a node's bus
@@ -130,15 +127,18 @@ for i = 1, #ARGV, 3 do
   elseif op == 'P' then redis.call('PUBLISH', a, b)
   elseif op == 'H' then redis.call('HSET', KEYS[1], a, b)
   elseif op == 'D' then redis.call('HDEL', KEYS[1], a)
-  elseif op == 'C' then
-    if b == '' then redis.call('DEL', a) else redis.call('SET', a, b, 'PX', ROOM_STATE_MS) end
+  elseif op == 'C' then redis.call('SET', a, b)
+  elseif op == 'K' then redis.call('SET', a, b, 'NX')
+  elseif op == 'X' then
+    local v = redis.call('GET', a)
+    if v and string.sub(v, 1, #b) == b then redis.call('DEL', a) end
   elseif op == 'R' then
     local key = KEYS[2] .. a
     if redis.call('GET', key) == b then redis.call('DEL', key) end
   end
 end
 return first
-""".replace("RAN_MS", str(RAN_MS)).replace("ROOM_STATE_MS", str(ROOM_STATE_MS))
+""".replace("RAN_MS", str(RAN_MS))
 # A node's new connection: the fence KEYS[1] moves from ARGV[1] (the last connection's token)
 # to ARGV[2], and for each further ARGV (the first sequence number of a batch of the last
 # connection whose answer never came) the first id it numbered, or 0 if it did not run.

@@ -30,7 +30,7 @@ import anyio
 
 from .. import model as m
 from ..effects import Broadcast
-from . import wire
+from . import unavailable, wire
 from .numbering import Unnumbered
 from .resp import RedisReplyError
 from .scripts import fence_key, node_channel, ran_key, room_channel
@@ -234,11 +234,3 @@ def numbered_ops(batch: list[str]) -> int:
     """How many messages the script numbers for ``batch``."""
     ops = batch[::3]
     return ops.count("N") + ops.count("M")
-
-
-def unavailable(what: str) -> m.Error:
-    return m.Error(
-        code=m.ErrorCode.CLUSTER_UNAVAILABLE,
-        text=f"the chat is degraded (its other nodes are out of reach): cannot {what} "
-        "right now; try again shortly",
-    )
