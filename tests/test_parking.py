@@ -9,6 +9,7 @@ come out the same.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -165,3 +166,29 @@ async def test_parking_only_where_the_loop_watches_sockets(anyio_backend: object
         made = parking_for(tg, 1.0)
         assert (made is None) == (_backend(anyio_backend) == "trio")
         assert parking_for(None, 1.0) is None
+
+
+def test_a_parked_connection_ends_cleanly_under_a_plain_asyncio_run() -> None:
+    """An embedder's ``asyncio.run`` (no ``anyio.run``): a parked client that times out is
+    cleaned up by the event loop without an error (the socket closed by it, not by the
+    garbage collector later)."""
+    errors: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: errors.append(context)
+        )
+        settings = FAST | {"idle_ping_seconds": 0.3, "idle_timeout_seconds": 0.3}
+        async with anychat.serve(port=0, **settings) as server:
+            with anyio.fail_after(20):
+                talker = await _json(server.port, "talker")
+                silent = await _irc(server.port, "silent", "#general")
+                await _until_parked(server.port, 2, "asyncio")
+                await talker.send_json(type="say", target="#general", text="awake", ref=1)
+                assert (await talker.json_event("ack"))["ref"] == 1  # woken by its input
+                assert b"ping timeout" in (await silent.read_to_eof()).lower()
+            await silent.aclose()
+            await talker.aclose()
+
+    asyncio.run(scenario())
+    assert errors == []

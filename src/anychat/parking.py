@@ -26,6 +26,7 @@ TCP connections park; a TLS connection may hold decrypted input of its own, and 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,23 @@ def parking_for(task_group: TaskGroup | None, after_seconds: float) -> Parking |
     except RuntimeError:
         return None
     return Parking(loop, task_group, after_seconds)
+
+
+def _on_asyncio() -> contextvars.Context:
+    """A context for a loop callback in which AnyIO knows it runs on asyncio.
+
+    AnyIO (through sniffio) tells asyncio by its current task, and a callback has none: waking
+    a reader (``start_soon``) or the clean-up's ``anyio.notify_closing`` would fail there unless
+    an ``anyio.run`` set sniffio's variable in the context the callback copied (an embedder's
+    ``asyncio.run`` does not). Setting it is what sniffio offers event loops for this.
+    """
+    context = contextvars.copy_context()
+    try:
+        import sniffio
+    except ImportError:  # AnyIO then asks asyncio for a running loop, which a callback has
+        return context
+    context.run(sniffio.current_async_library_cvar.set, "asyncio")
+    return context
 
 
 def _input(conn: Connection) -> None:
@@ -169,14 +187,15 @@ class _Parked:
         if self.conn.parked is not None:
             self.conn.parked = None
             self._unwatch()
-            self.parking.loop.call_soon(self.end, *self.args)
+            self.parking.loop.call_soon(self.end, *self.args, context=_on_asyncio())
 
     def readable(self) -> None:
         self._unwatch()
         # The task may never run (shutdown cancels the group before it starts): until it
         # does, ``ended`` still answers for the connection, and the task checks that it is
-        # still wanted.
-        self.parking.task_group.start_soon(self.wake)
+        # still wanted. (Started in a context where AnyIO knows its event loop: see
+        # _on_asyncio.)
+        _on_asyncio().run(self.parking.task_group.start_soon, self.wake)
 
     async def wake(self) -> None:
         if self.conn.parked is None:
