@@ -77,10 +77,16 @@ async def _guest(
 
 
 async def storm(
-    port: int, connections: int, give_up: float, on_served: Callable[[], None]
+    port: int,
+    connections: int,
+    give_up: float,
+    on_served: Callable[[], None],
+    linger: float = 0.0,
 ) -> tuple[float, int, int, int]:
     """(seconds until all were served or ``give_up`` passed, guests served, bytes received,
-    connections reset and opened again); ``on_served`` runs at that moment."""
+    connections reset and opened again); ``on_served`` runs ``linger`` seconds after that
+    moment (the guests stay, quiet: with the server's ``--park-after`` below ``linger``,
+    the chat is timed while they park)."""
     counts = [0, 0]
     started = [0]
     ready = asyncio.Event()
@@ -107,6 +113,9 @@ async def storm(
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - begin
     served = started[0]
+    if linger:
+        print(f"  {elapsed:5.1f} s: all served; the guests stay {linger:.0f} s more", flush=True)
+        await asyncio.sleep(linger)
     on_served()
     ready.set()  # drain what is still on its way, then close
     if served < connections:
@@ -177,6 +186,12 @@ def main() -> None:
     )
     parser.add_argument("--give-up", type=float, default=120.0, help="seconds; then report")
     parser.add_argument("--py-spy", action="store_true", help="profile the server meanwhile")
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        help="seconds the quiet guests stay after the storm, the chat still timed (CPU too)",
+    )
     parser.add_argument("--serve-args", default="", help="more `anychat serve` options")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -223,7 +238,7 @@ def main() -> None:
                 spy.send_signal(signal.SIGINT)
 
         elapsed, count, received, resets = asyncio.run(
-            storm(server.port, args.connections, args.give_up, served)
+            storm(server.port, args.connections, args.give_up, served, args.linger)
         )
         cpu = marks[0] - before
         gen_cpu = marks[1] - gen_before

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
 from . import model as m
 from .broker import SessionState
@@ -19,11 +20,13 @@ from .parking import Parking
 if TYPE_CHECKING:
     from .hub import Hub
 
-__all__ = ["MAX_PARKS_PER_TICK", "watch_idle"]
+__all__ = ["PARKS_PER_TURN", "watch_idle"]
 
-#: Readers asked to park per tick: each parks in the next turn of the event loop, so 10,000
-#: quiet connections (after a join storm) park over many turns, not in one that stalls the chat.
-MAX_PARKS_PER_TICK = 256
+#: Readers asked to park before the watcher lets them (each parks in the next turn of the event
+#: loop): 10,000 quiet connections (after a join storm) park over forty short turns, not in one
+#: that stalls the chat, and within one tick, not over forty ticks, which measured to hold more
+#: memory once all were parked (docs/performance.md, "Parking idle readers").
+PARKS_PER_TURN = 256
 
 
 async def watch_idle(hub: Hub) -> None:
@@ -39,7 +42,7 @@ async def watch_idle(hub: Hub) -> None:
     while True:
         await anyio.sleep(tick)
         now = anyio.current_time()
-        parks = MAX_PARKS_PER_TICK
+        parks = PARKS_PER_TURN
         for conn in list(hub.connections):
             if conn.closing or conn.closed:
                 continue
@@ -60,6 +63,12 @@ async def watch_idle(hub: Hub) -> None:
                 if ping is not None:
                     conn.pinged = True
                     conn.push(ping)
-            if parks and quiet > park_after and conn.waiter is not None:
+            if quiet > park_after and conn.waiter is not None:
+                if not parks:
+                    hub.flush()
+                    await anyio.lowlevel.checkpoint()  # the readers asked so far park now
+                    parks = PARKS_PER_TURN
+                    if conn.closing or conn.closed:
+                        continue
                 parks -= Parking.nudge(conn)
         hub.flush()
