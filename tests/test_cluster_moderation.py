@@ -8,6 +8,8 @@ starts from its settings (read from Redis), and kicks and invites reach members 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -28,6 +30,19 @@ pytestmark = pytest.mark.timeout(60)
 DEADLINE = 10
 
 
+@asynccontextmanager
+async def ada_and_bob(
+    redis: RedisServer, **settings: Any
+) -> AsyncIterator[tuple[anychat.Server, anychat.Server, anychat.Client, anychat.Client]]:
+    """Two nodes; ada on the first, bob on the second, in no room yet."""
+    async with (
+        nodes(redis.url, 2, **settings) as (a, b),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        yield a, b, ada, bob
+
+
 async def refused(request: object) -> m.ErrorCode | None:
     """The code the server refused ``request`` (an awaitable) with; fails if it was not."""
     with pytest.raises(anychat.Refused) as caught:
@@ -39,9 +54,7 @@ async def test_the_first_member_anywhere_is_the_operator_and_modes_hold_on_every
     redis: RedisServer,
 ) -> None:
     async with (
-        nodes(redis.url, 2) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis) as (_a, b, ada, bob),
         raw(b.port, "cy") as cy,
     ):
         with anyio.fail_after(DEADLINE):
@@ -83,9 +96,7 @@ async def test_a_node_opening_a_room_takes_its_rules_and_kicks_and_invites_cross
     redis: RedisServer,
 ) -> None:
     async with (
-        nodes(redis.url, 2) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis) as (_a, b, ada, bob),
         anychat.connect(*b.address, nick="cy", autojoin=False) as cy,
         raw(b.port, "dan") as dan,
     ):
@@ -129,9 +140,7 @@ async def test_status_goes_with_its_holder_and_an_empty_room_starts_over(
     redis: RedisServer,
 ) -> None:
     async with (
-        nodes(redis.url, 2) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis) as (_a, _b, ada, bob),
     ):
         with anyio.fail_after(DEADLINE):
             await ada.join("#r")
@@ -182,9 +191,7 @@ async def test_a_room_keeps_its_rules_for_other_nodes_when_redis_restarts_empty(
     redis: RedisServer,
 ) -> None:
     async with (
-        nodes(redis.url, 2) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis) as (_a, _b, ada, bob),
     ):
         with anyio.fail_after(DEADLINE):
             await ada.join("#keep")
@@ -204,9 +211,7 @@ async def test_only_a_member_invites_and_an_invite_is_used_once_on_any_node(
     redis: RedisServer,
 ) -> None:
     async with (
-        nodes(redis.url, 2) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis) as (a, b, ada, bob),
         anychat.connect(*a.address, nick="mallory", autojoin=False) as mallory,
         anychat.connect(*b.address, nick="eve", autojoin=False) as eve,
     ):
@@ -234,9 +239,7 @@ async def test_changes_to_a_shared_room_are_refused_while_the_node_is_cut_off(
     redis: RedisServer,
 ) -> None:
     async with (
-        nodes(redis.url, 2) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis) as (_a, _b, ada, bob),
     ):
         with anyio.fail_after(DEADLINE):
             await ada.join("#r")
@@ -268,9 +271,7 @@ async def test_a_room_whose_rules_cannot_be_read_is_not_joined_on_another_node(
     redis: RedisServer,
 ) -> None:
     async with (
-        nodes(redis.url, 2) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis) as (_a, _b, ada, bob),
         coredis.Redis.from_url(redis.url, decode_responses=True) as client,
     ):
         with anyio.fail_after(DEADLINE):
@@ -324,9 +325,7 @@ async def test_a_change_made_while_a_node_reads_a_rooms_history_holds_there(
 
     monkeypatch.setattr(services.Services, "_warm", held)
     async with (
-        nodes(redis.url, 2, history_length=50) as (a, b),
-        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
-        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+        ada_and_bob(redis, history_length=50) as (_a, _b, ada, bob),
     ):
         with anyio.fail_after(DEADLINE):
             go_on.set()

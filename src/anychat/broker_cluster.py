@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, TypeVar
 from . import model as m
 from . import roomstate
 from .broker_base import BrokerPart
-from .broker_ops import kick_reason_problem
 from .bus import Bus, unavailable
 from .bus.directory import BusEvent, Present, RemoteUser, TakeOver
 from .effects import Broadcast, ClaimNick, Deliver, Disconnect, Effect, Persist, Publish
@@ -54,6 +53,12 @@ class ClusterRules(BrokerPart[P]):
 
     def _leave(self, session: Session[P], room: Room[P]) -> None:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # (OperatorRules has it, after this class in the broker's bases)
+
+        def _kick_of(
+            self, session: Session[P], cmd: m.Kick, room: Room[P], nick: str | None, member: bool
+        ) -> m.Kicked | list[Effect[P]]: ...
 
     # ------------------------------------------------------------------ asking first
 
@@ -205,22 +210,11 @@ class ClusterRules(BrokerPart[P]):
         """An operator here kicks a member of another node: everyone here hears it, then that
         node (which removes the member) and every other one."""
         user = self._remote_user(cmd.nick)
-        key = m.casefold(room.name)
-        if user is None:
-            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
-        if key not in user.rooms:
-            return self._refuse(
-                session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{user.nick} is not in {room.name}"
-            )
-        if problem := kick_reason_problem(cmd.reason):
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
-        kicked = m.Kicked(
-            room=room.name,
-            nick=user.nick,
-            by=session.nick,
-            reason=cmd.reason or session.nick,
-            user=session.user,
-        )
+        member = user is not None and m.casefold(room.name) in user.rooms
+        kicked = self._kick_of(session, cmd, room, None if user is None else user.nick, member)
+        if not isinstance(kicked, m.Kicked):
+            return kicked
+        assert user is not None
         self.bus.directory.apply(user.node, kicked)
         if room.channel.forget_remote(m.casefold(user.nick)):
             self._save_room(room)

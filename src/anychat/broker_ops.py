@@ -173,21 +173,13 @@ class OperatorRules(BrokerPart[P]):
         other = self._nicks.get(m.casefold(cmd.nick))
         if other is None and self.bus.shared:
             return self._kick_remote(session, room, cmd)
-        if other is None:
-            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
-        if other.peer not in room.members:
-            return self._refuse(
-                session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{other.nick} is not in {room.name}"
-            )
-        if problem := kick_reason_problem(cmd.reason):
-            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
-        kicked = m.Kicked(
-            room=room.name,
-            nick=other.nick,
-            by=session.nick,
-            reason=cmd.reason or session.nick,
-            user=session.user,
+        nick = None if other is None else other.nick
+        kicked = self._kick_of(
+            session, cmd, room, nick, other is not None and other.peer in room.members
         )
+        if not isinstance(kicked, m.Kicked):
+            return kicked
+        assert other is not None
         # Everyone hears it, the kicked member included, before it leaves the member list.
         # The kicked member hears it on its own, so its codec may learn that it left.
         others = [p for p in room.members if p is not session.peer and p is not other.peer]
@@ -199,6 +191,27 @@ class OperatorRules(BrokerPart[P]):
             effects.append(Deliver(kicked, (other.peer,)))
         self._leave(other, room)
         return effects + self._tell(kicked)
+
+    def _kick_of(
+        self, session: Session[P], cmd: m.Kick, room: Room[P], nick: str | None, member: bool
+    ) -> m.Kicked | list[Effect[P]]:
+        """The kick of ``nick`` (as shown; ``None``: nobody has it) out of ``room``, or why
+        not (IRC's order: 401, 441, then the reason)."""
+        if nick is None:
+            return self._refuse(session, cmd, m.ErrorCode.NO_SUCH_NICK, f"no such nick {cmd.nick}")
+        if not member:
+            return self._refuse(
+                session, cmd, m.ErrorCode.TARGET_NOT_MEMBER, f"{nick} is not in {room.name}"
+            )
+        if problem := kick_reason_problem(cmd.reason):
+            return self._refuse(session, cmd, m.ErrorCode.BAD_COMMAND, problem)
+        return m.Kicked(
+            room=room.name,
+            nick=nick,
+            by=session.nick,
+            reason=cmd.reason or session.nick,
+            user=session.user,
+        )
 
     def _invite(self, session: Session[P], cmd: m.Invite) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))
