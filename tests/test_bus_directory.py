@@ -66,6 +66,12 @@ def test_mode_changes_and_invites_cross_the_wire_intact() -> None:
         b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a",'
         b' "changes": [["m", 1, ""]]}}',
         b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a", "changes": [7]}}',
+        b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a",'
+        b' "changes": [["kl", true, ""]]}}',
+        b'{"n": "x", "t": "ModeChanged", "f": {"room": "#a", "by": "a",'
+        b' "changes": [["z", true, ""]]}}',
+        b'{"n": "x", "t": "RoomTopic", "f": {"room": "#a", "text": "t", "time": Infinity}}',
+        b'{"n": "x", "t": "Present", "f": {"nick": "a", "since": NaN}}',
         b'{"n": "x", "t": "Invited", "f": {"room": "#a", "nick": "b", "by": "a", "notice": 1}}',
     ],
 )

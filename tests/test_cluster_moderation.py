@@ -341,3 +341,58 @@ async def test_a_change_made_while_a_node_reads_a_rooms_history_holds_there(
                 await reading.wait()  # b subscribed, read #w's rules, and reads its history
                 await ada.set_modes("#w", m.ModeChange(mode="i"))
                 go_on.set()
+
+
+async def test_the_rooms_creator_cycles_it_on_its_own_node(redis: RedisServer) -> None:
+    """A part and a join in one packet (an IRC client's /cycle) where the room was made: the
+    settings read for the first join are not taken for the second."""
+    async with (
+        ada_and_bob(redis) as (a, _b, _ada, bob),
+        raw(a.port, "cy") as cy,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await cy.send("JOIN #c")
+            await cy.until(" 366 ")
+            await bob.join("#c")
+            await cy.until(" JOIN ")
+            await cy.send("PART #c", "JOIN #c")
+            assert (await cy.until(" 366 ")).startswith(":anychat 366 cy #c")
+            await bob.wait_for(m.Joined, lambda e: e.nick == "cy")
+
+
+async def test_after_a_netsplit_the_older_room_wins(redis: RedisServer) -> None:
+    """b is cut off longer than the lease: a forgets its users, and mallory makes bob's room
+    anew on a. When b is back, the room made first (bob's) wins on every node, as on IRC."""
+    lease = 1.0
+    async with (
+        redis_proxy(redis.port) as proxy,
+        nodes(redis.url, 1, cluster_lease_seconds=lease) as (a,),
+        nodes(proxy.url, 1, cluster_lease_seconds=lease) as (b,),
+        anychat.connect(*a.address, nick="ada", autojoin=False) as ada,
+        anychat.connect(*a.address, nick="mallory", autojoin=False) as mallory,
+        anychat.connect(*b.address, nick="bob", autojoin=False) as bob,
+    ):
+        with anyio.fail_after(DEADLINE):
+            await bob.join("#r")
+            await bob.set_modes("#r", m.ModeChange(mode="i"))
+            await ada.join("#lobby")
+            await bob.join("#lobby")
+            await ada.wait_for(m.Joined, lambda e: e.nick == "bob")
+            proxy.cut()
+            proxy.hold()
+            await ada.wait_for(m.Quitted, lambda e: e.nick == "bob")  # a: b's lease ran out
+            await mallory.join("#r")  # a knows of nobody in #r: mallory makes it anew
+            assert (await mallory.modes("#r")).modes == "+nt"
+            proxy.release()
+            changed = await mallory.wait_for(m.ModeChanged)
+            assert changed.by == "anychat"
+            assert set(changed.changes) == {
+                m.ModeChange(mode="i"),
+                m.ModeChange(mode="o", on=False, arg="mallory"),
+            }
+            assert await refused(mallory.set_modes("#r", m.ModeChange(mode="m"))) is (
+                m.ErrorCode.NOT_OPERATOR
+            )
+            await bob.set_modes("#r", m.ModeChange(mode="m"))  # still its operator everywhere
+            heard = await mallory.wait_for(m.ModeChanged)
+            assert (heard.by, heard.changes) == ("bob", (m.ModeChange(mode="m"),))

@@ -45,6 +45,11 @@ def test_no_snapshot_keeps_the_defaults_and_a_broken_one_is_refused() -> None:
     room: Room[str] = Room(name="#a")
     assert not roomstate.load(room, None, ()) and not roomstate.load(room, "", ())
     assert room.channel.modes == {"n", "t"}
+    huge = roomstate.dump(room, str).replace('"limit":0', '"limit":1e999')
+    endless = roomstate.dump(room, str).replace('"created":0.0', '"created":1e999')
+    for bad in (huge, endless):
+        with pytest.raises(ValueError, match="room snapshot"):
+            roomstate.load(room, bad, ())
     for bad in (
         "{",
         "[]",
@@ -70,11 +75,14 @@ def test_adopting_the_clusters_copy_says_what_changed_here() -> None:
     cluster.channel.key = "k"
     cluster.channel.remote_ops = {"ada", "cy"}
     state = roomstate.dump(cluster, str)
+    cluster.channel.remote_voiced = {"dee"}
+    state = roomstate.dump(cluster, str)
     here: Room[str] = Room(name="#x")  # opened here while cut off: bob and cy made operators
+    here.members = dict.fromkeys(("p-bob", "p-cy", "p-dee"))  # type: ignore[assignment]
     here.channel.ops = {"p-bob", "p-cy"}
     here.channel.voiced = {"p-bob"}
     here.channel.limit = 5
-    nicks = {"p-bob": "Bob", "p-cy": "cy"}
+    nicks = {"p-bob": "Bob", "p-cy": "cy", "p-dee": "Dee"}
     changes = roomstate.adopt(here, state, {"ada"}, nicks.__getitem__)
     assert changes == [
         m.ModeChange(mode="i"),
@@ -82,7 +90,8 @@ def test_adopting_the_clusters_copy_says_what_changed_here() -> None:
         m.ModeChange(mode="l", on=False),
         m.ModeChange(mode="o", on=False, arg="Bob"),
         m.ModeChange(mode="v", on=False, arg="Bob"),
+        m.ModeChange(mode="v", arg="Dee"),  # given while this node was cut off
     ]
-    assert here.channel.ops == {"p-cy"} and not here.channel.voiced
+    assert here.channel.ops == {"p-cy"} and here.channel.voiced == {"p-dee"}
     assert here.channel.remote_ops == {"ada"}
     assert roomstate.adopt(here, "", {"ada"}, nicks.__getitem__) == []

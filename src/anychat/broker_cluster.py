@@ -21,7 +21,7 @@ from . import model as m
 from . import roomstate
 from .broker_base import BrokerPart
 from .bus import Bus, unavailable
-from .bus.directory import BusEvent, Present, RemoteUser, TakeOver
+from .bus.directory import BusEvent, Present, RemoteUser, RoomState, TakeOver
 from .effects import Broadcast, ClaimNick, Deliver, Disconnect, Effect, Persist, Publish
 from .replay import RecentHistory
 from .resend import SentMessages
@@ -150,15 +150,18 @@ class ClusterRules(BrokerPart[P]):
         new: nobody here becomes its operator), and if so its settings, as Redis had them
         when this node began to listen to it (:mod:`anychat.roomstate`). Without them (Redis
         out of reach, or it lost them) the join is refused: a room's rules are not guessed."""
+        state = self.bus.take_room_state(key)  # (read for this join only: used up either way)
         elsewhere = self._elsewhere(key)
         if not elsewhere:
             return False
-        state = self.bus.take_room_state(key) if self.bus.reachable else None
         try:
-            if roomstate.load(room, state, elsewhere.keys()):
+            if self.bus.reachable and roomstate.load(room, state, elsewhere.keys()):
                 return True
         except ValueError as exc:
             logger.warning("room %s: %s", room.name, exc)
+        logger.warning(
+            "room %s has members elsewhere but no settings here: join refused", room.name
+        )
         return unavailable("join rooms of other nodes")
 
     def _cut_off(self, room: Room[P]) -> bool:
@@ -178,33 +181,67 @@ class ClusterRules(BrokerPart[P]):
         return self._sessions[peer].nick
 
     def restate_rooms(self) -> list[Effect[P]]:
-        """The bus (re)connected. A room open here that has members elsewhere takes the
-        settings Redis has for it (the cluster's: this node refused changes to it while cut
-        off, but may have opened it meanwhile knowing no better), and its members here hear
-        what changed. Every other room's settings go to Redis (this node's are the room's; for
-        a room with members elsewhere only if Redis lost them)."""
+        """The bus (re)connected. A room open here that has members elsewhere settles with the
+        settings Redis has for it: if the room there was made later than this node's (the
+        others made it anew while they could not see this node: Redis restarted empty, or a
+        partition longer than the lease), this node's win, go to Redis and to the other nodes
+        (``RoomState``), as on IRC the older channel wins a netsplit; otherwise the cluster's
+        win here (this node refused changes while cut off, but may have opened the room
+        meanwhile knowing no better). Members hear what changed. Every other room's settings
+        go to Redis (this node's are the room's; for a room with members elsewhere only if
+        Redis lost them)."""
         read = self.bus.take_connect_states()
         effects: list[Effect[P]] = []
         for key, room in self._rooms.items():
             elsewhere = self._elsewhere(key)
             state = read.get(key, "")
+            mine = roomstate.dump(room, self._nick_of)
             if not (elsewhere and state):
-                state = roomstate.dump(room, self._nick_of)
-                self.bus.save_room(key, state, only_if_missing=bool(elsewhere))
+                self.bus.save_room(key, mine, only_if_missing=bool(elsewhere))
                 continue
-            topic = room.topic, room.topic_setter
             try:
-                changes = roomstate.adopt(room, state, elsewhere.keys(), self._nick_of)
+                older = room.channel.created < roomstate.created(state)
             except ValueError as exc:
                 logger.warning("room %s: %s", room.name, exc)
-                continue
-            room.listing = None
-            if changes:
-                changed = m.ModeChanged(room=room.name, by=self.server_name, changes=tuple(changes))
-                effects.append(Deliver(changed, room.members))
-            if (room.topic, room.topic_setter) != topic:
-                effects.append(Deliver(self._topic_of(room, None), room.members))
+                older = True
+            if older:
+                self.bus.save_room(key, mine)
+                effects += self._tell(RoomState(room=room.name, state=mine), key)
+            else:
+                effects += self._adopt(room, state)
         return effects
+
+    def _adopt(self, room: Room[P], state: str) -> list[Effect[P]]:
+        """``room`` takes ``state`` as its settings; its members here hear what changed."""
+        topic = room.topic, room.topic_setter
+        elsewhere = self._elsewhere(m.casefold(room.name))
+        try:
+            changes = roomstate.adopt(room, state, elsewhere.keys(), self._nick_of)
+        except (ValueError, KeyError) as exc:
+            logger.warning("room %s: %s", room.name, exc)
+            return []
+        room.listing = None
+        effects: list[Effect[P]] = []
+        if changes:
+            changed = m.ModeChanged(room=room.name, by=self.server_name, changes=tuple(changes))
+            effects.append(Deliver(changed, room.members))
+        if (room.topic, room.topic_setter) != topic:
+            effects.append(Deliver(self._topic_of(room, None), room.members))
+        return effects
+
+    def _older_room_heard(self, event: RoomState) -> list[Effect[P]]:
+        """A node that had ``event.room`` before this one made it anew tells its settings: they
+        win here too, if that room really is the older one."""
+        room = self._rooms.get(m.casefold(event.room))
+        if room is None:
+            return []
+        try:
+            if roomstate.created(event.state) >= room.channel.created:
+                return []
+        except ValueError as exc:
+            logger.warning("room %s: %s", room.name, exc)
+            return []
+        return self._adopt(room, event.state)
 
     def _kick_remote(self, session: Session[P], room: Room[P], cmd: m.Kick) -> list[Effect[P]]:
         """An operator here kicks a member of another node: everyone here hears it, then that
@@ -288,6 +325,8 @@ class ClusterRules(BrokerPart[P]):
                         else:
                             room.channel.forget_remote(key)
                     directory.apply(node, event)
+                    if room is not None and not isinstance(event, m.Joined):
+                        self._kept_here(room)
             case m.Quitted() | m.NickChanged():
                 key = m.casefold(event.nick if isinstance(event, m.Quitted) else event.old)
                 user = directory.users.get(key)
@@ -296,9 +335,15 @@ class ClusterRules(BrokerPart[P]):
                     if audience:
                         effects.append(Deliver(event, audience))
                     self._remote_statuses(user.rooms, key, event)
+                    rooms = list(user.rooms)
                     directory.apply(node, event)
+                    for name in rooms if isinstance(event, m.Quitted) else ():
+                        if (room := self._rooms.get(name)) is not None:
+                            self._kept_here(room)
             case m.ModeChanged():
                 effects += self._modes_heard(event)
+            case RoomState():
+                effects += self._older_room_heard(event)
             case m.Invited():
                 effects += self._invite_heard(event)
             case Present():
@@ -317,6 +362,14 @@ class ClusterRules(BrokerPart[P]):
             case _:
                 pass
         return effects
+
+    def _kept_here(self, room: Room[P]) -> None:
+        """Another node's last member of ``room`` left: this node's are the room now. Its
+        copy goes to Redis again if it is missing (that node may have deleted it, not knowing
+        of the members here yet)."""
+        key = m.casefold(room.name)
+        if not self._elsewhere(key):
+            self.bus.save_room(key, roomstate.dump(room, self._nick_of), only_if_missing=True)
 
     def _kicked_here(self, kicked: m.Kicked) -> list[Effect[P]]:
         """An operator on another node kicked a member of this one: the room's members here,
@@ -353,11 +406,15 @@ class ClusterRules(BrokerPart[P]):
         if room is None or not self._may_change(room, changed.by):
             return []
         changes = []
+        elsewhere = self._elsewhere(m.casefold(changed.room))
         for change in changed.changes:
             if change.mode in m.STATUS_MODES:
-                here = self._nicks.get(m.casefold(change.arg))
-                if here is not None and here.peer not in room.members:
-                    continue  # (a nick that left meanwhile, now someone else's here)
+                key = m.casefold(change.arg)
+                here = self._nicks.get(key)
+                if (here is None and key not in elsewhere) or (
+                    here is not None and here.peer not in room.members
+                ):
+                    continue  # no member (any more): a status is for members only
             changes.append(change)
 
         def find(nick: str) -> P | None:

@@ -95,7 +95,15 @@ class InfoRules(OperatorRules[P]):
     def _whois(self, session: Session[P], cmd: m.Whois) -> list[Effect[P]]:
         other = self._nicks.get(m.casefold(cmd.nick))
         if other is None and (remote := self._remote_user(cmd.nick)) is not None:
-            rooms = sorted(remote.rooms.items(), key=lambda item: item[1])
+            rooms = sorted(
+                (
+                    (k, name)
+                    for k, name in remote.rooms.items()
+                    if not ((r := self._rooms.get(k)) and r.channel.secret)
+                    or session.peer in r.members
+                ),
+                key=lambda item: item[1],
+            )
             key = m.casefold(remote.nick)
             info = m.UserInfo(
                 nick=remote.nick,

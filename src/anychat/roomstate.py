@@ -17,13 +17,14 @@ only for nicks that are members now (a stale snapshot must not hand status to a 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar
 
 from . import model as m
 from .sessions import Room
 
-__all__ = ["adopt", "dump", "identity", "load"]
+__all__ = ["adopt", "created", "dump", "identity", "load"]
 
 P = TypeVar("P")
 
@@ -53,6 +54,14 @@ def identity(room: Room[Any]) -> str:
     return '{"created":' + json.dumps(room.channel.created) + ","
 
 
+def created(data: str) -> float:
+    """When the room a snapshot describes was made (``ValueError`` if it is broken)."""
+    try:
+        return _finite(json.loads(data)["created"])
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
+        raise ValueError(f"bad room snapshot: {exc}") from None
+
+
 def load(room: Room[Any], data: str | bytes | None, members: Collection[str]) -> bool:
     """Set ``room``'s settings from a snapshot (``members``: the folded nicks in the room on
     other nodes); whether there was a usable one (if not, the room keeps its defaults)."""
@@ -64,15 +73,19 @@ def load(room: Room[Any], data: str | bytes | None, members: Collection[str]) ->
         bans = [m.Ban(mask=str(a), setter=str(b), time=float(c)) for a, b, c in obj["bans"]]
         topic, setter, when = obj["topic"]
         state = (
-            float(obj["created"]),
+            _finite(obj["created"]),
             str(obj["key"]),
             int(obj["limit"]),
             _nicks(obj["invited"]),
             _nicks(obj["ops"]) & set(members),
             _nicks(obj["voiced"]) & set(members),
-            (str(topic), str(setter), float(when)),
+            (str(topic), str(setter), _finite(when)),
         )
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        if not 0 <= state[2] < 1_000_000 or any(not isinstance(b.time, float) for b in bans):
+            raise ValueError(f"limit {state[2]}")
+        for ban in bans:
+            _finite(ban.time)
+    except (ValueError, TypeError, KeyError, RecursionError, OverflowError) as exc:
         raise ValueError(f"bad room snapshot: {exc}") from None
     chan = room.channel
     chan.modes = {c for c in modes if c in m.FLAG_MODES}
@@ -88,18 +101,18 @@ def adopt(
 ) -> list[m.ModeChange]:
     """Take the cluster's settings for a room this node had open while cut off from the
     others (it may have opened it then, knowing no better): those of the snapshot win, and a
-    member here keeps a status only if the snapshot gives it too. Returns the changes its
-    members here must hear of (flags, key, limit, statuses lost); ``ValueError`` if broken."""
+    member here has the statuses the snapshot gives its nick, no others. Returns the changes
+    its members here must hear of (flags, key, limit, statuses); ``ValueError`` if broken."""
     chan = room.channel
     modes, key, limit = set(chan.modes), chan.key, chan.limit
-    local = {peer: m.casefold(nick_of(peer)) for peer in chan.ops | chan.voiced}
+    here = {peer: m.casefold(nick_of(peer)) for peer in room.members}
     ops, voiced = set(chan.ops), set(chan.voiced)
     if not load(room, data, members):
         return []
     obj = json.loads(data)
     kept_ops, kept_voiced = _nicks(obj["ops"]), _nicks(obj["voiced"])
-    chan.ops = {peer for peer in ops if local[peer] in kept_ops}
-    chan.voiced = {peer for peer in voiced if local[peer] in kept_voiced}
+    chan.ops = {peer for peer, nick in here.items() if nick in kept_ops}
+    chan.voiced = {peer for peer, nick in here.items() if nick in kept_voiced}
     changes = [m.ModeChange(mode=c, on=c in chan.modes) for c in sorted(modes ^ chan.modes)]
     if chan.key != key:
         changes.append(m.ModeChange(mode="k", on=bool(chan.key), arg=chan.key or "*"))
@@ -107,7 +120,15 @@ def adopt(
         changes.append(m.ModeChange(mode="l", on=bool(chan.limit), arg=str(chan.limit or "")))
     for letter, before, after in (("o", ops, chan.ops), ("v", voiced, chan.voiced)):
         changes += [m.ModeChange(mode=letter, on=False, arg=nick_of(p)) for p in before - after]
+        changes += [m.ModeChange(mode=letter, arg=nick_of(p)) for p in after - before]
     return changes
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a time")
+    return number
 
 
 def _nicks(values: Iterable[Any]) -> set[str]:

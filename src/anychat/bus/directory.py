@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 from .. import model as m
 
-__all__ = ["BusEvent", "Directory", "Present", "RemoteUser", "TakeOver"]
+__all__ = ["BusEvent", "Directory", "Present", "RemoteUser", "RoomState", "TakeOver"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,8 +41,18 @@ class TakeOver:
     account: str
 
 
-#: What crosses the bus: chat events, the news of a registration, a take-over.
-BusEvent: TypeAlias = "m.Event | Present | TakeOver"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomState:
+    """To the nodes with members in ``room``: its settings are ``state``
+    (:mod:`anychat.roomstate`), those of a node that had the room before the others made it
+    anew while they could not see that node (a netsplit): the older room's win, as on IRC."""
+
+    room: str
+    state: str
+
+
+#: What crosses the bus: chat events, the news of a registration, a take-over, a room's rules.
+BusEvent: TypeAlias = "m.Event | Present | TakeOver | RoomState"
 
 
 @dataclass(slots=True, kw_only=True)

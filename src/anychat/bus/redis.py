@@ -232,6 +232,7 @@ class RedisBus(Sending, Leases):
 
     def room_closed(self, room: str) -> None:
         self.rooms.discard(room)
+        self._room_states.pop(room, None)
         self._queue("U", room, "")
 
     def save_room(self, room: str, state: str, *, only_if_missing: bool = False) -> None:
@@ -357,12 +358,16 @@ class RedisBus(Sending, Leases):
                     if self._pubsub is not None and room not in self._listening:
                         await self._pubsub.subscribe(room_channel(room))
                         self._listening.add(room)
-                if room in self._listening:
-                    # Read after subscribing: a change made since is heard on the channel.
-                    state = await self._client.get(room_state_key(room))
-                    self._room_states[room] = str(state or "")
         except Exception as exc:  # the connection is going: the reconnect will subscribe
             logger.info("cannot subscribe to %s now: %s", room, _why(exc))
+        try:
+            # Read after subscribing: a change made since is heard on the channel. (A time of
+            # its own: a slow subscription must not cost the join its room's rules.)
+            with anyio.fail_after(REQUEST_SECONDS):
+                state = await self._client.get(room_state_key(room))
+            self._room_states[room] = str(state or "")
+        except Exception as exc:
+            logger.warning("cannot read the settings of %s now: %s", room, _why(exc))
         finally:
             self._asking.discard(room)
             # Read or not, the join goes on (the broker refuses it if the room has members

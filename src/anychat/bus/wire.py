@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Final
 
 from .. import model as m
-from .directory import BusEvent, Present, TakeOver
+from .directory import BusEvent, Present, RoomState, TakeOver
 
 __all__ = [
     "batch_note",
@@ -29,7 +30,7 @@ __all__ = [
 _TYPES: Final[dict[str, type[Any]]] = {
     cls.__name__: cls
     for cls in (m.Message, m.Joined, m.Parted, m.Kicked, m.Quitted, m.NickChanged, m.RoomTopic,
-                m.ModeChanged, m.Invited, Present, TakeOver)
+                m.ModeChanged, m.Invited, Present, TakeOver, RoomState)
 }  # fmt: skip
 
 
@@ -113,6 +114,8 @@ def _mode_change(obj: Any) -> m.ModeChange:
     mode, on, arg = obj
     if not (isinstance(mode, str) and isinstance(on, bool) and isinstance(arg, str)):
         raise TypeError(f"bad mode change {obj!r}")
+    if len(mode) != 1 or mode not in m.ROOM_MODES:
+        raise ValueError(f"unknown mode {mode!r}")
     return m.ModeChange(mode=mode, on=on, arg=arg)
 
 
@@ -131,6 +134,8 @@ def decode(data: bytes | str) -> tuple[str, BusEvent]:
             expected = _FIELD_TYPES.get(name, str)
             if not isinstance(value, expected) or isinstance(value, bool) is not (expected is bool):
                 raise TypeError(f"{name} is {type(value).__name__}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} is {value}")
         if cls is m.Message:
             fields["kind"] = m.Kind(fields.get("kind", "plain"))
         elif cls is Present:
