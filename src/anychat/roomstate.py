@@ -4,11 +4,11 @@ On one node a room's modes, key, limit, bans, invites, topic and operators live 
 :class:`~anychat.rooms.Channel` and nowhere else. In a cluster the room is one room whatever
 node its members are on, so those settings must be the same on every node. Each node that has
 members keeps the whole of them in memory (changes made on another node arrive as
-``ModeChanged``/``RoomTopic``/``Invited`` events on the room's channel and are applied in the
-order Redis published them), and every node that changes them also writes them whole to
-Redis (``anychat:chan:<folded room>``), where a node that opens the room (its first member
-there joins a room that has members elsewhere) reads them, right after subscribing to the
-room's channel, before that first join is checked against them.
+``ModeChanged``/``RoomTopic``/``Invited`` events, and after a netsplit as ``RoomState``, and
+are applied in the order Redis published them), and every node that changes them also writes
+them whole to Redis (``anychat:chan:<folded room>``), where a node that opens the room (its
+first member there joins a room that has members elsewhere) reads them, right after
+subscribing to the room's channel, before that first join is checked against them.
 
 Operators and voices are kept by folded nick (sessions are per node); a snapshot's are taken
 only for nicks that are members now (a stale snapshot must not hand status to a newcomer).
@@ -81,7 +81,7 @@ def load(room: Room[Any], data: str | bytes | None, members: Collection[str]) ->
             _nicks(obj["voiced"]) & set(members),
             (str(topic), str(setter), _finite(when)),
         )
-        if not 0 <= state[2] < 1_000_000 or any(not isinstance(b.time, float) for b in bans):
+        if not 0 <= state[2] < 1_000_000:
             raise ValueError(f"limit {state[2]}")
         for ban in bans:
             _finite(ban.time)
