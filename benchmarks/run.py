@@ -268,9 +268,9 @@ def idle_row(
     progress.update(task, description=f"{spec.name:30} {sc.key:10}", completed=0, total=3)
     # anychat parks quiet readers after 2 s here (10 s by default), so that the row measures
     # idle connections as a server holding them for long holds them.
-    # Only plain TCP on asyncio and uvloop parks (trio has no callback-style readiness watch,
-    # and a TLS object may hold decrypted input): the others would only wait for it in vain.
-    parks = spec.kind == "anychat" and spec.backend != "trio" and not spec.adapter.tls
+    # Only plain TCP parks (a TLS object may hold decrypted input): TLS rows would only wait
+    # for it in vain.
+    parks = spec.kind == "anychat" and not spec.adapter.tls
     server = RunningServer(
         spec, pin=args.pin, max_connections=n + 100, park_after=PARK_AFTER if parks else None
     )

@@ -1,10 +1,10 @@
 """Idle connections give up their reader task and lose nothing by it (anychat.parking).
 
-On asyncio a reader quiet for ``park_after_seconds`` parks: the event loop watches its socket and
-its task ends. These tests park connections of every line protocol, then check that they still
-hear the room, wake on their own input, and are ended properly while parked (a ping timeout,
-their own hang-up, shutdown). On trio nothing parks (``/metrics`` says 0) and the same chat must
-come out the same.
+A reader quiet for ``park_after_seconds`` parks: its task ends and its socket is watched without
+one (asyncio's event loop with a callback; on trio, one task for all of them through a selector of
+the server's own). These tests park connections of every line protocol on every backend, then
+check that they still hear the room, wake on their own input, and are ended properly while parked
+(a ping timeout, their own hang-up, shutdown).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import anyio
 
 import anychat
-from anychat.parking import parking_for
+from anychat.parking import Parking, parking_for
+from anychat.parking_selector import SelectorParking
 
 from .helpers import LineClient
 from .webclient import http_get
@@ -30,11 +31,8 @@ async def _parked(port: int) -> int:
     return int(line.split()[1])
 
 
-async def _until_parked(port: int, count: int, backend: str) -> None:
-    """Wait until ``count`` connections are parked (on trio: check that none ever is)."""
-    if backend == "trio":
-        assert await _parked(port) == 0
-        return
+async def _until_parked(port: int, count: int) -> None:
+    """Wait until ``count`` connections are parked."""
     # The count lives in the server; /metrics is its only window, so this asks until it shows
     # (each turn a real request; the sleep paces the asking, it orders nothing).
     while await _parked(port) != count:  # noqa: ASYNC110
@@ -60,7 +58,6 @@ async def _irc(port: int, nick: str, room: str) -> LineClient:
 
 
 async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend: object) -> None:
-    backend = _backend(anyio_backend)
     async with anychat.serve(port=0, **FAST) as server:
         with anyio.fail_after(20):
             js = await _json(server.port, "js")
@@ -69,7 +66,7 @@ async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend:
             await text.line_containing(b"Welcome")
             await text.send(b"/nick texter\n")
             await text.line_containing(b"texter")
-            await _until_parked(server.port, 3, backend)
+            await _until_parked(server.port, 3)
 
             # Parked readers: the room still reaches them (output needs no task).
             speaker = await _json(server.port, "speaker")
@@ -96,7 +93,7 @@ async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend:
                 await irc.send(f"PRIVMSG #general :burst {i}\r\n".encode())
             for i in range(20):
                 assert (await speaker.json_event("message"))["text"] == f"burst {i}"
-            await _until_parked(server.port, 4, backend)
+            await _until_parked(server.port, 4)
             await irc.send(b"PRIVMSG #general :woken twice\r\n")
             assert (await speaker.json_event("message"))["text"] == "woken twice"
         for client in (js, irc, text, speaker):
@@ -104,23 +101,21 @@ async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend:
 
 
 async def test_a_parked_client_that_hangs_up_is_announced(anyio_backend: object) -> None:
-    backend = _backend(anyio_backend)
     async with anychat.serve(port=0, **FAST) as server:
         with anyio.fail_after(20):
             stay = await _json(server.port, "stay")
             leaver = await _irc(server.port, "leaver", "#general")
             await stay.json_event("joined")
-            await _until_parked(server.port, 2, backend)
+            await _until_parked(server.port, 2)
             await leaver.aclose()
             gone = await stay.json_event("quit")
             assert gone["nick"] == "leaver"
-            await _until_parked(server.port, 1, backend)
+            await _until_parked(server.port, 1)
         await stay.aclose()
 
 
 async def test_parked_client_pinged_and_timed_out(anyio_backend: object) -> None:
     """The idle watcher still pings a parked IRC client and ends it when no PONG comes."""
-    backend = _backend(anyio_backend)
     settings = FAST | {"idle_ping_seconds": 0.5, "idle_timeout_seconds": 0.5}
     async with anychat.serve(port=0, **settings) as server:
         with anyio.fail_after(20):
@@ -137,19 +132,17 @@ async def test_parked_client_pinged_and_timed_out(anyio_backend: object) -> None
                     assert line.startswith(b":silent!") and b"ping timeout" in line.lower()
                     break
             assert b"ping timeout" in (await silent.read_to_eof()).lower()
-            if backend != "trio":
-                assert await _parked(server.port) <= 1  # the watcher may be parked
+            assert await _parked(server.port) <= 1  # the watcher may be parked
         await watcher.aclose()
         await silent.aclose()
 
 
 async def test_shutdown_says_goodbye_to_parked_clients(anyio_backend: object) -> None:
-    backend = _backend(anyio_backend)
     async with anychat.serve(port=0, **FAST) as server:
         with anyio.fail_after(20):
             js = await _json(server.port, "js")
             irc = await _irc(server.port, "ircer", "#general")
-            await _until_parked(server.port, 2, backend)
+            await _until_parked(server.port, 2)
     with anyio.fail_after(10):
         rest = await js.read_to_eof()
         bye = [json.loads(x) for x in rest.splitlines() if b'"bye"' in x]
@@ -160,12 +153,15 @@ async def test_shutdown_says_goodbye_to_parked_clients(anyio_backend: object) ->
 
 
 async def test_parking_only_where_the_loop_watches_sockets(anyio_backend: object) -> None:
-    """asyncio and uvloop park; trio cannot (its waits are for tasks); 0 turns parking off."""
+    """asyncio and uvloop park with the loop's callbacks, trio through a selector of its own
+    (whose watching task ends with the task group); 0 turns parking off."""
     async with anyio.create_task_group() as tg:
         assert parking_for(tg, 0) is None
         made = parking_for(tg, 1.0)
-        assert (made is None) == (_backend(anyio_backend) == "trio")
+        expected = SelectorParking if _backend(anyio_backend) == "trio" else Parking
+        assert type(made) is expected
         assert parking_for(None, 1.0) is None
+        tg.cancel_scope.cancel()
 
 
 def test_a_parked_connection_ends_cleanly_under_a_plain_asyncio_run() -> None:
@@ -183,7 +179,7 @@ def test_a_parked_connection_ends_cleanly_under_a_plain_asyncio_run() -> None:
             with anyio.fail_after(20):
                 talker = await _json(server.port, "talker")
                 silent = await _irc(server.port, "silent", "#general")
-                await _until_parked(server.port, 2, "asyncio")
+                await _until_parked(server.port, 2)
                 await talker.send_json(type="say", target="#general", text="awake", ref=1)
                 assert (await talker.json_event("ack"))["ref"] == 1  # woken by its input
                 assert b"ping timeout" in (await silent.read_to_eof()).lower()

@@ -189,7 +189,7 @@ def serve(
             envvar="ANYCHAT_PARK_AFTER",
             min=0,
             help="Seconds of quiet after which a connection gives up its reader task until "
-            "it sends again (saves memory on asyncio and uvloop); 0 = never.",
+            "it sends again (saves memory); 0 = never.",
         ),
     ] = _DEFAULTS.park_after_seconds,
     max_line_bytes: Annotated[

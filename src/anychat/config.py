@@ -109,8 +109,8 @@ class ServerConfig:
     #: A connection that has not registered (chosen a nick) by then is dropped.
     registration_timeout_seconds: float = 60.0
     #: A reader that has heard nothing for this long hands its connection to the event loop
-    #: and ends, so an idle connection holds no task (asyncio and uvloop; trio keeps a task
-    #: per connection); 0 = never.
+    #: (on trio, to one task watching all such sockets) and ends, so an idle connection holds
+    #: no task of its own; 0 = never.
     park_after_seconds: float = 10.0
     #: Where accounts and history live: ``memory://`` or ``sqlite:///path/to/file.db``. The
     #: library default writes no files; ``anychat serve`` uses its data directory

@@ -114,8 +114,9 @@ class Connection:
         self.cut_code: m.ErrorCode | None = None
         #: The reader task's scope: cancelled to stop reading. ``None`` while parked.
         self.scope: anyio.CancelScope | None = anyio.CancelScope()
-        #: The reader's readiness wait, while it waits with :mod:`~anychat.parking`'s.
-        self.waiter: asyncio.Future[bool] | None = None
+        #: The reader's readiness wait, while it waits with :mod:`~anychat.parking`'s (a
+        #: future on asyncio, a marker on trio: what the idle watcher wakes).
+        self.waiter: asyncio.Future[bool] | str | None = None
         #: Set while the connection is parked (no reader task): ends it from the event loop.
         self.parked: Callable[[], None] | None = None
         #: Where a writer task is started when needed (the server's task group).

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .bus.redis import RedisBus
     from .config import ServerConfig
     from .connection import Connection
-    from .parking import Parking
+    from .parking import ReaderParking
     from .store import Store
 
 __all__ = ["Hub"]
@@ -135,9 +135,9 @@ class Hub:
         self._all_closed = anyio.Event()
         #: The server's task group: writer tasks start here (set when the server starts).
         self.task_group: TaskGroup | None = None
-        #: Where idle readers hand their connections back (asyncio and uvloop; set when the
-        #: server starts; ``None`` on trio or when ``park_after_seconds`` is 0).
-        self.parking: Parking | None = None
+        #: Where idle readers hand their connections back (set when the server starts;
+        #: ``None`` when ``park_after_seconds`` is 0).
+        self.parking: ReaderParking | None = None
         #: Counters for ``/metrics``: a few additions per batch, never per recipient.
         self.messages_in = 0
         self.messages_out = 0

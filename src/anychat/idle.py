@@ -15,7 +15,6 @@ import anyio.lowlevel
 
 from . import model as m
 from .broker import SessionState
-from .parking import Parking
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -39,6 +38,7 @@ async def watch_idle(hub: Hub) -> None:
     deadlines = [ping_after, config.idle_timeout_seconds, register_by, silent_for, 4.0]
     tick = min(deadlines + ([park_after] if park_after > 0 else [])) / 4
     broker = hub.broker
+    parking = hub.parking
     while True:
         await anyio.sleep(tick)
         now = anyio.current_time()
@@ -63,12 +63,12 @@ async def watch_idle(hub: Hub) -> None:
                 if ping is not None:
                     conn.pinged = True
                     conn.push(ping)
-            if quiet > park_after and conn.waiter is not None:
+            if parking is not None and quiet > park_after and conn.waiter is not None:
                 if not parks:
                     hub.flush()
                     await anyio.lowlevel.checkpoint()  # the readers asked so far park now
                     parks = PARKS_PER_TURN
                     if conn.closing or conn.closed:
                         continue
-                parks -= Parking.nudge(conn)
+                parks -= parking.nudge(conn)
         hub.flush()

@@ -1,4 +1,4 @@
-"""Idle connections without a task of their own (asyncio and uvloop).
+"""Idle connections without a task of their own.
 
 An idle connection's reader is a task waiting for input, and on asyncio a task is most of what an
 idle connection costs: AnyIO's task handle with its cancel scope and events, the asyncio task, the
@@ -18,9 +18,11 @@ connection still hears everything, and the idle watcher still pings it.
 Ending a parked connection (a kick, a ping timeout, shutdown) runs its clean-up from the event loop
 (``call_soon``), the same clean-up its reader would have run.
 
-Only where the event loop can watch a file descriptor with a callback: asyncio and uvloop. Trio's
-readiness waits are for tasks only, so on trio every connection keeps its reader task. Only plain
-TCP connections park; a TLS connection may hold decrypted input of its own, and keeps its task.
+This module is the asyncio and uvloop way, where the event loop can watch a file descriptor with a
+callback. Trio's readiness waits are for tasks only: there one task watches every parked socket
+through a selector of its own (:mod:`anychat.parking_selector`); :func:`parking_for` picks.
+Only plain TCP connections park; a TLS connection may hold decrypted input of its own, and keeps
+its task.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .parking_selector import selector_parking
 from .transport import TcpTransport
 
 if TYPE_CHECKING:
@@ -37,17 +40,48 @@ if TYPE_CHECKING:
 
     from .connection import Connection
 
-__all__ = ["Parking", "parking_for"]
+__all__ = ["Parking", "ReaderParking", "parking_for"]
 
 
-def parking_for(task_group: TaskGroup | None, after_seconds: float) -> Parking | None:
-    """Parking on this event loop, or ``None`` where it cannot be had (trio) or is off."""
+class ReaderParking(Protocol):
+    """What the reader and the idle watcher ask of parking, on any event loop."""
+
+    #: Seconds without input after which a waiting reader is asked to park.
+    after_seconds: float
+    #: How many connections are parked now (``/metrics`` and the benchmarks read it).
+    parked: int
+
+    def can_park(self, conn: Connection) -> bool: ...
+
+    async def wait_readable(self, conn: Connection) -> bool:
+        """Wait for input: ``True`` when it came, ``False`` when the reader should park."""
+        ...
+
+    def nudge(self, conn: Connection) -> bool:
+        """Ask a waiting reader to park (from the idle watcher); ``False`` if none waits."""
+        ...
+
+    def park(
+        self,
+        conn: Connection,
+        resume: Callable[..., Coroutine[Any, Any, None]],
+        end: Callable[..., None],
+        args: tuple[Any, ...],
+    ) -> None:
+        """Watch ``conn``'s socket without a task: input starts ``resume(*args)`` in a new
+        task; ending the connection meanwhile (its ``parked`` hook) runs ``end(*args)``."""
+        ...
+
+
+def parking_for(task_group: TaskGroup | None, after_seconds: float) -> ReaderParking | None:
+    """Parking on this event loop (its watching task, if it needs one, started in
+    ``task_group``), or ``None`` where it is off or the platform cannot watch sockets."""
     if task_group is None or after_seconds <= 0:
         return None
     try:
         loop = asyncio.get_running_loop()  # none under trio
     except RuntimeError:
-        return None
+        return selector_parking(task_group, after_seconds)
     return Parking(loop, task_group, after_seconds)
 
 
@@ -77,6 +111,7 @@ def _input(conn: Connection) -> None:
     """
     waiter = conn.waiter
     if waiter is not None:
+        assert isinstance(waiter, asyncio.Future)
         if not waiter.done():
             waiter.set_result(True)
         return
@@ -128,7 +163,7 @@ class Parking:
     def nudge(conn: Connection) -> bool:
         """Ask a waiting reader to park (from the idle watcher); ``False`` if none waits."""
         waiter = conn.waiter
-        if waiter is None or waiter.done():
+        if not isinstance(waiter, asyncio.Future) or waiter.done():
             return False
         waiter.set_result(False)
         return True
