@@ -107,6 +107,7 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         self._rooms: dict[str, Room[P]] = {}
         self._sessions: dict[P, Session[P]] = {}
         self._watchers: dict[str, set[P]] = {}
+        self._read_again: set[str] = set()
         self._random = random.Random()
         self._max_users = 0
         self.listing_entries = 0
@@ -399,6 +400,8 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
         if room is None:
             room = Room(name=cmd.room)
             opened = self.bus.shared and self._open_shared(room, key)
+            if opened is None:  # its settings are read again, then the join runs again
+                return [ListenRoom(peer, key, cmd)]
             if isinstance(opened, m.Error):
                 self.bus.room_closed(key)  # the next try listens (and reads) afresh
                 return [Deliver(with_ref(opened, cmd.ref), (peer,))]

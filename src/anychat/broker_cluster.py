@@ -43,6 +43,9 @@ class ClusterRules(BrokerPart[P]):
     _lobbies: frozenset[str]
     _clock: Callable[[], float]
     server_name: str
+    #: Rooms (folded) whose settings are being read a second time for a join (see
+    #: :meth:`_open_shared`).
+    _read_again: set[str]
 
     if TYPE_CHECKING:  # (InfoRules has it, after this class in the broker's bases)
 
@@ -145,13 +148,20 @@ class ClusterRules(BrokerPart[P]):
             return {}
         return self.bus.directory.rooms.get(key, {})
 
-    def _open_shared(self, room: Room[P], key: str) -> bool | m.Error:
+    def _open_shared(self, room: Room[P], key: str) -> bool | m.Error | None:
         """This node opens ``room``: whether it has members on other nodes (then it is not
         new: nobody here becomes its operator), and if so its settings, as Redis had them
         when this node began to listen to it (:mod:`anychat.roomstate`). Without them (Redis
-        out of reach, or it lost them) the join is refused: a room's rules are not guessed."""
+        out of reach, or it lost them) the join is refused: a room's rules are not guessed.
+
+        ``None``: read them once more first. The read may have come before the room's creator
+        on another node wrote them, and the directory heard of its members after the read (the
+        creator writes the settings before it announces a member, so a read made after the
+        announcement finds them)."""
         state = self.bus.take_room_state(key)  # (read for this join only: used up either way)
         elsewhere = self._elsewhere(key)
+        again = key in self._read_again
+        self._read_again.discard(key)
         if not elsewhere:
             return False
         try:
@@ -159,6 +169,10 @@ class ClusterRules(BrokerPart[P]):
                 return True
         except ValueError as exc:
             logger.warning("room %s: %s", room.name, exc)
+        else:
+            if not state and not again and self.bus.reachable:
+                self._read_again.add(key)
+                return None
         logger.warning(
             "room %s has members elsewhere but no settings here: join refused", room.name
         )
