@@ -30,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from .parking_selector import selector_parking
 from .transport import TcpTransport
 
 if TYPE_CHECKING:
@@ -40,26 +39,32 @@ if TYPE_CHECKING:
 
     from .connection import Connection
 
-__all__ = ["Parking", "ReaderParking", "parking_for"]
+__all__ = ["ParkedConnection", "Parking", "ReaderParking", "parking_for"]
 
 
-class ReaderParking(Protocol):
-    """What the reader and the idle watcher ask of parking, on any event loop."""
+class ReaderParking:
+    """What the reader and the idle watcher ask of parking, on any event loop: the readiness
+    waits of plain TCP readers, and their sockets watched while nobody reads."""
 
-    #: Seconds without input after which a waiting reader is asked to park.
-    after_seconds: float
-    #: How many connections are parked now (``/metrics`` and the benchmarks read it).
-    parked: int
+    def __init__(self, task_group: TaskGroup, after: float) -> None:
+        #: Where a parked connection's new reader task starts (the server's task group).
+        self.task_group = task_group
+        #: Seconds without input after which a waiting reader is asked to park.
+        self.after_seconds = after
+        #: How many connections are parked now (``/metrics`` and the benchmarks read it).
+        self.parked = 0
 
-    def can_park(self, conn: Connection) -> bool: ...
+    @staticmethod
+    def can_park(conn: Connection) -> bool:
+        return type(conn.transport) is TcpTransport
 
     async def wait_readable(self, conn: Connection) -> bool:
         """Wait for input: ``True`` when it came, ``False`` when the reader should park."""
-        ...
+        raise NotImplementedError
 
     def nudge(self, conn: Connection) -> bool:
         """Ask a waiting reader to park (from the idle watcher); ``False`` if none waits."""
-        ...
+        raise NotImplementedError
 
     def park(
         self,
@@ -69,8 +74,70 @@ class ReaderParking(Protocol):
         args: tuple[Any, ...],
     ) -> None:
         """Watch ``conn``'s socket without a task: input starts ``resume(*args)`` in a new
-        task; ending the connection meanwhile (its ``parked`` hook) runs ``end(*args)``."""
-        ...
+        task; ending the connection meanwhile (its ``parked`` hook) runs ``end(*args)``
+        later, outside whatever closed it."""
+        raise NotImplementedError
+
+
+class ParkedConnection:
+    """One parked connection: what its socket's watch and its ``parked`` hook need.
+
+    One small object (and the event loop's or the selector's entry) per parked connection is
+    all that is left of its reader; closures would cost three function objects and their
+    cells. Each way of parking says how the socket is forgotten (:meth:`_forget`) and how the
+    clean-up runs later (:meth:`_end_later`).
+    """
+
+    __slots__ = ("args", "conn", "end", "parking", "resume", "watching")
+
+    def __init__(
+        self,
+        parking: ReaderParking,
+        conn: Connection,
+        resume: Callable[..., Coroutine[Any, Any, None]],
+        end: Callable[..., None],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.parking = parking
+        self.conn = conn
+        self.resume = resume
+        self.end = end
+        self.args = args
+        self.watching = True
+        parking.parked += 1
+        conn.parked = self.ended
+
+    def unwatch(self) -> None:
+        if self.watching:
+            self.watching = False
+            self.parking.parked -= 1
+            self._forget()
+
+    def ended(self) -> None:
+        """The connection was closed while parked or waking: clean up later."""
+        if self.conn.parked is not None:
+            self.conn.parked = None
+            self.unwatch()
+            self._end_later()
+
+    def readable(self) -> None:
+        """Input came: a new reader task for the connection. The task may never run
+        (shutdown cancels the group before it starts): until it does, ``ended`` still answers
+        for the connection, and the task checks that it is still wanted."""
+        self.unwatch()
+        self.parking.task_group.start_soon(self.wake)
+
+    async def wake(self) -> None:
+        if self.conn.parked is None:
+            return  # ended while waking: ``end`` has run or is about to
+        self.conn.parked = None
+        await self.resume(*self.args)
+
+    def _forget(self) -> None:
+        raise NotImplementedError
+
+    def _end_later(self) -> None:
+        raise NotImplementedError
 
 
 def parking_for(task_group: TaskGroup | None, after_seconds: float) -> ReaderParking | None:
@@ -81,6 +148,8 @@ def parking_for(task_group: TaskGroup | None, after_seconds: float) -> ReaderPar
     try:
         loop = asyncio.get_running_loop()  # none under trio
     except RuntimeError:
+        from .parking_selector import selector_parking  # (it builds on this module)
+
         return selector_parking(task_group, after_seconds)
     return Parking(loop, task_group, after_seconds)
 
@@ -123,20 +192,12 @@ def _input(conn: Connection) -> None:
         transport.missed = True
 
 
-class Parking:
-    """The readiness waits of plain TCP readers, and the sockets watched while nobody reads."""
+class Parking(ReaderParking):
+    """Parking with the event loop's own socket callbacks (asyncio and uvloop)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, task_group: TaskGroup, after: float):
+        super().__init__(task_group, after)
         self.loop = loop
-        self.task_group = task_group
-        #: Seconds without input after which a waiting reader is asked to park.
-        self.after_seconds = after
-        #: How many connections are parked now (``/metrics`` and the benchmarks read it).
-        self.parked = 0
-
-    @staticmethod
-    def can_park(conn: Connection) -> bool:
-        return type(conn.transport) is TcpTransport
 
     async def wait_readable(self, conn: Connection) -> bool:
         """Wait for input: ``True`` when it came, ``False`` when the reader should park.
@@ -159,9 +220,7 @@ class Parking:
         finally:
             conn.waiter = None
 
-    @staticmethod
-    def nudge(conn: Connection) -> bool:
-        """Ask a waiting reader to park (from the idle watcher); ``False`` if none waits."""
+    def nudge(self, conn: Connection) -> bool:
         waiter = conn.waiter
         if not isinstance(waiter, asyncio.Future) or waiter.done():
             return False
@@ -175,20 +234,13 @@ class Parking:
         end: Callable[..., None],
         args: tuple[Any, ...],
     ) -> None:
-        """Watch ``conn``'s socket without a task: input starts ``resume(*args)`` in a new
-        task; ending the connection meanwhile (its ``parked`` hook) runs ``end(*args)`` from
-        the event loop."""
         _Parked(self, conn, resume, end, args)
 
 
-class _Parked:
-    """One parked connection: what its socket's callback and its ``parked`` hook need.
+class _Parked(ParkedConnection):
+    """A connection parked with ``loop.add_reader``; its clean-up runs from the loop."""
 
-    One small object (and the event loop's handle) per parked connection is all that is left
-    of its reader; closures would cost three function objects and their cells.
-    """
-
-    __slots__ = ("args", "conn", "end", "parking", "resume", "watching")
+    __slots__ = ("loop",)
 
     def __init__(
         self,
@@ -199,41 +251,18 @@ class _Parked:
         args: tuple[Any, ...],
     ) -> None:
         assert isinstance(conn.transport, TcpTransport)
-        self.parking = parking
-        self.conn = conn
-        self.resume = resume
-        self.end = end
-        self.args = args
-        self.watching = True
-        parking.parked += 1
-        conn.parked = self.ended
+        super().__init__(parking, conn, resume, end, args)
+        self.loop = parking.loop
         conn.transport.watch(parking.loop, self.readable)  # takes over the reader's watch
 
-    def _unwatch(self) -> None:
-        if self.watching:
-            self.watching = False
-            self.parking.parked -= 1
-            transport = self.conn.transport
-            assert isinstance(transport, TcpTransport)
-            transport.unwatch()
+    def _forget(self) -> None:
+        transport = self.conn.transport
+        assert isinstance(transport, TcpTransport)
+        transport.unwatch()
 
-    def ended(self) -> None:
-        """The connection was closed while parked or waking: clean up from the loop."""
-        if self.conn.parked is not None:
-            self.conn.parked = None
-            self._unwatch()
-            self.parking.loop.call_soon(self.end, *self.args, context=_on_asyncio())
+    def _end_later(self) -> None:
+        self.loop.call_soon(self.end, *self.args, context=_on_asyncio())
 
     def readable(self) -> None:
-        self._unwatch()
-        # The task may never run (shutdown cancels the group before it starts): until it
-        # does, ``ended`` still answers for the connection, and the task checks that it is
-        # still wanted. (Started in a context where AnyIO knows its event loop: see
-        # _on_asyncio.)
-        _on_asyncio().run(self.parking.task_group.start_soon, self.wake)
-
-    async def wake(self) -> None:
-        if self.conn.parked is None:
-            return  # ended while waking: ``end`` has run or is about to
-        self.conn.parked = None
-        await self.resume(*self.args)
+        # (Started in a context where AnyIO knows its event loop: see _on_asyncio.)
+        _on_asyncio().run(super().readable)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from .parking import ParkedConnection, ReaderParking
 from .transport import TcpTransport
 
 if TYPE_CHECKING:
@@ -53,20 +54,12 @@ def selector_parking(task_group: TaskGroup, after_seconds: float) -> SelectorPar
     return parking
 
 
-class SelectorParking:
-    """The waits of plain TCP readers that may park, and the parked sockets' selector."""
+class SelectorParking(ReaderParking):
+    """Parking through a selector of the server's own, watched by one task."""
 
     def __init__(self, selector: selectors.BaseSelector, task_group: TaskGroup, after: float):
+        super().__init__(task_group, after)
         self.selector = selector
-        self.task_group = task_group
-        #: Seconds without input after which a waiting reader is asked to park.
-        self.after_seconds = after
-        #: How many connections are parked now (``/metrics`` and the benchmarks read it).
-        self.parked = 0
-
-    @staticmethod
-    def can_park(conn: Connection) -> bool:
-        return type(conn.transport) is TcpTransport
 
     async def wait_readable(self, conn: Connection) -> bool:
         """Wait for input: ``True`` when it came, ``False`` when the reader should park.
@@ -86,11 +79,8 @@ class SelectorParking:
             conn.waiter = None
         return True
 
-    @staticmethod
-    def nudge(conn: Connection) -> bool:
-        """Ask a waiting reader to park (from the idle watcher); ``False`` if none waits.
-
-        ``notify_closing`` wakes every wait for the socket with ``ClosedResourceError`` (and
+    def nudge(self, conn: Connection) -> bool:
+        """``notify_closing`` wakes every wait for the socket with ``ClosedResourceError`` (and
         leaves the socket open: the next wait registers it again), so not while a writer task
         may be waiting for it too. A wait that has already been answered (input came, the
         reader has not run yet) is not woken: the reader carries on and parks another time.
@@ -109,9 +99,6 @@ class SelectorParking:
         end: Callable[..., None],
         args: tuple[Any, ...],
     ) -> None:
-        """Watch ``conn``'s socket without a task: input starts ``resume(*args)`` in a new
-        task; ending the connection meanwhile (its ``parked`` hook) runs ``end(*args)`` in a
-        task of its own."""
         _Parked(self, conn, resume, end, args)
 
     async def watch(self) -> None:
@@ -132,10 +119,12 @@ class SelectorParking:
             selector.close()
 
 
-class _Parked:
-    """One parked connection: its selector entry's data and its ``parked`` hook."""
+class _Parked(ParkedConnection):
+    """A connection parked in the selector (the entry's data); its clean-up runs in a task of
+    its own (whoever closed it may be in the middle of the broker's work, as on asyncio, where
+    it runs from the event loop)."""
 
-    __slots__ = ("args", "conn", "end", "parking", "resume", "watching")
+    __slots__ = ("selector",)
 
     def __init__(
         self,
@@ -146,47 +135,20 @@ class _Parked:
         args: tuple[Any, ...],
     ) -> None:
         assert isinstance(conn.transport, TcpTransport)
-        self.parking = parking
-        self.conn = conn
-        self.resume = resume
-        self.end = end
-        self.args = args
-        parking.selector.register(conn.transport.sock, selectors.EVENT_READ, self)
-        self.watching = True
-        parking.parked += 1
-        conn.parked = self.ended
+        super().__init__(parking, conn, resume, end, args)
+        self.selector = parking.selector
+        self.selector.register(conn.transport.sock, selectors.EVENT_READ, self)
 
-    def unwatch(self) -> None:
-        if self.watching:
-            self.watching = False
-            self.parking.parked -= 1
-            transport = self.conn.transport
-            assert isinstance(transport, TcpTransport)
-            self.parking.selector.unregister(transport.sock)
+    def _forget(self) -> None:
+        transport = self.conn.transport
+        assert isinstance(transport, TcpTransport)
+        self.selector.unregister(transport.sock)
 
-    def ended(self) -> None:
-        """The connection was closed while parked or waking: clean up in a task of its own
-        (whoever closed it may be in the middle of the broker's work, as on asyncio, where
-        this runs from the event loop)."""
-        if self.conn.parked is not None:
-            self.conn.parked = None
-            self.unwatch()
-            try:
-                self.parking.task_group.start_soon(self._end)
-            except RuntimeError:  # the server's task group has ended: nothing runs later
-                self.end(*self.args)
+    def _end_later(self) -> None:
+        try:
+            self.parking.task_group.start_soon(self._end)
+        except RuntimeError:  # the server's task group has ended: nothing runs later
+            self.end(*self.args)
 
     async def _end(self) -> None:
         self.end(*self.args)
-
-    def readable(self) -> None:
-        self.unwatch()
-        # Until the task runs, ``ended`` still answers for the connection, and the task
-        # checks that it is still wanted.
-        self.parking.task_group.start_soon(self.wake)
-
-    async def wake(self) -> None:
-        if self.conn.parked is None:
-            return  # ended while waking: ``end`` has run or is about to
-        self.conn.parked = None
-        await self.resume(*self.args)
