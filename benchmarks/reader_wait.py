@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from anychat.parking import parking_for
+from anychat.idle import parking_for
 from anychat.transport import TcpTransport
 
 

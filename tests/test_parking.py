@@ -16,7 +16,8 @@ from typing import Any
 import anyio
 
 import anychat
-from anychat.parking import Parking, parking_for
+from anychat.idle import parking_for
+from anychat.parking import Parking
 from anychat.parking_selector import SelectorParking
 
 from .helpers import LineClient

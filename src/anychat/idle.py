@@ -1,13 +1,14 @@
 """The idle watcher: ping quiet clients, drop silent ones and those that never register.
 
-It also asks readers that have heard nothing for ``park_after_seconds`` to park
-(:mod:`anychat.parking`). One task per server. Scanning every connection each tick costs far less than a timer per
+It also asks readers that have heard nothing for ``park_after_seconds`` to park, where
+:func:`parking_for` found a way to (:mod:`anychat.parking`). One task per server. Scanning every connection each tick costs far less than a timer per
 connection, and a tick of a fraction of the shortest timeout keeps every deadline within that
 fraction. Whether a protocol can be pinged at all is the codec's call (:meth:`Codec.keepalive`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import anyio
@@ -15,17 +16,33 @@ import anyio.lowlevel
 
 from . import model as m
 from .broker import SessionState
+from .parking import Parking, ReaderParking
+from .parking_selector import selector_parking
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from .hub import Hub
 
-__all__ = ["PARKS_PER_TURN", "watch_idle"]
+__all__ = ["PARKS_PER_TURN", "parking_for", "watch_idle"]
 
 #: Readers asked to park before the watcher lets them (each parks in the next turn of the event
 #: loop): 10,000 quiet connections (after a join storm) park over forty short turns, not in one
 #: that stalls the chat, and within one tick, not over forty ticks, which measured to hold more
 #: memory once all were parked (docs/performance.md, "Parking idle readers").
 PARKS_PER_TURN = 256
+
+
+def parking_for(task_group: TaskGroup | None, after_seconds: float) -> ReaderParking | None:
+    """Parking on this event loop (its watching task, if it needs one, started in
+    ``task_group``), or ``None`` where it is off or the platform cannot watch sockets."""
+    if task_group is None or after_seconds <= 0:
+        return None
+    try:
+        loop = asyncio.get_running_loop()  # none under trio
+    except RuntimeError:
+        return selector_parking(task_group, after_seconds)
+    return Parking(loop, task_group, after_seconds)
 
 
 async def watch_idle(hub: Hub) -> None:

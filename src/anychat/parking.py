@@ -20,7 +20,8 @@ Ending a parked connection (a kick, a ping timeout, shutdown) runs its clean-up 
 
 This module is the asyncio and uvloop way, where the event loop can watch a file descriptor with a
 callback. Trio's readiness waits are for tasks only: there one task watches every parked socket
-through a selector of its own (:mod:`anychat.parking_selector`); :func:`parking_for` picks.
+through a selector of its own (:mod:`anychat.parking_selector`); :func:`anychat.idle.parking_for`
+picks.
 Only plain TCP connections park; a TLS connection may hold decrypted input of its own, and keeps
 its task.
 """
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     from .connection import Connection
 
-__all__ = ["ParkedConnection", "Parking", "ReaderParking", "parking_for"]
+__all__ = ["ParkedConnection", "Parking", "ReaderParking"]
 
 
 class ReaderParking:
@@ -138,20 +139,6 @@ class ParkedConnection:
 
     def _end_later(self) -> None:
         raise NotImplementedError
-
-
-def parking_for(task_group: TaskGroup | None, after_seconds: float) -> ReaderParking | None:
-    """Parking on this event loop (its watching task, if it needs one, started in
-    ``task_group``), or ``None`` where it is off or the platform cannot watch sockets."""
-    if task_group is None or after_seconds <= 0:
-        return None
-    try:
-        loop = asyncio.get_running_loop()  # none under trio
-    except RuntimeError:
-        from .parking_selector import selector_parking  # (it builds on this module)
-
-        return selector_parking(task_group, after_seconds)
-    return Parking(loop, task_group, after_seconds)
 
 
 def _on_asyncio() -> contextvars.Context:

@@ -23,9 +23,8 @@ from .config import ServerConfig
 from .connection import Connection
 from .effects import Effect
 from .hub import Hub
-from .idle import watch_idle
+from .idle import parking_for, watch_idle
 from .listeners import ListenerSpec, accept_loop, open_listener
-from .parking import parking_for
 from .reader import serve_peer
 from .resend import MAX_KEYS
 from .store import Store, describe_url, open_store
