@@ -21,6 +21,7 @@ import anyio.lowlevel
 
 from . import model as m
 from .codecs.registry import codec_for
+from .codecs.sniff import Protocol, sniff_late
 from .connection import Connection
 from .listeners import ListenerSpec
 from .opening import open_peer, open_refused
@@ -76,17 +77,13 @@ async def serve_peer(
         # the log line, the hello, the default room's join and its member list) waits its turn.
         await hub.turnstile.wait_turn()
         transport, protocol, first = opened.transport, opened.protocol, opened.first
-        codec = codec_for(protocol, hub.codec_settings)
-        conn = Connection(
-            transport,
-            codec,
-            max_queue_bytes=config.max_queue_bytes,
-            on_dirty=hub.mark_dirty,
-            now=anyio.current_time(),
-        )
+        # Taken for a person on nc because it said nothing for the sniffing moment: its first
+        # words may still show a program that spoke late (see _first_words).
+        by_silence = protocol is Protocol.TEXT and not first and spec.protocol is None
+        conn = _connection(hub, transport, protocol)
         if opened.refusal is not None:
             logger.info(
-                "refusing %s: plaintext (%s) while TLS is required", tcp.address, codec.name
+                "refusing %s: plaintext (%s) while TLS is required", tcp.address, conn.codec.name
             )
             conn.close(m.Bye(code=m.ErrorCode.TLS_REQUIRED, reason=opened.refusal))
             conn = None
@@ -99,22 +96,30 @@ async def serve_peer(
             conn.close(m.Bye(code=code, reason=f"{refused}, try again later"))
             conn = None
             return
-        logger.info(
-            "%s connected (%s%s)",
-            transport.address,
-            codec.name,
-            ", TLS" if transport.secure else "",
-        )
+        _log_connected(conn)
         assert conn.scope is not None
         park = False  # stays so when the scope is cancelled (the connection is ending)
+        late: tuple[Protocol, bytes] | bool = True
         with conn.scope:
-            greeting = codec.greeting()
+            greeting = conn.codec.greeting()
             if greeting:
                 await hub.run_commands(conn, greeting)
             if first:
                 await hub.receive(conn, first)
             hub.flush()
-            park = await _read(hub, conn)
+            if by_silence:
+                late = await _first_words(hub, conn)
+            if late is True:
+                park = await _read(hub, conn)
+        if isinstance(late, tuple):
+            conn = _switch(hub, conn, *late)
+            if conn is None:
+                return
+            assert conn.scope is not None
+            with conn.scope:
+                await hub.receive(conn, late[1])
+                hub.flush()
+                park = await _read(hub, conn)
         handed_over = park and _park(hub, conn, release)
         if not handed_over:
             conn.closing = True  # ended by the client or by conn.scope: no goodbye due
@@ -125,6 +130,81 @@ async def serve_peer(
     finally:
         if not handed_over:
             _end(hub, conn, transport, release)
+
+
+def _connection(hub: Hub, transport: Transport, protocol: Protocol) -> Connection:
+    return Connection(
+        transport,
+        codec_for(protocol, hub.codec_settings),
+        max_queue_bytes=hub.config.max_queue_bytes,
+        on_dirty=hub.mark_dirty,
+        now=anyio.current_time(),
+    )
+
+
+def _log_connected(conn: Connection) -> None:
+    transport = conn.transport
+    logger.info(
+        "%s connected (%s%s)",
+        transport.address,
+        conn.codec.name,
+        ", TLS" if transport.secure else "",
+    )
+
+
+async def _first_words(hub: Hub, conn: Connection) -> tuple[Protocol, bytes] | bool:
+    """Wait for the first bytes of a connection greeted as a person on nc because it was
+    silent. Returns the protocol and those bytes if they are a program's that spoke late; else
+    whether to go on reading (they were the person's words), ``False`` if the peer left first.
+
+    The silence is a guess made on a deadline, and a JSON bot on a slow link or a client whose
+    hello met a busy server loses that race: its hello would be said to a room as text, and its
+    session would be a guest's. Only this first read is watched, so the reader's loop pays
+    nothing for it; a silent person waits here instead of in parking, which is for connections
+    that have spoken.
+    """
+    transport = conn.transport
+    while True:
+        try:
+            data = _receive(transport)
+        except OSError as exc:
+            conn.why_closed = f"connection lost ({exc.strerror or exc})"
+            return False
+        if data is not None:
+            break
+        await transport.wait_readable()
+    if not data:
+        await _finished(hub, conn)
+        return False
+    protocol = sniff_late(data)
+    if protocol is not None:
+        return protocol, data
+    await hub.receive(conn, data)
+    hub.flush()
+    return True
+
+
+def _switch(hub: Hub, guest: Connection, protocol: Protocol, data: bytes) -> Connection | None:
+    """End the guest session of a program taken for a person, and start it again as what its
+    first words show (``None``: refused, as the server is shutting down).
+
+    The program has heard the text greeting by now; the anychat client skips such prose before
+    its welcome, and IRC clients show it as lines they do not understand.
+    """
+    logger.info(
+        "%s spoke %s after the sniffing moment: greeted again in its protocol",
+        guest.address,
+        protocol.value,
+    )
+    guest.why_closed = f"was a {protocol.value} client that spoke late"
+    hub.forget(guest)
+    conn = _connection(hub, guest.transport, protocol)
+    refused = hub.admit(conn)
+    if refused is not None:
+        conn.close(m.Bye(code=m.ErrorCode.SHUTDOWN, reason=f"{refused}, try again later"))
+        return None
+    _log_connected(conn)
+    return conn
 
 
 async def _resume(hub: Hub, conn: Connection, release: str | None) -> None:
@@ -206,13 +286,7 @@ async def _read(hub: Hub, conn: Connection) -> bool:
                 return True
             continue
         if not data:
-            # The peer finished sending (it may still read): let our replies drain first.
-            hub.flush()
-            conn.why_closed = conn.why_closed or "connection closed"
-            if conn.writing:
-                conn.closing = True
-                with anyio.move_on_after(config.shutdown_grace_seconds):
-                    await anyio.sleep_forever()
+            await _finished(hub, conn)
             return False
         handled = await hub.receive(conn, data)
         if rate:
@@ -233,6 +307,16 @@ async def _read(hub: Hub, conn: Connection) -> bool:
     # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
     await anyio.sleep_forever()
     return False
+
+
+async def _finished(hub: Hub, conn: Connection) -> None:
+    """The peer finished sending (it may still read): let our replies drain first."""
+    hub.flush()
+    conn.why_closed = conn.why_closed or "connection closed"
+    if conn.writing:
+        conn.closing = True
+        with anyio.move_on_after(hub.config.shutdown_grace_seconds):
+            await anyio.sleep_forever()
 
 
 def _receive(transport: Transport) -> bytes | None:

@@ -545,18 +545,28 @@ def _encode_ack(ack: m.Ack) -> bytes:
 
 
 class JsonClientCodec:
-    """Client side: writes commands, reads events. Malformed server output raises ValueError."""
+    """Client side: writes commands, reads events. Malformed server output raises ValueError.
+
+    Lines of prose before the server's first JSON line are skipped: a server that took the
+    client's silence for a person on nc (its hello came after the sniffing moment) greets it in
+    plain text first, then starts again in JSON once the hello arrives.
+    """
 
     name: ClassVar[str] = "jsonl"
 
     def __init__(self, *, max_line_bytes: int = 1 << 20) -> None:
         self._lines = LineBuffer(max_line_bytes)
+        self._heard_json = False
 
     def feed(self, data: bytes) -> list[m.Event]:
         events: list[m.Event] = []
         for raw in self._lines.feed(data):
             if raw is None:
                 raise ValueError("server sent an over-long line")
+            if not self._heard_json:
+                if not raw.lstrip().startswith(b"{"):
+                    continue  # the text greeting of a server that spoke first
+                self._heard_json = True
             if raw.strip():
                 try:
                     obj = json.loads(raw)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Final
 
-__all__ = ["Protocol", "sniff"]
+__all__ = ["Protocol", "sniff", "sniff_late"]
 
 
 class Protocol(Enum):
@@ -66,3 +66,31 @@ def sniff(first: bytes) -> Protocol | None:
     ):
         return None
     return Protocol.TEXT
+
+
+#: What a program's first line starts with, and nothing a person on nc types first by chance:
+#: a JSON object's first key, or an IRC registration verb in capitals (as IRC clients send
+#: them; a person who types "nick bob" is still a person).
+_UNMISTAKABLE: Final[tuple[tuple[bytes, Protocol], ...]] = (
+    (b'{"', Protocol.JSONL),
+    (b"CAP ", Protocol.IRC),
+    (b"NICK ", Protocol.IRC),
+    (b"USER ", Protocol.IRC),
+    (b"PASS ", Protocol.IRC),
+)
+
+
+def sniff_late(first: bytes) -> Protocol | None:
+    """The protocol of a program that spoke after the server took its silence for a person on
+    nc (its hello came later than the sniffing moment: a slow link, a busy server), or ``None``
+    when ``first`` is a person's words after all.
+
+    Stricter than :func:`sniff`, since a wrong guess here ends a greeted person's session: only
+    unmistakable first words count. Caught here, a JSON client's hello (a password in it) is
+    never said to a room as a line of text.
+    """
+    data = first.lstrip(b"\r\n\t ")
+    for prefix, protocol in _UNMISTAKABLE:
+        if data.startswith(prefix):
+            return protocol
+    return None
