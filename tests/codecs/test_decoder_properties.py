@@ -144,7 +144,7 @@ def test_json_history_ids_beyond_64_bits_are_refused() -> None:
 
 def test_json_client_deep_nesting_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="nested too deeply"):
-        JsonClientCodec().feed(b"[" * 1100 + b"\n")
+        JsonClientCodec().feed(b'{"deep":' + b"[" * 1100 + b"\n")
 
 
 @pytest.mark.parametrize("size", [1, 2, 3])
