@@ -49,6 +49,10 @@ __all__ = ["RECV_BYTES", "Connection"]
 
 logger = logging.getLogger(__name__)
 
+#: The backlog of a connection whose sends the kernel always took: shared, never appended to
+#: (a connection gets its own list as it starts writing, and only a writer appends).
+_NO_BACKLOG: list[bytes] = []
+
 
 class Connection:
     """Output side of one client connection, plus what the server knows about it."""
@@ -100,8 +104,9 @@ class Connection:
         self.max_queue_bytes = max_queue_bytes
         #: Chunks queued since the last flush, oldest first. Non-empty means "dirty".
         self.out: list[bytes] = []
-        #: What the kernel did not take yet, oldest first; only the writer task sends it.
-        self.backlog: list[bytes] = []
+        #: What the kernel did not take yet, oldest first; only the writer task sends it. Most
+        #: connections never have any: they share one empty list until their first.
+        self.backlog: list[bytes] = _NO_BACKLOG
         self.backlog_bytes = 0
         #: True while a writer task owns the output (the kernel refused part of a send).
         self.writing = False
@@ -163,6 +168,8 @@ class Connection:
             return
         if sent < len(data) or transport.pending:
             self.writing = True
+            if self.backlog is _NO_BACKLOG:
+                self.backlog = []  # its own from now on: the writer task holds on to it
             if sent < len(data):
                 self._to_backlog(data[sent:] if sent else data)
             if not self.closed and self.task_group is not None:

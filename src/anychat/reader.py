@@ -233,6 +233,7 @@ def _park(hub: Hub, conn: Connection, release: str | None) -> bool:
     if parking is None or conn.closing or conn.closed:
         return False
     conn.scope = None
+    conn.codec.rest()
     parking.park(conn, _resume, _end_parked, (hub, conn, release))
     return True
 

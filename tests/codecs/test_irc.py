@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +12,7 @@ from anychat import model as m
 from anychat.codecs import LocalReply
 from anychat.codecs.irc import IrcCodec
 from anychat.codecs.irc.parse import IrcLine, escape_tag, format_line, parse_line, unescape_tag
+from anychat.codecs.irc.state import _NO_ENTRIES
 from anychat.codecs.sniff import Protocol, sniff
 
 # ------------------------------------------------------------------------------- syntax
@@ -511,6 +514,37 @@ def test_ison_answers_once_for_all_its_nicks() -> None:
     assert lines(codec, m.Error(code=m.ErrorCode.NO_SUCH_NICK, text="", ref=cy)) == []
     assert lines(codec, m.UserInfo(nick="dee", ref=dee)) == [":irc.test 303 ada :Bob dee"]
     assert replies(codec.feed(b"ISON 9\r\n")) == [":irc.test 303 ada :"]
+
+
+def _ison(codec: IrcCodec, *online: str) -> list[str]:
+    asked = codec.feed(f"ISON {' '.join(online)}\r\n".encode())
+    refs = [c.ref for c in asked if isinstance(c, m.Whois)]
+    out: list[str] = []
+    for nick, ref in zip(online, refs, strict=True):
+        out += lines(codec, m.UserInfo(nick=nick, ref=ref))
+    return out
+
+
+def test_an_idle_connection_gives_back_its_request_tables_and_works_on() -> None:
+    codec = registered("ada", "labeled-response")
+    assert _ison(codec, "bob", "cy") == [":irc.test 303 ada :bob cy"]
+    labeled = codec.feed(b"@label=x1 ISON bob\r\n")
+    (whois,) = [c for c in labeled if isinstance(c, m.Whois)]
+    assert lines(codec, m.UserInfo(nick="bob", ref=whois.ref)) == [
+        "@label=x1 :irc.test 303 ada :bob"
+    ]
+    state = codec.state
+    pending = state._pending
+    codec.rest()  # the label's fence is still in flight: that table stays as it is
+    assert state._pending is pending and pending
+    (fence,) = [c for c in labeled if isinstance(c, m.Ping)]
+    assert lines(codec, m.Pong(token=fence.token, ref=fence.ref)) == []
+    codec.rest()
+    assert sys.getsizeof(state._pending) == sys.getsizeof({})
+    tables: list[object] = [state._ison, state._pages, state._labels]
+    assert all(table is _NO_ENTRIES for table in tables)
+    assert _ison(codec, "dee") == [":irc.test 303 ada :dee"]
+    assert _NO_ENTRIES == {}  # shared by every connection: never written to
 
 
 def test_topic_query_and_change() -> None:

@@ -64,6 +64,11 @@ class Codec(Protocol):
         for a protocol without one (its quiet peers are left alone)."""
         ...
 
+    def rest(self) -> None:
+        """The connection goes idle (it is being parked): drop what only a busy one needs.
+        Called on the event loop between reads, never while input is half parsed."""
+        ...
+
     @property
     def hangup(self) -> Bye | None:
         """Set by the codec when the protocol ends the connection (IRC after a refused server

@@ -419,6 +419,9 @@ class JsonServerCodec:
         """Clients ping the server (``{"type":"ping"}``), not the other way round."""
         return None
 
+    def rest(self) -> None:
+        """Nothing to drop: an idle connection of this protocol holds no tables."""
+
     def feed(self, data: bytes) -> list[Inbound]:
         commands: list[Inbound] = []
         for raw in self._lines.feed(data):

@@ -57,6 +57,9 @@ class TextCodec:
         """No ping in plain text: a quiet person is just reading."""
         return None
 
+    def rest(self) -> None:
+        """Nothing to drop: an idle connection of this protocol holds no tables."""
+
     # ------------------------------------------------------------------ receiving
 
     def feed(self, data: bytes) -> list[Inbound]:

@@ -315,6 +315,9 @@ class IrcCodec:
         """The server's ``PING`` for an idle client (the glue decides when)."""
         return f"PING :{token}\r\n".encode()
 
+    def rest(self) -> None:
+        self.state.rest()
+
     def encode(self, event: m.Event) -> bytes:
         if type(event) is m.Message and not event.history:
             # What a busy server writes most: a live message answers no request and teaches

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ... import model as m
 from .labels import LabelGroup, wrap
@@ -77,6 +77,9 @@ _HANGUPS: Final = {
 
 #: What a connection starts with: no capabilities, no user modes (shared, never mutated).
 _NONE: frozenset[str] = frozenset()
+#: What the tables of requests rarely in flight start as (ISON, history pages, labels): one
+#: shared empty dict, replaced by a connection's own before its first entry, never mutated.
+_NO_ENTRIES: Final[dict[Any, Any]] = {}
 
 
 class IrcState:
@@ -134,13 +137,13 @@ class IrcState:
         self.rooms: dict[str, str] = {}
         self.modes: frozenset[str] = _NONE
         #: ISON answers being collected: one 303 line answers all of its nicks.
-        self._ison: dict[int, list[str]] = {}
+        self._ison: dict[int, list[str]] = _NO_ENTRIES
         #: History pages being collected (CHATHISTORY AROUND asks twice, answers once).
-        self._pages: dict[int, list[m.Message]] = {}
+        self._pages: dict[int, list[m.Message]] = _NO_ENTRIES
         #: The client-only tags of the line being handled, escaped for relaying ("" = none).
         self.client_tags = ""
         #: Labeled commands whose answers are being collected, by each of their refs.
-        self._labels: dict[int, LabelGroup] = {}
+        self._labels: dict[int, LabelGroup] = _NO_ENTRIES
 
     # ------------------------------------------------------------------ from input
 
@@ -152,6 +155,21 @@ class IrcState:
             del self._pending[next(iter(self._pending))]
         self._pending[ref] = pending
         return ref
+
+    def rest(self) -> None:
+        """The connection goes idle: give back the tables that only requests in flight need.
+
+        A dict keeps the table it grew to after its entries are gone (160 bytes for the
+        requests of a registration), and 10,000 idle clients would carry 10,000 of them.
+        """
+        if not self._pending:
+            self._pending = {}
+        if not self._ison:
+            self._ison = _NO_ENTRIES
+        if not self._pages:
+            self._pages = _NO_ENTRIES
+        if not self._labels:
+            self._labels = _NO_ENTRIES
 
     def begin_line(self, tags: dict[str, str]) -> None:
         """A new input line: keep its well-formed client-only tags (``+name``), and only from
@@ -175,6 +193,8 @@ class IrcState:
         group = LabelGroup(label, f"L{fence}", frozenset(refs), fence, list(lines))
         # MODE may answer several times and MONITOR -/C not at all: only the fence tells.
         group.early = not verbs & _ANSWERS_UNCOUNTED
+        if self._labels is _NO_ENTRIES:
+            self._labels = {}
         for ref in (*refs, fence):
             self._labels[ref] = group
         return fence
@@ -204,11 +224,15 @@ class IrcState:
 
     def begin_ison(self) -> int:
         batch = self._next_ref
+        if self._ison is _NO_ENTRIES:
+            self._ison = {}
         self._ison[batch] = []
         return batch
 
     def begin_pages(self) -> int:
         batch = self._next_ref
+        if self._pages is _NO_ENTRIES:
+            self._pages = {}
         self._pages[batch] = []
         return batch
 

@@ -194,6 +194,9 @@ class WebCodec:
     def keepalive(self, token: str) -> bytes | None:
         return None if self._ws is None else self._ws.keepalive(token)
 
+    def rest(self) -> None:
+        """Nothing to drop: an idle connection of this protocol holds no tables."""
+
     def feed(self, data: bytes) -> list[Inbound]:
         if self.hangup is not None or not data:
             return []
