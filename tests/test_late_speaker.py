@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import pytest
 from anyio.abc import SocketStream
 
 import anychat
 from anychat import model as m
 from anychat.codecs.jsonl import JsonClientCodec, JsonServerCodec
-from anychat.codecs.sniff import Protocol, sniff_late
+from anychat.codecs.sniff import Protocol, late_undecided, sniff_late
 
 from .helpers import LineClient
 
@@ -84,6 +85,51 @@ async def test_a_persons_first_words_stay_a_persons() -> None:
             assert said.sender.startswith("guest")
 
 
+async def _said_before_leaving(watcher: anychat.Client, guest: str) -> tuple[list[str], str]:
+    """What ``watcher`` heard said until ``guest`` left the server, and why it left."""
+    said: list[str] = []
+    with anyio.fail_after(DEADLINE):
+        while True:
+            event = await watcher.receive()
+            if isinstance(event, m.Message):
+                said.append(event.text)
+            elif isinstance(event, m.Quitted) and event.nick == guest:
+                return said, event.reason
+
+
+@pytest.mark.parametrize(
+    ("late_words", "why"),
+    [
+        (
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: session=bob-s-secret\r\n\r\n",
+            "HTTP request came late",
+        ),
+        # A TLS record header and the start of a ClientHello.
+        (b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03", "TLS handshake came late"),
+    ],
+    ids=["http", "tls"],
+)
+async def test_a_late_http_request_or_handshake_is_closed_and_never_said(
+    late_words: bytes, why: str
+) -> None:
+    """Neither can read past the text greeting it heard, so neither is served: closed at once
+    (the client fails and can try again), its words (cookies, say) never said to a room."""
+    async with anychat.serve(port=0, database_url="memory://", sniff_seconds=SNIFF) as server:
+        async with (
+            anychat.connect(*server.address, nick="bob") as bob,
+            await LineClient.open(server.port) as late,
+        ):
+            welcome = await late.line_containing(b"*** Welcome to ")
+            guest = welcome.split(b"Welcome to anychat, ")[1].split(b"!")[0].decode()
+            # In two pieces, as a slow link may deliver it: the first is not yet a whole line.
+            await late.send(late_words[:10])
+            await late.send(late_words[10:])
+            await late.read_to_eof()
+            said, why_it_left = await _said_before_leaving(bob, guest)
+            assert said == []
+            assert why in why_it_left
+
+
 @asynccontextmanager
 async def _holding_the_first_words(port: int) -> AsyncIterator[int]:
     """A relay to ``port`` that passes on nothing from its client until the server has spoken
@@ -147,5 +193,14 @@ def test_only_unmistakable_first_words_are_a_program() -> None:
     assert sniff_late(b'{"type":"hello"}\n') is Protocol.JSONL
     assert sniff_late(b"CAP LS 302\r\nNICK ivy\r\n") is Protocol.IRC
     assert sniff_late(b"\r\nNICK ivy\r\n") is Protocol.IRC
-    for words in (b"nick bob\r\n", b"{ braces }\n", b"hello\n", b"/nick bob\n", b"GET / HTTP/1.1"):
+    assert sniff_late(b"GET /ws?x=1 HTTP/1.1\r\nHost: h\r\n") is Protocol.HTTP
+    person = (b"nick bob\r\n", b"{ braces }\n", b"hello\n", b"/nick bob\n", b"GET lost\r\n")
+    for words in (*person, b"get / HTTP/1.1\r\n", b"GET / HTTP/1.1"):
         assert sniff_late(words) is None, words
+
+
+def test_first_words_that_could_still_be_a_programs_wait_for_their_line_end() -> None:
+    for start in (b"{", b"CA", b"\r\nNICK", b"GET", b"GET /ws HT", b"POST /x HTTP/1.1\r"):
+        assert late_undecided(start), start
+    for words in (b"hello", b"nick", b"GET / HTTP/1.1\r\n", b"{x", b"GET " + b"x" * 9000):
+        assert not late_undecided(words), words

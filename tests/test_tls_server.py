@@ -262,6 +262,28 @@ async def test_alpn_http11_is_chosen_for_browsers(tls_server: anychat.Server, ce
     await stream.aclose()
 
 
+async def test_a_browser_slow_to_ask_after_its_handshake_still_gets_the_page(
+    certs: Certs,
+) -> None:
+    """ALPN ``http/1.1`` in its hello says a browser: its request is awaited however late,
+    while a peer silent after a handshake without ALPN is taken for a person and greeted."""
+    async with anychat.serve(
+        port=0, tls_cert=str(certs.cert_file), tls_key=str(certs.key_file), sniff_seconds=0.01
+    ) as server:
+        context = certs.client_context()
+        context.set_alpn_protocols(["h2", "http/1.1"])
+        async with (
+            await tls_connect(server.port, context) as browser,
+            await tls_connect(server.port, certs.client_context()) as person,
+        ):
+            # The person's handshake came after the browser's, and it is greeted only once its
+            # own silence has lasted: by then the browser has been silent for longer.
+            await Lines(person).until(b"*** Welcome to ")
+            await browser.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            said = await Lines(browser).to_eof()
+            assert said.startswith(b"HTTP/1.1 200 ") and b"<html" in said
+
+
 def test_tls_settings_are_checked(certs: Certs) -> None:
     with pytest.raises(anychat.ConfigError, match="needs its key"):
         anychat.ServerConfig(tls_cert=str(certs.cert_file))

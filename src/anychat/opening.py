@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
 
@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 __all__ = ["Opened", "open_peer", "open_refused"]
 
 _T = TypeVar("_T")
+
+#: How many sniffing moments a connection may stay silent after its TLS handshake before it is
+#: taken for a person (``openssl s_client``, ``ncat --ssl``). A peer that has just completed a
+#: handshake is nearly always a program about to speak, and a program taken for a person hears
+#: a text greeting it may not read past (an HTTP client cannot); a person waits a second.
+_SILENCE_AFTER_HANDSHAKE: Final = 4
 
 logger = logging.getLogger("anychat.server")
 
@@ -122,6 +128,7 @@ async def _secure(
     first: bytes,
 ) -> Opened | None:
     from .tls import HandshakeFailed, accept_tls
+    from .tlsconfig import ALPN_PROTOCOLS
 
     try:
         transport = await accept_tls(
@@ -138,7 +145,9 @@ async def _secure(
         return None
     if spec.protocol is not None:
         return Opened(transport, spec.protocol, b"")
-    protocol, inner = await _sniff(transport, config.sniff_seconds)
+    if transport.alpn_protocol in ALPN_PROTOCOLS:
+        return Opened(transport, Protocol.HTTP, b"")  # a browser said so in its hello
+    protocol, inner = await _sniff(transport, config.sniff_seconds * _SILENCE_AFTER_HANDSHAKE)
     if protocol is None:
         # Left before a word: answer its close_notify with ours (the caller's close of the
         # plain socket afterwards finds it closed, which is harmless).

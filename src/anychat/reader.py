@@ -21,7 +21,8 @@ import anyio.lowlevel
 
 from . import model as m
 from .codecs.registry import codec_for
-from .codecs.sniff import Protocol, sniff_late
+from .codecs.sniff import Protocol, late_undecided, sniff_late
+from .codecs.sniff_tls import looks_like_tls
 from .connection import Connection
 from .listeners import ListenerSpec
 from .opening import open_peer, open_refused
@@ -155,31 +156,45 @@ def _log_connected(conn: Connection) -> None:
 async def _first_words(hub: Hub, conn: Connection) -> tuple[Protocol, bytes] | bool:
     """Wait for the first bytes of a connection greeted as a person on nc because it was
     silent. Returns the protocol and those bytes if they are a program's that spoke late; else
-    whether to go on reading (they were the person's words), ``False`` if the peer left first.
+    whether to go on reading (they were the person's words), ``False`` if the peer left first
+    or was a late program that cannot be served any more.
 
     The silence is a guess made on a deadline, and a JSON bot on a slow link or a client whose
     hello met a busy server loses that race: its hello would be said to a room as text, and its
-    session would be a guest's. Only this first read is watched, so the reader's loop pays
+    session would be a guest's. Only these first reads are watched, so the reader's loop pays
     nothing for it; a silent person waits here instead of in parking, which is for connections
     that have spoken.
     """
     transport = conn.transport
+    data = b""
     while True:
         try:
-            data = _receive(transport)
+            chunk = _receive(transport)
         except OSError as exc:
             conn.why_closed = f"connection lost ({exc.strerror or exc})"
             return False
-        if data is not None:
+        if chunk is None:
+            await transport.wait_readable()
+            continue
+        data += chunk
+        if not chunk or not (late_undecided(data) or looks_like_tls(data) is None):
             break
-        await transport.wait_readable()
-    if not data:
+    if data:
+        protocol = sniff_late(data)
+        if protocol is Protocol.HTTP or looks_like_tls(data):
+            # An HTTP client or a TLS handshake cannot read past the text greeting (it is
+            # where the response or the server's hello should be): closed, it fails at once
+            # and can try again, and its words (a browser's cookies) are never said to a room.
+            what = "an HTTP request" if protocol else "a TLS handshake"
+            logger.info("%s: %s came after the sniffing moment; closing it", conn.address, what)
+            conn.why_closed = f"{what} came late"
+            return False
+        if protocol is not None:
+            return protocol, data
+        await hub.receive(conn, data)
+    if not chunk:
         await _finished(hub, conn)
         return False
-    protocol = sniff_late(data)
-    if protocol is not None:
-        return protocol, data
-    await hub.receive(conn, data)
     hub.flush()
     return True
 

@@ -7,10 +7,11 @@ nc/telnet waiting for a greeting (:attr:`Protocol.TEXT`).
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Final
 
-__all__ = ["Protocol", "sniff", "sniff_late"]
+__all__ = ["Protocol", "late_undecided", "sniff", "sniff_late"]
 
 
 class Protocol(Enum):
@@ -73,11 +74,17 @@ def sniff(first: bytes) -> Protocol | None:
 #: them; a person who types "nick bob" is still a person).
 _UNMISTAKABLE: Final[tuple[tuple[bytes, Protocol], ...]] = (
     (b'{"', Protocol.JSONL),
-    (b"CAP ", Protocol.IRC),
-    (b"NICK ", Protocol.IRC),
-    (b"USER ", Protocol.IRC),
-    (b"PASS ", Protocol.IRC),
+    *((prefix, protocol) for prefix, protocol in _PREFIXES if protocol is Protocol.IRC),
 )
+#: A whole HTTP/1.x request line: what a browser or a WebSocket client sends first, and no
+#: person's first chat line.
+_REQUEST_LINE: Final = re.compile(
+    rb"(?:" + rb"|".join(method.rstrip() for method in _HTTP_METHODS) + rb") [!-~]+ HTTP/1\.\d\r?\n"
+)
+#: Past this many bytes without a line end, first words are a person's (a request line is
+#: far shorter; the text codec then deals with the long line as it always does).
+_LATE_LINE_MAX: Final = 8192
+_BLANKS: Final = b"\r\n\t "
 
 
 def sniff_late(first: bytes) -> Protocol | None:
@@ -86,11 +93,30 @@ def sniff_late(first: bytes) -> Protocol | None:
     when ``first`` is a person's words after all.
 
     Stricter than :func:`sniff`, since a wrong guess here ends a greeted person's session: only
-    unmistakable first words count. Caught here, a JSON client's hello (a password in it) is
-    never said to a room as a line of text.
+    unmistakable first words count, and HTTP only as a whole request line. Caught here, a JSON
+    client's hello (a password in it) or a browser's request (its cookies in it) is never said
+    to a room as a line of text.
     """
-    data = first.lstrip(b"\r\n\t ")
+    data = first.lstrip(_BLANKS)
     for prefix, protocol in _UNMISTAKABLE:
         if data.startswith(prefix):
             return protocol
+    if _REQUEST_LINE.match(data):
+        return Protocol.HTTP
     return None
+
+
+def late_undecided(first: bytes) -> bool:
+    """Whether :func:`sniff_late` needs more bytes to judge ``first``: it could still become a
+    program's first words (a prefix of them, or a request line not yet ended).
+
+    Waiting costs a person nothing: the text codec says nothing before a line ends either.
+    """
+    data = first.lstrip(_BLANKS)
+    if b"\n" in data or len(data) >= _LATE_LINE_MAX:
+        return False
+    return (
+        any(prefix.startswith(data) for prefix, _ in _UNMISTAKABLE)
+        or any(method.startswith(data) for method in _HTTP_METHODS)
+        or data.startswith(_HTTP_METHODS)
+    )
