@@ -25,8 +25,14 @@ _ROOM_RE: Final = re.compile(r"#[^\x00-\x20,:\x7f]+")
 
 
 def casefold(name: str) -> str:
-    """The identity of a nick or room: ASCII case-insensitive (IRC ``CASEMAPPING=ascii``)."""
-    return name.lower()
+    """The identity of a nick or room: ASCII case-insensitive (IRC ``CASEMAPPING=ascii``).
+
+    A name already in lower case is its own identity, the same object: a session's nick, its
+    index entry and its rooms' member keys then share one string instead of a copy each
+    (about 160 bytes per idle connection).
+    """
+    folded = name.lower()
+    return name if folded == name else folded
 
 
 def valid_nick(nick: str) -> bool:

@@ -106,7 +106,7 @@ class ParkedConnection:
         self.args = args
         self.watching = True
         parking.parked += 1
-        conn.parked = self.ended
+        conn.parked = self
 
     def unwatch(self) -> None:
         if self.watching:

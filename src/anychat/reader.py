@@ -138,7 +138,7 @@ def _connection(hub: Hub, transport: Transport, protocol: Protocol) -> Connectio
         transport,
         codec_for(protocol, hub.codec_settings),
         max_queue_bytes=hub.config.max_queue_bytes,
-        on_dirty=hub.mark_dirty,
+        on_dirty=hub.dirty_hook,
         now=anyio.current_time(),
     )
 

@@ -132,7 +132,7 @@ class IrcState:
         self.caps: frozenset[str] = _NONE
         self.negotiating = False
         self._next_ref = 1
-        self._pending: dict[int, Pending] = {}
+        self._pending: dict[int, Pending] = {}  # soon written: registration's requests
         #: Rooms we are in, folded -> name, learnt from our own join/part replies (for JOIN 0).
         self.rooms: dict[str, str] = {}
         self.modes: frozenset[str] = _NONE
@@ -151,7 +151,9 @@ class IrcState:
         """Remember a request; returns the ref the broker will copy onto its answer."""
         ref = self._next_ref
         self._next_ref = ref + 1
-        if len(self._pending) >= MAX_PENDING:  # a reply never came: forget the oldest
+        if self._pending is _NO_ENTRIES:
+            self._pending = {}
+        elif len(self._pending) >= MAX_PENDING:  # a reply never came: forget the oldest
             del self._pending[next(iter(self._pending))]
         self._pending[ref] = pending
         return ref
@@ -163,7 +165,7 @@ class IrcState:
         requests of a registration), and 10,000 idle clients would carry 10,000 of them.
         """
         if not self._pending:
-            self._pending = {}
+            self._pending = _NO_ENTRIES
         if not self._ison:
             self._ison = _NO_ENTRIES
         if not self._pages:
