@@ -15,6 +15,7 @@ once per message), and live chat carries on; the first batch that commits again 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -45,7 +46,8 @@ class Committer(Generic[P]):
         unstored: Called with the requests of a batch that failed (so their idempotency keys
             are forgotten and a resend is stored after all).
         settle: Called after each batch with ``(peer, event)`` pairs: the ack, or an error event
-            when the batch could not be stored. Runs in the committer's task; must not block.
+            when the batch could not be stored. Must not block; queues, never sends.
+        flush: Sends what ``settle`` queued, after a batch the committer's task wrote.
         settled_id: The last id already in the store.
     """
 
@@ -54,11 +56,14 @@ class Committer(Generic[P]):
         store: Store,
         settle: Callable[[list[tuple[P, m.Event]]], None],
         *,
+        flush: Callable[[], None] = lambda: None,
         settled_id: int = 0,
         unstored: Callable[[list[Persist[P]]], None] | None = None,
     ) -> None:
         self._store = store
+        self._instant = store.instant_append()
         self._settle = settle
+        self._flush = flush
         self._unstored = unstored
         #: Ids of recent messages that could not be stored: a resend of one is not acked.
         self._failed: deque[range] = deque(maxlen=1000)
@@ -72,7 +77,17 @@ class Committer(Generic[P]):
         self.latency = Histogram()
 
     def persist(self, effect: Persist[P]) -> None:
-        """Queue one message (never blocks; called from the broker's effects)."""
+        """Queue one message (never blocks; called from the broker's effects).
+
+        With a store whose appends never wait (``Store.instant_append``) it is stored, and its
+        ack queued for the sender, right away: no turn of the committer's task per message at
+        low load. Its ack goes out with the rest of the caller's output, at its next flush
+        (whoever applies effects flushes after them).
+        """
+        if self._instant is not None and not self._pending:
+            batch = [effect]
+            self._finish(batch, self._store_instantly(batch), self._settle)
+            return
         self._pending.append(effect)
         self._wake.set()
 
@@ -102,17 +117,40 @@ class Committer(Generic[P]):
         batch = self._pending[:MAX_BATCH]
         del self._pending[:MAX_BATCH]
         error: Exception | None = None
-        started = anyio.current_time()
+        started = time.perf_counter()
         try:
             # A resend (same idempotency key) writes nothing: its original is stored already,
             # or is in this batch or an earlier one.
             await self._store.append_messages([p.message for p in batch if not p.resent])
-            self.latency.observe(anyio.current_time() - started)
+            self.latency.observe(time.perf_counter() - started)
         except StoreError as exc:
             error = exc
         except Exception as exc:  # a store bug must not take the server down with it
             logger.exception("unexpected error from the message store")
             error = exc
+        self._finish(batch, error, self._settle)
+        self._flush()
+
+    def _store_instantly(self, batch: list[Persist[P]]) -> Exception | None:
+        assert self._instant is not None
+        started = time.perf_counter()
+        try:
+            self._instant([p.message for p in batch if not p.resent])
+        except StoreError as exc:
+            return exc
+        except Exception as exc:  # a store bug must not take the server down with it
+            logger.exception("unexpected error from the message store")
+            return exc
+        self.latency.observe(time.perf_counter() - started)
+        return None
+
+    def _finish(
+        self,
+        batch: list[Persist[P]],
+        error: Exception | None,
+        settle: Callable[[list[tuple[P, m.Event]]], None],
+    ) -> None:
+        """Answer a written (or failed) batch: acks or refusals, and the waiters it settles."""
         results: list[tuple[P, Any]] = []
         if error is None:
             if self.failing:
@@ -137,14 +175,15 @@ class Committer(Generic[P]):
                 )
             results = [(p.peer, self._refusal(p.ack.ref)) for p in batch]
         self.settled_id = max(self.settled_id, max(p.message.id for p in batch))
-        self._settle(results)
-        still = []
-        for upto, event in self._waiters:
-            if upto <= self.settled_id:
-                event.set()
-            else:
-                still.append((upto, event))
-        self._waiters = still
+        settle(results)
+        if self._waiters:
+            still = []
+            for upto, event in self._waiters:
+                if upto <= self.settled_id:
+                    event.set()
+                else:
+                    still.append((upto, event))
+            self._waiters = still
 
     def _lost(self, resend: Persist[P]) -> bool:
         """Whether the original of a resend was in a batch that failed."""

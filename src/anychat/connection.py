@@ -103,8 +103,10 @@ class Connection:
         self.codec = codec
         self.encoding_key: Hashable = codec.encoding_key
         self.address = transport.address
-        #: When it connected and when it last sent anything (the idle watcher reads these),
-        #: and whether it has been asked to prove it is alive since.
+        #: When it connected and when it last sent anything, by ``time.monotonic()`` (the
+        #: idle watcher reads these; read on every batch, so not AnyIO's clock, whose look-up
+        #: of the running loop costs more than the reading), and whether it has been asked to
+        #: prove it is alive since.
         self.connected_at = self.heard_at = now
         self.pinged = False
         #: Whether the peer ever sent a byte (silent sockets are closed after a while).

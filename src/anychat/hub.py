@@ -48,6 +48,7 @@ from .metrics import ServerStats
 from .services import Services
 from .sessions import SessionState
 from .transport import is_loopback
+from .turns import Turns
 from .turnstile import Turnstile
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class Hub:
         self.committer: Committer[Connection] = Committer(
             store,
             self._settle,
+            flush=self.flush,
             settled_id=first_message_id - 1,
             unstored=self.broker.sent.forget_unstored,
         )
@@ -140,6 +142,9 @@ class Hub:
         #: Where idle readers hand their connections back (set when the server starts;
         #: ``None`` when ``park_after_seconds`` is 0).
         self.parking: ReaderParking | None = None
+        #: The event loop's yield and end-of-turn flush for readers (the running loop's own
+        #: once the server starts).
+        self.turns = Turns(self.flush)
         #: Counters for ``/metrics``: a few additions per batch, never per recipient.
         self.messages_in = 0
         self.messages_out = 0
@@ -319,11 +324,11 @@ class Hub:
         )
 
     def _settle(self, results: list[tuple[Connection, m.Event]]) -> None:
-        """The committer's answer for a batch: each sender's ack (or why it was not stored)."""
+        """The committer's answer for a batch: each sender's ack (or why it was not stored),
+        queued (the committer flushes after its task's batches; the reader after its own)."""
         for conn, event in results:
             conn.push(conn.codec.encode(event))
         self.messages_out += len(results)
-        self.flush()
 
     def deliver(self, event: m.Event, to: Collection[Connection], skip: Connection | None) -> None:
         """Encode once per codec, then append the same bytes to every recipient's buffer."""
@@ -380,7 +385,7 @@ class Hub:
         codec = conn.codec
         commands = codec.feed(data)
         conn.encoding_key = codec.encoding_key  # IRC capabilities, a WebSocket upgrade
-        conn.heard_at = anyio.current_time()
+        conn.heard_at = time.monotonic()
         conn.pinged = False
         conn.spoke = True
         count = len(commands) - sum(1 for c in commands if type(c) is m.Ping and c.fence)

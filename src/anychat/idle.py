@@ -9,6 +9,7 @@ fraction. Whether a protocol can be pinged at all is the codec's call (:meth:`Co
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 import anyio
@@ -58,7 +59,7 @@ async def watch_idle(hub: Hub) -> None:
     parking = hub.parking
     while True:
         await anyio.sleep(tick)
-        now = anyio.current_time()
+        now = time.monotonic()  # the clock of heard_at and connected_at
         parks = PARKS_PER_TURN
         for conn in list(hub.connections):
             if conn.closing or conn.closed:

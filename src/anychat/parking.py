@@ -29,11 +29,12 @@ its task.
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import asyncio.selector_events
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .transport import TcpTransport
+from .turns import on_asyncio
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -54,6 +55,9 @@ class ReaderParking:
         self.after_seconds = after
         #: How many connections are parked now (``/metrics`` and the benchmarks read it).
         self.parked = 0
+        #: Readers that input has woken and that have not run yet; -1 where not counted.
+        #: With none, a reader flushes at once (nobody else will add to this turn's sends).
+        self.woken = -1
 
     @staticmethod
     def can_park(conn: Connection) -> bool:
@@ -141,42 +145,41 @@ class ParkedConnection:
         raise NotImplementedError
 
 
-def _on_asyncio() -> contextvars.Context:
-    """A context for a loop callback in which AnyIO knows it runs on asyncio.
-
-    AnyIO (through sniffio) tells asyncio by its current task, and a callback has none: waking
-    a reader (``start_soon``) or the clean-up's ``anyio.notify_closing`` would fail there unless
-    an ``anyio.run`` set sniffio's variable in the context the callback copied (an embedder's
-    ``asyncio.run`` does not). Setting it is what sniffio offers event loops for this.
-    """
-    context = contextvars.copy_context()
-    try:
-        import sniffio
-    except ImportError:  # AnyIO then asks asyncio for a running loop, which a callback has
-        return context
-    context.run(sniffio.current_async_library_cvar.set, "asyncio")
-    return context
+#: ``TcpTransport.watch_note``: the last call of :func:`_input` woke the reader (on a loop
+#: whose next call is then stale), or found nobody waiting.
+_WOKE = 1
+_MISSED = 2
 
 
-def _input(conn: Connection) -> None:
+def _input(parking: Parking, conn: Connection) -> None:
     """Input for a reader's socket: wake the reader, or stop watching if none waits.
 
-    One call with nobody waiting is usually stale: the selector saw the input before the woken
-    reader read it, and this call was queued behind the reader's turn. A second one in a row
-    means input is really waiting for a busy reader.
+    The call right after a wake is stale on asyncio's own (selector) loops: the loop polled
+    before the woken reader's turn, so it saw the input that reader has read since, and this
+    call was queued behind that turn. It is skipped; skipping is safe anyway, since input that
+    is really there is reported again on the loop's next turn (level-triggered). A call with
+    nobody waiting is stale the same way, or input waiting for a busy reader: a second one in
+    a row ends the watch.
     """
+    transport = conn.transport
+    assert isinstance(transport, TcpTransport)
+    note = transport.watch_note
+    if note == _WOKE:
+        transport.watch_note = 0
+        return
     waiter = conn.waiter
     if waiter is not None:
         assert isinstance(waiter, asyncio.Future)
         if not waiter.done():
             waiter.set_result(True)
+            parking.woken += 1
+            if parking.stale_after_wake:
+                transport.watch_note = _WOKE
         return
-    transport = conn.transport
-    assert isinstance(transport, TcpTransport)
-    if transport.missed:
+    if note == _MISSED:
         transport.unwatch()
     else:
-        transport.missed = True
+        transport.watch_note = _MISSED
 
 
 class Parking(ReaderParking):
@@ -185,6 +188,10 @@ class Parking(ReaderParking):
     def __init__(self, loop: asyncio.AbstractEventLoop, task_group: TaskGroup, after: float):
         super().__init__(task_group, after)
         self.loop = loop
+        self.woken = 0
+        #: Whether the loop polls again before running the tasks its callbacks woke, as
+        #: asyncio's own loops do (uvloop runs them first): see :func:`_input`.
+        self.stale_after_wake = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
 
     async def wait_readable(self, conn: Connection) -> bool:
         """Wait for input: ``True`` when it came, ``False`` when the reader should park.
@@ -200,12 +207,20 @@ class Parking(ReaderParking):
         waiter: asyncio.Future[bool] = self.loop.create_future()
         conn.waiter = waiter
         if transport.watched_by is not _input:
-            transport.watch(self.loop, _input, conn)
-        transport.missed = False
+            transport.watch(self.loop, _input, self, conn)
+        if transport.watch_note == _MISSED:
+            transport.watch_note = 0
         try:
-            return await waiter
-        finally:
+            woke = await waiter
+        except BaseException:  # cancelled, maybe once input had woken it
             conn.waiter = None
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.woken -= 1
+            raise
+        conn.waiter = None
+        if woke:
+            self.woken -= 1
+        return woke
 
     def nudge(self, conn: Connection) -> bool:
         waiter = conn.waiter
@@ -248,8 +263,8 @@ class _Parked(ParkedConnection):
         transport.unwatch()
 
     def _end_later(self) -> None:
-        self.loop.call_soon(self.end, *self.args, context=_on_asyncio())
+        self.loop.call_soon(self.end, *self.args, context=on_asyncio())
 
     def readable(self) -> None:
-        # (Started in a context where AnyIO knows its event loop: see _on_asyncio.)
-        _on_asyncio().run(super().readable)
+        # (Started in a context where AnyIO knows its event loop: see turns.on_asyncio.)
+        on_asyncio().run(super().readable)

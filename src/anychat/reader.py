@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.lowlevel
 
 from . import model as m
 from .codecs.registry import codec_for
@@ -139,7 +139,7 @@ def _connection(hub: Hub, transport: Transport, protocol: Protocol) -> Connectio
         codec_for(protocol, hub.codec_settings),
         max_queue_bytes=hub.config.max_queue_bytes,
         on_dirty=hub.dirty_hook,
-        now=anyio.current_time(),
+        now=time.monotonic(),
     )
 
 
@@ -281,11 +281,15 @@ async def _read(hub: Hub, conn: Connection) -> bool:
     """
     transport = conn.transport
     parking = hub.parking if hub.parking is not None and hub.parking.can_park(conn) else None
+    turns = hub.turns
+    checkpoint = turns.checkpoint
+    flush_soon = turns.flush_soon if turns.can_flush_soon else None
     config = hub.config
     rate = config.flood_rate
     burst = float(config.flood_burst)
     tokens = burst
     last = anyio.current_time()
+    handled_last = False  # the last receive was handled without a yield since
     while not conn.closing:
         try:
             data = _receive(transport)
@@ -293,6 +297,7 @@ async def _read(hub: Hub, conn: Connection) -> bool:
             conn.why_closed = f"connection lost ({exc.strerror or exc})"
             return False
         if data is None:
+            handled_last = False
             # Only now ask the event loop to watch the socket: a busy client's next batch is
             # usually there already, and each wait costs registering with the selector and
             # unregistering again (two system calls per wait on asyncio).
@@ -301,6 +306,11 @@ async def _read(hub: Hub, conn: Connection) -> bool:
             elif not await parking.wait_readable(conn):
                 return True
             continue
+        if handled_last:
+            # More came at once: let every other reader woken in this turn go first (a
+            # client that always has more to send must not starve the others).
+            handled_last = False
+            await checkpoint()
         if not data:
             await _finished(hub, conn)
             return False
@@ -314,12 +324,19 @@ async def _read(hub: Hub, conn: Connection) -> bool:
                 hub.flush()
                 await anyio.sleep(-tokens / rate)
                 continue
-        # Let every other reader woken in this round of the event loop run before reading
-        # again (a client that always has more to send must not starve the others), then
-        # flush: when several clients' batches arrive together, each recipient gets one send
-        # for all of them, and the first reader back sends for everyone.
-        await anyio.lowlevel.checkpoint()
-        hub.flush()
+        # Send now if no other reader is about to run in this turn of the event loop, else
+        # once they all have: when several clients' batches arrive together, each recipient
+        # gets one send for all of them (hub.turns: a loop callback on asyncio; elsewhere
+        # this reader yields, and the first reader back sends for everyone).
+        if turns.alone(parking.woken if parking is not None else -1):
+            hub.flush()
+        elif flush_soon is not None:
+            flush_soon()
+        else:
+            await checkpoint()
+            hub.flush()
+            continue
+        handled_last = True
     # Closing after a goodbye: wait for the writer to drain it (the scope gets cancelled).
     await anyio.sleep_forever()
     return False

@@ -29,6 +29,7 @@ from .reader import serve_peer
 from .resend import MAX_KEYS
 from .store import Store, describe_url, open_store
 from .tlsconfig import ServerTls
+from .turns import turns_here
 
 __all__ = ["Server", "open_listener", "open_listeners", "run", "serve"]
 
@@ -123,6 +124,7 @@ async def _serve(
         async with anyio.create_task_group() as tg:
             hub.task_group = tg
             hub.parking = parking_for(tg, config.park_after_seconds)
+            hub.turns = turns_here(hub.flush)
             tg.start_soon(hub.committer.run)
             tg.start_soon(hub.turnstile.run)
             tg.start_soon(watch_idle, hub)

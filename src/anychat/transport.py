@@ -77,7 +77,16 @@ class Transport(Protocol):
 class TcpTransport:
     """Plain TCP: a non-blocking socket awaited with AnyIO (identical on asyncio and trio)."""
 
-    __slots__ = ("address", "missed", "peer_host", "recv", "send", "sock", "watched_by", "watcher")
+    __slots__ = (
+        "address",
+        "peer_host",
+        "recv",
+        "send",
+        "sock",
+        "watch_note",
+        "watched_by",
+        "watcher",
+    )
 
     secure: ClassVar[bool] = False
     pending: ClassVar[bool] = False
@@ -93,8 +102,9 @@ class TcpTransport:
         #: callback (a reader's wait keeps its watch between waits: see ``parking``).
         self.watcher: asyncio.AbstractEventLoop | None = None
         self.watched_by: Callable[..., None] | None = None
-        #: Whether that callback found nobody to hand the input to last time.
-        self.missed = False
+        #: What that callback did last time, for the next call (``parking``'s ``_WOKE``,
+        #: ``_MISSED`` or 0).
+        self.watch_note = 0
 
     # Plain methods returning AnyIO's awaitable, not coroutines awaiting it: an idle
     # connection's reader is parked in this wait, and a wrapper coroutine would hold one more

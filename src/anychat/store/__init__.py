@@ -16,7 +16,7 @@ nick means all of the viewer's private messages). Nobody reads somebody else's p
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -84,6 +84,12 @@ class Store(Protocol):
 
     async def append_messages(self, messages: Sequence[m.Message]) -> None:
         """Store a batch atomically: when this returns, every message in it is durable."""
+        ...
+
+    def instant_append(self) -> Callable[[Sequence[m.Message]], None] | None:
+        """``append_messages`` as a plain call, for a store whose appends never wait (the
+        memory store), else ``None``. With one, the committer stores a message and queues
+        its ack in the reader's own turn, instead of waking its task for a turn of its own."""
         ...
 
     async def history(
