@@ -4,8 +4,8 @@ What these check is what lets one client at a time cost one turn per message wit
 anything at load: the flush at the end of a turn is one for all readers (``anychat.turns``),
 parking counts the readers it woke so a reader can tell it is alone, the stale input call after
 a wake on asyncio's own loops is skipped (never lost), and with the memory store a message is
-stored and its ack queued in the reader's own turn (``Committer`` with ``instant_append``),
-failures included.
+stored and its ack queued at the reader's own flush (``Committer`` with ``instant_append``),
+one append for a whole batch, failures included.
 """
 
 from __future__ import annotations
@@ -218,15 +218,16 @@ async def test_the_memory_store_acks_in_the_callers_turn(anyio_backend: Any) -> 
     committer: Committer[str] = Committer(store, settled.append, flush=lambda: flushes.append(1))
     committer.persist(_persist(1))
     committer.persist(_persist(2, "bob"))
-    # Stored and answered before persist returned; the caller flushes (the reader does).
-    assert [e for batch in settled for e in batch] == [
-        ("ada", _persist(1).ack),
-        ("bob", _persist(2, "bob").ack),
-    ]
-    assert flushes == [] and committer.settled_id == 2
+    assert settled == [] and len(committer.due) == 2  # due at the caller's flush
+    committer.commit_due()
+    # Stored in one append and answered there; the caller sends (the hub's flush does).
+    assert settled == [[("ada", _persist(1).ack), ("bob", _persist(2, "bob").ack)]]
+    assert flushes == [] and committer.settled_id == 2 and committer.due == []
     assert [msg.id for msg in await store.history("#g", limit=10)] == [1, 2]
     with anyio.fail_after(5):
         await committer.wait_settled(2)  # settled already: no wait
+    committer.commit_due()  # nothing due: nothing answered
+    assert len(settled) == 1
 
 
 async def test_the_memory_store_failing_in_the_callers_turn_refuses_the_ack(
@@ -237,6 +238,7 @@ async def test_the_memory_store_failing_in_the_callers_turn_refuses_the_ack(
     committer: Committer[str] = Committer(store, settled.extend)
     await store.aclose()
     committer.persist(_persist(1))
+    committer.commit_due()
     ((peer, event),) = settled
     assert peer == "ada"
     assert isinstance(event, m.Error) and event.code is m.ErrorCode.STORE_UNAVAILABLE

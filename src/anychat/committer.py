@@ -68,6 +68,8 @@ class Committer(Generic[P]):
         #: Ids of recent messages that could not be stored: a resend of one is not acked.
         self._failed: deque[range] = deque(maxlen=1000)
         self._pending: list[Persist[P]] = []
+        #: Messages for an instant store, stored at the next flush (:meth:`commit_due`).
+        self.due: list[Persist[P]] = []
         self._wake = anyio.Event()
         #: Every message id up to this one has been written or has failed for good.
         self.settled_id = settled_id
@@ -79,17 +81,24 @@ class Committer(Generic[P]):
     def persist(self, effect: Persist[P]) -> None:
         """Queue one message (never blocks; called from the broker's effects).
 
-        With a store whose appends never wait (``Store.instant_append``) it is stored, and its
-        ack queued for the sender, right away: no turn of the committer's task per message at
-        low load. Its ack goes out with the rest of the caller's output, at its next flush
-        (whoever applies effects flushes after them).
+        With a store whose appends never wait (``Store.instant_append``) it waits in
+        :attr:`due` instead, for the caller's flush: the hub's flush stores everything due in
+        one call and queues the acks (:meth:`commit_due`) before it sends. No turn of the
+        committer's task per message at low load, and one append per batch at load, as with
+        the task (whoever applies effects flushes after them).
         """
-        if self._instant is not None and not self._pending:
-            batch = [effect]
-            self._finish(batch, self._store_instantly(batch), self._settle)
+        if self._instant is not None:
+            self.due.append(effect)
             return
         self._pending.append(effect)
         self._wake.set()
+
+    def commit_due(self) -> None:
+        """Store what waits in :attr:`due` and queue its acks (no flush: the caller's)."""
+        batch = self.due
+        if batch:
+            self.due = []
+            self._finish(batch, self._store_instantly(batch), self._settle)
 
     async def wait_settled(self, message_id: int) -> None:
         """Wait until every message up to ``message_id`` is stored (or has failed)."""
@@ -108,6 +117,7 @@ class Committer(Generic[P]):
                 while self._pending:
                     await self._commit_some()
         finally:
+            self.commit_due()
             if self._pending:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                     while self._pending:

@@ -173,7 +173,12 @@ class Hub:
         self._dirty.append(conn)
 
     def flush(self) -> None:
-        """One send per touched connection: the end of every received batch calls this."""
+        """One send per touched connection: the end of every received batch calls this.
+
+        Messages due for an instant store (memory://) are stored first, their acks queued.
+        """
+        if self.committer.due:
+            self.committer.commit_due()
         dirty = self._dirty
         while dirty:
             self._dirty = []
