@@ -102,6 +102,8 @@ class Committer(Generic[P]):
 
     async def wait_settled(self, message_id: int) -> None:
         """Wait until every message up to ``message_id`` is stored (or has failed)."""
+        if message_id > self.settled_id:
+            self.commit_due()  # never left waiting for a flush (its acks go with the next)
         if message_id <= self.settled_id:
             return
         event = anyio.Event()

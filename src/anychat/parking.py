@@ -208,7 +208,8 @@ class Parking(ReaderParking):
         conn.waiter = waiter
         if transport.watched_by is not _input:
             transport.watch(self.loop, _input, self, conn)
-        if transport.watch_note == _MISSED:
+            transport.watch_note = 0  # nothing is known of a new watch's calls
+        elif transport.watch_note == _MISSED:
             transport.watch_note = 0
         try:
             woke = await waiter
