@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 import anychat
 from anychat import model as m
@@ -67,6 +68,16 @@ def _connection() -> Iterator[tuple[Connection, socket.socket]]:
         theirs.close()
 
 
+@asynccontextmanager
+async def _parking_here(anyio_backend: Any) -> AsyncIterator[tuple[Parking, Connection, TaskGroup]]:
+    """asyncio's parking on the running loop, and a connection over a socket pair."""
+    if _uvloop_missing(anyio_backend):
+        pytest.skip("uvloop is not installed")
+    with _connection() as (conn, _theirs), anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            yield Parking(asyncio.get_running_loop(), tg, 60), conn, tg
+
+
 @pytest.mark.parametrize("anyio_backend", ASYNCIO_ONLY)
 async def test_flush_soon_is_one_flush_after_the_turn(anyio_backend: Any) -> None:
     if _uvloop_missing(anyio_backend):
@@ -100,68 +111,58 @@ async def test_without_a_loop_callback_nobody_is_alone(anyio_backend: Any) -> No
 
 @pytest.mark.parametrize("anyio_backend", ASYNCIO_ONLY)
 async def test_input_wakes_a_reader_once_and_the_count_follows(anyio_backend: Any) -> None:
-    if _uvloop_missing(anyio_backend):
-        pytest.skip("uvloop is not installed")
-    loop = asyncio.get_running_loop()
-    with _connection() as (conn, _theirs), anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            parking = Parking(loop, tg, 60)
-            assert parking.woken == 0
-            stale = parking.stale_after_wake
-            assert stale is (not anyio_backend[1].get("use_uvloop"))
-            results: list[bool] = []
+    async with _parking_here(anyio_backend) as (parking, conn, tg):
+        assert parking.woken == 0
+        stale = parking.stale_after_wake
+        assert stale is (not anyio_backend[1].get("use_uvloop"))
+        results: list[bool] = []
 
-            async def wait() -> None:
-                results.append(await parking.wait_readable(conn))
+        async def wait() -> None:
+            results.append(await parking.wait_readable(conn))
 
-            tg.start_soon(wait)
+        tg.start_soon(wait)
+        await anyio.lowlevel.checkpoint()
+        assert conn.waiter is not None
+        _input(parking, conn)
+        assert parking.woken == 1  # woken, not run yet
+        while not results:
             await anyio.lowlevel.checkpoint()
-            assert conn.waiter is not None
-            _input(parking, conn)
-            assert parking.woken == 1  # woken, not run yet
-            while not results:
-                await anyio.lowlevel.checkpoint()
-            assert results == [True] and parking.woken == 0
+        assert results == [True] and parking.woken == 0
 
-            # The next wait: on asyncio's own loop the first call after a wake was polled
-            # before the reader read, so it is skipped; the one after it wakes the reader.
-            tg.start_soon(wait)
-            await anyio.lowlevel.checkpoint()
+        # The next wait: on asyncio's own loop the first call after a wake was polled
+        # before the reader read, so it is skipped; the one after it wakes the reader.
+        tg.start_soon(wait)
+        await anyio.lowlevel.checkpoint()
+        _input(parking, conn)
+        if stale:
+            assert parking.woken == 0 and conn.waiter is not None
             _input(parking, conn)
-            if stale:
-                assert parking.woken == 0 and conn.waiter is not None
-                _input(parking, conn)
-            assert parking.woken == 1
-            while len(results) < 2:
-                await anyio.lowlevel.checkpoint()
-            assert results == [True, True] and parking.woken == 0
+        assert parking.woken == 1
+        while len(results) < 2:
+            await anyio.lowlevel.checkpoint()
+        assert results == [True, True] and parking.woken == 0
 
 
 @pytest.mark.parametrize("anyio_backend", ASYNCIO_ONLY)
 async def test_a_reader_cancelled_after_input_woke_it_is_not_left_counted(
     anyio_backend: Any,
 ) -> None:
-    if _uvloop_missing(anyio_backend):
-        pytest.skip("uvloop is not installed")
-    loop = asyncio.get_running_loop()
-    with _connection() as (conn, _theirs), anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            parking = Parking(loop, tg, 60)
-            ended = anyio.Event()
+    async with _parking_here(anyio_backend) as (parking, conn, tg):
+        ended = anyio.Event()
 
-            async def wait(scope: anyio.CancelScope) -> None:
-                with scope:
-                    await parking.wait_readable(conn)
-                ended.set()
+        async def wait(scope: anyio.CancelScope) -> None:
+            with scope:
+                await parking.wait_readable(conn)
+            ended.set()
 
-            scope = anyio.CancelScope()
-            tg.start_soon(wait, scope)
-            await anyio.lowlevel.checkpoint()
-            _input(parking, conn)
-            scope.cancel()  # before the woken reader runs
-            assert parking.woken == 1
-            await ended.wait()
-            assert parking.woken == 0 and conn.waiter is None
+        scope = anyio.CancelScope()
+        tg.start_soon(wait, scope)
+        await anyio.lowlevel.checkpoint()
+        _input(parking, conn)
+        scope.cancel()  # before the woken reader runs
+        assert parking.woken == 1
+        await ended.wait()
+        assert parking.woken == 0 and conn.waiter is None
 
 
 async def test_one_at_a_time_and_all_at_once_everything_arrives(anyio_backend: Any) -> None:
