@@ -88,8 +88,9 @@ class Store(Protocol):
 
     def instant_append(self) -> Callable[[Sequence[m.Message]], None] | None:
         """``append_messages`` as a plain call, for a store whose appends never wait (the
-        memory store), else ``None``. With one, the committer stores a message and queues
-        its ack in the reader's own turn, instead of waking its task for a turn of its own."""
+        memory store), else ``None``. With one, the hub's flush stores what is due and queues
+        its acks in the reader's own turn, instead of the committer's task taking a turn of
+        its own (``Committer.commit_due``)."""
         ...
 
     async def history(
