@@ -34,19 +34,11 @@ from anychat.turns import Turns, turns_here
 
 from .helpers import LineClient
 
-ASYNCIO_ONLY = [
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-]
 
-
-def _uvloop_missing(anyio_backend: Any) -> bool:
-    if anyio_backend[1].get("use_uvloop"):
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            return True
-    return False
+def _asyncio_only(anyio_backend: Any) -> None:
+    """Parking's count and the end-of-turn callback are asyncio's (and uvloop's)."""
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("asyncio's parking and loop callbacks (trio yields instead)")
 
 
 @contextmanager
@@ -71,17 +63,14 @@ def _connection() -> Iterator[tuple[Connection, socket.socket]]:
 @asynccontextmanager
 async def _parking_here(anyio_backend: Any) -> AsyncIterator[tuple[Parking, Connection, TaskGroup]]:
     """asyncio's parking on the running loop, and a connection over a socket pair."""
-    if _uvloop_missing(anyio_backend):
-        pytest.skip("uvloop is not installed")
+    _asyncio_only(anyio_backend)
     with _connection() as (conn, _theirs), anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             yield Parking(asyncio.get_running_loop(), tg, 60), conn, tg
 
 
-@pytest.mark.parametrize("anyio_backend", ASYNCIO_ONLY)
 async def test_flush_soon_is_one_flush_after_the_turn(anyio_backend: Any) -> None:
-    if _uvloop_missing(anyio_backend):
-        pytest.skip("uvloop is not installed")
+    _asyncio_only(anyio_backend)
     flushes: list[str] = []
     turns = turns_here(lambda: flushes.append("flush"))
     assert turns.can_flush_soon
@@ -109,7 +98,6 @@ async def test_without_a_loop_callback_nobody_is_alone(anyio_backend: Any) -> No
     await here.checkpoint()  # the loop's own, whichever it is
 
 
-@pytest.mark.parametrize("anyio_backend", ASYNCIO_ONLY)
 async def test_input_wakes_a_reader_once_and_the_count_follows(anyio_backend: Any) -> None:
     async with _parking_here(anyio_backend) as (parking, conn, tg):
         assert parking.woken == 0
@@ -143,7 +131,6 @@ async def test_input_wakes_a_reader_once_and_the_count_follows(anyio_backend: An
         assert results == [True, True] and parking.woken == 0
 
 
-@pytest.mark.parametrize("anyio_backend", ASYNCIO_ONLY)
 async def test_a_reader_cancelled_after_input_woke_it_is_not_left_counted(
     anyio_backend: Any,
 ) -> None:
