@@ -9,9 +9,9 @@ measures that path alone, deterministically enough to compare two versions of it
 ``Hub`` (broker, codecs, group commit on the ``memory://`` store) inside one event loop, with
 ``--clients`` connections in one room whose transports take every byte at once and only count
 lines. Each round, ``--senders`` of them hand the hub a batch of ``--batch`` ``PRIVMSG`` lines
-(or JSON ``say`` lines), as the reader does with what one ``recv`` brought (the memory store
-commits each message and queues its ack as it comes); then the hub flushes, as in a turn of the
-real server. The figure is the process
+(or JSON ``say`` lines), as the reader does with what one ``recv`` brought; then the hub flushes
+(the memory store first stores what is due and queues its acks), as in a turn of the real
+server. The figure is the process
 CPU time per message and per delivery, the minimum over ``--repeat`` runs (noise only ever adds
 time). Every receiver must have counted every message, or the run fails.
 

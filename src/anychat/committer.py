@@ -5,7 +5,9 @@ effect) for the sender's ack to wait until the message is stored. The committer 
 requests; its task writes everything collected so far in one ``append_messages`` call (one
 transaction, one fsync), then hands the acks back to the server. While that write is in progress,
 new requests pile up and go into the next one. An idle server commits each message on its own
-with no added latency; a busy one pays one fsync per batch instead of one per message.
+with no added latency; a busy one pays one fsync per batch instead of one per message. A store
+whose appends never wait (the memory store: ``Store.instant_append``) needs no task: what is due
+is stored in one call at the hub's next flush (:meth:`Committer.commit_due`).
 
 When the store fails (disk full, file gone), the senders of that batch get an ``Error`` with the
 stable code ``store_unavailable`` instead of an ack, the failure is logged once per outage (not
@@ -98,7 +100,7 @@ class Committer(Generic[P]):
         batch = self.due
         if batch:
             self.due = []
-            self._finish(batch, self._store_instantly(batch), self._settle)
+            self._finish(batch, self._store_instantly(batch))
 
     async def wait_settled(self, message_id: int) -> None:
         """Wait until every message up to ``message_id`` is stored (or has failed)."""
@@ -140,7 +142,7 @@ class Committer(Generic[P]):
         except Exception as exc:  # a store bug must not take the server down with it
             logger.exception("unexpected error from the message store")
             error = exc
-        self._finish(batch, error, self._settle)
+        self._finish(batch, error)
         self._flush()
 
     def _store_instantly(self, batch: list[Persist[P]]) -> Exception | None:
@@ -156,12 +158,7 @@ class Committer(Generic[P]):
         self.latency.observe(time.perf_counter() - started)
         return None
 
-    def _finish(
-        self,
-        batch: list[Persist[P]],
-        error: Exception | None,
-        settle: Callable[[list[tuple[P, m.Event]]], None],
-    ) -> None:
+    def _finish(self, batch: list[Persist[P]], error: Exception | None) -> None:
         """Answer a written (or failed) batch: acks or refusals, and the waiters it settles."""
         results: list[tuple[P, Any]] = []
         if error is None:
@@ -187,7 +184,7 @@ class Committer(Generic[P]):
                 )
             results = [(p.peer, self._refusal(p.ack.ref)) for p in batch]
         self.settled_id = max(self.settled_id, max(p.message.id for p in batch))
-        settle(results)
+        self._settle(results)
         if self._waiters:
             still = []
             for upto, event in self._waiters:
