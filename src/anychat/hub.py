@@ -330,7 +330,7 @@ class Hub:
 
     def _settle(self, results: list[tuple[Connection, m.Event]]) -> None:
         """The committer's answer for a batch: each sender's ack (or why it was not stored),
-        queued (the committer flushes after its task's batches; the reader after its own)."""
+        queued (the committer flushes after each batch it wrote; the reader after its own)."""
         for conn, event in results:
             conn.push(conn.codec.encode(event))
         self.messages_out += len(results)

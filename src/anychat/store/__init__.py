@@ -28,6 +28,7 @@ __all__ = [
     "MAX_HISTORY_LIMIT",
     "Account",
     "AccountChange",
+    "BackgroundAppend",
     "Store",
     "describe_url",
     "open_store",
@@ -35,6 +36,9 @@ __all__ = [
     "pick_conversations",
     "visible",
 ]
+
+#: How the committer hands a batch to a store without awaiting it (``Store.background_append``).
+BackgroundAppend = Callable[[Sequence[m.Message], Callable[[BaseException | None], object]], None]
 
 #: The largest page a history query returns, whatever the caller asks for.
 MAX_HISTORY_LIMIT: Final = 500
@@ -91,6 +95,15 @@ class Store(Protocol):
         memory store), else ``None``. With one, the hub's flush stores what is due and queues
         its acks in the reader's own turn, instead of the committer's task taking a turn of
         its own (``Committer.commit_due``)."""
+        ...
+
+    def background_append(self) -> BackgroundAppend | None:
+        """``append_messages`` without awaiting it, for a store whose appends run in a thread
+        of its own (SQLite, PostgreSQL), else ``None`` (the committer's task then awaits
+        ``append_messages``). ``append(messages, done)`` queues the batch behind every call
+        made before it and returns; ``done(error)`` follows on the event loop, never inline:
+        ``None`` once the batch is durable, else what failed. Bound to the running event loop:
+        call it from inside the loop (the committer does, once, as its task starts)."""
         ...
 
     async def history(

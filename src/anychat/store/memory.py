@@ -77,6 +77,9 @@ class MemoryStore:
             return None
         return self._append
 
+    def background_append(self) -> None:
+        return None  # appends never wait: see instant_append
+
     def _append(self, messages: Sequence[m.Message]) -> None:
         self._check()
         last = self._ids[-1] if self._ids else 0

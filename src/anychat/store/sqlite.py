@@ -26,6 +26,7 @@ import dataclasses
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -33,7 +34,14 @@ import anyio
 
 from .. import model as m
 from ..errors import StoreError
-from . import MAX_HISTORY_LIMIT, Account, AccountChange, check_query, pick_conversations
+from . import (
+    MAX_HISTORY_LIMIT,
+    Account,
+    AccountChange,
+    BackgroundAppend,
+    check_query,
+    pick_conversations,
+)
 from .worker import StoreThread
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
@@ -105,6 +113,23 @@ def _row_to_message(row: tuple[int, float, str, str, str, str]) -> m.Message:
         kind=m.Kind(row[5]),
         history=True,
     )
+
+
+def _rows(messages: Sequence[m.Message]) -> list[tuple[object, ...]]:
+    return [
+        (
+            msg.id,
+            msg.time,
+            msg.sender,
+            m.casefold(msg.sender),
+            msg.target,
+            m.casefold(msg.target),
+            msg.text,
+            msg.kind.value,
+            msg.key,
+        )
+        for msg in messages
+    ]
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -209,7 +234,10 @@ class SqliteStore:
             raise StoreError(f"cannot open database {path}: {exc.strerror or exc}") from exc
         return cls(db, path)
 
-    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+    def _guarded(self, func: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+        """``func`` as the store's thread runs it: on the open connection, rolled back and
+        its error made a StoreError when it fails."""
+
         def call() -> T:
             db = self._db
             if db is None:
@@ -228,9 +256,12 @@ class SqliteStore:
                     raise StoreError(f"database {self.path}: {exc}") from exc
                 raise
 
+        return call
+
+    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
         if self._db is None:  # closed: its thread is gone too
             raise StoreError("store is closed")
-        return await self._worker.run(call)
+        return await self._worker.run(self._guarded(func))
 
     # ------------------------------------------------------------------ accounts
 
@@ -299,29 +330,28 @@ class SqliteStore:
         return None  # every append waits for the disk (and its thread)
 
     async def append_messages(self, messages: Sequence[m.Message]) -> None:
-        rows = [
-            (
-                msg.id,
-                msg.time,
-                msg.sender,
-                m.casefold(msg.sender),
-                msg.target,
-                m.casefold(msg.target),
-                msg.text,
-                msg.kind.value,
-                msg.key,
-            )
-            for msg in messages
-        ]
-
-        def append(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(_INSERT, rows)
-            db.execute("COMMIT")
-            self._file.check()  # committed to a file that still exists, or no ack
-
+        rows = _rows(messages)
         if rows:
-            await self._run(append)
+            await self._run(partial(self._append, rows))
+
+    def background_append(self) -> BackgroundAppend:
+        submit = self._worker.submitter()
+
+        def append(
+            messages: Sequence[m.Message], done: Callable[[BaseException | None], object]
+        ) -> None:
+            if self._db is None:  # closed: its thread is gone too
+                raise StoreError("store is closed")
+            work = self._guarded(partial(self._append, _rows(messages)))
+            submit(work, lambda _, error: done(error))
+
+        return append
+
+    def _append(self, rows: list[tuple[object, ...]], db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(_INSERT, rows)
+        db.execute("COMMIT")
+        self._file.check()  # committed to a file that still exists, or no ack
 
     async def history(
         self,
