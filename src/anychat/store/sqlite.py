@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Self, TypeVar
 
 import anyio
 
@@ -225,7 +225,7 @@ class SqliteStore:
         self._file = _FileWatch(path)
 
     @classmethod
-    async def open(cls, path: str, *, create: bool = True) -> SqliteStore:
+    async def open(cls, path: str, *, create: bool = True) -> Self:
         try:
             db = await anyio.to_thread.run_sync(_connect, path, create)
         except sqlite3.Error as exc:
