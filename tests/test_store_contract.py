@@ -155,6 +155,49 @@ async def test_message_ids_must_increase(store: Store) -> None:
     assert [x.id for x in await store.history("#r")] == [5]
 
 
+@pytest.mark.parametrize("size", [1, 9, 10, 11, 100, 237])
+async def test_a_batch_of_any_size_is_stored_whole_or_not_at_all(store: Store, size: int) -> None:
+    """SQLite inserts a batch in chunks of several rows per statement: every size comes back
+    in order, and a clash anywhere in a batch (here its last row) stores none of it."""
+    texts = [f"m{i}" for i in range(1, size + 1)]
+    rooms = ["#a", "#b", "bob"]
+    await store.append_messages(
+        [msg(i, "ann", rooms[i % 3], text) for i, text in enumerate(texts, 1)]
+    )
+    assert [x.text for x in await store.history("#a", limit=500)] == texts[2::3]
+    assert [x.text for x in await store.history("#b", limit=500)] == texts[::3]
+    assert [x.text for x in await store.history("bob", viewer="ann", limit=500)] == texts[1::3]
+    clash = [msg(size + i, "ann", "#a", "lost") for i in range(1, size + 1)]
+    clash[-1] = msg(size, "ann", "#a", "lost")  # an id already stored
+    with pytest.raises(StoreError):
+        await store.append_messages(clash)
+    assert await store.last_message_id() == size
+    assert "lost" not in [x.text for x in await store.history("#a", limit=500)]
+
+
+async def test_sqlite_finds_private_messages_by_index(tmp_path: Path) -> None:
+    """Only private messages are in the index by sender: the queries that look a sender's
+    messages up must still use it (SQLite needs the index's condition in the query)."""
+    import sqlite3
+
+    async with open_store(f"sqlite:///{tmp_path / 'chat.db'}") as store:
+        await store.append_messages([msg(1, "ann", "bob"), msg(2, "bob", "#r")])
+        assert [x.id for x in await store.history("ann", viewer="ann")] == [1]
+    db = sqlite3.connect(tmp_path / "chat.db")
+    try:
+        plan = " ".join(
+            row[3]
+            for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE (target_key = ? OR "
+                "(sender_key = ? AND target_key NOT LIKE '#%')) ORDER BY id DESC LIMIT 50",
+                ("ann", "ann"),
+            )
+        )
+    finally:
+        db.close()
+    assert "messages_private_by_sender" in plan and "SCAN" not in plan
+
+
 async def test_kinds_and_unicode_survive(store: Store) -> None:
     action = m.Message(
         id=1, time=1.5, sender="ann", target="#r", text="wave 👋 ünïcode", kind=m.Kind.ACTION

@@ -27,6 +27,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Final, Self, TypeVar
 
@@ -94,13 +95,42 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE messages ADD COLUMN msg_key TEXT;
     CREATE INDEX messages_with_key ON messages (id) WHERE msg_key IS NOT NULL;
     """,
+    # 5: only private messages are looked up by sender (a room's go by target), so only they
+    # are in that index: a room message updates one index less (about 1.2 of 8 µs per row).
+    # The queries repeat the index's condition word for word, which is how SQLite knows.
+    """
+    DROP INDEX messages_by_sender;
+    CREATE INDEX messages_private_by_sender ON messages (sender_key, id)
+        WHERE target_key NOT LIKE '#%';
+    """,
 )
 
 _COLUMNS: Final = "id, time, sender, target, text, kind"
-_INSERT: Final = (
+_INSERT_INTO: Final = (
     "INSERT INTO messages (id, time, sender, sender_key, target, target_key, text, kind, msg_key) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES "
 )
+_ROW: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT: Final = _INSERT_INTO + _ROW
+#: Rows per multi-row INSERT, largest first. Binding many rows to one statement costs about a
+#: quarter less CPU per row than ``executemany``'s one step per row (the store's thread is
+#: most of what a durable store costs at load); a few fixed sizes, so each statement stays in
+#: the connection's cache of prepared statements. 100 rows bind 900 values, under the 999 of
+#: old SQLite builds.
+_CHUNKS: Final = (100, 10)
+_INSERT_ROWS: Final = {size: _INSERT_INTO + ", ".join([_ROW] * size) for size in _CHUNKS}
+
+
+def _insert(db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert ``rows`` in as few statements as the chunk sizes allow (in one transaction)."""
+    done, count = 0, len(rows)
+    for size in _CHUNKS:
+        statement = _INSERT_ROWS[size]
+        while count - done >= size:
+            db.execute(statement, list(chain.from_iterable(rows[done : done + size])))
+            done += size
+    if done < count:
+        db.executemany(_INSERT, rows[done:])
 
 
 def _row_to_message(row: tuple[int, float, str, str, str, str]) -> m.Message:
@@ -171,38 +201,39 @@ class _FileWatch:
 
     Deleting the file (or its directory) while the server runs does not stop SQLite: it goes on
     writing to the open, unlinked file, every commit succeeds, and everything is gone at the
-    next start. So after each commit the store compares the files it has open (the database
-    and its WAL) with what the path names now: a link count of zero, a path that is gone, or a
-    different inode means the commit went nowhere durable, and it fails instead of being acked.
-    Four ``stat`` calls per committed batch, not per message.
+    next start. So after each commit the store checks that its paths (the database and its
+    WAL) still name the files it opened: a path that is gone, or names another file, means the
+    commit went nowhere durable, and it fails instead of being acked. The watch keeps each file
+    open, so its inode number cannot be given to a new file while it is watched. Two ``stat``
+    calls per committed batch, not per message.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._fds: dict[str, int] = {}
+        #: The (device, inode) each watched path named when it was opened.
+        self._files: dict[str, tuple[int, int]] = {}
         self._watch(path)
 
     def _watch(self, path: str) -> None:
         try:
-            self._fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
-            pass
+            return
+        opened = os.fstat(fd)
+        self._fds[path] = fd
+        self._files[path] = (opened.st_dev, opened.st_ino)
 
     def check(self) -> None:
         wal = self.path + "-wal"
         if wal not in self._fds:
             self._watch(wal)  # SQLite creates it with the first write
-        for path, fd in self._fds.items():
-            opened = os.fstat(fd)
+        for path, file in self._files.items():
             try:
                 named = os.stat(path)
-            except FileNotFoundError:
+            except OSError:  # gone, or its directory is (or is no longer a directory)
                 named = None
-            if (
-                opened.st_nlink == 0
-                or named is None
-                or (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino)
-            ):
+            if named is None or (named.st_dev, named.st_ino) != file:
                 raise StoreError(
                     f"database file {path} was deleted or replaced while the server runs "
                     "(or its directory was removed): nothing written since is durable, so "
@@ -213,6 +244,7 @@ class _FileWatch:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._files.clear()
 
 
 class SqliteStore:
@@ -349,7 +381,7 @@ class SqliteStore:
 
     def _append(self, rows: list[tuple[object, ...]], db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
-        db.executemany(_INSERT, rows)
+        _insert(db, rows)
         db.execute("COMMIT")
         self._file.check()  # committed to a file that still exists, or no ack
 
