@@ -5,8 +5,11 @@
 Every SQLite and PostgreSQL store call (each commit, so each message on an idle server) runs in
 a thread so that the event loop never blocks. This times the hand-off alone, with a call that
 does nothing: the process CPU time (both threads) and the wall time per call, for the way the
-stores used to do it (``anyio.to_thread.run_sync`` under a ``CapacityLimiter(1)``) and for
-:class:`anychat.store.worker.StoreThread`, in the same run, the best of ``--repeat`` tries.
+stores used to do it (``anyio.to_thread.run_sync`` under a ``CapacityLimiter(1)``), for
+:class:`anychat.store.worker.StoreThread` awaited (every store call but the committer's), and
+for its ``submitter`` (the committer's appends: a callback on the loop, nothing awaited), in
+the same run, the best of ``--repeat`` tries. Pin it to one core (``taskset -c 0``) to see
+what ``benchmarks/run.py``'s pinned server pays.
 """
 
 from __future__ import annotations
@@ -55,6 +58,37 @@ async def _store_thread(calls: int) -> tuple[float, float]:
         worker.close()
 
 
+async def _submitted(calls: int) -> tuple[float, float]:
+    """Calls handed over with :meth:`StoreThread.submitter`, each one's callback (on the loop)
+    handing over the next: how the committer writes with SQLite and PostgreSQL."""
+    worker = StoreThread("bench")
+    submit = worker.submitter()
+
+    async def chain(count: int) -> None:
+        finished = anyio.Event()
+        left = count
+
+        def landed(_result: object, error: BaseException | None) -> None:
+            nonlocal left
+            assert error is None
+            left -= 1
+            if left:
+                submit(_nothing, landed)
+            else:
+                finished.set()
+
+        submit(_nothing, landed)
+        await finished.wait()
+
+    try:
+        await chain(100)  # warm-up
+        cpu, wall = time.process_time(), time.perf_counter()
+        await chain(calls)
+        return (time.process_time() - cpu) / calls, (time.perf_counter() - wall) / calls
+    finally:
+        worker.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20_000)
@@ -62,7 +96,11 @@ def main() -> int:
     args = parser.parse_args()
     print(f"{args.calls} calls, best of {args.repeat} (Python {sys.version.split()[0]})")
     for backend in ("asyncio", "trio"):
-        for name, how in (("anyio.to_thread", _to_thread), ("StoreThread", _store_thread)):
+        for name, how in (
+            ("anyio.to_thread", _to_thread),
+            ("StoreThread", _store_thread),
+            ("submitter", _submitted),
+        ):
             runs = [anyio.run(how, args.calls, backend=backend) for _ in range(args.repeat)]
             cpu = min(r[0] for r in runs)
             wall = min(r[1] for r in runs)

@@ -19,7 +19,9 @@ The committer does not await its commits at all: :meth:`StoreThread.submitter` h
 the thread with a callback that the thread schedules on the event loop once the call is done
 (the result or the error as its arguments). No task waits, no event is made, no cancel scope
 is entered: the callback answers the batch and sends its acks in the same loop turn that the
-thread's wake-up starts (``benchmarks/store_hop.py`` times both ways).
+thread's wake-up starts. ``benchmarks/store_hop.py`` times both ways; on one core, on a
+busier day than the figures above: asyncio 93 µs awaited against 39 submitted, trio 144 against
+78.
 """
 
 from __future__ import annotations
