@@ -3,8 +3,8 @@
 The hub's flush hands what is due to the store's thread (``Store.background_append``); the
 batch's callback, on the event loop, answers it, starts the batch that piled up meanwhile and
 flushes. These check the group commit that gives, that an ack still means committed, that a
-failure (a disk error, or a bug in the store's thread) costs its batch only, and that a
-server stopping with batches in flight and queued still stores and answers all of them.
+closed store refuses at once (a bug in the store's thread costing its batch only is in
+``tests/test_store_faults.py``), and that a server stopping with batches in flight and queued still stores and answers all of them.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
-import pytest
 
-import anychat
 from anychat import model as m
 from anychat.committer import Committer
 from anychat.effects import Persist
-from anychat.errors import StoreUnavailable
 from anychat.store.sqlite import SqliteStore
 
 
@@ -38,7 +35,8 @@ def _persist(msg_id: int, peer: str = "ada", resent: bool = False) -> Persist[st
 
 class _GatedSqlite(SqliteStore):
     """SQLite whose appends wait in the store's thread until the test opens the gate, and
-    whose thread can be made to raise what no store should (a bug, not a disk error)."""
+    whose thread can be made to raise what no store should (a bug, not a disk error:
+    ``tests/test_store_faults.py``)."""
 
     gate: threading.Event
     bomb: type[BaseException] | None = None
@@ -102,34 +100,6 @@ async def test_what_arrives_during_a_commit_goes_into_the_next_one(
         assert [event for _, event in settled] == [_persist(i).ack for i in range(1, 6)]
         assert flushes == [1, 5]  # each landed batch flushed its answers once
         assert await _stored_ids(store) == [1, 2, 3, 4]
-
-
-@pytest.mark.parametrize("bomb", [RuntimeError, KeyError, MemoryError])
-async def test_a_bug_in_the_store_thread_refuses_its_batch_only(
-    anyio_backend: Any,
-    tmp_path: Path,
-    bomb: type[BaseException],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    async with _gated(tmp_path) as store:
-        store.gate.set()
-        with anyio.fail_after(20):
-            async with (
-                anychat.serve(port=0, store=store) as srv,
-                anychat.connect(*srv.address, nick="ann") as ann,
-                anychat.connect(*srv.address, nick="bob") as bob,
-            ):
-                await ann.send("#general", "before")
-                store.bomb = bomb
-                with pytest.raises(StoreUnavailable):
-                    await ann.send("#general", "during")
-                store.bomb = None
-                after = await ann.send("#general", "after")
-                got = [(await bob.wait_for(m.Message)).text for _ in range(3)]
-                assert got == ["before", "during", "after"]  # live chat never stopped
-                assert [x.text for x in await bob.history("#general")] == ["before", "after"]
-                assert after.id == 3
-    assert any("unexpected error from the message store" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_stopping_server_stores_and_answers_what_is_in_flight_and_queued(

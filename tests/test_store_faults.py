@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -91,24 +92,45 @@ class _ThreadBomb(MemoryStore):
         await super().append_messages(messages)
 
 
+class _SqliteThreadBomb(SqliteStore):
+    """The same in SQLite's own thread, whose appends the committer does not await."""
+
+    bomb: type[BaseException] | None = None
+
+    def _append(self, rows: list[tuple[object, ...]], db: Any) -> None:
+        if self.bomb is not None:
+            raise self.bomb("unexpected failure in the store's thread")
+        super()._append(rows, db)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 @pytest.mark.parametrize("bomb", [RuntimeError, KeyError, MemoryError, OverflowError])
 async def test_unexpected_errors_in_the_store_thread_cost_one_batch_only(
-    bomb: type[BaseException], caplog: pytest.LogCaptureFixture
+    bomb: type[BaseException], kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = _ThreadBomb()
+    store: _ThreadBomb | _SqliteThreadBomb
+    if kind == "memory":
+        store = _ThreadBomb()
+    else:
+        store = await _SqliteThreadBomb.open(str(tmp_path / "chat.db"))
     failing: Store = store
-    with anyio.fail_after(20):
-        async with (
-            anychat.serve(port=0, store=failing) as srv,
-            anychat.connect(*srv.address, nick="ann") as ann,
-            anychat.connect(*srv.address, nick="bob") as bob,
-        ):
-            await ann.send("#general", "before")
-            store.bomb = bomb
-            with pytest.raises(StoreUnavailable):
-                await ann.send("#general", "during")
-            store.bomb = None
-            after = await ann.send("#general", "after")
-            assert [x.text for x in await bob.history("#general")] == ["before", "after"]
-            assert after.id == 3
+    try:
+        with anyio.fail_after(20):
+            async with (
+                anychat.serve(port=0, store=failing) as srv,
+                anychat.connect(*srv.address, nick="ann") as ann,
+                anychat.connect(*srv.address, nick="bob") as bob,
+            ):
+                await ann.send("#general", "before")
+                store.bomb = bomb
+                with pytest.raises(StoreUnavailable):
+                    await ann.send("#general", "during")
+                store.bomb = None
+                after = await ann.send("#general", "after")
+                got = [(await bob.wait_for(m.Message)).text for _ in range(3)]
+                assert got == ["before", "during", "after"]  # live chat never stopped
+                assert [x.text for x in await bob.history("#general")] == ["before", "after"]
+                assert after.id == 3
+    finally:
+        await store.aclose()
     assert any("unexpected error from the message store" in r.getMessage() for r in caplog.records)
