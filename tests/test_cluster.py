@@ -124,6 +124,15 @@ async def test_a_nick_is_held_once_cluster_wide_case_insensitively(redis: RedisS
         anychat.connect(*a.address, nick="Ada") as ada,
         anychat.connect(*b.address, nick="watcher") as watcher,
     ):
+        with anyio.fail_after(DEADLINE):
+            # The watcher's join may still wait for Redis after its welcome: until it sees Ada
+            # in the room, her quit would find nobody on node b to tell.
+            while True:
+                event = await watcher.receive()
+                if (isinstance(event, m.Members) and "Ada" in event.nicks) or (
+                    isinstance(event, m.Joined) and event.nick == "Ada"
+                ):
+                    break
         with pytest.raises(anychat.NickInUse):
             async with anychat.connect(*b.address, nick="aDA"):
                 pass

@@ -98,6 +98,9 @@ async def test_an_account_added_with_the_command_line_logs_in_on_either_node(
                         assert zoe.token is not None
                         assert await zoe.history("zoe") == []  # logged in: may read her own
                         acks.append(await zoe.send("#general", f"from {node.port}"))
+                        # Heard on node b: the watcher is in the room and b knows zoe is too.
+                        while (await watcher.wait_for(m.Message)).id != acks[-1].id:
+                            pass
                 with anyio.fail_after(DEADLINE):  # her node let the nick go: the other may take it
                     await watcher.wait_for(m.Quitted, lambda e: e.nick == "zoe")
         exported = await anyio.run_process(
