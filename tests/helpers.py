@@ -8,6 +8,9 @@ from typing import Any
 import anyio
 from anyio.abc import SocketStream
 
+from anychat import model as m
+from anychat.effects import Persist
+
 
 class LineClient:
     """A raw TCP client that reads whole lines; every wait is bounded by a deadline."""
@@ -67,3 +70,16 @@ class LineClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def persist_effect(
+    msg_id: int, peer: str = "ada", ref: int | None = None, resent: bool = False
+) -> Persist[str]:
+    """What the broker asks the committer for one room message of ``peer`` (for its tests)."""
+    message = m.Message(id=msg_id, time=0.0, sender=peer, target="#g", text=f"m{msg_id}")
+    return Persist(
+        message=message,
+        peer=peer,
+        ack=m.Ack(id=msg_id, time=0.0, target="#g", ref=ref if ref is not None else msg_id),
+        resent=resent,
+    )

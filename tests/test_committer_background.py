@@ -3,8 +3,9 @@
 The hub's flush hands what is due to the store's thread (``Store.background_append``); the
 batch's callback, on the event loop, answers it, starts the batch that piled up meanwhile and
 flushes. These check the group commit that gives, that an ack still means committed, that a
-closed store refuses at once (a bug in the store's thread costing its batch only is in
-``tests/test_store_faults.py``), and that a server stopping with batches in flight and queued still stores and answers all of them.
+closed store refuses at once, and that a server stopping with batches in flight and queued
+still stores and answers all of them (a bug in the store's thread costing its batch only is
+checked in ``tests/test_store_faults.py``).
 """
 
 from __future__ import annotations
@@ -19,34 +20,20 @@ import anyio
 
 from anychat import model as m
 from anychat.committer import Committer
-from anychat.effects import Persist
 from anychat.store.sqlite import SqliteStore
 
-
-def _persist(msg_id: int, peer: str = "ada", resent: bool = False) -> Persist[str]:
-    message = m.Message(id=msg_id, time=0.0, sender=peer, target="#g", text=f"m{msg_id}")
-    return Persist(
-        message=message,
-        peer=peer,
-        ack=m.Ack(id=msg_id, time=0.0, target="#g", ref=msg_id),
-        resent=resent,
-    )
+from .helpers import persist_effect
 
 
 class _GatedSqlite(SqliteStore):
-    """SQLite whose appends wait in the store's thread until the test opens the gate, and
-    whose thread can be made to raise what no store should (a bug, not a disk error:
-    ``tests/test_store_faults.py``)."""
+    """SQLite whose appends wait in the store's thread until the test opens the gate."""
 
     gate: threading.Event
-    bomb: type[BaseException] | None = None
     batches: list[list[int]]
 
     def _append(self, rows: list[tuple[object, ...]], db: Any) -> None:
         self.batches.append([cast(int, row[0]) for row in rows])
         self.gate.wait(10)
-        if self.bomb is not None:
-            raise self.bomb("unexpected failure in the store's thread")
         super()._append(rows, db)
 
 
@@ -83,13 +70,13 @@ async def test_what_arrives_during_a_commit_goes_into_the_next_one(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(committer.run)
                 await anyio.wait_all_tasks_blocked()  # the task has bound the store to this loop
-                committer.persist(_persist(1))
+                committer.persist(persist_effect(1))
                 assert committer.due and store.batches == []  # waits for the caller's flush
                 committer.commit_due()
                 for msg_id in (2, 3, 4):  # while 1 is in the thread
-                    committer.persist(_persist(msg_id))
+                    committer.persist(persist_effect(msg_id))
                     committer.commit_due()
-                committer.persist(_persist(5, resent=True))  # a resend: answered, not written
+                committer.persist(persist_effect(5, resent=True))  # a resend: answered, not written
                 committer.commit_due()
                 assert settled == [] and committer.settled_id == 0  # no ack before the disk
                 store.gate.set()
@@ -97,7 +84,7 @@ async def test_what_arrives_during_a_commit_goes_into_the_next_one(
                 tg.cancel_scope.cancel()
         assert store.batches == [[1], [2, 3, 4]]
         assert [peer for peer, _ in settled] == ["ada"] * 5
-        assert [event for _, event in settled] == [_persist(i).ack for i in range(1, 6)]
+        assert [event for _, event in settled] == [persist_effect(i).ack for i in range(1, 6)]
         assert flushes == [1, 5]  # each landed batch flushed its answers once
         assert await _stored_ids(store) == [1, 2, 3, 4]
 
@@ -121,18 +108,18 @@ async def test_a_stopping_server_stores_and_answers_what_is_in_flight_and_queued
             async with anyio.create_task_group() as tg:
                 tg.start_soon(committer_task)
                 await anyio.wait_all_tasks_blocked()
-                committer.persist(_persist(1))
+                committer.persist(persist_effect(1))
                 committer.commit_due()  # in the thread, held at the gate
-                committer.persist(_persist(2))
+                committer.persist(persist_effect(2))
                 committer.commit_due()  # queued behind it
-                committer.persist(_persist(3))  # due, not yet handed over
+                committer.persist(persist_effect(3))  # due, not yet handed over
                 scope.cancel()
                 await anyio.wait_all_tasks_blocked()
                 assert not stopped.is_set() and settled == []  # waits for the disk
                 store.gate.set()
                 await stopped.wait()
         assert store.batches == [[1], [2, 3]]
-        assert [event for _, event in settled] == [_persist(i).ack for i in (1, 2, 3)]
+        assert [event for _, event in settled] == [persist_effect(i).ack for i in (1, 2, 3)]
         assert await _stored_ids(store) == [1, 2, 3]
 
 
@@ -147,7 +134,7 @@ async def test_a_closed_store_refuses_at_once(anyio_backend: Any, tmp_path: Path
                 tg.start_soon(committer.run)
                 await anyio.wait_all_tasks_blocked()
                 await store.aclose()
-                committer.persist(_persist(1))
+                committer.persist(persist_effect(1))
                 committer.commit_due()
                 tg.cancel_scope.cancel()
         ((_, event),) = settled

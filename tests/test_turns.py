@@ -26,13 +26,12 @@ from anychat import model as m
 from anychat.codecs.jsonl import JsonServerCodec
 from anychat.committer import Committer
 from anychat.connection import Connection
-from anychat.effects import Persist
 from anychat.parking import Parking, _input
 from anychat.store.memory import MemoryStore
 from anychat.transport import TcpTransport
 from anychat.turns import Turns, turns_here
 
-from .helpers import LineClient
+from .helpers import LineClient, persist_effect
 
 
 def _asyncio_only(anyio_backend: Any) -> None:
@@ -190,26 +189,17 @@ async def test_one_at_a_time_and_all_at_once_everything_arrives(anyio_backend: A
             await bob.aclose()
 
 
-def _persist(msg_id: int, peer: str = "ada", ref: int | None = None) -> Persist[str]:
-    message = m.Message(id=msg_id, time=0.0, sender=peer, target="#g", text=f"m{msg_id}")
-    return Persist(
-        message=message,
-        peer=peer,
-        ack=m.Ack(id=msg_id, time=0.0, target="#g", ref=ref if ref is not None else msg_id),
-    )
-
-
 async def test_the_memory_store_acks_in_the_callers_turn(anyio_backend: Any) -> None:
     store = MemoryStore()
     settled: list[list[tuple[str, m.Event]]] = []
     flushes: list[int] = []
     committer: Committer[str] = Committer(store, settled.append, flush=lambda: flushes.append(1))
-    committer.persist(_persist(1))
-    committer.persist(_persist(2, "bob"))
+    committer.persist(persist_effect(1))
+    committer.persist(persist_effect(2, "bob"))
     assert settled == [] and len(committer.due) == 2  # due at the caller's flush
     committer.commit_due()
     # Stored in one append and answered there; the caller sends (the hub's flush does).
-    assert settled == [[("ada", _persist(1).ack), ("bob", _persist(2, "bob").ack)]]
+    assert settled == [[("ada", persist_effect(1).ack), ("bob", persist_effect(2, "bob").ack)]]
     assert flushes == [] and committer.settled_id == 2 and committer.due == []
     assert [msg.id for msg in await store.history("#g", limit=10)] == [1, 2]
     with anyio.fail_after(5):
@@ -225,7 +215,7 @@ async def test_the_memory_store_failing_in_the_callers_turn_refuses_the_ack(
     settled: list[tuple[str, m.Event]] = []
     committer: Committer[str] = Committer(store, settled.extend)
     await store.aclose()
-    committer.persist(_persist(1))
+    committer.persist(persist_effect(1))
     committer.commit_due()
     ((peer, event),) = settled
     assert peer == "ada"
@@ -251,8 +241,8 @@ async def test_a_store_that_changes_its_append_is_awaited(anyio_backend: Any) ->
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(committer.run)
-            committer.persist(_persist(1))
+            committer.persist(persist_effect(1))
             assert settled == []  # waits for the committer's task
             await committer.wait_settled(1)
-            assert settled == [("ada", _persist(1).ack)]
+            assert settled == [("ada", persist_effect(1).ack)]
             tg.cancel_scope.cancel()

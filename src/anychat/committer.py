@@ -157,7 +157,7 @@ class Committer(Generic[P]):
                     while self._in_flight:
                         self._landed_event = anyio.Event()
                         await self._landed_event.wait()
-                    while self._pending:  # not started: a batch that could not be handed
+                    while self._pending:  # the task's own queue (a store it awaits)
                         await self._commit_some()
             self._background = None
 
@@ -175,11 +175,9 @@ class Committer(Generic[P]):
             self._in_flight = True
             try:
                 self._background(messages, partial(self._landed, batch, time.perf_counter()))
-            except StoreError as exc:  # closed
-                self._in_flight = False
-                self._finish(batch, exc)
-            except Exception as exc:  # a store bug must not take the server down with it
-                logger.exception("unexpected error from the message store")
+            except Exception as exc:  # closed; or a store bug, which must not stop the server
+                if not isinstance(exc, StoreError):
+                    logger.exception("unexpected error from the message store")
                 self._in_flight = False
                 self._finish(batch, exc)
 

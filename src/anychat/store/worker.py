@@ -36,6 +36,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 
+from ..turns import on_asyncio
+
 __all__ = ["Done", "StoreThread", "Submit"]
 
 T = TypeVar("T")
@@ -70,8 +72,6 @@ def _waker(context: bool = False) -> Waker:
     native: Any = anyio.lowlevel.current_token().native_token  # a TrioToken, or the loop
     if isinstance(native, asyncio.AbstractEventLoop):
         if context:
-            from ..turns import on_asyncio
-
             return partial(native.call_soon_threadsafe, context=on_asyncio())
         return native.call_soon_threadsafe
     return native.run_sync_soon  # type: ignore[no-any-return]
