@@ -121,9 +121,13 @@ class LoadGen:
         text_bytes: int = 64,
         time_all: bool = False,
         tls: ssl.SSLContext | None = None,
+        first: int = 0,
     ) -> None:
+        """``first`` numbers the nicks from there, so that several generators can share a
+        server (the idle rows connect in steps)."""
         if n < 2:
             raise ValueError("need at least two clients")
+        self.first = first
         self.port = port
         self.adapter = adapter
         self.n = n
@@ -193,11 +197,11 @@ class LoadGen:
                 self.clients.append(c)
                 self.sel.register(sock, selectors.EVENT_READ, c)
                 rooms[i] = room_of(i) if room_of else ROOM
-                first = adapter.hello_for(_nick(i), rooms[i])
+                hello = adapter.hello_for(_nick(self.first + i), rooms[i])
                 if adapter.welcome is None:
-                    first += adapter.join_for(_nick(i), rooms[i])
-                if first:
-                    self._setup_send(c, first)
+                    hello += adapter.join_for(_nick(self.first + i), rooms[i])
+                if hello:
+                    self._setup_send(c, hello)
                 batch.append(c)
             if adapter.welcome is not None:
                 self._await(
@@ -205,7 +209,7 @@ class LoadGen:
                     adapter.welcome,
                     deadline,
                     lambda c, rooms=rooms: self._setup_send(
-                        c, adapter.join_for(_nick(c.idx), rooms[c.idx])
+                        c, adapter.join_for(_nick(self.first + c.idx), rooms[c.idx])
                     ),
                 )
             if adapter.ready is not None:

@@ -262,7 +262,7 @@ def idle_row(
         "scenario": sc.key,
         "kind_key": sc.key,
         "kind": sc.kind,
-        "title": sc.title(),
+        "title": sc.title() + (f", {args.idle_step:,} at a time" if 0 < args.idle_step < n else ""),
         "clients": n,
     }
     progress.update(task, description=f"{spec.name:30} {sc.key:10}", completed=0, total=3)
@@ -285,22 +285,34 @@ def idle_row(
         progress.update(task, completed=1)
         # Registered clients in rooms of 100 (one room per 100: a join tells the room, so one
         # room of 10,000 would cost 50 million "joined" lines before measuring anything).
+        # With --idle-step, they come in steps, each parked before the next (connections
+        # arriving over time); without, all at once (a reconnect storm), so that every one is
+        # still a reader with its task at the peak, which the allocator then keeps.
         group = args.idle_room
-        gen = LoadGen(server.port, spec.adapter, n, 1, tls=tls)
+        step = min(args.idle_step or n, n)
+        gens: list[LoadGen] = []
         try:
-            gen.connect(timeout=900, room_of=lambda i: f"#m{i // group}")
+            for start in range(0, n, step):
+                gen = LoadGen(
+                    server.port, spec.adapter, min(step, n - start), 1, tls=tls, first=start
+                )
+                gens.append(gen)
+                gen.connect(timeout=900, room_of=lambda i, start=start: f"#m{(start + i) // group}")
+                if parks:
+                    server.wait_parked(start + len(gen.clients), timeout=PARK_AFTER + 60)
             parked = server.wait_parked(n, timeout=PARK_AFTER + 60) if parks else None
             progress.update(task, completed=2)
-            members = gen.clients[:group]
+            members = gens[0].clients[:group]
             delivered = True
             try:
-                gen.barrier(members=members, room="#m0")
+                gens[0].barrier(members=members, room="#m0")
             except LoadError:
                 delivered = False
             held = server.memory_kib("VmRSS")
-            alive = sum(not c.dead for c in gen.clients)
+            alive = sum(not c.dead for gen in gens for c in gen.clients)
         finally:
-            gen.close()
+            for gen in gens:
+                gen.close()
         row.update(
             base_rss_kib=base,
             held_rss_kib=held,
@@ -385,6 +397,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate-clients", type=int, default=50)
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections")
     parser.add_argument("--idle-room", type=int, default=100, help="idle clients per room")
+    parser.add_argument(
+        "--idle-step",
+        type=int,
+        default=0,
+        help="idle rows connect this many at a time, each step parked before the next (0: all at once)",
+    )
     parser.add_argument("--handshakes", type=int, default=200, help="TLS handshakes opened at once")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per row")
     parser.add_argument("--warmup", type=float, default=1.0)

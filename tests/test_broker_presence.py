@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from anychat import model as m
 from anychat.broker import Broker, Deliver, Effect
+from anychat.sessions import NO_WATCHES
 
 
 def make(*nicks: str) -> Broker[str]:
@@ -135,6 +136,20 @@ def test_each_watcher_gets_its_own_delivery() -> None:
         if isinstance(e, Deliver) and isinstance(e.event, m.Presence)
     ]
     assert sorted(tuple(e.to) for e in came) == [("ada",), ("bob",)]
+
+
+def test_watch_lists_start_shared_and_empty_and_each_watcher_gets_its_own() -> None:
+    broker = make()
+    broker.handle("ada", m.Watch(op="+", nicks=("cy",)))
+    broker.handle("bob", m.Watch(op="+", nicks=("ada",)))
+    assert NO_WATCHES == {}  # the shared empty list was never written to
+    assert events(broker.handle("cy", m.Watch(op="L", ref=1)), "cy") == [m.WatchList(ref=1)]
+    assert events(broker.handle("ada", m.Watch(op="L", ref=2)), "ada") == [
+        m.WatchList(nicks=("cy",), ref=2)
+    ]
+    assert events(broker.handle("bob", m.Watch(op="L", ref=3)), "bob") == [
+        m.WatchList(nicks=("ada",), ref=3)
+    ]
 
 
 def test_invites_are_news_to_the_other_members() -> None:

@@ -415,6 +415,8 @@ class Broker(ClusterRules[P], SlowWork[P], InfoRules[P], PresenceRules[P]):
             else:
                 room.channel.ops.add(peer)  # whoever creates a room is its operator
         else:
+            key = m.casefold(room.name)  # the room's own string (for a lower-case name), not
+            # this command's copy: every member's ``rooms`` then shares one key
             chan = room.channel
             members = len(room.members) + len(self._elsewhere(key))
             problem = chan.join_problem(session.nick, self._host(session), cmd.key, members)

@@ -19,7 +19,7 @@ from typing import Final, TypeVar
 from . import model as m
 from .broker_base import BrokerPart
 from .effects import Deliver, Effect
-from .sessions import Session, SessionState
+from .sessions import NO_WATCHES, Session, SessionState
 
 __all__ = ["REALNAME_LENGTH", "PresenceRules", "clean_realname", "tags_problem"]
 
@@ -154,6 +154,8 @@ class PresenceRules(BrokerPart[P]):
         peer = session.peer
         watching = session.watching
         if cmd.op == "+":
+            if watching is NO_WATCHES:
+                watching = session.watching = {}
             added: list[str] = []
             refused: list[str] = []
             for nick in cmd.nicks:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from .rooms import Channel
 
 if TYPE_CHECKING:
     from .model import LoggedIn, Members
 
-__all__ = ["Room", "Session", "SessionState"]
+__all__ = ["NO_WATCHES", "Room", "Session", "SessionState"]
 
 P = TypeVar("P")
+
+#: What a session watches before its first ``MONITOR +``: one shared empty dict (never
+#: written: the first watch gives the session its own), as few clients watch anyone and an
+#: empty dict is 64 bytes per idle connection.
+NO_WATCHES: Final[dict[str, str]] = {}
 
 
 class SessionState(Enum):
@@ -47,8 +52,9 @@ class Session(Generic[P]):
     #: Username shown in hostmasks (IRC ``USER``, else the nick at hello) and real name.
     user: str = ""
     realname: str = ""
-    #: Nicks it watches (IRC ``MONITOR``): folded -> as given.
-    watching: dict[str, str] = field(default_factory=dict)
+    #: Nicks it watches (IRC ``MONITOR``): folded -> as given (:data:`NO_WATCHES` until the
+    #: first).
+    watching: dict[str, str] = field(default_factory=lambda: NO_WATCHES)
     #: What a hello with a password earns once its nick is claimed cluster-wide (sent then;
     #: not at all if the claim fails, as when a hello is refused).
     logged_in: LoggedIn | None = None
