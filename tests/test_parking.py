@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 import anychat
+from anychat.connection import EARLY_PARKS
 from anychat.idle import parking_for
 from anychat.parking import Parking
 from anychat.parking_selector import SelectorParking
@@ -98,6 +99,37 @@ async def test_parked_connections_hear_the_room_and_wake_on_input(anyio_backend:
             await irc.send(b"PRIVMSG #general :woken twice\r\n")
             assert (await speaker.json_event("message"))["text"] == "woken twice"
         for client in (js, irc, text, speaker):
+            await client.aclose()
+
+
+async def test_a_client_parks_at_its_first_quiet_moments_once_registered(
+    anyio_backend: object,
+) -> None:
+    """A reader parks at its client's first few quiet moments once it has a nick
+    (``EARLY_PARKS``), long before ``park_after_seconds``; one still registering keeps its
+    reader (the idle watcher times its registration out); a parked client's lines wake it, and
+    after those few it keeps its reader until the idle watcher asks."""
+    settings = FAST | {"park_after_seconds": 3600.0}
+    async with anychat.serve(port=0, **settings) as server:
+        with anyio.fail_after(20):
+            halfway = await LineClient.open(server.port)
+            await halfway.send(b"NICK halfway\r\n")  # no USER yet: not registered
+            irc = await _irc(server.port, "ircer", "#general")  # registers and joins at once
+            js = await _json(server.port, "js")
+            await _until_parked(server.port, 2)
+            for turn in range(EARLY_PARKS):
+                await js.send_json(type="say", to="#general", text=f"js {turn}", ref=str(turn))
+                assert (await js.json_event("ack"))["ref"] == str(turn)
+                assert f":js {turn}".encode() in await irc.line_containing(b"PRIVMSG")
+                await irc.send(f"PRIVMSG #general :irc {turn}\r\n".encode())
+                assert (await js.json_event("message"))["text"] == f"irc {turn}"
+                if turn < EARLY_PARKS - 1:
+                    await _until_parked(server.port, 2)  # both again, at once
+            # Woken after their last early park, both keep their readers now.
+            await halfway.send(b"USER h 0 * :H\r\n")
+            await halfway.line_containing(b" 001 ")
+            await _until_parked(server.port, 1)  # only the newly registered one
+        for client in (halfway, irc, js):
             await client.aclose()
 
 

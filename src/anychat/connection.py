@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
 
@@ -60,6 +60,9 @@ class Parked(Protocol):
 #: The backlog of a connection whose sends the kernel always took: shared, never appended to
 #: (a connection gets its own list as it starts writing, and only a writer appends).
 _NO_BACKLOG: list[bytes] = []
+#: How many quiet moments after registering park a reader at once: the welcome's, the one after
+#: joining, and one more (each costs the connection a new reader task when it speaks again).
+EARLY_PARKS: Final = 3
 
 
 class Connection:
@@ -75,6 +78,7 @@ class Connection:
         "codec",
         "connected_at",
         "cut_code",
+        "early_parks",
         "encoding_key",
         "heard_at",
         "max_queue_bytes",
@@ -127,6 +131,10 @@ class Connection:
         self.why_closed = ""
         #: Why the server cut this client, if it did (a slow consumer, say): for statistics.
         self.cut_code: m.ErrorCode | None = None
+        #: Quiet moments, once registered, at which the reader parks at once instead of after
+        #: ``park_after_seconds`` (``reader``): a client's first few after registering (an IRC
+        #: client joins its rooms after the welcome, then mostly goes quiet).
+        self.early_parks = EARLY_PARKS
         #: The reader task's scope: cancelled to stop reading. ``None`` while parked.
         self.scope: anyio.CancelScope | None = anyio.CancelScope()
         #: The reader's readiness wait, while it waits with :mod:`~anychat.parking`'s (a

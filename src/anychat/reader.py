@@ -26,6 +26,7 @@ from .codecs.sniff_tls import looks_like_tls
 from .connection import Connection
 from .listeners import ListenerSpec
 from .opening import open_peer, open_refused
+from .sessions import SessionState
 from .transport import RECV_BYTES, TcpTransport
 
 if TYPE_CHECKING:
@@ -241,6 +242,13 @@ async def _resume(hub: Hub, conn: Connection, release: str | None) -> None:
             _end(hub, conn, conn.transport, release)
 
 
+def _registered(hub: Hub, conn: Connection) -> bool:
+    """Whether ``conn``'s client has a nick (unregistered connections never park: the idle
+    watcher times their registration out)."""
+    broker = hub.broker
+    return conn in broker.peers() and broker.session(conn).state is SessionState.ACTIVE
+
+
 def _park(hub: Hub, conn: Connection, release: str | None) -> bool:
     """Hand an idle connection to parking (its reader task then ends); ``False`` if it is
     ending anyway."""
@@ -277,7 +285,13 @@ def _end(hub: Hub, conn: Connection | None, transport: Transport, release: str |
 async def _read(hub: Hub, conn: Connection) -> bool:
     """The reader: receive, parse, apply, flush; slowed (never cut) by flood control.
 
-    Returns ``True`` when parking asked it to hand the (idle) connection back.
+    Returns ``True`` when parking asked it to hand the (idle) connection back, and at the
+    client's first few quiet moments once registered (``Connection.early_parks``), long
+    before the idle watcher would ask: a client that has just registered and joined mostly
+    goes quiet (or waits for a person), and after a reconnect storm 10,000 readers each holding
+    a task until the idle watcher parks them are a peak of about 8 KiB per connection that the
+    allocator keeps after they park (docs/performance.md, "What the idle row measures"). A
+    client that goes on talking costs a new reader task for each of those few.
     """
     transport = conn.transport
     parking = hub.parking if hub.parking is not None and hub.parking.can_park(conn) else None
@@ -303,6 +317,9 @@ async def _read(hub: Hub, conn: Connection) -> bool:
             # unregistering again (two system calls per wait on asyncio).
             if parking is None:
                 await transport.wait_readable()
+            elif conn.early_parks and _registered(hub, conn):
+                conn.early_parks -= 1
+                return True
             elif not await parking.wait_readable(conn):
                 return True
             continue
