@@ -199,6 +199,28 @@ def _serve_tls_stream(
         done.wait(60)
 
 
+async def test_generators_numbered_apart_share_a_server() -> None:
+    """The idle rows connect in steps, one generator each: ``first`` keeps their nicks apart
+    (the same nicks would be refused as taken, and the barrier would wait in vain)."""
+    servers, loadgen = _bench("servers"), _bench("loadgen")
+    adapter = servers.PROTOCOLS["irc"]
+    async with anychat.serve(port=0, flood_rate=0) as server:
+
+        def run() -> None:
+            gens = [loadgen.LoadGen(server.port, adapter, 3, 1, first=n) for n in (0, 3)]
+            try:
+                for gen in gens:
+                    gen.connect(timeout=20)  # a nick taken would get 433, never the welcome
+                for gen in gens:
+                    gen.barrier(timeout=20)  # and each one's room message reaches its others
+            finally:
+                for gen in gens:
+                    gen.close()
+
+        with anyio.fail_after(60):
+            await anyio.to_thread.run_sync(run)
+
+
 def test_tls_client_hands_over_every_byte_however_the_records_arrive(tmp_path: Path) -> None:
     """The generator's TLS client, woken by the selector only, with the smallest buffer it
     takes: every byte of a stream of whole, partial and many records per receive arrives in

@@ -11,9 +11,10 @@ watcher wakes its wait with "park" (never a cancellation, so nothing the reader 
 cut short), the reader's task ends, and the event loop watches the socket with
 ``loop.add_reader``. A reader also parks by itself at its client's first few quiet moments once
 registered (``Connection.early_parks``): after a reconnect storm, every client waiting in a task
-for the idle watcher is a peak the allocator keeps. The first bytes that arrive start a new reader task for the same connection,
-which goes on exactly where the old one stopped (its codec, its session and its output buffer
-never left the :class:`~anychat.connection.Connection`). Output needs no task (fan-out sends
+for the idle watcher is a peak the allocator keeps. The first bytes that arrive start a new
+reader task for the same connection, which goes on exactly where the old one stopped (its
+codec, its session and its output buffer never left the
+:class:`~anychat.connection.Connection`). Output needs no task (fan-out sends
 straight to the socket; a writer task starts only when the kernel's buffer is full), so a parked
 connection still hears everything, and the idle watcher still pings it.
 
