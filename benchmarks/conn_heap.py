@@ -99,7 +99,7 @@ def parked(port: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--protocol", choices=["irc", "jsonl"], default="irc")
+    parser.add_argument("--protocol", choices=["irc", "jsonl", "websocket"], default="irc")
     parser.add_argument("--backend", choices=["asyncio", "uvloop", "trio"], default="asyncio")
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--top", type=int, default=15, help="allocation sites to list")

@@ -83,6 +83,10 @@ _NOT_FOUND: Final = b"""<!doctype html>
 _TEXT: Final = b"text/plain; charset=utf-8"
 #: Goodbyes that mean "come back later": a fresh HTTP connection hears them as a 503.
 _UNAVAILABLE: Final = frozenset({m.ErrorCode.SHUTDOWN, m.ErrorCode.TOO_MANY_CONNECTIONS})
+#: What an upgraded connection holds instead of its own HTTP state, never used again: every
+#: use of ``_http`` and ``_origins`` is for a connection not yet upgraded (``_ws is None``).
+_UPGRADED: Final = h11.Connection(h11.SERVER)
+_UPGRADED_ORIGINS: Final = OriginPolicy()
 
 
 def accept_key(key: bytes) -> bytes:
@@ -392,6 +396,12 @@ class WebCodec:
         out.append(LocalReply(self._http.send(reply) or b""))
         trailing, _ = self._http.trailing_data
         self._ws = WebSocketSession(max_message_bytes=self._max_message_bytes)
+        # The HTTP side is over for good (everything from here goes to the WebSocket): its
+        # state machine, buffers and request, about 2.5 KB, would otherwise stay for as long as
+        # the WebSocket lives, idle or not.
+        self._http = _UPGRADED
+        self._request = None
+        self._origins = _UPGRADED_ORIGINS
         if trailing:
             out.extend(self._ws.feed(trailing))
             self.hangup = self._ws.hangup
