@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import socket
 import subprocess
 import sys
 import time
 
 from loadgen import LoadGen
-from servers import PROTOCOLS
+from servers import PROTOCOLS, metric
 
 ROOM_SIZE = 100
 
@@ -86,15 +85,7 @@ def _options(backend: str) -> dict[str, object]:
 
 
 def parked(port: int) -> int:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        body = b""
-        while chunk := sock.recv(65536):
-            body += chunk
-    for line in body.decode(errors="replace").splitlines():
-        if line.startswith("anychat_parked_connections "):
-            return int(float(line.split()[1]))
-    return 0
+    return int(metric(port, "anychat_parked_connections") or 0)
 
 
 def main() -> int:

@@ -306,6 +306,20 @@ def core_busy_seconds() -> list[float]:
     return busy
 
 
+def metric(port: int, name: str) -> float | None:
+    """One unlabelled value from the ``/metrics`` of the anychat on ``port`` (``None`` if it
+    has none)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        body = b""
+        while chunk := sock.recv(65536):
+            body += chunk
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -373,15 +387,7 @@ class RunningServer:
 
     def metric(self, name: str) -> float | None:
         """One unlabelled value from anychat's ``/metrics`` (``None`` if it has none)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            body = b""
-            while chunk := sock.recv(65536):
-                body += chunk
-        for line in body.decode(errors="replace").splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return None
+        return metric(self.port, name)
 
     def wait_parked(self, count: int, timeout: float) -> int:
         """Wait until ``count`` connections are parked (or ``timeout``); how many are."""

@@ -302,6 +302,8 @@ class WebCodec:
         head = request.method == b"HEAD"
         if path == WS_PATH:
             self._upgrade(request, out)
+            if self._ws is not None:
+                return  # upgraded: its HTTP state is given back, nothing more to answer
         elif path == "/healthz":
             serving = self._status is None or self._status().serving
             status, body = (200, b"ok\n") if serving else (503, b"shutting down\n")
